@@ -1,0 +1,119 @@
+//! Alerts: what an analyst and a SIEM receive (`schemas/alert.v1.schema.json`).
+
+use crate::detect::Detector;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] =
+        [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// Maps a score in [0, 1] to a severity; declared-policy detectors pass their own floor.
+    pub fn from_score(score: f64) -> Severity {
+        match score {
+            s if s >= 0.95 => Severity::Critical,
+            s if s >= 0.8 => Severity::High,
+            s if s >= 0.6 => Severity::Medium,
+            s if s >= 0.4 => Severity::Low,
+            _ => Severity::Info,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Observed behaviour against the identity's own baseline: the "why" of an alert.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Evidence {
+    /// What this identity did now, e.g. `{"call": "iam.amazonaws.com CreateUser"}`.
+    pub observed: serde_json::Value,
+    /// What it usually does, e.g. its known calls, sources or rate.
+    pub baseline: serde_json::Value,
+    /// Estimated probability of the observation under the baseline (learned detectors).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+    /// Events of history the baseline holds, and since when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_events: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_since: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    /// The window the observation covers, in seconds, where it is a window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_s: Option<i64>,
+    /// Fleet context: how peers of the same kind behave.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peers: Option<serde_json::Value>,
+}
+
+/// One alert, serialized as one JSON line. Field order is the schema's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Deterministic: derived from detector, identity and triggering event id.
+    pub alert_id: String,
+    pub detector: Detector,
+    pub severity: Severity,
+    pub score: f64,
+    /// Event time of the triggering event, RFC 3339 UTC.
+    pub time: String,
+    pub identity: String,
+    pub identity_type: Option<String>,
+    pub on_behalf_of: Option<String>,
+    pub chain: Vec<String>,
+    pub event_ids: Vec<String>,
+    /// Where the triggering event was read: `file:line` or `topic/partition/offset`.
+    pub source: String,
+    pub summary: String,
+    pub evidence: Evidence,
+    pub owasp_nhi: Vec<String>,
+    pub attack: Vec<String>,
+    pub recommended_action: String,
+    /// Repeats of this finding for this identity that were counted, not emitted,
+    /// since the previous alert of the same kind.
+    pub suppressed_repeats: u64,
+}
+
+/// `alert_id`: a hash of what identifies the finding, never of where it was read.
+pub fn alert_id(detector: Detector, identity: &str, event_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [detector.name(), identity, event_id] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    let digest = h.finalize();
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Alert {
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).expect("an alert always serializes")
+    }
+}

@@ -1,0 +1,112 @@
+//! Typed access to JSON fields, with errors that name the field and the types.
+
+use super::DecodeError;
+use crate::model::Millis;
+use serde_json::{Map, Value};
+
+pub type Obj = Map<String, Value>;
+
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong(field: &str, expected: &'static str, found: &Value) -> DecodeError {
+    DecodeError::WrongType { field: field.to_string(), expected, found: type_name(found) }
+}
+
+/// A string field that must be present and non-empty.
+pub fn req_str<'a>(obj: &'a Obj, field: &str) -> Result<&'a str, DecodeError> {
+    match opt_str(obj, field)? {
+        Some(s) if !s.is_empty() => Ok(s),
+        _ => Err(DecodeError::MissingField(field.to_string())),
+    }
+}
+
+/// A string field that may be absent or null; an empty string counts as absent.
+pub fn opt_str<'a>(obj: &'a Obj, field: &str) -> Result<Option<&'a str>, DecodeError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(wrong(field, "a string", other)),
+    }
+}
+
+pub fn opt_string(obj: &Obj, field: &str) -> Result<Option<String>, DecodeError> {
+    Ok(opt_str(obj, field)?.map(str::to_string))
+}
+
+/// An array of strings; absent or null is empty.
+pub fn str_list(obj: &Obj, field: &str) -> Result<Vec<String>, DecodeError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(wrong(field, "an array of strings", other)),
+            })
+            .collect(),
+        Some(other) => Err(wrong(field, "an array of strings", other)),
+    }
+}
+
+/// A time: RFC 3339 string or epoch milliseconds. Absent or null is `None`.
+pub fn opt_time(obj: &Obj, field: &str) -> Result<Option<Millis>, DecodeError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ (Value::String(_) | Value::Number(_))) => {
+            crate::time::parse_json_time(v).map(Some).ok_or_else(|| DecodeError::InvalidValue {
+                field: field.to_string(),
+                reason: format!("expected an RFC 3339 time or epoch milliseconds, found {v}"),
+            })
+        }
+        Some(other) => Err(wrong(field, "an RFC 3339 string or epoch milliseconds", other)),
+    }
+}
+
+pub fn req_time(obj: &Obj, field: &str) -> Result<Millis, DecodeError> {
+    opt_time(obj, field)?.ok_or_else(|| DecodeError::MissingField(field.to_string()))
+}
+
+/// An object field that may be absent or null.
+pub fn opt_obj<'a>(obj: &'a Obj, field: &str) -> Result<Option<&'a Obj>, DecodeError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(o)) => Ok(Some(o)),
+        Some(other) => Err(wrong(field, "an object", other)),
+    }
+}
+
+/// Follows a dotted path through nested objects, returning the string at its end.
+/// Anything missing or of another type on the way yields `None`: used for optional,
+/// deeply nested vendor fields where absence is normal.
+pub fn path_str<'a>(obj: &'a Obj, path: &[&str]) -> Option<&'a str> {
+    let (last, parents) = path.split_last()?;
+    let mut cur = obj;
+    for key in parents {
+        cur = cur.get(*key)?.as_object()?;
+    }
+    cur.get(*last)?.as_str().filter(|s| !s.is_empty())
+}
+
+/// A stable id for a record that has none: a hash of its canonical JSON text.
+pub fn derived_id(obj: &Obj) -> String {
+    use sha2::{Digest, Sha256};
+    // serde_json's Map keeps keys sorted, so the text is canonical for equal content.
+    let text = serde_json::to_string(obj).unwrap_or_default();
+    let digest = Sha256::digest(text.as_bytes());
+    let mut id = String::with_capacity(34);
+    id.push_str("h:");
+    for b in &digest[..16] {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
+}

@@ -1,0 +1,108 @@
+//! The native format: one flat object per line (`schemas/access-event.v1.schema.json`).
+
+use super::fields::{derived_id, opt_str, opt_string, opt_time, req_str, req_time, str_list, Obj};
+use super::DecodeError;
+use crate::model::{AccessEvent, Outcome, Record};
+
+pub fn decode(obj: &Obj) -> Result<Record, DecodeError> {
+    let event_id = match opt_str(obj, "event_id")? {
+        Some(id) => id.to_string(),
+        None => derived_id(obj),
+    };
+    Ok(Record::Access(AccessEvent {
+        event_id,
+        time: req_time(obj, "time")?,
+        identity: req_str(obj, "identity")?.to_string(),
+        identity_type: opt_string(obj, "identity_type")?,
+        on_behalf_of: opt_string(obj, "on_behalf_of")?,
+        chain: str_list(obj, "chain")?,
+        grant_id: opt_string(obj, "grant_id")?,
+        credential_id: opt_string(obj, "credential_id")?,
+        credential_expires_at: opt_time(obj, "credential_expires_at")?,
+        target: req_str(obj, "target")?.to_string(),
+        action: req_str(obj, "action")?.to_string(),
+        resource: opt_string(obj, "resource")?,
+        environment: opt_string(obj, "environment")?,
+        session_id: opt_string(obj, "session_id")?,
+        source_ip: opt_string(obj, "source_ip")?,
+        user_agent: opt_string(obj, "user_agent")?,
+        outcome: outcome(obj)?,
+    }))
+}
+
+fn outcome(obj: &Obj) -> Result<Outcome, DecodeError> {
+    match opt_str(obj, "outcome")? {
+        None | Some("success") => Ok(Outcome::Success),
+        Some("failure") => Ok(Outcome::Failure),
+        Some("denied") => Ok(Outcome::Denied),
+        Some(other) => Err(DecodeError::InvalidValue {
+            field: "outcome".into(),
+            reason: format!("expected success, failure or denied, found `{other}`"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: serde_json::Value) -> Obj {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn decodes_a_full_record() {
+        let r = decode(&obj(json!({
+            "event_id": "e1", "time": "2026-03-02T10:00:00Z", "identity": "ci-deployer",
+            "on_behalf_of": "team-a", "chain": ["github", "team-a"], "target": "s3", "action": "PutObject",
+            "resource": "arn:aws:s3:::b/k", "outcome": "denied", "extra": 1
+        })))
+        .unwrap();
+        let Record::Access(e) = r else { panic!("not an access event") };
+        assert_eq!(e.event_id, "e1");
+        assert_eq!(e.chain, vec!["github", "team-a"]);
+        assert_eq!(e.outcome, Outcome::Denied);
+        assert_eq!(e.time, 1772445600000);
+    }
+
+    #[test]
+    fn rejects_with_the_field_named() {
+        let cases = [
+            (json!({"time": 1, "target": "t", "action": "a"}), "missing required field `identity`"),
+            (
+                json!({"time": 1, "identity": 5, "target": "t", "action": "a"}),
+                "field `identity` has the wrong type: expected a string, found a number",
+            ),
+            (
+                json!({"time": "soon", "identity": "i", "target": "t", "action": "a"}),
+                "field `time`: expected an RFC 3339 time or epoch milliseconds, found \"soon\"",
+            ),
+            (
+                json!({"time": 1, "identity": "i", "target": "t", "action": "a", "chain": "x"}),
+                "field `chain` has the wrong type: expected an array of strings, found a string",
+            ),
+            (
+                json!({"time": 1, "identity": "i", "target": "t", "action": "a", "outcome": "ok"}),
+                "field `outcome`: expected success, failure or denied, found `ok`",
+            ),
+        ];
+        for (input, reason) in cases {
+            assert_eq!(decode(&obj(input)).unwrap_err().to_string(), reason);
+        }
+    }
+
+    #[test]
+    fn derives_a_stable_id_from_content() {
+        let a = decode(&obj(json!({"time": 1, "identity": "i", "target": "t", "action": "a"}))).unwrap();
+        let b = decode(&obj(json!({"action": "a", "target": "t", "identity": "i", "time": 1}))).unwrap();
+        let c = decode(&obj(json!({"time": 2, "identity": "i", "target": "t", "action": "a"}))).unwrap();
+        let id = |r: &Record| match r {
+            Record::Access(e) => e.event_id.clone(),
+            _ => unreachable!(),
+        };
+        assert_eq!(id(&a), id(&b));
+        assert_ne!(id(&a), id(&c));
+        assert!(id(&a).starts_with("h:"));
+    }
+}

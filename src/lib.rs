@@ -1,0 +1,14 @@
+//! overreach: watches what delegated machine identities do and says, in time,
+//! when one of them oversteps.
+//!
+//! The data's way: `source` (files, Kafka) → `decode` (one file per log format)
+//! → `model` (the normalized record) → `engine` (`baseline` + `grants` →
+//! `detect`, one file per detector) → `alert` → sinks.
+
+pub mod alert;
+pub mod decode;
+pub mod detect;
+pub mod engine;
+pub mod grants;
+pub mod model;
+pub mod time;

@@ -1,0 +1,164 @@
+//! The normalized records every decoder produces and the engine consumes.
+//!
+//! One type per stage boundary: a decoder turns raw bytes into [`Record`]s, each
+//! carrying its [`Origin`]; the engine turns records into alerts. Times are epoch
+//! milliseconds (UTC) taken from the event itself, never from the wall clock.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Event time in milliseconds since the Unix epoch, UTC.
+pub type Millis = i64;
+
+/// Where a record was read from: a file line or a Kafka message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Origin {
+    File { path: String, line: u64 },
+    Kafka { topic: String, partition: i32, offset: i64 },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File { path, line } => write!(f, "{path}:{line}"),
+            Origin::Kafka { topic, partition, offset } => write!(f, "{topic}/{partition}/{offset}"),
+        }
+    }
+}
+
+/// Result of a call as the log reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    #[default]
+    Success,
+    Failure,
+    Denied,
+}
+
+/// One downstream call made by a delegate: the unit every detector judges.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AccessEvent {
+    /// The log's own id, or a stable id derived from the record's content.
+    pub event_id: String,
+    pub time: Millis,
+    /// The delegate acting (role ARN, service account, client id ...).
+    pub identity: String,
+    pub identity_type: Option<String>,
+    /// The delegator on whose behalf the delegate acts.
+    pub on_behalf_of: Option<String>,
+    /// Delegation hops, outermost first.
+    pub chain: Vec<String>,
+    pub grant_id: Option<String>,
+    /// An identifier of the credential, never its secret value.
+    pub credential_id: Option<String>,
+    pub credential_expires_at: Option<Millis>,
+    /// Downstream system called (e.g. `s3.amazonaws.com`).
+    pub target: String,
+    /// Operation (e.g. `GetObject`).
+    pub action: String,
+    pub resource: Option<String>,
+    pub environment: Option<String>,
+    /// Groups the calls of one execution path (a CI run, an agent task).
+    pub session_id: Option<String>,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub outcome: Outcome,
+}
+
+/// Which windows of the week a grant may be used in (UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeWindow {
+    /// Lower-case three-letter day names; empty means every day.
+    #[serde(default)]
+    pub days: Vec<String>,
+    /// "HH:MM", inclusive.
+    pub start: String,
+    /// "HH:MM", exclusive; an end before the start wraps past midnight.
+    pub end: String,
+}
+
+/// What a grant allows. An empty list means unrestricted on that axis.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    #[serde(default)]
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub actions: Vec<String>,
+    /// IAM-style globs: `*` spans any characters including `/` and `:`, `?` one character.
+    #[serde(default)]
+    pub resources: Vec<String>,
+    #[serde(default)]
+    pub environments: Vec<String>,
+}
+
+/// A declared delegation: who may act, for whom, on what, and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grant {
+    pub grant_id: String,
+    pub identity: String,
+    pub on_behalf_of: Option<String>,
+    pub scope: Scope,
+    pub not_before: Option<Millis>,
+    pub expires_at: Option<Millis>,
+    pub windows: Vec<TimeWindow>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantEndReason {
+    Revoked,
+    Expired,
+    PurposeEnded,
+}
+
+impl fmt::Display for GrantEndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GrantEndReason::Revoked => "revoked",
+            GrantEndReason::Expired => "expired",
+            GrantEndReason::PurposeEnded => "purpose_ended",
+        })
+    }
+}
+
+/// A fact about the life of a grant, identity or credential.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Lifecycle {
+    Grant(Grant),
+    GrantEnded {
+        grant_id: String,
+        reason: GrantEndReason,
+    },
+    IdentityOffboarded {
+        identity: String,
+    },
+    CredentialRevoked {
+        credential_id: String,
+    },
+    /// A credential was issued (e.g. by STS) and stops being valid at `expires_at`.
+    CredentialIssued {
+        credential_id: String,
+        identity: Option<String>,
+        expires_at: Millis,
+    },
+}
+
+/// What a decoder yields: a call, or a lifecycle fact, at an event time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Access(AccessEvent),
+    Lifecycle { time: Millis, event_id: String, fact: Lifecycle },
+}
+
+impl Record {
+    pub fn time(&self) -> Millis {
+        match self {
+            Record::Access(e) => e.time,
+            Record::Lifecycle { time, .. } => *time,
+        }
+    }
+}
