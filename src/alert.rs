@@ -73,6 +73,21 @@ pub struct Evidence {
     pub peers: Option<serde_json::Value>,
 }
 
+/// The call that triggered an alert.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AlertEvent {
+    pub target: String,
+    pub action: String,
+    pub resource: Option<String>,
+    pub environment: Option<String>,
+    pub session_id: Option<String>,
+    pub grant_id: Option<String>,
+    pub credential_id: Option<String>,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub outcome: crate::model::Outcome,
+}
+
 /// One alert, serialized as one JSON line. Field order is the schema's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
@@ -88,6 +103,8 @@ pub struct Alert {
     pub on_behalf_of: Option<String>,
     pub chain: Vec<String>,
     pub event_ids: Vec<String>,
+    /// The triggering call as normalized (identifiers only, never a secret value).
+    pub event: AlertEvent,
     /// Where the triggering event was read: `file:line` or `topic/partition/offset`.
     pub source: String,
     pub summary: String,

