@@ -1,0 +1,161 @@
+//! Simulated events as CloudTrail records, mapped so that the project's CloudTrail
+//! decoder reads back what matters to detection:
+//!
+//! | native field | CloudTrail |
+//! |---|---|
+//! | `identity` | `userIdentity.sessionContext.sessionIssuer.arn` (`AssumedRole`), `userIdentity.arn` (`IAMUser`) |
+//! | `on_behalf_of` | `userIdentity.sessionContext.sourceIdentity` |
+//! | `chain` | `userIdentity.invokedBy` (the hop nearest the identity) |
+//! | `session_id` | the role session name in `userIdentity.arn` and `principalId` |
+//! | `credential_id` | `userIdentity.accessKeyId` |
+//! | `target`, `action` | `eventSource`, `eventName` |
+//! | `resource` | `resources[0].ARN` |
+//! | `outcome` | `errorCode` (`AccessDenied`, `ExpiredToken`) |
+//! | `source_ip`, `user_agent`, `event_id`, `time` | `sourceIPAddress`, `userAgent`, `eventID`, `eventTime` |
+//!
+//! CloudTrail has no place for `grant_id`, `environment`, `identity_type` or
+//! `credential_expires_at`: grants match by identity, the environment shows in
+//! the account of resource ARNs, and an expired token shows as `ExpiredToken`.
+
+use crate::model::{AccessEvent, Outcome};
+use crate::time::format_rfc3339;
+use serde_json::{json, Value};
+
+/// The CloudTrail record AWS would write for this call.
+pub fn record(e: &AccessEvent) -> Value {
+    let account = arn_field(&e.identity, 4).unwrap_or("000000000000");
+    let session = e.session_id.as_deref().unwrap_or("session");
+    let mut user_identity = if e.identity.contains(":user/") {
+        json!({
+            "type": "IAMUser",
+            "principalId": format!("AIDA{}", principal_suffix(&e.identity)),
+            "arn": e.identity,
+            "accountId": account,
+            "accessKeyId": e.credential_id,
+            "userName": e.identity.rsplit('/').next(),
+        })
+    } else {
+        let role_name = e.identity.rsplit('/').next().unwrap_or("role");
+        let role_id = format!("AROA{}", principal_suffix(&e.identity));
+        let mut identity = json!({
+            "type": "AssumedRole",
+            "principalId": format!("{role_id}:{session}"),
+            "arn": format!("arn:aws:sts::{account}:assumed-role/{role_name}/{session}"),
+            "accountId": account,
+            "accessKeyId": e.credential_id,
+            "sessionContext": {
+                "sessionIssuer": {"type": "Role", "principalId": role_id, "arn": e.identity, "accountId": account, "userName": role_name},
+                "attributes": {"creationDate": format_rfc3339(e.time), "mfaAuthenticated": "false"},
+            },
+        });
+        if let Some(delegator) = &e.on_behalf_of {
+            identity["sessionContext"]["sourceIdentity"] = json!(delegator);
+        }
+        identity
+    };
+    if let Some(hop) = e.chain.last() {
+        user_identity["invokedBy"] = json!(hop);
+    }
+    let region = e.resource.as_deref().and_then(|r| arn_field(r, 3)).unwrap_or("us-east-1");
+    let mut record = json!({
+        "eventVersion": "1.09",
+        "userIdentity": user_identity,
+        "eventTime": format_rfc3339(e.time).replace(".000Z", "Z"),
+        "eventSource": e.target,
+        "eventName": e.action,
+        "awsRegion": region,
+        "sourceIPAddress": e.source_ip,
+        "userAgent": e.user_agent,
+        "requestParameters": null,
+        "responseElements": null,
+        "requestID": e.event_id.chars().rev().collect::<String>(),
+        "eventID": e.event_id,
+        "readOnly": is_read_only(&e.action),
+        "eventType": "AwsApiCall",
+        "managementEvent": !e.target.starts_with("s3."),
+        "recipientAccountId": account,
+    });
+    if let Some(resource) = &e.resource {
+        record["resources"] = json!([{"ARN": resource, "accountId": arn_field(resource, 4).filter(|a| !a.is_empty()).unwrap_or(account)}]);
+    }
+    match e.outcome {
+        Outcome::Success => {}
+        Outcome::Denied => {
+            record["errorCode"] = json!("AccessDenied");
+            record["errorMessage"] = json!(format!("User is not authorized to perform: {}", e.action));
+        }
+        Outcome::Failure => {
+            record["errorCode"] = json!("ExpiredToken");
+            record["errorMessage"] = json!("The security token included in the request is expired");
+        }
+    }
+    record
+}
+
+/// The n-th `:`-separated field of an ARN (3 = region, 4 = account), if present.
+fn arn_field(arn: &str, n: usize) -> Option<&str> {
+    arn.strip_prefix("arn:")?.split(':').nth(n - 1)
+}
+
+/// A stable, IAM-looking unique id for a principal.
+fn principal_suffix(arn: &str) -> String {
+    let hash = arn.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    super::fleet::key_id("", hash)
+}
+
+fn is_read_only(action: &str) -> bool {
+    ["Get", "List", "Describe", "Search", "Filter", "Query", "Scan"].iter().any(|p| action.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_an_assumed_role_call() {
+        let e = AccessEvent {
+            event_id: "e-1".into(),
+            time: 1_772_445_600_000,
+            identity: "arn:aws:iam::104729384756:role/ci/deploy-checkout-0001".into(),
+            on_behalf_of: Some("github:acme/checkout".into()),
+            chain: vec!["github:acme/checkout".into(), "oidc:token.actions.githubusercontent.com".into()],
+            credential_id: Some("ASIAEXAMPLE".into()),
+            target: "ecs.amazonaws.com".into(),
+            action: "UpdateService".into(),
+            resource: Some("arn:aws:ecs:eu-west-1:427365901834:service/prod/checkout".into()),
+            session_id: Some("run-1".into()),
+            source_ip: Some("10.20.1.10".into()),
+            outcome: Outcome::Denied,
+            ..AccessEvent::default()
+        };
+        let r = record(&e);
+        assert_eq!(r["userIdentity"]["type"], "AssumedRole");
+        assert_eq!(r["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"], e.identity);
+        assert_eq!(r["userIdentity"]["sessionContext"]["sourceIdentity"], "github:acme/checkout");
+        assert_eq!(r["userIdentity"]["arn"], "arn:aws:sts::104729384756:assumed-role/deploy-checkout-0001/run-1");
+        assert_eq!(r["userIdentity"]["accessKeyId"], "ASIAEXAMPLE");
+        assert_eq!(r["eventTime"], "2026-03-02T10:00:00Z");
+        assert_eq!(r["awsRegion"], "eu-west-1");
+        assert_eq!(r["resources"][0]["ARN"], "arn:aws:ecs:eu-west-1:427365901834:service/prod/checkout");
+        assert_eq!(r["resources"][0]["accountId"], "427365901834");
+        assert_eq!(r["errorCode"], "AccessDenied");
+        assert_eq!(r["eventID"], "e-1");
+    }
+
+    #[test]
+    fn maps_an_iam_user_call() {
+        let e = AccessEvent {
+            identity: "arn:aws:iam::427365901834:user/integrations/zendesk-sync-0004".into(),
+            target: "s3.amazonaws.com".into(),
+            action: "GetObject".into(),
+            resource: Some("arn:aws:s3:::acme-integrations/zendesk-sync-0004/inbound/a.csv".into()),
+            ..AccessEvent::default()
+        };
+        let r = record(&e);
+        assert_eq!(r["userIdentity"]["type"], "IAMUser");
+        assert_eq!(r["userIdentity"]["arn"], e.identity);
+        assert_eq!(r["resources"][0]["accountId"], "427365901834", "S3 ARNs carry no account");
+        assert!(r.get("errorCode").is_none());
+        assert_eq!(r["readOnly"], true);
+    }
+}
