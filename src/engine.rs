@@ -11,9 +11,9 @@ use crate::alert::{alert_id, Alert, AlertEvent, Severity};
 use crate::baseline::counts::{minute, Decay, Minute};
 use crate::baseline::fleet::Fleet;
 use crate::baseline::intern::{Names, Sym};
-use crate::baseline::{pairs, stable_hash, CallKey, Client, IdentityBaseline, Observation};
+use crate::baseline::{pairs, stable_hash, stable_hash_parts, CallKey, Client, IdentityBaseline, Observation};
 use crate::detect::{self, Context, Detector, Finding};
-use crate::features::{agent_family, network, resource_class};
+use crate::features::{agent_family, network, resource_class, resource_prefix};
 use crate::grants::Registry;
 use crate::model::{AccessEvent, Grant, Millis, Origin, Record};
 use crate::time::{format_rfc3339, hour_of_week, DAY, HOUR};
@@ -291,6 +291,7 @@ impl Engine {
             window: (e.time.max(0) / (self.config.window_s.max(1) * 1000)) as u32,
             call: names.call_id(call_key),
             call_key,
+            reach: stable_hash_parts(&[&e.target, e.resource.as_deref().map(resource_prefix).unwrap_or_default()]),
             session: e.session_id.as_deref().map(stable_hash),
             client,
             delegators,
@@ -366,8 +367,11 @@ impl Engine {
             return;
         }
         self.state.swept_at = now;
+        // An entry with counted repeats stays until the next alert reports them
+        // (or the identity's behaviour would be forgotten anyway).
         let window = self.config.suppression_window_s * 1000;
-        self.state.emitted.retain(|_, e| now - e.at < window);
+        let forget = (self.config.forget_after_days * DAY as f64) as Millis;
+        self.state.emitted.retain(|_, e| now - e.at < if e.repeats > 0 { forget } else { window });
         let reuse = self.config.credential_reuse_window_s * 1000;
         self.state.credentials.retain(|_, users| {
             users.retain(|(_, at)| now - at <= reuse);

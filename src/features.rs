@@ -20,6 +20,15 @@ pub fn resource_class(resource: &str) -> String {
     out
 }
 
+/// The top two levels of a resource path, as written (`bucket/finance/q1/x.csv`
+/// → `bucket/finance`): the unit of fan-out, where names matter, not their class.
+pub fn resource_prefix(resource: &str) -> &str {
+    match resource.match_indices('/').nth(1) {
+        Some((second, _)) => &resource[..second],
+        None => resource,
+    }
+}
+
 /// Replaces tokens that look like ids (digit runs, long hex, UUIDs) with `#`.
 fn push_generalized(out: &mut String, segment: &str) {
     for (j, token) in segment.split(|c: char| matches!(c, '-' | '_' | '.' | ':' | '=')).enumerate() {
@@ -97,7 +106,9 @@ mod tests {
     }
 
     #[test]
-    fn networks_and_agents() {
+    fn networks_agents_and_prefixes() {
+        assert_eq!(resource_prefix("arn:aws:s3:::lake/finance/q1/x.csv"), "arn:aws:s3:::lake/finance");
+        assert_eq!(resource_prefix("tickets/12345"), "tickets/12345");
         assert_eq!(network("203.0.113.77"), "203.0.113.0/24");
         assert_eq!(network("2001:db8:1:2::1"), "2001:db8:1::/48");
         assert_eq!(network("Lambda.amazonaws.com"), "lambda.amazonaws.com");

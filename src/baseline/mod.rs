@@ -23,13 +23,6 @@ pub struct CallKey {
     pub class: Sym,
 }
 
-impl CallKey {
-    /// Where the call reaches, ignoring the action: the unit of fan-out.
-    pub fn reach(&self) -> u64 {
-        (self.target.0 as u64) << 32 | self.class.0 as u64
-    }
-}
-
 /// A call's id in the engine's call table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct CallId(pub u32);
@@ -55,6 +48,8 @@ pub struct Observation {
     pub window: u32,
     pub call: CallId,
     pub call_key: CallKey,
+    /// Where the call reaches (target and resource prefix, hashed): the unit of fan-out.
+    pub reach: u64,
     /// A hash of the session id: sessions are too many to intern.
     pub session: Option<u64>,
     pub client: Option<Client>,
@@ -65,7 +60,13 @@ pub struct Observation {
 /// FNV-1a: a stable 64-bit hash for ids that are too many to intern (sessions,
 /// credentials). Stable across builds, unlike the standard library's hasher.
 pub fn stable_hash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    stable_hash_parts(&[s])
+}
+
+/// `stable_hash` over several strings, each ended by a byte no UTF-8 text holds.
+pub fn stable_hash_parts(parts: &[&str]) -> u64 {
+    let step = |h: u64, b: u8| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    parts.iter().fold(0xcbf2_9ce4_8422_2325, |h, p| step(p.bytes().fold(h, step), 0xff))
 }
 
 /// How long a session may idle before its next call counts as a new start.
@@ -157,7 +158,7 @@ impl IdentityBaseline {
             self.clients.truncate(MAX_CLIENTS);
         }
         self.hours.record(obs.hour_of_week, now, decay.half_life_min);
-        self.activity.record(obs.window, obs.call_key.reach(), now, decay);
+        self.activity.record(obs.window, obs.reach, now, decay);
 
         let cutoff = now.saturating_sub(forget_after);
         let forgotten = self.calls.forget_before(cutoff);

@@ -1,5 +1,5 @@
 //! `fanout_burst`: in one window the identity reaches far more distinct places
-//! (target and resource class) than its past windows, as discovery does.
+//! (target and resource prefix) than its past windows, as discovery does.
 
 use super::{round, score_from_probability, Context, Detector, Finding};
 use serde_json::json;
@@ -7,7 +7,7 @@ use serde_json::json;
 pub fn check(ctx: &Context) -> Option<Finding> {
     let activity = &ctx.baseline.activity;
     let history = &activity.reach_history;
-    let key = ctx.obs.call_key.reach();
+    let key = ctx.obs.reach;
     let (_, reached) = activity.preview(ctx.obs.window, key);
     let grew = ctx.obs.window != activity.window || activity.reached.binary_search(&key).is_err();
     if !grew || history.windows < ctx.config.min_windows || reached < ctx.config.fanout_min_distinct {
@@ -19,7 +19,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     }
     let window_s = ctx.config.window_s;
     let summary = format!(
-        "{} reached {reached} distinct targets and resource classes within {} minutes; its past windows reached {:.1} on average (sd {:.1}), so this many had an estimated probability of {p:.2e}.",
+        "{} reached {reached} distinct targets and resource prefixes within {} minutes; its past windows reached {:.1} on average (sd {:.1}), so this many had an estimated probability of {p:.2e}.",
         ctx.event.identity,
         window_s / 60,
         history.mean,

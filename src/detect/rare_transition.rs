@@ -18,8 +18,17 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     if b.transitions.get((previous, ctx.obs.call)).is_some() {
         return None;
     }
-    let novelty = b.transitions.novelty_where(ctx.now(), ctx.decay(), |(from, _)| from == previous);
-    if novelty.observations < MIN_DEPARTURES || novelty.p_unseen > ctx.config.novelty_max_probability {
+    // The identity's tendency to take new steps is estimated over all its
+    // steps (pooled), which is stable long before any one call has many
+    // departures; the previous call must still be well known.
+    let departures: f64 = b
+        .transitions
+        .iter()
+        .filter(|((from, _), _)| *from == previous)
+        .map(|(_, e)| e.weight_at(ctx.now(), ctx.decay()))
+        .sum();
+    let novelty = b.transitions.novelty(ctx.now(), ctx.decay());
+    if departures < MIN_DEPARTURES || novelty.p_unseen > ctx.config.novelty_max_probability {
         return None;
     }
     let (from, to) = (ctx.names.call_name(previous), ctx.names.call_name(ctx.obs.call));
@@ -29,7 +38,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         next.into_iter().take(5).map(|((_, t), _)| ctx.names.call_name(t)).collect()
     };
     let summary = format!(
-        "{} went from {from} to {to} in session {}, a step it has never taken; after {from} it has gone to {} distinct calls in {:.0} sessions (estimated probability of a new step {:.2e}).",
+        "{} went from {from} to {to} in session {}, a step it has never taken; its sessions hold {} distinct steps in {:.0} observed, so a new step had an estimated probability of {:.2e}.",
         ctx.event.identity,
         ctx.event.session_id.as_deref().unwrap_or_default(),
         novelty.distinct,
@@ -38,7 +47,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     );
     let mut evidence = ctx.evidence(
         json!({ "from": from, "to": to, "session_id": ctx.event.session_id }),
-        json!({ "usual_next_calls": usual, "novelty": novelty_json(&novelty) }),
+        json!({ "usual_next_calls": usual, "departures_from_previous": round(departures, 1), "novelty": novelty_json(&novelty) }),
     );
     evidence.probability = Some(round(novelty.p_unseen, 8));
     Some(Finding {
