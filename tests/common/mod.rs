@@ -101,3 +101,66 @@ pub fn fired(alerts: &[Alert], detector: Detector, event_id: &str) -> bool {
     let matches = |e: &String| e == event_id || e.strip_prefix(event_id).is_some_and(|rest| rest.starts_with('-'));
     alerts.iter().any(|a| a.detector == detector && a.event_ids.iter().any(matches))
 }
+
+/// Writes records as the files a user would replay: access events in the
+/// native format, lifecycle facts in the grants format.
+pub fn write_jsonl(dir: &std::path::Path, name: &str, records: &[Record]) -> (String, String) {
+    use std::fmt::Write as _;
+    let (mut events, mut grants) = (String::new(), String::new());
+    for r in records {
+        match r {
+            Record::Access(e) => writeln!(events, "{}", serde_json::to_string(e).unwrap()).unwrap(),
+            Record::Lifecycle { time, fact, .. } => {
+                let mut v = serde_json::to_value(fact).unwrap();
+                v["time"] = (*time).into();
+                writeln!(grants, "{v}").unwrap();
+            }
+        }
+    }
+    let paths = (dir.join(format!("{name}.jsonl")), dir.join(format!("{name}.grants.jsonl")));
+    std::fs::write(&paths.0, events).unwrap();
+    std::fs::write(&paths.1, grants).unwrap();
+    (paths.0.to_string_lossy().into_owned(), paths.1.to_string_lossy().into_owned())
+}
+
+/// Runs the real binary; returns (exit code, stdout, stderr).
+pub fn overreach(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_overreach")).args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+/// A varied history for whole-run tests: pipelines, an agent, a revoked
+/// integration, and a few oversteps.
+pub fn mixed_scenario() -> Scenario {
+    let mut s = Scenario::new();
+    for p in ["ci-payments", "ci-ledger", "ci-web"] {
+        s.pipeline(p, 35, 3);
+    }
+    s.fact(
+        t0(),
+        Lifecycle::Grant(overreach::model::Grant {
+            grant_id: "g-sync".into(),
+            identity: "saas-sync".into(),
+            on_behalf_of: None,
+            scope: overreach::model::Scope { targets: vec!["crm".into()], ..Default::default() },
+            not_before: None,
+            expires_at: None,
+            windows: vec![],
+        }),
+    );
+    for h in 0..(35 * 24) {
+        s.push(ev("saas-sync", t0() + h * HOUR + 7 * MINUTE, "crm", "SyncRecords"));
+    }
+    s.push(ev("saas-sync", t0() + 20 * DAY + 30 * MINUTE, "s3", "GetObject"));
+    s.push(AccessEvent {
+        source_ip: Some("203.0.113.50".into()),
+        user_agent: Some("curl/8".into()),
+        ..ev("ci-web", t0() + 29 * DAY + 3 * HOUR, "iam", "CreateAccessKey")
+    });
+    s.fact(
+        t0() + 30 * DAY,
+        Lifecycle::GrantEnded { grant_id: "g-sync".into(), reason: overreach::model::GrantEndReason::Revoked },
+    );
+    s.records.sort_by_key(|r| r.time());
+    s
+}
