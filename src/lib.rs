@@ -11,4 +11,5 @@ pub mod detect;
 pub mod engine;
 pub mod grants;
 pub mod model;
+pub mod ocsf;
 pub mod time;
