@@ -275,9 +275,7 @@ fn attack(id: &str) -> Value {
 
 /// Pivots a SIEM indexes: each points at the attribute of this finding that holds the value.
 fn observables(alert: &Alert) -> Vec<Value> {
-    let observable = |name: &str, (type_id, type_name): (u32, &str), value: &str| {
-        json!({ "name": name, "type_id": type_id, "type": type_name, "value": value })
-    };
+    let observable = |name: &str, (type_id, type_name): (u32, &str), value: &str| json!({ "name": name, "type_id": type_id, "type": type_name, "value": value });
     let mut out = vec![observable("evidences.actor.user.name", OBSERVABLE_USER_NAME, &alert.identity)];
     if let Some(delegator) = &alert.on_behalf_of {
         out.push(observable("unmapped.on_behalf_of", OBSERVABLE_USER_NAME, delegator));
