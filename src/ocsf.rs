@@ -207,14 +207,10 @@ fn finding_info(alert: &Alert, kind: &FindingKind, time: i64) -> Value {
         },
         "attacks": alert.attack.iter().map(|id| attack(id)).collect::<Vec<_>>(),
         "related_events": related,
-        "first_seen_time": window_start(alert, time),
+        // One triggering call: the finding is first and last seen at its event time.
+        "first_seen_time": time,
         "last_seen_time": time,
     })
-}
-
-/// A windowed finding (burst, spike) was first seen when its window opened.
-fn window_start(alert: &Alert, time: i64) -> i64 {
-    alert.evidence.window_s.map_or(time, |w| time - w * 1_000)
 }
 
 /// Names and tactics of the ATT&CK Enterprise techniques the detectors map to.
@@ -337,8 +333,9 @@ fn anomaly_analysis(alert: &Alert, kind: &FindingKind, time: i64) -> Value {
 
     let mut observed = Map::new();
     observed.insert("value".into(), observation_value(&evidence.observed).into());
-    if evidence.window_s.is_some() {
-        observed.insert("timespan".into(), json!({ "start_time": window_start(alert, time), "end_time": time }));
+    // The window the observation covers ends at the triggering call (a burst's window, a dormant silence).
+    if let Some(window_s) = evidence.window_s {
+        observed.insert("timespan".into(), json!({ "start_time": time - window_s * 1_000, "end_time": time }));
     }
 
     let mut baseline = Map::new();

@@ -91,3 +91,15 @@ fn broken_alerts_fail_validation() {
         assert!(errors.iter().any(|e| e.contains(path)), "{what}: expected a violation with `{path}`, got {errors:?}");
     }
 }
+
+#[test]
+fn the_engines_alerts_validate() {
+    let alerts = sample_alerts::from_engine();
+    let mut detectors: Vec<Detector> = alerts.iter().map(|a| a.detector).collect();
+    detectors.sort();
+    detectors.dedup();
+    assert!(detectors.len() >= 3, "the made-up history should trip several detectors, got {detectors:?}");
+    for alert in &alerts {
+        schema::assert_valid_alert(&serde_json::to_value(alert).unwrap());
+    }
+}

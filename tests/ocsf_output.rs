@@ -151,14 +151,14 @@ fn anomaly_analysis_shows_baseline_and_observation() {
     assert_eq!(analysis["analysis_targets"][0]["name"], alert.identity.as_str());
     let observed = &analysis["anomalies"][0]["observations"][0];
     assert_eq!(observed["value"], alert.evidence.observed.to_string());
-    // A windowed finding spans its window, and so does finding_info.
+    // The observation spans its window; the finding itself is the triggering call.
     let end = parse_rfc3339(&alert.time).unwrap();
     assert_eq!(observed["timespan"], json!({ "start_time": end - 300_000, "end_time": end }));
     let baseline = &analysis["baselines"][0]["observations"][0];
     assert_eq!(baseline["value"], alert.evidence.baseline.to_string());
     assert_eq!(baseline["count"], 10_000);
     let finding = to_ocsf(&alert);
-    assert_eq!(finding["finding_info"]["first_seen_time"], end - 300_000);
+    assert_eq!(finding["finding_info"]["first_seen_time"], end);
     assert_eq!(finding["finding_info"]["last_seen_time"], end);
 }
 
@@ -184,4 +184,15 @@ fn golden_finding_for_a_novel_call() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/ocsf_novel_call.json");
     let expected = std::fs::read_to_string(path).unwrap_or_default();
     assert!(actual == expected, "{path} differs; the finding is now:\n{actual}");
+}
+
+#[test]
+fn the_engines_alerts_render_to_valid_findings() {
+    let alerts = sample_alerts::from_engine();
+    assert!(!alerts.is_empty());
+    for alert in &alerts {
+        let finding: Value = serde_json::from_str(&render(alert, AlertFormat::Ocsf)).unwrap();
+        schema::assert_valid_ocsf(&finding);
+        assert_eq!(finding["finding_info"]["uid"], alert.alert_id.as_str());
+    }
 }

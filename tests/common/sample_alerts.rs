@@ -106,3 +106,60 @@ fn evidence(detector: Detector, time: i64) -> Evidence {
         },
     }
 }
+
+/// Alerts of the real engine on a small made-up history: ten days of one routine call,
+/// then calls that break a grant, use an expired credential, and act after the grant ended.
+pub fn from_engine() -> Vec<Alert> {
+    use overreach::engine::{Engine, EngineConfig};
+    use overreach::model::{AccessEvent, Grant, GrantEndReason, Lifecycle, Origin, Record, Scope};
+
+    let start = parse_rfc3339("2026-03-02T00:00:00Z").expect("fixture time");
+    let identity = "svc-reporting";
+    let call = |n: usize, time: i64, target: &str, action: &str, ip: &str| {
+        Record::Access(AccessEvent {
+            event_id: format!("e{n}"),
+            time,
+            identity: identity.into(),
+            on_behalf_of: Some("finance-team".into()),
+            credential_id: Some("AKIAEXAMPLE".into()),
+            target: target.into(),
+            action: action.into(),
+            source_ip: Some(ip.into()),
+            ..AccessEvent::default()
+        })
+    };
+    let grant = Grant {
+        grant_id: "g-report".into(),
+        identity: identity.into(),
+        on_behalf_of: Some("finance-team".into()),
+        scope: Scope { targets: vec!["s3.amazonaws.com".into()], ..Scope::default() },
+        not_before: None,
+        expires_at: None,
+        windows: vec![],
+    };
+    let mut records = vec![Record::Lifecycle { time: start, event_id: "grant".into(), fact: Lifecycle::Grant(grant) }];
+    let routine = 10 * 24;
+    records.extend((0..routine).map(|h| call(h, start + h as i64 * HOUR, "s3.amazonaws.com", "GetObject", "10.0.0.5")));
+    let now = start + routine as i64 * HOUR;
+    records.push(call(routine, now, "iam.amazonaws.com", "CreateUser", "198.51.100.9"));
+    if let Record::Access(mut expired) = call(routine + 1, now + HOUR, "s3.amazonaws.com", "GetObject", "10.0.0.5") {
+        expired.credential_id = Some("ASIAEXPIRED".into());
+        expired.credential_expires_at = Some(now);
+        records.push(Record::Access(expired));
+    }
+    records.push(Record::Lifecycle {
+        time: now + 2 * HOUR,
+        event_id: "end".into(),
+        fact: Lifecycle::GrantEnded { grant_id: "g-report".into(), reason: GrantEndReason::PurposeEnded },
+    });
+    records.push(call(routine + 2, now + 3 * HOUR, "s3.amazonaws.com", "GetObject", "10.0.0.5"));
+
+    let mut engine = Engine::new(EngineConfig::default());
+    records
+        .iter()
+        .enumerate()
+        .flat_map(|(line, record)| {
+            engine.process(record, &Origin::File { path: "made-up.jsonl".into(), line: line as u64 + 1 })
+        })
+        .collect()
+}
