@@ -271,7 +271,6 @@ fn attack(id: &str) -> Value {
 
 /// Pivots a SIEM indexes: each points at the attribute of this finding that holds the value.
 fn observables(alert: &Alert) -> Vec<Value> {
-    let observable = |name: &str, (type_id, type_name): (u32, &str), value: &str| json!({ "name": name, "type_id": type_id, "type": type_name, "value": value });
     let mut out = vec![observable("evidences.actor.user.name", OBSERVABLE_USER_NAME, &alert.identity)];
     if let Some(delegator) = &alert.on_behalf_of {
         out.push(observable("unmapped.on_behalf_of", OBSERVABLE_USER_NAME, delegator));
@@ -283,6 +282,10 @@ fn observables(alert: &Alert) -> Vec<Value> {
         out.push(observable("evidences.actor.session.credential_uid", OBSERVABLE_CREDENTIAL, credential));
     }
     out
+}
+
+fn observable(name: &str, (type_id, type_name): (u32, &str), value: &str) -> Value {
+    json!({ "name": name, "type_id": type_id, "type": type_name, "value": value })
 }
 
 /// The triggering call: who (actor), what (api, resources), from where (src_endpoint).

@@ -75,7 +75,10 @@ pub fn all() -> Vec<Alert> {
 fn evidence(detector: Detector, time: i64) -> Evidence {
     let learned = Evidence {
         observed: json!({ "call": "iam.amazonaws.com CreateUser" }),
-        baseline: json!({ "distinct_calls": 6, "top_calls": ["s3.amazonaws.com PutObject", "ecr.amazonaws.com PutImage"] }),
+        baseline: json!({
+            "distinct_calls": 6,
+            "top_calls": ["s3.amazonaws.com PutObject", "ecr.amazonaws.com PutImage"],
+        }),
         probability: Some(0.0004),
         history_events: Some(10_000),
         history_since: Some(format_rfc3339(time - 30 * DAY)),
