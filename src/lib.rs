@@ -13,6 +13,7 @@ pub mod engine;
 pub mod features;
 pub mod grants;
 pub mod model;
+pub mod ocsf;
 pub mod replay;
 pub mod source;
 pub mod time;

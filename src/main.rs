@@ -4,6 +4,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use overreach::decode::{Format, Limits};
 use overreach::engine::EngineConfig;
+use overreach::ocsf::{self, AlertFormat};
 use overreach::replay::{self, ReplayOptions};
 use std::io::Write;
 
@@ -41,6 +42,9 @@ struct ReplayArgs {
     /// Write alerts here instead of stdout.
     #[arg(long)]
     alerts_out: Option<String>,
+    /// `native` (alert.v1) or `ocsf` (OCSF 1.5.0 Detection Finding).
+    #[arg(long, default_value = "native")]
+    alert_format: AlertFormat,
     /// Write rejected lines (`file:line: reason`) here instead of stderr.
     #[arg(long)]
     rejects_out: Option<String>,
@@ -132,7 +136,8 @@ fn replay(args: ReplayArgs) -> anyhow::Result<std::process::ExitCode> {
     };
     let mut alerts = output(&args.alerts_out, Box::new(std::io::BufWriter::new(std::io::stdout().lock())))?;
     let mut rejects = output(&args.rejects_out, Box::new(std::io::stderr()))?;
-    let summary = replay::run(&opts, &mut alerts, &mut rejects, &|a| a.to_json_line())?;
+    let format = args.alert_format;
+    let summary = replay::run(&opts, &mut alerts, &mut rejects, &|a| ocsf::render(a, format))?;
     eprintln!("{}", summary.render());
     for e in &summary.read_errors {
         eprintln!("overreach: {e}");

@@ -128,3 +128,30 @@ fn gzip_input_gives_the_same_alerts_as_plain() {
     assert_eq!(strip(&plain), strip(&zipped));
     assert!(!plain.is_empty());
 }
+
+#[test]
+fn ocsf_output_carries_the_same_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (events, grants) = write_jsonl(dir.path(), "all", &mixed_scenario().records);
+    let (_, native, _) = overreach(&["replay", &events, "--grants", &grants]);
+    let (code, ocsf, err) = overreach(&["replay", &events, "--grants", &grants, "--alert-format", "ocsf"]);
+    assert_eq!(code, 0, "{err}");
+    let ids = |text: &str, pointer: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()[pointer].as_str().unwrap_or_default().to_string()
+            })
+            .collect()
+    };
+    let native_ids = ids(&native, "alert_id");
+    let ocsf_ids: Vec<String> = ocsf
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            schema::assert_valid_ocsf(&v);
+            v["finding_info"]["uid"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(!native_ids.is_empty());
+    assert_eq!(native_ids, ocsf_ids);
+}

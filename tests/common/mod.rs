@@ -2,6 +2,8 @@
 //! real engine.
 #![allow(dead_code)]
 
+pub mod schema;
+
 use overreach::alert::Alert;
 use overreach::detect::Detector;
 use overreach::engine::{Engine, EngineConfig};
@@ -71,10 +73,16 @@ impl Scenario {
         self
     }
 
-    /// Runs every record through a fresh engine; returns all alerts.
+    /// Runs every record through a fresh engine; returns all alerts, each
+    /// checked against the alert schema.
     pub fn run(&self, config: EngineConfig) -> Vec<Alert> {
         let mut engine = Engine::new(config);
-        self.records.iter().enumerate().flat_map(|(i, r)| engine.process(r, &origin(i))).collect()
+        let alerts: Vec<Alert> =
+            self.records.iter().enumerate().flat_map(|(i, r)| engine.process(r, &origin(i))).collect();
+        for a in &alerts {
+            schema::assert_valid_alert(&serde_json::to_value(a).unwrap());
+        }
+        alerts
     }
 }
 
@@ -123,10 +131,15 @@ pub fn write_jsonl(dir: &std::path::Path, name: &str, records: &[Record]) -> (St
     (paths.0.to_string_lossy().into_owned(), paths.1.to_string_lossy().into_owned())
 }
 
-/// Runs the real binary; returns (exit code, stdout, stderr).
+/// Runs the real binary; returns (exit code, stdout, stderr). Native alerts
+/// that `replay` prints are checked against the alert schema.
 pub fn overreach(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_overreach")).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    if args.first() == Some(&"replay") && !args.contains(&"ocsf") {
+        schema::assert_valid_alert_lines(&stdout);
+    }
+    (out.status.code().unwrap_or(-1), stdout, String::from_utf8(out.stderr).unwrap())
 }
 
 /// A varied history for whole-run tests: pipelines, an agent, a revoked
