@@ -6,9 +6,11 @@
 //! `detect`, one file per detector) → `alert` → sinks.
 
 pub mod alert;
+pub mod baseline;
 pub mod decode;
 pub mod detect;
 pub mod engine;
+pub mod features;
 pub mod grants;
 pub mod model;
 pub mod time;
