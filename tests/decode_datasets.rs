@@ -17,9 +17,9 @@ fn dataset(name: &str) -> String {
 fn is_precise(e: &DecodeError) -> bool {
     let text = e.to_string();
     match e {
-        DecodeError::MissingField(f) | DecodeError::WrongType { field: f, .. } | DecodeError::InvalidValue { field: f, .. } => {
-            !f.is_empty() && text.contains(&format!("`{f}`"))
-        }
+        DecodeError::MissingField(f)
+        | DecodeError::WrongType { field: f, .. }
+        | DecodeError::InvalidValue { field: f, .. } => !f.is_empty() && text.contains(&format!("`{f}`")),
         DecodeError::UnknownFormat(_) | DecodeError::NotAnObject(_) | DecodeError::InvalidJson(_) => true,
         DecodeError::LineTooLong { .. } | DecodeError::NotUtf8(_) | DecodeError::FieldTooLong { .. } => true,
     }
