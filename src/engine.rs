@@ -413,3 +413,14 @@ impl Engine {
         Ok(Engine { config, state })
     }
 }
+
+/// Reads the `[engine]` table of a TOML configuration file; other tables (the
+/// service's) are left to their readers.
+pub fn config_from_toml(text: &str) -> Result<EngineConfig, String> {
+    #[derive(Deserialize)]
+    struct File {
+        #[serde(default)]
+        engine: EngineConfig,
+    }
+    toml::from_str::<File>(text).map(|f| f.engine).map_err(|e| e.to_string())
+}

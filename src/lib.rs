@@ -13,4 +13,6 @@ pub mod engine;
 pub mod features;
 pub mod grants;
 pub mod model;
+pub mod replay;
+pub mod source;
 pub mod time;
