@@ -240,18 +240,16 @@ fn parse_expiration(s: &str) -> Option<Millis> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::testing;
     use crate::model::Record;
     use serde_json::json;
 
     fn dec(v: Value) -> Decoded {
-        decode(v.as_object().expect("test input is an object"))
+        testing::run(decode, v)
     }
 
     fn access_of(v: Value) -> AccessEvent {
-        match dec(v).into_iter().next() {
-            Some(Ok(Record::Access(e))) => e,
-            other => panic!("expected an access event, got {other:?}"),
-        }
+        testing::first_access(decode, v)
     }
 
     fn base(user: Value) -> Value {
@@ -356,10 +354,7 @@ mod tests {
             (json!({"requestParameters": null}), None),
         ];
         for (extra, expected) in cases {
-            let mut v = base(json!({"type": "IAMUser", "arn": "arn:aws:iam::1:user/u"}));
-            for (k, val) in extra.as_object().unwrap() {
-                v[k] = val.clone();
-            }
+            let v = testing::with(base(json!({"type": "IAMUser", "arn": "arn:aws:iam::1:user/u"})), extra);
             assert_eq!(access_of(v).resource.as_deref(), expected);
         }
     }

@@ -168,6 +168,7 @@ fn account(entry: &Obj, event: &AccessEvent) -> Result<String, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::testing;
     use crate::model::Record;
     use serde_json::json;
 
@@ -177,14 +178,11 @@ mod tests {
     }
 
     fn dec(v: Value) -> Decoded {
-        decode(v.as_object().expect("test input is an object"))
+        testing::run(decode, v)
     }
 
     fn access_of(v: Value) -> AccessEvent {
-        match dec(v).into_iter().next() {
-            Some(Ok(Record::Access(e))) => e,
-            other => panic!("expected an access event, got {other:?}"),
-        }
+        testing::first_access(decode, v)
     }
 
     #[test]
@@ -273,12 +271,9 @@ mod tests {
     fn lifecycle_facts() {
         let admin = json!({"principalEmail": "admin@acme.com"});
         let call = |method: &str, resource: &str, extra: Value| {
-            let mut payload = json!({"serviceName": "iam.googleapis.com", "methodName": method,
-                                     "resourceName": resource, "authenticationInfo": admin});
-            for (k, v) in extra.as_object().unwrap() {
-                payload[k] = v.clone();
-            }
-            entry(payload)
+            let payload = json!({"serviceName": "iam.googleapis.com", "methodName": method,
+                                 "resourceName": resource, "authenticationInfo": admin});
+            entry(testing::with(payload, extra))
         };
         let sa = "projects/acme-prod/serviceAccounts/ci@acme-prod.iam.gserviceaccount.com";
         let cases = [

@@ -159,30 +159,25 @@ fn lifecycle(event: &Obj, access: &AccessEvent) -> Option<Result<Lifecycle, Deco
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::testing;
     use crate::model::Record;
     use serde_json::json;
 
     fn event(extra: Value) -> Value {
-        let mut v = json!({"kind": "Event", "apiVersion": "audit.k8s.io/v1", "auditID": "a-1", "stage": "ResponseComplete",
+        let base = json!({"kind": "Event", "apiVersion": "audit.k8s.io/v1", "auditID": "a-1", "stage": "ResponseComplete",
             "stageTimestamp": "2026-03-02T10:00:00.123456Z", "verb": "get",
             "user": {"username": "system:serviceaccount:ci:deployer"},
             "objectRef": {"resource": "secrets", "namespace": "prod", "name": "db", "apiVersion": "v1"},
             "sourceIPs": ["10.0.0.7", "10.0.0.1"], "responseStatus": {"code": 200}});
-        for (k, val) in extra.as_object().unwrap() {
-            v[k] = val.clone();
-        }
-        v
+        testing::with(base, extra)
     }
 
     fn dec(v: Value) -> Decoded {
-        decode(v.as_object().expect("test input is an object"))
+        testing::run(decode, v)
     }
 
     fn access_of(v: Value) -> AccessEvent {
-        match dec(v).into_iter().next() {
-            Some(Ok(Record::Access(e))) => e,
-            other => panic!("expected an access event, got {other:?}"),
-        }
+        testing::first_access(decode, v)
     }
 
     #[test]

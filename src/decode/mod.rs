@@ -263,3 +263,32 @@ fn check_limits(ev: &AccessEvent, limits: &Limits) -> Result<(), DecodeError> {
     }
     Ok(())
 }
+
+/// Helpers shared by the decoders' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{fields::Obj, Decoded};
+    use crate::model::{AccessEvent, Record};
+    use serde_json::Value;
+
+    /// Runs a decoder on a JSON object literal.
+    pub fn run(decode: fn(&Obj) -> Decoded, input: Value) -> Decoded {
+        decode(input.as_object().expect("test input is an object"))
+    }
+
+    /// The access event a decoder yields first; panics with what it yielded instead.
+    pub fn first_access(decode: fn(&Obj) -> Decoded, input: Value) -> AccessEvent {
+        match run(decode, input).into_iter().next() {
+            Some(Ok(Record::Access(e))) => e,
+            other => panic!("expected an access event, got {other:?}"),
+        }
+    }
+
+    /// `base` with each top-level field of `extra` set over it.
+    pub fn with(mut base: Value, extra: Value) -> Value {
+        if let (Some(base), Some(extra)) = (base.as_object_mut(), extra.as_object()) {
+            base.extend(extra.clone());
+        }
+        base
+    }
+}

@@ -76,6 +76,7 @@ fn outcome(obj: &Obj) -> Result<Outcome, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::testing;
     use serde_json::json;
 
     fn obj(v: serde_json::Value) -> Obj {
@@ -126,13 +127,8 @@ mod tests {
     #[test]
     fn flattens_the_rfc8693_actor_chain_outermost_first() {
         let base = json!({"time": 1, "identity": "agent-b", "target": "t", "action": "a"});
-        let with = |extra: serde_json::Value| {
-            let mut v = base.clone();
-            for (k, val) in extra.as_object().unwrap() {
-                v[k] = val.clone();
-            }
-            decode(&obj(v)).map_err(|e| e.to_string())
-        };
+        let with =
+            |extra: serde_json::Value| decode(&obj(testing::with(base.clone(), extra))).map_err(|e| e.to_string());
         let chain_of = |r: Result<Record, String>| match r {
             Ok(Record::Access(e)) => Ok(e.chain),
             Ok(other) => panic!("unexpected {other:?}"),

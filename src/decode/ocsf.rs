@@ -90,19 +90,17 @@ fn outcome(event: &Obj) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::testing;
     use serde_json::json;
 
     fn event(extra: Value) -> Value {
-        let mut v = json!({"class_uid": 6003, "time": 1772445600000_i64, "metadata": {"uid": "m-1", "version": "1.1.0"},
+        let base = json!({"class_uid": 6003, "time": 1772445600000_i64, "metadata": {"uid": "m-1", "version": "1.1.0"},
             "actor": {"user": {"uid": "AIDAEXAMPLE", "name": "etl", "type": "IAMUser", "credential_uid": "AKIAEXAMPLE"}},
             "api": {"service": {"name": "s3.amazonaws.com"}, "operation": "GetObject"},
             "resources": [{"uid": "arn:aws:s3:::b/k", "type": "AWS::S3::Object"}],
             "src_endpoint": {"ip": "198.51.100.7"}, "cloud": {"provider": "AWS", "account": {"uid": "111122223333"}},
             "status_id": 1});
-        for (k, val) in extra.as_object().unwrap() {
-            v[k] = val.clone();
-        }
-        v
+        testing::with(base, extra)
     }
 
     fn access_of(v: Value) -> Result<AccessEvent, String> {
