@@ -7,10 +7,15 @@
 
 pub mod alert;
 pub mod backtest;
+pub mod baseline;
 pub mod decode;
 pub mod detect;
 pub mod engine;
+pub mod features;
 pub mod grants;
 pub mod model;
+pub mod ocsf;
+pub mod replay;
 pub mod simulate;
+pub mod source;
 pub mod time;

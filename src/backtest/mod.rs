@@ -4,33 +4,36 @@
 pub mod first_seen;
 pub mod score;
 
-use crate::decode::{decode_line, Format, Limits};
+use crate::decode::{Format, Limits};
 use crate::engine::{Engine, EngineConfig};
 use crate::model::{Millis, Origin, Record};
 use crate::simulate::Label;
+use crate::source::file::{self, Line};
+use crate::source::merge::{Input, Merge};
+use crate::time::SECOND;
 use first_seen::{FirstSeen, FirstSeenConfig};
 use score::{Hit, LabelIndex, Scores, Truth};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::io;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BacktestError {
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
-    #[error("{path}:{line}: expected a label object, found an invalid one: {reason}")]
-    Label { path: PathBuf, line: u64, reason: String },
+    Io { path: String, source: io::Error },
+    #[error("{path}:{line}: expected a label object: {reason}")]
+    Label { path: String, line: u64, reason: String },
 }
 
-/// What to run over.
+/// What to run over: JSON Lines files, plain or gzip.
 #[derive(Debug, Clone)]
 pub struct Inputs {
-    pub events: PathBuf,
-    pub labels: PathBuf,
-    pub grants: Option<PathBuf>,
+    /// Access events in any format `decode` reads (lifecycle records too).
+    pub events: String,
+    pub labels: String,
+    /// Grant and lifecycle events, merged with the events by time.
+    pub grants: Option<String>,
 }
 
 /// Both scorings, side by side. JSON names are what scripts depend on.
@@ -52,10 +55,22 @@ pub struct InputSummary {
     pub identities: usize,
 }
 
-/// Runs the engine and the reference rule over the events (merged by time with the
-/// grants), and scores both against the labels.
+/// Disorder within an input absorbed before detection, as `replay` does by default.
+const LATENESS: Millis = 300 * SECOND;
+
+/// Keeps the first few rejected lines for the report; the rest are only counted.
+const REJECTS_KEPT: usize = 20;
+
+/// Runs the engine and the reference rule over the events merged by time with the
+/// grants (the same merge `replay` uses), and scores both against the labels.
 pub fn run(inputs: &Inputs, engine_config: EngineConfig) -> Result<Report, BacktestError> {
     let labels = read_labels(&inputs.labels)?;
+    let limits = Limits::default();
+    let mut sources = vec![open(&inputs.events, Format::Auto, &limits)?];
+    if let Some(grants) = &inputs.grants {
+        sources.push(open(grants, Format::Grants, &limits)?);
+    }
+    let mut merge = Merge::new(sources, limits, LATENESS);
     let mut replay = Replay {
         index: LabelIndex::new(&labels),
         engine: Engine::new(engine_config),
@@ -65,29 +80,29 @@ pub fn run(inputs: &Inputs, engine_config: EngineConfig) -> Result<Report, Backt
         spans: BTreeMap::new(),
         summary: InputSummary::default(),
     };
-    let mut rejects = Rejects::default();
-    let mut grants = Vec::new();
-    if let Some(path) = &inputs.grants {
-        read_lines(path, |line, bytes| decode_into(path, line, bytes, &mut rejects, &mut |r, o| grants.push((r, o))))?;
-    }
-    // Stable: lifecycle facts of the same time keep their file order.
-    grants.sort_by_key(|(record, _)| record.time());
-    let mut grants = grants.into_iter().peekable();
-    let path = &inputs.events;
-    read_lines(path, |line, bytes| {
-        decode_into(path, line, bytes, &mut rejects, &mut |record, origin| {
-            while let Some((grant, grant_origin)) = grants.next_if(|(g, _)| g.time() <= record.time()) {
-                replay.feed(&grant, &grant_origin);
+    let mut rejects = Vec::new();
+    loop {
+        let next = merge.next(&mut rejects);
+        for reject in rejects.drain(..) {
+            replay.summary.rejected += 1;
+            if replay.summary.first_rejects.len() < REJECTS_KEPT {
+                replay.summary.first_rejects.push(format!("{}: {}", reject.origin, reject.error));
             }
-            replay.feed(&record, &origin);
-        })
-    })?;
-    for (grant, origin) in grants {
-        replay.feed(&grant, &origin);
+        }
+        let Some((record, origin)) = next else { break };
+        replay.feed(&record, &origin);
     }
-    replay.summary.rejected = rejects.count;
-    replay.summary.first_rejects = rejects.first;
+    if let Some((input, e)) = merge.inputs.iter().find_map(|i| i.read_error.as_ref().map(|e| (i, e))) {
+        let source = io::Error::new(e.kind(), e.to_string());
+        return Err(BacktestError::Io { path: input.path.clone(), source });
+    }
     Ok(replay.report(&labels))
+}
+
+fn open(path: &str, format: Format, limits: &Limits) -> Result<Input, BacktestError> {
+    let reader = file::open(path, limits.max_line_bytes)
+        .map_err(|source| BacktestError::Io { path: path.to_string(), source })?;
+    Ok(Input::new(path.to_string(), reader, format))
 }
 
 /// The state of one backtest run.
@@ -134,66 +149,26 @@ impl Replay {
     }
 }
 
-/// Keeps the first few rejected lines for the report; the rest are only counted.
-const REJECTS_KEPT: usize = 20;
+/// A label lists its event ids, so a big incident makes a long line.
+const LABEL_LINE_BYTES: usize = 64 << 20;
 
-#[derive(Debug, Default)]
-struct Rejects {
-    count: u64,
-    first: Vec<String>,
-}
-
-/// Decodes one line (any format) and hands each record to `sink`; rejects are counted.
-fn decode_into(path: &Path, line: u64, bytes: &[u8], rejects: &mut Rejects, sink: &mut dyn FnMut(Record, Origin)) {
-    for decoded in decode_line(bytes, Format::Auto, &Limits::default()) {
-        match decoded {
-            Ok(record) => sink(record, Origin::File { path: path.display().to_string(), line }),
-            Err(e) => {
-                rejects.count += 1;
-                if rejects.first.len() < REJECTS_KEPT {
-                    rejects.first.push(format!("{}:{line}: {e}", path.display()));
-                }
-            }
-        }
-    }
-}
-
-fn read_labels(path: &Path) -> Result<Vec<Label>, BacktestError> {
+fn read_labels(path: &str) -> Result<Vec<Label>, BacktestError> {
+    let io_error = |source| BacktestError::Io { path: path.to_string(), source };
+    let mut reader = file::open(path, LABEL_LINE_BYTES).map_err(io_error)?;
     let mut labels = Vec::new();
-    let mut bad = None;
-    read_lines(path, |line, bytes| {
-        if bad.is_some() || bytes.iter().all(u8::is_ascii_whitespace) {
-            return;
+    while let Some((line, text)) = reader.next_line().map_err(io_error)? {
+        let Line::Ok(bytes) = text else { continue };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            continue;
         }
-        match serde_json::from_slice::<Label>(bytes) {
-            Ok(label) => labels.push(label),
-            Err(e) => bad = Some(BacktestError::Label { path: path.to_path_buf(), line, reason: e.to_string() }),
-        }
-    })?;
-    bad.map_or(Ok(labels), Err)
-}
-
-/// Calls `f` with each line (1-based number, bytes without the line end) of a file;
-/// `.gz` files are read through gzip.
-fn read_lines(path: &Path, mut f: impl FnMut(u64, &[u8])) -> Result<(), BacktestError> {
-    let io_error = |source| BacktestError::Io { path: path.to_path_buf(), source };
-    let file = File::open(path).map_err(io_error)?;
-    let mut reader: Box<dyn BufRead> = if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(file)))
-    } else {
-        Box::new(BufReader::with_capacity(1 << 20, file))
-    };
-    let mut buf = Vec::new();
-    let mut line = 0;
-    loop {
-        buf.clear();
-        if reader.read_until(b'\n', &mut buf).map_err(io_error)? == 0 {
-            return Ok(());
-        }
-        line += 1;
-        let end = buf.len() - usize::from(buf.ends_with(b"\n")) - usize::from(buf.ends_with(b"\r\n"));
-        f(line, &buf[..end]);
+        let label = serde_json::from_slice::<Label>(bytes).map_err(|e| BacktestError::Label {
+            path: path.to_string(),
+            line,
+            reason: e.to_string(),
+        })?;
+        labels.push(label);
     }
+    Ok(labels)
 }
 
 impl Report {
