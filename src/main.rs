@@ -204,7 +204,11 @@ fn simulate_command(args: SimulateArgs) -> anyhow::Result<()> {
     let config = SimConfig { identities: args.identities, days: args.days, seed: args.seed, ..SimConfig::default() };
     let sim = simulate::generate(&config);
     write_file(&args.out, |w| simulate::write_events(&sim.events, args.format, w))?;
-    write_file(&args.grants_out, |w| simulate::write_json_lines(&sim.grants, w))?;
+    let grants = match args.format {
+        EventFormat::Native => sim.grants.clone(),
+        EventFormat::Cloudtrail => simulate::cloudtrail::grants(&sim.grants),
+    };
+    write_file(&args.grants_out, |w| simulate::write_json_lines(&grants, w))?;
     write_file(&args.labels_out, |w| simulate::write_json_lines(&sim.labels, w))?;
     eprintln!(
         "{} events, {} grant and lifecycle events, {} incidents",

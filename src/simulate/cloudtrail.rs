@@ -4,7 +4,7 @@
 //! | native field | CloudTrail |
 //! |---|---|
 //! | `identity` | `userIdentity.sessionContext.sessionIssuer.arn` (`AssumedRole`), `userIdentity.arn` (`IAMUser`) |
-//! | `on_behalf_of` | `userIdentity.sessionContext.sourceIdentity` |
+//! | `on_behalf_of` | `userIdentity.sessionContext.sourceIdentity` (also for IAM users) |
 //! | `chain` | `userIdentity.invokedBy` (the hop nearest the identity) |
 //! | `session_id` | the role session name in `userIdentity.arn` and `principalId` |
 //! | `credential_id` | `userIdentity.accessKeyId` |
@@ -13,10 +13,14 @@
 //! | `outcome` | `errorCode` (`AccessDenied`, `ExpiredToken`) |
 //! | `source_ip`, `user_agent`, `event_id`, `time` | `sourceIPAddress`, `userAgent`, `eventID`, `eventTime` |
 //!
-//! CloudTrail has no place for `grant_id`, `environment`, `identity_type` or
-//! `credential_expires_at`: grants match by identity, the environment shows in
-//! the account of resource ARNs, and an expired token shows as `ExpiredToken`.
+//! | `environment` | `recipientAccountId`: each environment is its own account |
+//!
+//! CloudTrail has no place for `grant_id`, `identity_type` or `credential_expires_at`:
+//! grants match by identity, and an expired token shows as `ExpiredToken`. Because
+//! the decoder names an environment by its account, [`grants`] rewrites the grants'
+//! environments to account ids for a CloudTrail run.
 
+use super::fleet;
 use crate::model::{AccessEvent, Outcome};
 use crate::time::format_rfc3339;
 use serde_json::{json, Value};
@@ -37,7 +41,7 @@ pub fn record(e: &AccessEvent) -> Value {
     } else {
         let role_name = e.identity.rsplit('/').next().unwrap_or("role");
         let role_id = format!("AROA{}", principal_suffix(&e.identity));
-        let mut identity = json!({
+        json!({
             "type": "AssumedRole",
             "principalId": format!("{role_id}:{session}"),
             "arn": format!("arn:aws:sts::{account}:assumed-role/{role_name}/{session}"),
@@ -47,15 +51,19 @@ pub fn record(e: &AccessEvent) -> Value {
                 "sessionIssuer": {"type": "Role", "principalId": role_id, "arn": e.identity, "accountId": account, "userName": role_name},
                 "attributes": {"creationDate": format_rfc3339(e.time), "mfaAuthenticated": "false"},
             },
-        });
-        if let Some(delegator) = &e.on_behalf_of {
-            identity["sessionContext"]["sourceIdentity"] = json!(delegator);
-        }
-        identity
+        })
     };
+    if let Some(delegator) = &e.on_behalf_of {
+        user_identity["sessionContext"]["sourceIdentity"] = json!(delegator);
+    }
     if let Some(hop) = e.chain.last() {
         user_identity["invokedBy"] = json!(hop);
     }
+    // The account that received the call: the environment, as the decoder reads it.
+    let recipient: &str = match e.environment.as_deref() {
+        Some(environment) => fleet::account(environment),
+        None => account,
+    };
     let region = e.resource.as_deref().and_then(|r| arn_field(r, 3)).unwrap_or("us-east-1");
     let mut record = json!({
         "eventVersion": "1.09",
@@ -73,7 +81,7 @@ pub fn record(e: &AccessEvent) -> Value {
         "readOnly": is_read_only(&e.action),
         "eventType": "AwsApiCall",
         "managementEvent": !e.target.starts_with("s3."),
-        "recipientAccountId": account,
+        "recipientAccountId": recipient,
     });
     if let Some(resource) = &e.resource {
         record["resources"] = json!([{"ARN": resource, "accountId": arn_field(resource, 4).filter(|a| !a.is_empty()).unwrap_or(account)}]);
@@ -92,6 +100,24 @@ pub fn record(e: &AccessEvent) -> Value {
     record
 }
 
+/// The grants as a CloudTrail world states them: environments are account ids.
+pub fn grants(grants: &[Value]) -> Vec<Value> {
+    grants
+        .iter()
+        .map(|g| {
+            let mut g = g.clone();
+            if let Some(Value::Array(envs)) = g.pointer_mut("/scope/environments") {
+                for env in envs.iter_mut() {
+                    if let Some(name) = env.as_str() {
+                        *env = json!(fleet::account(name));
+                    }
+                }
+            }
+            g
+        })
+        .collect()
+}
+
 /// The n-th `:`-separated field of an ARN (3 = region, 4 = account), if present.
 fn arn_field(arn: &str, n: usize) -> Option<&str> {
     arn.strip_prefix("arn:")?.split(':').nth(n - 1)
@@ -100,7 +126,7 @@ fn arn_field(arn: &str, n: usize) -> Option<&str> {
 /// A stable, IAM-looking unique id for a principal.
 fn principal_suffix(arn: &str) -> String {
     let hash = arn.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
-    super::fleet::key_id("", hash)
+    fleet::key_id("", hash)
 }
 
 fn is_read_only(action: &str) -> bool {
@@ -124,6 +150,7 @@ mod tests {
             action: "UpdateService".into(),
             resource: Some("arn:aws:ecs:eu-west-1:427365901834:service/prod/checkout".into()),
             session_id: Some("run-1".into()),
+            environment: Some("prod".into()),
             source_ip: Some("10.20.1.10".into()),
             outcome: Outcome::Denied,
             ..AccessEvent::default()
@@ -140,6 +167,15 @@ mod tests {
         assert_eq!(r["resources"][0]["accountId"], "427365901834");
         assert_eq!(r["errorCode"], "AccessDenied");
         assert_eq!(r["eventID"], "e-1");
+        assert_eq!(r["recipientAccountId"], "427365901834");
+    }
+
+    #[test]
+    fn grants_name_environments_by_account() {
+        let g = json!({"kind": "grant", "scope": {"environments": ["staging", "prod"], "targets": ["s3"]}});
+        let rewritten = grants(&[g]);
+        assert_eq!(rewritten[0]["scope"]["environments"], json!(["318274659012", "427365901834"]));
+        assert_eq!(rewritten[0]["scope"]["targets"], json!(["s3"]));
     }
 
     #[test]

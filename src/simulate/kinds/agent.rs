@@ -64,7 +64,7 @@ pub fn build(identity: &mut Identity, rng: &mut Rng, records: &mut Records) -> A
         diagnostics: rng.sample(&DIAGNOSTICS, diag_count),
         remediations: rng.sample(&REMEDIATIONS, remediation_count),
         services: rng.sample(&super::pipeline::APPS, 3),
-        tasks_per_day: 3.0 + 7.0 * rng.unit(),
+        tasks_per_day: 4.0 + 8.0 * rng.unit(),
         on_call: rng.chance(0.4),
     };
     let subnet = rng.below(250);

@@ -40,7 +40,7 @@ pub fn build(identity: &mut Identity, cal: &Calendar, rng: &mut Rng, records: &m
         None
     };
     let platform =
-        DataPlatform { units: units.clone(), datasets: rng.sample(&DATASETS, 3), jobs_per_day: 3.0 + 5.0 * rng.unit() };
+        DataPlatform { units: units.clone(), datasets: rng.sample(&DATASETS, 3), jobs_per_day: 4.0 + 6.0 * rng.unit() };
     let subnet = rng.below(200);
     identity.sources = (0..2)
         .map(|i| {

@@ -6,7 +6,7 @@ use super::{spaced, Plan, Records};
 use crate::model::Millis;
 use crate::simulate::calendar::Calendar;
 use crate::simulate::fleet::{account, Call, Credentials, Delegation, GrantSpec, Identity, Source};
-use crate::simulate::rng::Rng;
+use crate::simulate::rng::{mix, Rng};
 use crate::time::{DAY, HOUR, MINUTE};
 
 /// Kinds of request a service handles; each is a short fixed sequence of calls.
@@ -58,7 +58,7 @@ pub fn build(identity: &mut Identity, cal: &Calendar, rng: &mut Rng, records: &m
         service,
         requests: rng.sample(&REQUEST_TYPES, request_types),
         downstream: *rng.pick(apps),
-        requests_per_day: 10.0 + 15.0 * rng.unit(),
+        requests_per_day: 15.0 + 20.0 * rng.unit(),
     };
     // Pods get addresses from node subnets; the autoscaler adds nodes (new /24s) now and then.
     let ua = "aws-sdk-go-v2/1.26.1 os/linux lang/go#1.22.2 md/GOOS#linux md/GOARCH#amd64";
@@ -72,11 +72,9 @@ pub fn build(identity: &mut Identity, cal: &Calendar, rng: &mut Rng, records: &m
         }
     }
     identity.credentials = Credentials::Refreshed { every: HOUR, lifetime: HOUR + 5 * MINUTE };
-    let issuer = format!(
-        "oidc:https://oidc.eks.{}.amazonaws.com/id/{:032X}",
-        identity.region,
-        identity.index as u128 * 0x9E37_79B9
-    );
+    let cluster = mix(identity.index as u64 / 20); // about twenty workloads per cluster
+    let issuer =
+        format!("oidc:https://oidc.eks.{}.amazonaws.com/id/{cluster:016X}{:016X}", identity.region, mix(cluster));
     let calls: Vec<Call> = REQUEST_TYPES.iter().flat_map(|r| workload.calls(identity, *r)).collect();
     let drift = workload.drift_call(identity);
     let upstreams = 1 + rng.below(3) as usize;
