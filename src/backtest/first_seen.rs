@@ -54,7 +54,7 @@ impl FirstSeen {
             calls: HashMap::new(),
             networks: HashMap::new(),
         });
-        let is_new = |last: Option<&Millis>| last.map_or(true, |&t| e.time - t > lookback);
+        let is_new = |last: Option<&Millis>| last.is_none_or(|&t| e.time - t > lookback);
         let key = CallKey { target: e.target.clone(), action: e.action.clone() };
         let mut new_term = is_new(history.calls.get(&key));
         history.calls.insert(key, e.time);

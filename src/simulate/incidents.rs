@@ -330,5 +330,9 @@ fn discovery(identity: &Identity, behaviour: &super::kinds::Behaviour, at: Milli
 }
 
 fn hostile_source(rng: &mut Rng) -> Source {
-    Source::new(rng.pick(&HOSTILE_NETWORKS).to_string(), vec![rng.range(2, 250) as u8], *rng.pick(&HOSTILE_CLIENTS))
+    Source::new(
+        rng.pick(&HOSTILE_NETWORKS).to_string(),
+        vec![rng.range(2, 250) as u8],
+        rng.pick::<&str>(&HOSTILE_CLIENTS),
+    )
 }

@@ -92,7 +92,7 @@ fn member(
             }
         })
         .map_or(Kind::Federated, |(k, _)| *k);
-    let mut identity = Identity::new(index, kind, String::new(), *rng.pick(&REGIONS), seed);
+    let mut identity = Identity::new(index, kind, String::new(), rng.pick::<&str>(&REGIONS), seed);
     identity.active_from = cal.start;
     // Some identities join mid-way...
     if rng.chance(0.08) && cal.days > 6 {

@@ -11,7 +11,13 @@ use crate::time::{HOUR, MINUTE};
 
 const TEAMS: [&str; 6] = ["sre", "payments-oncall", "platform", "support-l2", "data-oncall", "security-ops"];
 
-const DIAGNOSTICS: [(&str, &str); 6] = [
+/// A tool: (target, action).
+type Tool = (&'static str, &'static str);
+
+/// A remediation and the call that polls its result, if any.
+type Remediation = (Tool, Option<Tool>);
+
+const DIAGNOSTICS: [Tool; 6] = [
     ("logs.amazonaws.com", "FilterLogEvents"),
     ("monitoring.amazonaws.com", "GetMetricData"),
     ("monitoring.amazonaws.com", "DescribeAlarms"),
@@ -20,8 +26,7 @@ const DIAGNOSTICS: [(&str, &str); 6] = [
     ("xray.amazonaws.com", "GetTraceSummaries"),
 ];
 
-/// Remediations and the call that polls each one's result.
-const REMEDIATIONS: [((&str, &str), Option<(&str, &str)>); 4] = [
+const REMEDIATIONS: [Remediation; 4] = [
     (("ssm.amazonaws.com", "SendCommand"), Some(("ssm.amazonaws.com", "GetCommandInvocation"))),
     (("ecs.amazonaws.com", "UpdateService"), Some(("ecs.amazonaws.com", "DescribeServices"))),
     (("lambda.amazonaws.com", "Invoke"), None),
@@ -32,7 +37,7 @@ const REMEDIATIONS: [((&str, &str), Option<(&str, &str)>); 4] = [
 ];
 
 /// Tools no agent is given: what a hijacked (prompt-injected) agent reaches for.
-pub const FOREIGN_TOOLS: [(&str, &str); 5] = [
+pub const FOREIGN_TOOLS: [Tool; 5] = [
     ("secretsmanager.amazonaws.com", "GetSecretValue"),
     ("iam.amazonaws.com", "CreateAccessKey"),
     ("ssm.amazonaws.com", "StartSession"),
@@ -46,8 +51,8 @@ const TICKETS: &str = "tickets.example.com";
 pub struct Agent {
     team: &'static str,
     opener: &'static str,
-    diagnostics: Vec<(&'static str, &'static str)>,
-    remediations: Vec<((&'static str, &'static str), Option<(&'static str, &'static str)>)>,
+    diagnostics: Vec<Tool>,
+    remediations: Vec<Remediation>,
     services: Vec<&'static str>,
     tasks_per_day: f64,
     /// On-call agents work around the clock; others follow office hours.
@@ -79,8 +84,7 @@ pub fn build(identity: &mut Identity, rng: &mut Rng, records: &mut Records) -> A
         grant_id.clone(),
         identity.active_from,
     ));
-    let mut tools: Vec<(&str, &str)> =
-        vec![(TICKETS, agent.opener), (TICKETS, "AddComment"), (TICKETS, "UpdateTicket")];
+    let mut tools: Vec<Tool> = vec![(TICKETS, agent.opener), (TICKETS, "AddComment"), (TICKETS, "UpdateTicket")];
     tools.extend(&agent.diagnostics);
     for (act, poll) in &agent.remediations {
         tools.push(*act);
@@ -188,7 +192,7 @@ impl Agent {
         Call::new(TICKETS, action, resource)
     }
 
-    fn tool_call(&self, (target, action): (&'static str, &'static str), identity: &Identity, rng: &mut Rng) -> Call {
+    fn tool_call(&self, (target, action): Tool, identity: &Identity, rng: &mut Rng) -> Call {
         let (region, acct, service) = (identity.region, account("prod"), rng.pick(&self.services));
         let resource = match target {
             "logs.amazonaws.com" => Some(format!("arn:aws:logs:{region}:{acct}:log-group:/ecs/{service}")),

@@ -174,7 +174,7 @@ impl DataPlatform {
     /// A unit this platform does not serve.
     pub fn foreign_unit(&self, rng: &mut Rng) -> &'static str {
         let others: Vec<&'static str> = UNITS.iter().copied().filter(|u| !self.units.contains(u)).collect();
-        *rng.pick(&others)
+        rng.pick::<&str>(&others)
     }
 
     /// One more partition of a dataset it may read: the unit of an exfiltration burst.

@@ -57,7 +57,7 @@ pub fn build(identity: &mut Identity, cal: &Calendar, rng: &mut Rng, records: &m
     let workload = Federated {
         service,
         requests: rng.sample(&REQUEST_TYPES, request_types),
-        downstream: *rng.pick(apps),
+        downstream: rng.pick::<&str>(apps),
         requests_per_day: 15.0 + 20.0 * rng.unit(),
     };
     // Pods get addresses from node subnets; the autoscaler adds nodes (new /24s) now and then.
