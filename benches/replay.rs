@@ -35,7 +35,11 @@ fn main() {
         }
     }
     let bytes = std::fs::metadata(&events_path).unwrap().len();
-    println!("fleet: {identities} identities x {days} days = {} events, {:.1} MiB native JSON Lines", sim.events.len(), bytes as f64 / 1048576.0);
+    println!(
+        "fleet: {identities} identities x {days} days = {} events, {:.1} MiB native JSON Lines",
+        sim.events.len(),
+        bytes as f64 / 1048576.0
+    );
 
     // 1. Bare parse: read lines and build a serde_json::Value, nothing more.
     let text = std::fs::read_to_string(&events_path).unwrap();

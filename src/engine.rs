@@ -209,6 +209,12 @@ impl Engine {
 
         let findings = {
             let s = &self.state;
+            let grants = s.registry.applicable(
+                &event.identity,
+                event.grant_id.as_deref(),
+                event.on_behalf_of.as_deref(),
+                event.time,
+            );
             let ctx = Context {
                 event,
                 obs: &obs,
@@ -218,6 +224,7 @@ impl Engine {
                 names: &s.names,
                 fleet: &s.fleet,
                 registry: &s.registry,
+                grants: &grants,
                 credential_sharers: &sharers,
             };
             detect::run_all(&ctx)
