@@ -209,6 +209,12 @@ impl Engine {
 
         let findings = {
             let s = &self.state;
+            let grants = s.registry.applicable(
+                &event.identity,
+                event.grant_id.as_deref(),
+                event.on_behalf_of.as_deref(),
+                event.time,
+            );
             let ctx = Context {
                 event,
                 obs: &obs,
@@ -218,6 +224,7 @@ impl Engine {
                 names: &s.names,
                 fleet: &s.fleet,
                 registry: &s.registry,
+                grants: &grants,
                 credential_sharers: &sharers,
             };
             detect::run_all(&ctx)
@@ -381,9 +388,19 @@ impl Engine {
         self.state.registry.forget_before(now - (self.config.forget_after_days * DAY as f64) as Millis);
     }
 
-    /// Approximate bytes held per identity baseline (see `IdentityBaseline::approx_bytes`).
+    /// Approximate bytes held by all identity baselines (see `IdentityBaseline::approx_bytes`).
     pub fn baseline_bytes(&self) -> usize {
         self.state.identities.values().map(IdentityBaseline::approx_bytes).sum()
+    }
+
+    /// Mean baseline bytes of the identities whose distinct calls are closest
+    /// to `calls` (for the benchmark): (distinct calls, mean bytes).
+    pub fn baseline_bytes_near_calls(&self, calls: usize) -> Option<(usize, f64)> {
+        let nearest = self.state.identities.values().map(|b| b.calls.len().abs_diff(calls)).min()?;
+        let picked: Vec<&IdentityBaseline> =
+            self.state.identities.values().filter(|b| b.calls.len().abs_diff(calls) == nearest).collect();
+        let mean = picked.iter().map(|b| b.approx_bytes()).sum::<usize>() as f64 / picked.len() as f64;
+        Some((picked[0].calls.len(), mean))
     }
 }
 

@@ -155,3 +155,41 @@ fn ocsf_output_carries_the_same_findings() {
     assert!(!native_ids.is_empty());
     assert_eq!(native_ids, ocsf_ids);
 }
+
+#[test]
+fn identities_past_the_cap_are_evicted_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (events, grants) = write_jsonl(dir.path(), "all", &mixed_scenario().records);
+    let (code, _, err) = overreach(&["replay", &events, "--grants", &grants, "--max-identities", "2"]);
+    assert_eq!(code, 0, "{err}");
+    let summary = err.lines().last().unwrap();
+    assert!(summary.contains("identities tracked"), "{summary}");
+    let tracked: u64 =
+        summary.split(" identities tracked").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(tracked <= 2, "{summary}");
+    assert!(!summary.contains("(0 evicted)"), "{summary}");
+}
+
+#[test]
+fn stdin_is_read_with_a_dash() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let line = r#"{"event_id":"x","time":"2026-03-02T10:00:00Z","identity":"gone","target":"t","action":"a"}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let grants = dir.path().join("g.jsonl");
+    std::fs::write(&grants, r#"{"kind":"identity_offboarded","time":"2026-03-01T00:00:00Z","identity":"gone"}"#)
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_overreach"))
+        .args(["replay", "-", "--grants", grants.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(line.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let alerts = schema::assert_valid_alert_lines(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["detector"], "post_purpose");
+    assert_eq!(alerts[0]["source"], "-:1");
+}

@@ -165,7 +165,7 @@ use crate::baseline::fleet::Fleet;
 use crate::baseline::intern::{Names, Sym};
 use crate::baseline::{IdentityBaseline, Observation};
 use crate::engine::EngineConfig;
-use crate::grants::Registry;
+use crate::grants::{Applicable, Registry};
 use crate::model::AccessEvent;
 use crate::time::format_rfc3339;
 
@@ -181,6 +181,8 @@ pub struct Context<'a> {
     pub names: &'a Names,
     pub fleet: &'a Fleet,
     pub registry: &'a Registry,
+    /// The grants that bear on this call, looked up once for all detectors.
+    pub grants: &'a Applicable<'a>,
     /// Other identities that used this call's credential within the concurrency window.
     pub credential_sharers: &'a [Sym],
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 
 pub fn check(ctx: &Context) -> Option<Finding> {
     let e = ctx.event;
-    let grants = ctx.registry.applicable(&e.identity, e.grant_id.as_deref(), e.on_behalf_of.as_deref(), e.time);
+    let grants = ctx.grants;
     if grants.live.is_empty() || grants.live.iter().any(|g| g.admits_time(e.time)) {
         return None;
     }
