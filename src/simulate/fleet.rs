@@ -200,6 +200,15 @@ impl Identity {
         }
     }
 
+    /// Declares a delegation: the grant record (into `records`), and the delegation
+    /// the identity acts under from `since`, its chain reaching it through `hop`.
+    pub fn delegate(&mut self, grant: &GrantSpec, hop: &str, since: Millis, records: &mut Vec<(Millis, Value)>) {
+        records.push((grant.time, grant.to_json(&self.name)));
+        let delegator = grant.on_behalf_of.to_string();
+        let chain = vec![delegator.clone(), hop.to_string()];
+        self.delegations.push(Delegation::new(delegator, chain, grant.grant_id.to_string(), since));
+    }
+
     /// Whether normal behaviour runs at `t`.
     pub fn is_active(&self, t: Millis) -> bool {
         self.active_from <= t && t < self.active_until && !self.quiet.iter().any(|&(a, b)| a <= t && t < b)
@@ -327,7 +336,6 @@ pub fn rollout_time(at: Millis, rng: &mut Rng) -> Millis {
 pub struct GrantSpec<'a> {
     pub time: Millis,
     pub grant_id: &'a str,
-    pub identity: &'a str,
     pub on_behalf_of: &'a str,
     pub targets: Vec<&'a str>,
     pub actions: Vec<&'a str>,
@@ -338,7 +346,7 @@ pub struct GrantSpec<'a> {
 }
 
 impl GrantSpec<'_> {
-    pub fn to_json(&self) -> Value {
+    pub fn to_json(&self, identity: &str) -> Value {
         let mut targets = self.targets.clone();
         targets.sort_unstable();
         targets.dedup();
@@ -349,7 +357,7 @@ impl GrantSpec<'_> {
             "kind": "grant",
             "time": format_rfc3339(self.time),
             "grant_id": self.grant_id,
-            "identity": self.identity,
+            "identity": identity,
             "on_behalf_of": self.on_behalf_of,
             "scope": {"targets": targets, "actions": actions, "resources": self.resources, "environments": self.environments},
             "not_before": format_rfc3339(self.time),

@@ -5,7 +5,7 @@
 use super::{spaced, Plan, Records};
 use crate::model::Millis;
 use crate::simulate::calendar::Calendar;
-use crate::simulate::fleet::{account, Call, Credentials, Delegation, GrantSpec, Identity, Source};
+use crate::simulate::fleet::{account, Call, Credentials, GrantSpec, Identity, Source};
 use crate::simulate::rng::Rng;
 use crate::time::{HOUR, MINUTE};
 
@@ -78,12 +78,6 @@ pub fn build(identity: &mut Identity, rng: &mut Rng, records: &mut Records) -> A
     identity.credentials = Credentials::Refreshed { every: HOUR, lifetime: HOUR + 15 * MINUTE };
     let grant_id = format!("grant-agent-{:04}-v1", identity.index);
     let delegator = format!("team:{team}");
-    identity.delegations.push(Delegation::new(
-        delegator.clone(),
-        vec![delegator.clone(), "agent-runtime:ops-copilot".into()],
-        grant_id.clone(),
-        identity.active_from,
-    ));
     let mut tools: Vec<Tool> = vec![(TICKETS, agent.opener), (TICKETS, "AddComment"), (TICKETS, "UpdateTicket")];
     tools.extend(&agent.diagnostics);
     for (act, poll) in &agent.remediations {
@@ -95,7 +89,6 @@ pub fn build(identity: &mut Identity, rng: &mut Rng, records: &mut Records) -> A
     let grant = GrantSpec {
         time: identity.active_from - HOUR,
         grant_id: &grant_id,
-        identity: &identity.name,
         on_behalf_of: &delegator,
         targets: tools.iter().map(|t| t.0).collect(),
         actions: tools.iter().map(|t| t.1).collect(),
@@ -104,7 +97,7 @@ pub fn build(identity: &mut Identity, rng: &mut Rng, records: &mut Records) -> A
         expires_at: None,
         windows: Vec::new(),
     };
-    records.push((grant.time, grant.to_json()));
+    identity.delegate(&grant, "agent-runtime:ops-copilot", identity.active_from, records);
     agent
 }
 

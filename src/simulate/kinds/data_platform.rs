@@ -5,7 +5,7 @@
 use super::{spaced, Plan, Records};
 use crate::model::Millis;
 use crate::simulate::calendar::Calendar;
-use crate::simulate::fleet::{account, Call, Credentials, Delegation, GrantSpec, Identity, Source};
+use crate::simulate::fleet::{account, Call, Credentials, GrantSpec, Identity, Source};
 use crate::simulate::rng::Rng;
 use crate::time::{format_rfc3339, DAY, HOUR, MINUTE};
 
@@ -60,7 +60,6 @@ pub fn build(identity: &mut Identity, cal: &Calendar, rng: &mut Rng, records: &m
         let grant = GrantSpec {
             time: since - HOUR,
             grant_id: &grant_id,
-            identity: &identity.name,
             on_behalf_of: &delegator,
             targets: vec!["s3.amazonaws.com", "glue.amazonaws.com", "kms.amazonaws.com", "athena.amazonaws.com"],
             actions: vec!["ListObjectsV2", "GetObject", "GetTable", "Decrypt", "StartQueryExecution"],
@@ -69,13 +68,7 @@ pub fn build(identity: &mut Identity, cal: &Calendar, rng: &mut Rng, records: &m
             expires_at: None,
             windows: Vec::new(),
         };
-        records.push((grant.time, grant.to_json()));
-        identity.delegations.push(Delegation::new(
-            delegator.clone(),
-            vec![delegator, "scheduler:airflow".into()],
-            grant_id,
-            since,
-        ));
+        identity.delegate(&grant, "scheduler:airflow", since, records);
     }
     platform
 }

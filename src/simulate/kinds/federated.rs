@@ -5,7 +5,7 @@
 use super::{spaced, Plan, Records};
 use crate::model::Millis;
 use crate::simulate::calendar::Calendar;
-use crate::simulate::fleet::{account, Call, Credentials, Delegation, GrantSpec, Identity, Source};
+use crate::simulate::fleet::{account, Call, Credentials, GrantSpec, Identity, Source};
 use crate::simulate::rng::{mix, Rng};
 use crate::time::{DAY, HOUR, MINUTE};
 
@@ -92,7 +92,6 @@ pub fn build(identity: &mut Identity, cal: &Calendar, rng: &mut Rng, records: &m
         let grant = GrantSpec {
             time: identity.active_from - HOUR,
             grant_id: &grant_id,
-            identity: &identity.name,
             on_behalf_of: &delegator,
             targets: calls.iter().chain([&drift]).map(|c| c.target).collect(),
             actions: calls.iter().chain([&drift]).map(|c| c.action).collect(),
@@ -101,13 +100,7 @@ pub fn build(identity: &mut Identity, cal: &Calendar, rng: &mut Rng, records: &m
             expires_at: None,
             windows: Vec::new(),
         };
-        records.push((grant.time, grant.to_json()));
-        identity.delegations.push(Delegation::new(
-            delegator.clone(),
-            vec![delegator, issuer.clone()],
-            grant_id,
-            identity.active_from,
-        ));
+        identity.delegate(&grant, &issuer, identity.active_from, records);
     }
     workload
 }

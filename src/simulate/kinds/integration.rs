@@ -127,7 +127,6 @@ impl Integration {
         let grant = GrantSpec {
             time,
             grant_id,
-            identity: &identity.name,
             on_behalf_of: delegator,
             targets: calls.iter().chain([&drift]).map(|c| c.target).collect(),
             actions: calls.iter().chain([&drift]).map(|c| c.action).collect(),
@@ -136,7 +135,7 @@ impl Integration {
             expires_at: Some(time + APPROVAL),
             windows: Vec::new(),
         };
-        records.push((time, grant.to_json()));
+        records.push((time, grant.to_json(&identity.name)));
     }
 
     pub fn day(&self, identity: &Identity, cal: &Calendar, day: u32, rng: &mut Rng) -> Vec<Plan> {

@@ -4,7 +4,7 @@
 use super::{spaced, Plan, Records};
 use crate::model::Millis;
 use crate::simulate::calendar::Calendar;
-use crate::simulate::fleet::{account, Call, Credentials, Delegation, GrantSpec, Identity, Source};
+use crate::simulate::fleet::{account, Call, Credentials, GrantSpec, Identity, Source};
 use crate::simulate::rng::Rng;
 use crate::time::{DAY, HOUR, MINUTE};
 use serde_json::json;
@@ -100,18 +100,11 @@ pub fn build(identity: &mut Identity, rng: &mut Rng, records: &mut Records) -> P
     identity.credentials = Credentials::PerSession { lifetime: HOUR };
     let grant_id = format!("grant-ci-{:04}-v1", identity.index);
     let repo = format!("github:acme/{}", p.app);
-    identity.delegations.push(Delegation::new(
-        repo.clone(),
-        vec![repo.clone(), "oidc:token.actions.githubusercontent.com".into()],
-        grant_id.clone(),
-        identity.active_from,
-    ));
     let all_calls: Vec<Call> =
         p.environments.iter().flat_map(|env| p.steps(identity, env, 0, rng)).chain([p.drift_call(identity)]).collect();
     let grant = GrantSpec {
         time: identity.active_from - HOUR,
         grant_id: &grant_id,
-        identity: &identity.name,
         on_behalf_of: &repo,
         targets: all_calls.iter().map(|c| c.target).collect(),
         actions: all_calls.iter().map(|c| c.action).collect(),
@@ -124,7 +117,7 @@ pub fn build(identity: &mut Identity, rng: &mut Rng, records: &mut Records) -> P
             "end": format!("{:02}:{:02}", end / 60, end % 60),
         })],
     };
-    records.push((grant.time, grant.to_json()));
+    identity.delegate(&grant, "oidc:token.actions.githubusercontent.com", identity.active_from, records);
     p
 }
 
