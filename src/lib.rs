@@ -12,3 +12,9 @@ pub mod engine;
 pub mod grants;
 pub mod model;
 pub mod time;
+
+pub mod config;
+pub mod demo;
+pub mod kafka;
+pub mod service;
+pub mod telemetry;

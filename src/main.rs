@@ -14,9 +14,17 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Runs the Kafka service: access logs in, alerts out, at least once.
+    Run(overreach::config::RunArgs),
+    /// Streams a simulated fleet through the Kafka service on an embedded broker and prints the alerts.
+    Demo(overreach::demo::DemoArgs),
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Run(args) => overreach::service::command(&args),
+        Command::Demo(args) => overreach::demo::command(&args),
+    }
 }
