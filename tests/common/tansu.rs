@@ -23,7 +23,8 @@ impl Tansu {
 
     /// A broker whose data survives a restart, in the SQLite file `db`.
     pub fn sqlite(db: &Path) -> Tansu {
-        Tansu::start(free_port(), format!("sqlite://{}", db.display()))
+        // tansu drops one slash after `sqlite://`: an absolute path needs `sqlite:///` + `/abs/path`.
+        Tansu::start(free_port(), format!("sqlite:///{}", db.display()))
     }
 
     fn start(port: u16, storage: String) -> Tansu {
