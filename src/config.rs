@@ -9,6 +9,7 @@
 
 use crate::decode::{Format, Limits};
 use crate::engine::EngineConfig;
+use crate::ocsf::AlertFormat;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,6 +42,10 @@ pub struct ServiceConfig {
     /// Format of the input topics: `auto` (decided per record), `native`, `cloudtrail`. Default `auto`.
     #[serde(default = "default_format")]
     pub format: Format,
+    /// Alert encoding on the alert topic: `native` (`schemas/alert.v1.schema.json`) or `ocsf`
+    /// (OCSF 1.5.0 Detection Finding). Default `native`.
+    #[serde(default)]
+    pub alert_format: AlertFormat,
     /// Snapshot file of the engine state and consumer positions. Default: none (no state across restarts).
     #[serde(default)]
     pub state: Option<PathBuf>,
@@ -158,6 +163,9 @@ pub struct RunArgs {
     /// Input format: auto, native, cloudtrail.
     #[arg(long, env = "OVERREACH_FORMAT")]
     pub format: Option<Format>,
+    /// Alert encoding: native or ocsf.
+    #[arg(long, env = "OVERREACH_ALERT_FORMAT")]
+    pub alert_format: Option<AlertFormat>,
     /// Snapshot file of the engine state and consumer positions.
     #[arg(long, env = "OVERREACH_STATE")]
     pub state: Option<PathBuf>,
@@ -225,6 +233,9 @@ impl ServiceConfig {
         }
         if let Some(v) = a.format {
             self.format = v;
+        }
+        if let Some(v) = a.alert_format {
+            self.alert_format = v;
         }
         if a.state.is_some() {
             self.state = a.state;

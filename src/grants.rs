@@ -1,12 +1,206 @@
 //! Declared delegations and lifecycle facts: what each identity may do, and
-//! what has ended.
+//! what has ended. The declared detectors ask the registry; they learn nothing.
 
-use crate::model::TimeWindow;
+use crate::model::{Grant, GrantEndReason, Lifecycle, Millis, TimeWindow};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A grant as the registry knows it: when it was declared, and whether it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrantState {
+    pub grant: Grant,
+    /// Event time the grant was declared; `None` for a static policy grant.
+    pub declared_at: Option<Millis>,
+    pub ended: Option<(Millis, GrantEndReason)>,
+}
+
+impl GrantState {
+    /// When and why the grant stopped being usable, if it had by `t`.
+    pub fn ended_by(&self, t: Millis) -> Option<(Millis, GrantEndReason)> {
+        let explicit = self.ended.filter(|(at, _)| *at <= t);
+        let expired = self.grant.expires_at.filter(|at| *at <= t).map(|at| (at, GrantEndReason::Expired));
+        match (explicit, expired) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn declared_by(&self, t: Millis) -> bool {
+        self.declared_at.is_none_or(|at| at <= t)
+    }
+
+    /// True when the grant's dates and windows admit a call at `t`.
+    pub fn admits_time(&self, t: Millis) -> bool {
+        self.grant.not_before.is_none_or(|nb| nb <= t)
+            && (self.grant.windows.is_empty() || self.grant.windows.iter().any(|w| in_window(w, t)))
+    }
+}
+
+/// The lifecycle facts known so far, in event time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Registry {
+    grants: BTreeMap<String, GrantState>,
+    offboarded: BTreeMap<String, Millis>,
+    revoked: BTreeMap<String, Millis>,
+    expiries: BTreeMap<String, Millis>,
+    /// Grant ids by exact identity, and those whose identity is a glob: derived
+    /// from `grants`, so a call looks up its grants without a scan.
+    #[serde(skip)]
+    by_identity: BTreeMap<String, Vec<String>>,
+    #[serde(skip)]
+    glob_grants: Vec<String>,
+}
+
+/// Which of an identity's grants bear on one call.
+pub struct Applicable<'a> {
+    /// Grants naming this identity (or the call's `grant_id`) declared by the call's time.
+    pub all: Vec<&'a GrantState>,
+    /// Those not ended or expired at the call's time.
+    pub live: Vec<&'a GrantState>,
+}
+
+impl Registry {
+    pub fn add_static(&mut self, grants: Vec<Grant>) {
+        for grant in grants {
+            self.insert(GrantState { grant, declared_at: None, ended: None });
+        }
+    }
+
+    fn insert(&mut self, state: GrantState) {
+        let (id, identity) = (state.grant.grant_id.clone(), state.grant.identity.clone());
+        if let Some(old) = self.grants.insert(id.clone(), state) {
+            self.unindex(&old.grant.grant_id, &old.grant.identity);
+        }
+        if identity.contains(['*', '?']) {
+            self.glob_grants.push(id);
+        } else {
+            self.by_identity.entry(identity).or_default().push(id);
+        }
+    }
+
+    fn unindex(&mut self, id: &str, identity: &str) {
+        self.glob_grants.retain(|g| g != id);
+        if let Some(ids) = self.by_identity.get_mut(identity) {
+            ids.retain(|g| g != id);
+        }
+    }
+
+    /// Rebuilds the lookup indexes after the registry was deserialized.
+    pub fn reindex(&mut self) {
+        let grants = std::mem::take(&mut self.grants);
+        self.by_identity.clear();
+        self.glob_grants.clear();
+        for (_, state) in grants {
+            self.insert(state);
+        }
+    }
+
+    pub fn apply(&mut self, time: Millis, fact: &Lifecycle) {
+        match fact {
+            Lifecycle::Grant(g) => {
+                self.insert(GrantState { grant: g.clone(), declared_at: Some(time), ended: None });
+            }
+            Lifecycle::GrantEnded { grant_id, reason } => {
+                if let Some(state) = self.grants.get_mut(grant_id) {
+                    state.ended = Some((time, *reason));
+                }
+            }
+            Lifecycle::IdentityOffboarded { identity } => {
+                self.offboarded.insert(offboard_key(identity).into_owned(), time);
+            }
+            Lifecycle::CredentialRevoked { credential_id } => {
+                self.revoked.insert(credential_id.clone(), time);
+            }
+            Lifecycle::CredentialIssued { credential_id, expires_at, .. } => {
+                self.expiries.insert(credential_id.clone(), *expires_at);
+            }
+        }
+    }
+
+    pub fn offboarded_at(&self, identity: &str, t: Millis) -> Option<Millis> {
+        self.offboarded.get(offboard_key(identity).as_ref()).copied().filter(|at| *at <= t)
+    }
+
+    pub fn revoked_at(&self, credential: &str, t: Millis) -> Option<Millis> {
+        self.revoked.get(credential).copied().filter(|at| *at <= t)
+    }
+
+    pub fn expiry(&self, credential: &str) -> Option<Millis> {
+        self.expiries.get(credential).copied()
+    }
+
+    pub fn applicable(
+        &self,
+        identity: &str,
+        grant_id: Option<&str>,
+        on_behalf_of: Option<&str>,
+        t: Millis,
+    ) -> Applicable<'_> {
+        let all: Vec<&GrantState> = match grant_id.and_then(|id| self.grants.get(id)) {
+            Some(state) => vec![state],
+            None => self
+                .by_identity
+                .get(identity)
+                .into_iter()
+                .flatten()
+                .chain(&self.glob_grants)
+                .filter_map(|id| self.grants.get(id))
+                .filter(|s| {
+                    glob_match(&s.grant.identity, identity)
+                        && match (&s.grant.on_behalf_of, on_behalf_of) {
+                            (Some(declared), Some(actual)) => glob_match(declared, actual),
+                            _ => true,
+                        }
+                })
+                .collect(),
+        };
+        let all: Vec<&GrantState> = all.into_iter().filter(|s| s.declared_by(t)).collect();
+        let live = all.iter().copied().filter(|s| s.ended_by(t).is_none()).collect();
+        Applicable { all, live }
+    }
+
+    /// True when some grant of this identity declares that it acts for `delegator`.
+    pub fn declares_delegator(&self, identity: &str, delegator: &str) -> bool {
+        self.applicable(identity, None, None, Millis::MAX)
+            .all
+            .iter()
+            .any(|s| s.grant.on_behalf_of.as_deref().is_some_and(|d| glob_match(d, delegator)))
+    }
+
+    /// Drops facts that can no longer matter: credential expiries long past.
+    pub fn forget_before(&mut self, cutoff: Millis) {
+        self.expiries.retain(|_, at| *at >= cutoff);
+    }
+
+    pub fn grant_count(&self) -> usize {
+        self.grants.len()
+    }
+}
+
+/// AWS role and user ARNs may carry a path (`role/service-role/x`) where the
+/// deletion event only names the role; both reduce to the ARN without the path.
+fn offboard_key(identity: &str) -> std::borrow::Cow<'_, str> {
+    let Some((account, name)) = identity.strip_prefix("arn:aws:iam::").and_then(|rest| rest.split_once(':')) else {
+        return identity.into();
+    };
+    match name.split_once('/') {
+        Some((kind @ ("role" | "user"), path)) if path.contains('/') => {
+            let last = path.rsplit('/').next().unwrap_or(path);
+            format!("arn:aws:iam::{account}:{kind}/{last}").into()
+        }
+        _ => identity.into(),
+    }
+}
 
 /// Checks a window's times are `HH:MM`; returns the reason when not.
 pub fn check_window(w: &TimeWindow) -> Result<(), String> {
     for t in [&w.start, &w.end] {
         parse_hhmm(t).ok_or_else(|| format!("`{t}` is not a time of day HH:MM"))?;
+    }
+    for d in &w.days {
+        if day_index(d).is_none() {
+            return Err(format!("`{d}` is not a day (mon, tue, wed, thu, fri, sat, sun)"));
+        }
     }
     Ok(())
 }
@@ -16,4 +210,193 @@ pub fn parse_hhmm(s: &str) -> Option<u32> {
     let (h, m) = s.split_once(':')?;
     let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
     (h < 24 && m < 60 && s.len() == 5).then_some(h * 60 + m)
+}
+
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+fn day_index(d: &str) -> Option<usize> {
+    DAYS.iter().position(|x| x.eq_ignore_ascii_case(d.get(..3).unwrap_or(d)))
+}
+
+/// True when `t` falls in the window (UTC). A window whose end is before its
+/// start runs past midnight into the next day.
+pub fn in_window(w: &TimeWindow, t: Millis) -> bool {
+    let (day, minute) = crate::time::weekday_and_minute(t);
+    let (Some(start), Some(end)) = (parse_hhmm(&w.start), parse_hhmm(&w.end)) else { return false };
+    let on = |d: usize| w.days.is_empty() || w.days.iter().any(|x| day_index(x) == Some(d));
+    if start <= end {
+        on(day) && (start..end).contains(&minute)
+    } else {
+        (on(day) && minute >= start) || (on((day + 6) % 7) && minute < end)
+    }
+}
+
+/// IAM-style glob: `*` matches any run of characters (including `/` and `:`),
+/// `?` exactly one. Iterative, so hostile patterns cannot blow the stack.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == b'?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// A static policy file: the same grants as grant events, without a time.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    grant: Vec<PolicyGrant>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyGrant {
+    grant_id: String,
+    identity: String,
+    on_behalf_of: Option<String>,
+    #[serde(default)]
+    scope: crate::model::Scope,
+    not_before: Option<String>,
+    expires_at: Option<String>,
+    #[serde(default)]
+    windows: Vec<TimeWindow>,
+}
+
+/// Reads `--policy delegations.toml`: `[[grant]]` tables with the fields of a
+/// grant event (times as RFC 3339 strings).
+pub fn load_policy(text: &str) -> Result<Vec<Grant>, String> {
+    let file: PolicyFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    file.grant
+        .into_iter()
+        .map(|g| {
+            let time = |field: &str, v: Option<String>| -> Result<Option<Millis>, String> {
+                v.map(|s| {
+                    crate::time::parse_rfc3339(&s)
+                        .ok_or_else(|| format!("grant `{}`: `{field}` is not an RFC 3339 time: {s}", g.grant_id))
+                })
+                .transpose()
+            };
+            for w in &g.windows {
+                check_window(w).map_err(|e| format!("grant `{}`: {e}", g.grant_id))?;
+            }
+            Ok(Grant {
+                not_before: time("not_before", g.not_before.clone())?,
+                expires_at: time("expires_at", g.expires_at.clone())?,
+                grant_id: g.grant_id,
+                identity: g.identity,
+                on_behalf_of: g.on_behalf_of,
+                scope: g.scope,
+                windows: g.windows,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::parse_rfc3339;
+
+    #[test]
+    fn globs_match_like_iam() {
+        let cases = [
+            ("arn:aws:s3:::bucket/*", "arn:aws:s3:::bucket/a/b:c", true),
+            ("arn:aws:s3:::bucket/*", "arn:aws:s3:::other/a", false),
+            ("s3:Get*", "s3:GetObject", true),
+            ("a?c", "abc", true),
+            ("a?c", "ac", false),
+            ("*", "", true),
+            ("*a*b*c*", "xxaxxbxxc", true),
+            ("*a*b*c*", "xxaxxcxxb", false),
+            ("exact", "exact", true),
+        ];
+        for (p, t, want) in cases {
+            assert_eq!(glob_match(p, t), want, "{p} vs {t}");
+        }
+    }
+
+    #[test]
+    fn windows_follow_days_and_wrap_midnight() {
+        let w = |days: &[&str], start: &str, end: &str| TimeWindow {
+            days: days.iter().map(|d| d.to_string()).collect(),
+            start: start.into(),
+            end: end.into(),
+        };
+        let t = |s: &str| parse_rfc3339(s).unwrap();
+        // 2026-03-02 is a Monday.
+        let release = w(&["mon", "wed"], "14:00", "16:00");
+        assert!(in_window(&release, t("2026-03-02T14:00:00Z")));
+        assert!(!in_window(&release, t("2026-03-02T16:00:00Z")));
+        assert!(!in_window(&release, t("2026-03-03T15:00:00Z")));
+        let night = w(&["fri"], "22:00", "02:00");
+        assert!(in_window(&night, t("2026-03-06T23:00:00Z")));
+        assert!(in_window(&night, t("2026-03-07T01:00:00Z")));
+        assert!(!in_window(&night, t("2026-03-06T01:00:00Z")));
+        assert!(check_window(&w(&["someday"], "10:00", "11:00")).is_err());
+    }
+
+    #[test]
+    fn policy_files_parse_and_report_errors() {
+        let grants = load_policy(
+            r#"
+            [[grant]]
+            grant_id = "deploy"
+            identity = "ci-*"
+            expires_at = "2026-04-01T00:00:00Z"
+            scope = { targets = ["s3"], resources = ["arn:aws:s3:::releases/*"] }
+            windows = [{ days = ["mon"], start = "14:00", end = "16:00" }]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(grants[0].scope.resources, vec!["arn:aws:s3:::releases/*"]);
+        assert_eq!(grants[0].expires_at, parse_rfc3339("2026-04-01T00:00:00Z"));
+        let err = load_policy("[[grant]]\ngrant_id = \"g\"\nidentity = \"i\"\nexpires_at = \"soon\"\n").unwrap_err();
+        assert_eq!(err, "grant `g`: `expires_at` is not an RFC 3339 time: soon");
+        assert!(load_policy("[[grant]]\ngrant_id = \"g\"\n").unwrap_err().contains("identity"));
+    }
+
+    #[test]
+    fn registry_tracks_ends_and_expiry() {
+        let mut r = Registry::default();
+        let g = Grant {
+            grant_id: "g".into(),
+            identity: "ci".into(),
+            on_behalf_of: None,
+            scope: Default::default(),
+            not_before: None,
+            expires_at: Some(1_000),
+            windows: vec![],
+        };
+        r.apply(0, &Lifecycle::Grant(g));
+        assert_eq!(r.applicable("ci", None, None, 500).live.len(), 1);
+        assert_eq!(r.applicable("ci", None, None, 1_500).live.len(), 0);
+        assert_eq!(
+            r.applicable("ci", None, None, 1_500).all[0].ended_by(1_500),
+            Some((1_000, GrantEndReason::Expired))
+        );
+        r.apply(200, &Lifecycle::GrantEnded { grant_id: "g".into(), reason: GrantEndReason::Revoked });
+        assert_eq!(r.applicable("ci", None, None, 300).all[0].ended_by(300), Some((200, GrantEndReason::Revoked)));
+        assert!(r.applicable("other", None, None, 300).all.is_empty());
+        r.apply(50, &Lifecycle::IdentityOffboarded { identity: "ci".into() });
+        assert_eq!(r.offboarded_at("ci", 40), None);
+        assert_eq!(r.offboarded_at("ci", 60), Some(50));
+        let role = "arn:aws:iam::111122223333:role/service-role/etl";
+        r.apply(70, &Lifecycle::IdentityOffboarded { identity: "arn:aws:iam::111122223333:role/etl".into() });
+        assert_eq!(r.offboarded_at(role, 80), Some(70));
+    }
 }

@@ -6,11 +6,16 @@
 //! `detect`, one file per detector) → `alert` → sinks.
 
 pub mod alert;
+pub mod baseline;
 pub mod decode;
 pub mod detect;
 pub mod engine;
+pub mod features;
 pub mod grants;
 pub mod model;
+pub mod ocsf;
+pub mod replay;
+pub mod source;
 pub mod time;
 
 pub mod config;

@@ -247,7 +247,7 @@ impl Pipeline<'_> {
         Output {
             topic: self.config.alert_topic.clone(),
             key: Some(alert.identity.as_bytes().to_vec()),
-            payload: alert.to_json_line().into_bytes(),
+            payload: crate::ocsf::render(alert, self.config.alert_format).into_bytes(),
             headers: vec![
                 ("detector", alert.detector.name().to_string()),
                 ("severity", alert.severity.name().to_string()),

@@ -5,6 +5,8 @@
 //! an access after `identity_offboarded` → `post_purpose`; an access outside a grant's scope
 //! → `scope_violation`.
 
+#[path = "common/schema.rs"]
+mod schema;
 #[path = "common/tansu.rs"]
 mod tansu;
 
@@ -170,25 +172,6 @@ fn alert_ids(messages: &[OwnedMessage]) -> BTreeSet<String> {
     alerts_of(messages).iter().map(|a| a["alert_id"].as_str().unwrap().to_string()).collect()
 }
 
-/// Checks an alert against `schemas/alert.v1.schema.json`.
-// TODO(schema): becomes `common::schema::assert_valid_alert(alert)` once tests/common/schema.rs lands.
-fn assert_valid_alert(alert: &Value) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/alert.v1.schema.json");
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let schema: Value = serde_json::from_str(&text).unwrap();
-            let validator = jsonschema::validator_for(&schema).unwrap();
-            let errors: Vec<String> = validator.iter_errors(alert).map(|e| e.to_string()).collect();
-            assert!(errors.is_empty(), "alert not valid against the schema: {errors:?}\n{alert}");
-        }
-        Err(_) => {
-            for field in ["alert_id", "detector", "severity", "score", "time", "identity", "event_ids", "summary"] {
-                assert!(alert.get(field).is_some(), "alert lacks `{field}`: {alert}");
-            }
-        }
-    }
-}
-
 fn offboarded(identity: &str, time: &str) -> Value {
     json!({"kind": "identity_offboarded", "time": time, "identity": identity, "event_id": format!("off-{identity}")})
 }
@@ -279,7 +262,7 @@ async fn alerts_reach_the_alert_topic_and_a_clean_stop_commits_the_end_of_input(
     let messages = read_topic(&broker.brokers(), &names.alerts, |m| alert_ids(m).is_superset(&expected)).await;
     assert_eq!(alert_ids(&messages), expected, "exactly the declared/lifecycle alerts");
     for (m, alert) in messages.iter().zip(alerts_of(&messages)) {
-        assert_valid_alert(&alert);
+        schema::assert_valid_alert(&alert);
         assert_eq!(m.key(), alert["identity"].as_str().map(str::as_bytes), "keyed by identity");
         assert_eq!(header(m, "detector").as_deref(), alert["detector"].as_str());
         assert_eq!(header(m, "severity").as_deref(), alert["severity"].as_str());
@@ -459,7 +442,7 @@ async fn hard_kill_mid_stream_and_restart_loses_no_alert_and_restores_baselines(
     // Duplicates are allowed only as repeats of the same alert_id, with the same content.
     let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
     for alert in alerts_of(&alerts) {
-        assert_valid_alert(&alert);
+        schema::assert_valid_alert(&alert);
         let first_seen = by_id.entry(alert["alert_id"].as_str().unwrap().to_string()).or_insert(alert.clone());
         assert_eq!(first_seen["event_ids"], alert["event_ids"]);
     }

@@ -17,7 +17,7 @@ pub fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn wrong(field: &str, expected: &'static str, found: &Value) -> DecodeError {
+pub fn wrong(field: &str, expected: &'static str, found: &Value) -> DecodeError {
     DecodeError::WrongType { field: field.to_string(), expected, found: type_name(found) }
 }
 
@@ -76,6 +76,40 @@ pub fn req_time(obj: &Obj, field: &str) -> Result<Millis, DecodeError> {
     opt_time(obj, field)?.ok_or_else(|| DecodeError::MissingField(field.to_string()))
 }
 
+/// A time in a vendor log: RFC 3339, or `YYYY-MM-DD HH:MM:SS[.fraction]` (with a space or
+/// a `T`) and no zone, read as UTC. CloudTrail, Cloud Audit Logs and Kubernetes audit all
+/// log in UTC; data lakes that re-export them (Athena, Panther) drop the `T` and the `Z`.
+/// Absent or null is `None`.
+pub fn opt_utc_time(obj: &Obj, field: &str) -> Result<Option<Millis>, DecodeError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => parse_utc_time(s).map(Some).ok_or_else(|| DecodeError::InvalidValue {
+            field: field.to_string(),
+            reason: format!("expected an RFC 3339 or `YYYY-MM-DD HH:MM:SS` UTC time, found {s:?}"),
+        }),
+        Some(other) => Err(wrong(field, "a time string", other)),
+    }
+}
+
+pub fn req_utc_time(obj: &Obj, field: &str) -> Result<Millis, DecodeError> {
+    opt_utc_time(obj, field)?.ok_or_else(|| DecodeError::MissingField(field.to_string()))
+}
+
+pub fn parse_utc_time(s: &str) -> Option<Millis> {
+    use chrono::NaiveDateTime;
+    crate::time::parse_rfc3339(s).or_else(|| {
+        ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+            .iter()
+            .find_map(|fmt| NaiveDateTime::parse_from_str(s, fmt).ok())
+            .map(|t| t.and_utc().timestamp_millis())
+    })
+}
+
+/// An object field that must be present.
+pub fn req_obj<'a>(obj: &'a Obj, field: &str) -> Result<&'a Obj, DecodeError> {
+    opt_obj(obj, field)?.ok_or_else(|| DecodeError::MissingField(field.to_string()))
+}
+
 /// An object field that may be absent or null.
 pub fn opt_obj<'a>(obj: &'a Obj, field: &str) -> Result<Option<&'a Obj>, DecodeError> {
     match obj.get(field) {
@@ -97,6 +131,16 @@ pub fn path_str<'a>(obj: &'a Obj, path: &[&str]) -> Option<&'a str> {
     cur.get(*last)?.as_str().filter(|s| !s.is_empty())
 }
 
+/// Follows a path through nested objects to an object; `None` on anything else.
+pub fn path_obj<'a>(obj: &'a Obj, path: &[&str]) -> Option<&'a Obj> {
+    path.iter().try_fold(obj, |cur, key| cur.get(*key)?.as_object())
+}
+
+/// The first of several alternative string fields that is present and non-empty.
+pub fn first_str<'a>(obj: &'a Obj, fields: &[&str]) -> Option<&'a str> {
+    fields.iter().find_map(|f| path_str(obj, &[f]))
+}
+
 /// A stable id for a record that has none: a hash of its canonical JSON text.
 pub fn derived_id(obj: &Obj) -> String {
     use sha2::{Digest, Sha256};
@@ -109,4 +153,25 @@ pub fn derived_id(obj: &Obj) -> String {
         id.push_str(&format!("{b:02x}"));
     }
     id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_time_accepts_rfc3339_and_zoneless_utc() {
+        let cases = [
+            ("2024-06-02T19:41:40Z", Some(1717357300000)),
+            ("2024-06-02T21:41:40+02:00", Some(1717357300000)),
+            ("2024-06-02 19:41:40", Some(1717357300000)),
+            ("2024-06-02 19:41:40.250000000", Some(1717357300250)),
+            ("2024-06-02T19:41:40.25", Some(1717357300250)),
+            ("redacted", None),
+            ("2024-06-02", None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(parse_utc_time(input), expected, "{input}");
+        }
+    }
 }

@@ -4,11 +4,15 @@
 //! line once and dispatches on the keys it finds. Limits and required fields are
 //! checked here, the same way for every format.
 
+pub mod cloudtrail;
 mod fields;
+pub mod gcp;
 pub mod grants;
+pub mod k8s;
 pub mod native;
+pub mod ocsf;
 
-use crate::model::{AccessEvent, Record};
+use crate::model::{AccessEvent, Lifecycle, Outcome, Record};
 use serde_json::{Map, Value};
 use std::fmt;
 use std::str::FromStr;
@@ -20,18 +24,35 @@ pub enum Format {
     Auto,
     Native,
     Cloudtrail,
+    /// Cloud Audit Logs `LogEntry` with an `AuditLog` `protoPayload`.
+    GcpAudit,
+    /// Kubernetes `audit.k8s.io/v1` `Event`.
+    K8sAudit,
+    /// OCSF API Activity (class_uid 6003).
+    Ocsf,
     /// Grant and lifecycle events (`schemas/grant-event.v1.schema.json`).
     Grants,
 }
 
 impl Format {
-    pub const ALL: [Format; 4] = [Format::Auto, Format::Native, Format::Cloudtrail, Format::Grants];
+    pub const ALL: [Format; 7] = [
+        Format::Auto,
+        Format::Native,
+        Format::Cloudtrail,
+        Format::GcpAudit,
+        Format::K8sAudit,
+        Format::Ocsf,
+        Format::Grants,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Format::Auto => "auto",
             Format::Native => "native",
             Format::Cloudtrail => "cloudtrail",
+            Format::GcpAudit => "gcp-audit",
+            Format::K8sAudit => "k8s-audit",
+            Format::Ocsf => "ocsf",
             Format::Grants => "grants",
         }
     }
@@ -167,29 +188,70 @@ pub fn decode_value(value: &Value, format: Format) -> Decoded {
     match format {
         Format::Native => vec![native::decode(obj)],
         Format::Grants => vec![grants::decode(obj)],
-        Format::Cloudtrail => unsupported(format),
+        Format::Cloudtrail => cloudtrail::decode(obj),
+        Format::GcpAudit => gcp::decode(obj),
+        Format::K8sAudit => k8s::decode(obj),
+        Format::Ocsf => ocsf::decode(obj),
         Format::Auto => unreachable!("auto was resolved above"),
     }
 }
 
-fn unsupported(format: Format) -> Decoded {
-    vec![Err(DecodeError::UnknownFormat(match format {
-        _ => "a decoder for this format",
-    }))]
-}
+const AUTO_EXPECTED: &str = "native `identity`/`target`/`action`, grant `kind`, CloudTrail `eventSource`/`Records`, \
+     GCP `protoPayload`, Kubernetes `auditID`/`objectRef`/`verb`, or OCSF `class_uid`";
 
-const AUTO_EXPECTED: &str = "native `identity`/`target`/`action`, grant `kind`, or CloudTrail `eventSource`/`Records`";
-
-/// Recognizes a record's format by the keys only that format has.
+/// Recognizes a record's format by keys only that format has: a few map lookups, so
+/// `auto` costs nothing next to the JSON parse.
 fn detect(obj: &Map<String, Value>) -> Option<Format> {
-    if obj.contains_key("eventSource") || obj.contains_key("Records") || obj.contains_key("eventVersion") {
+    let has_any = |keys: &[&str]| keys.iter().any(|k| obj.contains_key(*k));
+    if has_any(&["eventSource", "Records", "eventVersion"]) {
         Some(Format::Cloudtrail)
+    } else if has_any(&["protoPayload"]) {
+        Some(Format::GcpAudit)
+    } else if has_any(&["auditID", "objectRef", "verb"]) {
+        Some(Format::K8sAudit)
+    } else if has_any(&["class_uid"]) {
+        Some(Format::Ocsf)
     } else if obj.get("kind").and_then(Value::as_str).is_some_and(grants::is_kind) {
         Some(Format::Grants)
-    } else if obj.contains_key("identity") || obj.contains_key("target") || obj.contains_key("action") {
+    } else if has_any(&["identity", "target", "action"]) {
         Some(Format::Native)
     } else {
         None
+    }
+}
+
+/// One access event, followed by the lifecycle fact its call states. Facts come only
+/// from calls that succeeded: a refused `DeleteRole` deleted nothing. A fact that cannot
+/// be read is rejected on its own, and the access event still counts.
+fn access_with_lifecycle(
+    event: Result<AccessEvent, DecodeError>,
+    lifecycle: impl FnOnce(&AccessEvent) -> Option<Result<Lifecycle, DecodeError>>,
+) -> Decoded {
+    let event = match event {
+        Ok(event) => event,
+        Err(e) => return vec![Err(e)],
+    };
+    let fact = if event.outcome == Outcome::Success { lifecycle(&event) } else { None };
+    let fact = fact.map(|fact| {
+        fact.map(|fact| Record::Lifecycle {
+            time: event.time,
+            event_id: format!("{}:{}", event.event_id, lifecycle_kind(&fact)),
+            fact,
+        })
+    });
+    let mut out = vec![Ok(Record::Access(event))];
+    out.extend(fact);
+    out
+}
+
+/// The `kind` tag a lifecycle fact serializes with.
+fn lifecycle_kind(fact: &Lifecycle) -> &'static str {
+    match fact {
+        Lifecycle::Grant(_) => "grant",
+        Lifecycle::GrantEnded { .. } => "grant_ended",
+        Lifecycle::IdentityOffboarded { .. } => "identity_offboarded",
+        Lifecycle::CredentialRevoked { .. } => "credential_revoked",
+        Lifecycle::CredentialIssued { .. } => "credential_issued",
     }
 }
 
@@ -200,4 +262,33 @@ fn check_limits(ev: &AccessEvent, limits: &Limits) -> Result<(), DecodeError> {
         }
     }
     Ok(())
+}
+
+/// Helpers shared by the decoders' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{fields::Obj, Decoded};
+    use crate::model::{AccessEvent, Record};
+    use serde_json::Value;
+
+    /// Runs a decoder on a JSON object literal.
+    pub fn run(decode: fn(&Obj) -> Decoded, input: Value) -> Decoded {
+        decode(input.as_object().expect("test input is an object"))
+    }
+
+    /// The access event a decoder yields first; panics with what it yielded instead.
+    pub fn first_access(decode: fn(&Obj) -> Decoded, input: Value) -> AccessEvent {
+        match run(decode, input).into_iter().next() {
+            Some(Ok(Record::Access(e))) => e,
+            other => panic!("expected an access event, got {other:?}"),
+        }
+    }
+
+    /// `base` with each top-level field of `extra` set over it.
+    pub fn with(mut base: Value, extra: Value) -> Value {
+        if let (Some(base), Some(extra)) = (base.as_object_mut(), extra.as_object()) {
+            base.extend(extra.clone());
+        }
+        base
+    }
 }

@@ -1,6 +1,6 @@
 //! The native format: one flat object per line (`schemas/access-event.v1.schema.json`).
 
-use super::fields::{derived_id, opt_str, opt_string, opt_time, req_str, req_time, str_list, Obj};
+use super::fields::{derived_id, opt_obj, opt_str, opt_string, opt_time, req_str, req_time, str_list, Obj};
 use super::DecodeError;
 use crate::model::{AccessEvent, Outcome, Record};
 
@@ -15,7 +15,7 @@ pub fn decode(obj: &Obj) -> Result<Record, DecodeError> {
         identity: req_str(obj, "identity")?.to_string(),
         identity_type: opt_string(obj, "identity_type")?,
         on_behalf_of: opt_string(obj, "on_behalf_of")?,
-        chain: str_list(obj, "chain")?,
+        chain: chain(obj)?,
         grant_id: opt_string(obj, "grant_id")?,
         credential_id: opt_string(obj, "credential_id")?,
         credential_expires_at: opt_time(obj, "credential_expires_at")?,
@@ -28,6 +28,37 @@ pub fn decode(obj: &Obj) -> Result<Record, DecodeError> {
         user_agent: opt_string(obj, "user_agent")?,
         outcome: outcome(obj)?,
     }))
+}
+
+/// The delegation hops: the `chain` array, or the RFC 8693 actor claim `act` flattened.
+///
+/// In a token-exchange `act`, the outermost `act` is the current actor and each nested
+/// `act` the one before it, so the nested-most is the earliest actor. Flattening from the
+/// outside in gives the chain order, outermost (nearest the call) first:
+/// `{"sub": "agent-b", "act": {"sub": "agent-a"}}` becomes `["agent-b", "agent-a"]`.
+fn chain(obj: &Obj) -> Result<Vec<String>, DecodeError> {
+    let listed = str_list(obj, "chain")?;
+    let Some(mut act) = opt_obj(obj, "act")? else {
+        return Ok(listed);
+    };
+    if !listed.is_empty() {
+        return Err(DecodeError::InvalidValue {
+            field: "act".into(),
+            reason: "give the delegation hops as `chain` or as `act`, not both".into(),
+        });
+    }
+    let mut path = String::from("act");
+    let mut hops = Vec::new();
+    loop {
+        hops.push(req_str(act, "sub").map_err(|e| e.within(&path))?.to_string());
+        match opt_obj(act, "act").map_err(|e| e.within(&path))? {
+            Some(inner) => {
+                act = inner;
+                path.push_str(".act");
+            }
+            None => return Ok(hops),
+        }
+    }
 }
 
 fn outcome(obj: &Obj) -> Result<Outcome, DecodeError> {
@@ -45,6 +76,7 @@ fn outcome(obj: &Obj) -> Result<Outcome, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::testing;
     use serde_json::json;
 
     fn obj(v: serde_json::Value) -> Obj {
@@ -89,6 +121,38 @@ mod tests {
         ];
         for (input, reason) in cases {
             assert_eq!(decode(&obj(input)).unwrap_err().to_string(), reason);
+        }
+    }
+
+    #[test]
+    fn flattens_the_rfc8693_actor_chain_outermost_first() {
+        let base = json!({"time": 1, "identity": "agent-b", "target": "t", "action": "a"});
+        let with =
+            |extra: serde_json::Value| decode(&obj(testing::with(base.clone(), extra))).map_err(|e| e.to_string());
+        let chain_of = |r: Result<Record, String>| match r {
+            Ok(Record::Access(e)) => Ok(e.chain),
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) => Err(e),
+        };
+        let cases = [
+            (json!({"act": {"sub": "agent-b"}}), Ok(vec!["agent-b".to_string()])),
+            (
+                json!({"act": {"sub": "agent-b", "iss": "https://idp", "act": {"sub": "agent-a", "act": {"sub": "ci"}}}}),
+                Ok(vec!["agent-b".into(), "agent-a".into(), "ci".into()]),
+            ),
+            (json!({"act": null, "chain": ["x"]}), Ok(vec!["x".into()])),
+            (json!({"act": {"sub": "b", "act": {"iss": "i"}}}), Err("missing required field `act.act.sub`".into())),
+            (
+                json!({"act": {"sub": "b", "act": "a"}}),
+                Err("field `act.act` has the wrong type: expected an object, found a string".into()),
+            ),
+            (
+                json!({"act": {"sub": "b"}, "chain": ["x"]}),
+                Err("field `act`: give the delegation hops as `chain` or as `act`, not both".into()),
+            ),
+        ];
+        for (extra, expected) in cases {
+            assert_eq!(chain_of(with(extra.clone())), expected, "{extra}");
         }
     }
 

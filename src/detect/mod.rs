@@ -144,3 +144,144 @@ pub struct Finding {
     pub summary: String,
     pub evidence: crate::alert::Evidence,
 }
+
+pub mod dormant_reactivation;
+pub mod expired_credential;
+pub mod fanout_burst;
+pub mod new_delegator;
+pub mod new_source;
+pub mod novel_call;
+pub mod off_hours;
+pub mod outside_window;
+pub mod post_purpose;
+pub mod rare_transition;
+pub mod scope_violation;
+pub mod shared_identity;
+pub mod volume_spike;
+
+use crate::alert::Evidence;
+use crate::baseline::counts::{Decay, Minute, Novelty};
+use crate::baseline::fleet::Fleet;
+use crate::baseline::intern::{Names, Sym};
+use crate::baseline::{IdentityBaseline, Observation};
+use crate::engine::EngineConfig;
+use crate::grants::{Applicable, Registry};
+use crate::model::AccessEvent;
+use crate::time::format_rfc3339;
+
+/// Everything a detector may read about one call. Detectors only read: the
+/// engine learns from the call after every detector has judged it.
+pub struct Context<'a> {
+    pub event: &'a AccessEvent,
+    pub obs: &'a Observation,
+    pub identity: Sym,
+    /// The identity's baseline as it was before this call.
+    pub baseline: &'a IdentityBaseline,
+    pub config: &'a EngineConfig,
+    pub names: &'a Names,
+    pub fleet: &'a Fleet,
+    pub registry: &'a Registry,
+    /// The grants that bear on this call, looked up once for all detectors.
+    pub grants: &'a Applicable<'a>,
+    /// Other identities that used this call's credential within the concurrency window.
+    pub credential_sharers: &'a [Sym],
+}
+
+impl Context<'_> {
+    pub fn decay(&self) -> Decay {
+        self.config.decay()
+    }
+
+    pub fn now(&self) -> Minute {
+        self.obs.minute
+    }
+
+    /// Evidence with the history fields every learned alert carries.
+    pub fn evidence(&self, observed: serde_json::Value, baseline: serde_json::Value) -> Evidence {
+        Evidence {
+            observed,
+            baseline,
+            history_events: Some(self.baseline.events),
+            history_since: Some(format_minute(self.baseline.first_seen)),
+            last_seen: (self.baseline.events > 0).then(|| format_minute(self.baseline.last_seen)),
+            ..Evidence::default()
+        }
+    }
+
+    /// Names of the most used values of a count, for "usually does X" evidence.
+    pub fn top<K: Ord + Copy>(
+        &self,
+        counts: &crate::baseline::counts::Counts<K>,
+        n: usize,
+        name: impl Fn(K) -> String,
+    ) -> Vec<String> {
+        let mut all: Vec<(K, f64)> = counts.iter().map(|(k, e)| (k, e.weight_at(self.now(), self.decay()))).collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        all.into_iter().take(n).map(|(k, _)| name(k)).collect()
+    }
+}
+
+pub fn format_minute(m: Minute) -> String {
+    format_rfc3339(m as i64 * 60_000)
+}
+
+/// Maps an estimated probability to a score: 1e-2 → 0.4, 1e-3 → 0.6,
+/// 1e-4 → 0.8, 1e-5 and below → 1.
+pub fn score_from_probability(p: f64) -> f64 {
+    ((-p.max(1e-300).log10()) / 5.0).clamp(0.0, 1.0)
+}
+
+/// Novelty evidence: how diverse the identity's own history is.
+pub fn novelty_json(n: &Novelty) -> serde_json::Value {
+    serde_json::json!({
+        "observations": round(n.observations, 1),
+        "distinct": n.distinct,
+        "seen_once": n.singletons,
+        "p_unseen": round(n.p_unseen, 6),
+    })
+}
+
+/// Rounds for display in evidence, so alerts stay readable and stable.
+pub fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+/// Runs every detector on one call, declared ones first, in a fixed order.
+pub fn run_all(ctx: &Context) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let ended = post_purpose::check(ctx);
+    let purpose_over = ended.is_some();
+    findings.extend(ended);
+    findings.extend(expired_credential::check(ctx));
+    // Once the purpose is over every call is out of bounds; one alert says so.
+    if !purpose_over {
+        findings.extend(outside_window::check(ctx));
+        findings.extend(scope_violation::check(ctx));
+    }
+    if ctx.baseline.is_learned(ctx.config.learning_days, ctx.config.learning_events) {
+        let learned: [fn(&Context) -> Option<Finding>; 9] = [
+            novel_call::check,
+            rare_transition::check,
+            fanout_burst::check,
+            volume_spike::check,
+            new_source::check,
+            off_hours::check,
+            new_delegator::check,
+            shared_identity::check,
+            dormant_reactivation::check,
+        ];
+        findings.extend(learned.iter().filter_map(|check| check(ctx)));
+    }
+    findings.retain(|f| !ctx.config.disabled.contains(&f.detector));
+    findings
+}
+
+/// Declared detectors are sure of the fact; a call the target denied shows the
+/// guardrail held, so it scores lower than one that went through.
+pub fn declared_score(ctx: &Context, score: f64) -> f64 {
+    match ctx.event.outcome {
+        crate::model::Outcome::Success => score,
+        _ => round(score * 0.8, 3),
+    }
+}

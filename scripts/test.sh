@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine too: installs the Kafka-protocol
+# broker the integration tests start (tansu) when it is missing, then runs
+# every test. The tests start and stop their own brokers on free loopback ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v tansu >/dev/null 2>&1; then
+  echo "test.sh: installing tansu 0.6.0 (about 10 minutes, once)" >&2
+  cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
+fi
+
+cargo test --release "$@"

@@ -1,0 +1,200 @@
+//! Decayed counts of categorical values (calls, transitions, sources ...), and
+//! the probability that the next value is one never seen before.
+
+use serde::{Deserialize, Serialize};
+
+/// Event time in whole minutes: baselines do not need finer time, and a `u32`
+/// of minutes lasts until the year 10136.
+pub type Minute = u32;
+
+pub fn minute(t_ms: i64) -> Minute {
+    (t_ms.max(0) / 60_000).min(u32::MAX as i64) as Minute
+}
+
+/// How fast old behaviour fades.
+#[derive(Debug, Clone, Copy)]
+pub struct Decay {
+    pub half_life_min: f64,
+}
+
+impl Decay {
+    /// The factor a weight keeps after `elapsed` minutes.
+    pub fn factor(self, elapsed: Minute) -> f64 {
+        if elapsed == 0 {
+            1.0
+        } else {
+            (-(elapsed as f64) * std::f64::consts::LN_2 / self.half_life_min).exp()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Decayed weight as of `last`.
+    pub weight: f32,
+    /// Undecayed number of observations.
+    pub hits: u32,
+    pub first: Minute,
+    pub last: Minute,
+}
+
+impl Entry {
+    pub fn weight_at(&self, now: Minute, decay: Decay) -> f64 {
+        self.weight as f64 * decay.factor(now.saturating_sub(self.last))
+    }
+}
+
+/// A small map from value to decayed count, kept as a sorted vector: an
+/// identity's repertoire is small, and a vector costs no per-entry overhead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound(serialize = "K: Serialize", deserialize = "K: Deserialize<'de>"))]
+pub struct Counts<K> {
+    entries: Vec<(K, Entry)>,
+}
+
+impl<K> Default for Counts<K> {
+    fn default() -> Self {
+        Counts { entries: Vec::new() }
+    }
+}
+
+/// What an identity's history says about a value it has not used before.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Novelty {
+    /// Decayed number of observations.
+    pub observations: f64,
+    /// Distinct values seen.
+    pub distinct: usize,
+    /// Values seen exactly once.
+    pub singletons: usize,
+    /// Good-Turing estimate that the next observation is a new value,
+    /// (n1 + 1) / (N + 1): the share of history that was a first sighting, with
+    /// add-one so a history without singletons still leaves a little mass.
+    pub p_unseen: f64,
+}
+
+impl<K: Ord + Copy> Counts<K> {
+    pub fn get(&self, key: K) -> Option<&Entry> {
+        self.entries.binary_search_by(|(k, _)| k.cmp(&key)).ok().map(|i| &self.entries[i].1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (K, &Entry)> {
+        self.entries.iter().map(|(k, e)| (*k, e))
+    }
+
+    /// Records one observation; returns true when the value is new.
+    pub fn observe(&mut self, key: K, now: Minute, decay: Decay) -> bool {
+        match self.entries.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => {
+                let e = &mut self.entries[i].1;
+                e.weight = (e.weight_at(now, decay) + 1.0) as f32;
+                e.hits = e.hits.saturating_add(1);
+                e.last = e.last.max(now);
+                false
+            }
+            Err(i) => {
+                self.entries.insert(i, (key, Entry { weight: 1.0, hits: 1, first: now, last: now }));
+                true
+            }
+        }
+    }
+
+    /// Drops values last seen before `cutoff`, returning them.
+    pub fn forget_before(&mut self, cutoff: Minute) -> Vec<K> {
+        let mut gone = Vec::new();
+        self.entries.retain(|(k, e)| {
+            let keep = e.last >= cutoff;
+            if !keep {
+                gone.push(*k);
+            }
+            keep
+        });
+        gone
+    }
+
+    pub fn novelty(&self, now: Minute, decay: Decay) -> Novelty {
+        self.novelty_where(now, decay, |_| true)
+    }
+
+    /// Novelty over the values that pass `filter` (e.g. the successors of one call).
+    pub fn novelty_where(&self, now: Minute, decay: Decay, filter: impl Fn(K) -> bool) -> Novelty {
+        let (mut observations, mut distinct, mut singletons) = (0.0, 0, 0);
+        for (k, e) in &self.entries {
+            if filter(*k) {
+                observations += e.weight_at(now, decay);
+                distinct += 1;
+                singletons += usize::from(e.hits == 1);
+            }
+        }
+        let p_unseen = ((singletons as f64 + 1.0) / (observations + 1.0)).min(1.0);
+        Novelty { observations, distinct, singletons, p_unseen }
+    }
+
+    /// The decayed share of observations that went to `key`.
+    pub fn share(&self, key: K, now: Minute, decay: Decay) -> f64 {
+        let total: f64 = self.entries.iter().map(|(_, e)| e.weight_at(now, decay)).sum();
+        match self.get(key) {
+            Some(e) if total > 0.0 => e.weight_at(now, decay) / total,
+            _ => 0.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DECAY: Decay = Decay { half_life_min: 30.0 * 24.0 * 60.0 };
+
+    #[test]
+    fn weights_halve_after_a_half_life() {
+        let mut c = Counts::default();
+        assert!(c.observe(1u32, 0, DECAY));
+        assert!(!c.observe(1u32, 0, DECAY));
+        let e = c.get(1).unwrap();
+        assert_eq!(e.hits, 2);
+        let w = e.weight_at(30 * 24 * 60, DECAY);
+        assert!((w - 1.0).abs() < 1e-6, "{w}");
+    }
+
+    #[test]
+    fn a_narrow_history_makes_new_values_unlikely() {
+        // A pipeline: 6 calls, each made 1000 times.
+        let mut narrow = Counts::default();
+        for k in 0..6u32 {
+            for _ in 0..1000 {
+                narrow.observe(k, 0, DECAY);
+            }
+        }
+        // An agent: 200 calls, 40 of them seen once.
+        let mut broad = Counts::default();
+        for k in 0..200u32 {
+            let times = if k < 40 { 1 } else { 10 };
+            for _ in 0..times {
+                broad.observe(k, 0, DECAY);
+            }
+        }
+        let (n, b) = (narrow.novelty(0, DECAY), broad.novelty(0, DECAY));
+        assert!(n.p_unseen < 0.001, "{n:?}");
+        assert!(b.p_unseen > 0.02, "{b:?}");
+        assert_eq!(b.singletons, 40);
+        assert_eq!(b.distinct, 200);
+    }
+
+    #[test]
+    fn forgetting_drops_only_old_values() {
+        let mut c = Counts::default();
+        c.observe(1u32, 10, DECAY);
+        c.observe(2u32, 100, DECAY);
+        assert_eq!(c.forget_before(50), vec![1]);
+        assert!(c.get(1).is_none() && c.get(2).is_some());
+    }
+}

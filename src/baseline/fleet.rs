@@ -1,0 +1,95 @@
+//! Fleet context: which calls identities of the same kind (peer group) make,
+//! and which they adopted recently. A release that adds a call to every
+//! pipeline is a rollout, not an incident; this is how the engine tells.
+
+use super::counts::Minute;
+use super::intern::Sym;
+use super::pairs;
+use super::CallId;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Most recent adopters remembered per (group, call).
+const MAX_ADOPTERS: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GroupCall {
+    pub group: Sym,
+    pub call: CallId,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Fleet {
+    #[serde(with = "pairs")]
+    group_sizes: HashMap<Sym, u32>,
+    /// Identities of the group whose repertoire holds the call.
+    #[serde(with = "pairs")]
+    users: HashMap<GroupCall, u32>,
+    /// Who adopted the call recently, and when.
+    #[serde(with = "pairs")]
+    adopters: HashMap<GroupCall, Vec<(Sym, Minute)>>,
+}
+
+/// What peers say about one identity's new call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Peers {
+    pub group_size: u32,
+    /// Other identities of the group that make this call.
+    pub using: u32,
+    /// Other identities of the group that started making it within the rollout window.
+    pub recent_adopters: u32,
+}
+
+impl Fleet {
+    pub fn join(&mut self, group: Sym) {
+        *self.group_sizes.entry(group).or_default() += 1;
+    }
+
+    pub fn leave(&mut self, group: Sym, calls: impl Iterator<Item = CallId>) {
+        decrement(&mut self.group_sizes, group);
+        for call in calls {
+            self.forget(group, call);
+        }
+    }
+
+    pub fn adopt(&mut self, group: Sym, call: CallId, identity: Sym, now: Minute) {
+        let key = GroupCall { group, call };
+        *self.users.entry(key).or_default() += 1;
+        let adopters = self.adopters.entry(key).or_default();
+        adopters.insert(0, (identity, now));
+        adopters.truncate(MAX_ADOPTERS);
+    }
+
+    pub fn forget(&mut self, group: Sym, call: CallId) {
+        decrement(&mut self.users, GroupCall { group, call });
+    }
+
+    pub fn peers(&self, group: Sym, call: CallId, identity: Sym, now: Minute, window: Minute) -> Peers {
+        let key = GroupCall { group, call };
+        let recent = self.adopters.get(&key).map_or(0, |a| {
+            a.iter().filter(|(who, at)| *who != identity && now.saturating_sub(*at) <= window).count() as u32
+        });
+        Peers {
+            group_size: self.group_sizes.get(&group).copied().unwrap_or(0).saturating_sub(1),
+            using: self.users.get(&key).copied().unwrap_or(0),
+            recent_adopters: recent,
+        }
+    }
+
+    /// Drops adoption records older than the rollout window.
+    pub fn expire(&mut self, cutoff: Minute) {
+        self.adopters.retain(|_, a| {
+            a.retain(|(_, at)| *at >= cutoff);
+            !a.is_empty()
+        });
+    }
+}
+
+fn decrement<K: Eq + std::hash::Hash>(map: &mut HashMap<K, u32>, key: K) {
+    if let Some(n) = map.get_mut(&key) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(&key);
+        }
+    }
+}

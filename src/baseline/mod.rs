@@ -1,0 +1,194 @@
+//! Per-identity baselines, learned in event time: what each identity calls, in
+//! which order, for whom, from where, when, how much, and how far it reaches.
+//! `IdentityBaseline::learn` is the one place a baseline is updated.
+
+pub mod counts;
+pub mod fleet;
+pub mod hours;
+pub mod intern;
+pub mod pairs;
+pub mod window;
+
+use counts::{Counts, Decay, Minute};
+use hours::Hours;
+use intern::Sym;
+use serde::{Deserialize, Serialize};
+use window::Activity;
+
+/// One kind of downstream call: target, action and resource class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CallKey {
+    pub target: Sym,
+    pub action: Sym,
+    pub class: Sym,
+}
+
+/// A call's id in the engine's call table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CallId(pub u32);
+
+impl CallId {
+    /// The start of a session: the "previous call" of a session's first call.
+    pub const START: CallId = CallId(u32::MAX);
+}
+
+/// A client: where a call came from and with what software.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Client {
+    pub network: Sym,
+    pub agent: Sym,
+}
+
+/// The features of one call that baselines learn on, already interned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    pub minute: Minute,
+    pub hour_of_week: usize,
+    /// Index of the rate/fan-out window the call falls in.
+    pub window: u32,
+    pub call: CallId,
+    pub call_key: CallKey,
+    /// Where the call reaches (target and resource prefix, hashed): the unit of fan-out.
+    pub reach: u64,
+    /// A hash of the session id: sessions are too many to intern.
+    pub session: Option<u64>,
+    pub client: Option<Client>,
+    pub delegators: Vec<Sym>,
+    pub peer_group: Sym,
+}
+
+/// FNV-1a: a stable 64-bit hash for ids that are too many to intern (sessions,
+/// credentials). Stable across builds, unlike the standard library's hasher.
+pub fn stable_hash(s: &str) -> u64 {
+    stable_hash_parts(&[s])
+}
+
+/// `stable_hash` over several strings, each ended by a byte no UTF-8 text holds.
+pub fn stable_hash_parts(parts: &[&str]) -> u64 {
+    let step = |h: u64, b: u8| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    parts.iter().fold(0xcbf2_9ce4_8422_2325, |h, p| step(p.bytes().fold(h, step), 0xff))
+}
+
+/// How long a session may idle before its next call counts as a new start.
+const SESSION_IDLE_MIN: Minute = 60;
+/// Sessions remembered per identity for transitions.
+const MAX_SESSIONS: usize = 4;
+/// Clients remembered per identity for concurrency.
+const MAX_CLIENTS: usize = 8;
+/// A silence shorter than this is not a gap between active periods.
+const MIN_GAP_MIN: Minute = 60;
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct IdentityBaseline {
+    pub first_seen: Minute,
+    pub last_seen: Minute,
+    pub events: u64,
+    pub peer_group: Option<Sym>,
+    pub calls: Counts<CallId>,
+    /// Consecutive calls of one session (`CallId::START` opens a session).
+    pub transitions: Counts<(CallId, CallId)>,
+    pub delegators: Counts<Sym>,
+    pub networks: Counts<Sym>,
+    pub agents: Counts<Sym>,
+    pub hours: Hours,
+    pub activity: Activity,
+    /// Longest silence between active periods so far, in minutes.
+    pub longest_gap: Minute,
+    /// Most distinct clients seen active together within the concurrency window.
+    pub max_concurrent_clients: u8,
+    /// Recent sessions: (session, last call, last minute).
+    pub sessions: Vec<(u64, CallId, Minute)>,
+    /// Recent clients with the minute each was last seen.
+    pub clients: Vec<(Client, Minute)>,
+}
+
+impl IdentityBaseline {
+    /// True once the identity has enough history for learned detectors.
+    pub fn is_learned(&self, min_days: f64, min_events: u64) -> bool {
+        self.events >= min_events && (self.last_seen - self.first_seen) as f64 >= min_days * 1440.0
+    }
+
+    /// The previous call in this session, or `START` for a session's first call.
+    pub fn previous_call(&self, session: u64, now: Minute) -> CallId {
+        self.sessions
+            .iter()
+            .find(|(s, _, last)| *s == session && now.saturating_sub(*last) <= SESSION_IDLE_MIN)
+            .map_or(CallId::START, |(_, call, _)| *call)
+    }
+
+    /// Distinct clients, other than `client`, seen within `window` minutes before `now`.
+    pub fn other_active_clients(&self, client: Client, now: Minute, window: Minute) -> Vec<Client> {
+        self.clients
+            .iter()
+            .filter(|(c, last)| *c != client && now.saturating_sub(*last) <= window)
+            .map(|(c, _)| *c)
+            .collect()
+    }
+
+    /// Folds one call into the baseline. Returns the calls newly added to the
+    /// identity's repertoire and those forgotten, for the fleet's adoption counts.
+    pub fn learn(&mut self, obs: &Observation, decay: Decay, forget_after: Minute, concurrency: Minute) -> Learned {
+        let now = obs.minute;
+        if self.events == 0 {
+            self.first_seen = now;
+        } else if now.saturating_sub(self.last_seen) >= MIN_GAP_MIN {
+            self.longest_gap = self.longest_gap.max(now - self.last_seen);
+        }
+        self.events += 1;
+        self.last_seen = self.last_seen.max(now);
+
+        let adopted = self.calls.observe(obs.call, now, decay);
+        if let Some(session) = obs.session {
+            let previous = self.previous_call(session, now);
+            self.transitions.observe((previous, obs.call), now, decay);
+            self.sessions.retain(|(s, _, _)| *s != session);
+            self.sessions.insert(0, (session, obs.call, now));
+            self.sessions.truncate(MAX_SESSIONS);
+        }
+        for &d in &obs.delegators {
+            self.delegators.observe(d, now, decay);
+        }
+        if let Some(client) = obs.client {
+            self.networks.observe(client.network, now, decay);
+            self.agents.observe(client.agent, now, decay);
+            let concurrent = 1 + self.other_active_clients(client, now, concurrency).len();
+            self.max_concurrent_clients = self.max_concurrent_clients.max(concurrent.min(255) as u8);
+            self.clients.retain(|(c, _)| *c != client);
+            self.clients.insert(0, (client, now));
+            self.clients.truncate(MAX_CLIENTS);
+        }
+        self.hours.record(obs.hour_of_week, now, decay.half_life_min);
+        self.activity.record(obs.window, obs.reach, now, decay);
+
+        let cutoff = now.saturating_sub(forget_after);
+        let forgotten = self.calls.forget_before(cutoff);
+        if !forgotten.is_empty() {
+            self.transitions.forget_before(cutoff);
+        }
+        self.delegators.forget_before(cutoff);
+        self.networks.forget_before(cutoff);
+        self.agents.forget_before(cutoff);
+        Learned { adopted: adopted.then_some(obs.call), forgotten }
+    }
+
+    /// Approximate heap and inline bytes this baseline holds (for the benchmark
+    /// and the summary; not an allocator measurement).
+    pub fn approx_bytes(&self) -> usize {
+        use std::mem::size_of;
+        size_of::<Self>()
+            + self.calls.len() * size_of::<(CallId, counts::Entry)>()
+            + self.transitions.len() * size_of::<((CallId, CallId), counts::Entry)>()
+            + (self.delegators.len() + self.networks.len() + self.agents.len()) * size_of::<(Sym, counts::Entry)>()
+            + 168 * size_of::<u16>()
+            + self.activity.reached.capacity() * size_of::<u64>()
+            + self.sessions.capacity() * size_of::<(u64, CallId, Minute)>()
+            + self.clients.capacity() * size_of::<(Client, Minute)>()
+    }
+}
+
+/// What learning one call changed in the identity's repertoire.
+#[derive(Debug, Default, PartialEq)]
+pub struct Learned {
+    pub adopted: Option<CallId>,
+    pub forgotten: Vec<CallId>,
+}

@@ -1,0 +1,515 @@
+//! AWS CloudTrail: one record per line, or a log file object `{"Records": [...]}` as
+//! AWS writes it to S3. See `docs/formats.md` for the field mapping.
+
+use super::fields::{
+    derived_id, first_str, opt_str, opt_string, parse_utc_time, path_obj, path_str, req_obj, req_str, req_utc_time,
+    type_name, Obj,
+};
+use super::{access_with_lifecycle, DecodeError, Decoded};
+use crate::model::{AccessEvent, Lifecycle, Millis, Outcome};
+use serde_json::Value;
+
+/// Request parameters that name the resource of a call, most specific first. `bucketName`
+/// is handled before these because it combines with `key` into an S3 ARN.
+const RESOURCE_PARAMETERS: [&str; 17] = [
+    "functionName",
+    "tableName",
+    "secretId",
+    "roleArn",
+    "roleName",
+    "userName",
+    "queueUrl",
+    "topicArn",
+    "keyId",
+    "policyArn",
+    "logGroupName",
+    "stackName",
+    "clusterName",
+    "dbInstanceIdentifier",
+    "trailName",
+    "resourceArn",
+    "name",
+];
+
+/// STS calls whose response carries temporary credentials.
+const ISSUING_CALLS: [&str; 5] =
+    ["AssumeRole", "AssumeRoleWithWebIdentity", "AssumeRoleWithSAML", "GetSessionToken", "GetFederationToken"];
+
+/// Decodes one line: a single record, or every record of a log file object. A bad
+/// record inside `Records` rejects that record only, its path prefixed (`Records[3].eventName`).
+pub fn decode(obj: &Obj) -> Decoded {
+    let Some(records) = obj.get("Records") else {
+        return decode_record(obj);
+    };
+    let Value::Array(records) = records else {
+        return vec![Err(DecodeError::WrongType {
+            field: "Records".into(),
+            expected: "an array",
+            found: type_name(records),
+        })];
+    };
+    let mut out = Vec::with_capacity(records.len());
+    for (i, record) in records.iter().enumerate() {
+        let at = format!("Records[{i}]");
+        match record.as_object() {
+            Some(record) => out.extend(decode_record(record).into_iter().map(|r| r.map_err(|e| e.within(&at)))),
+            None => {
+                out.push(Err(DecodeError::WrongType { field: at, expected: "an object", found: type_name(record) }))
+            }
+        }
+    }
+    out
+}
+
+fn decode_record(obj: &Obj) -> Decoded {
+    access_with_lifecycle(access(obj), |event| lifecycle(obj, event))
+}
+
+fn access(obj: &Obj) -> Result<AccessEvent, DecodeError> {
+    let user = req_obj(obj, "userIdentity")?;
+    let in_user = |e: DecodeError| e.within("userIdentity");
+    let identity_type = opt_str(user, "type").map_err(in_user)?;
+    let assumed_role = identity_type == Some("AssumedRole");
+    let identity = principal(user, assumed_role).map_err(in_user)?;
+
+    let on_behalf_of = match opt_str(obj, "sourceIdentity")? {
+        Some(source) => Some(source.to_string()),
+        None => path_str(user, &["sessionContext", "sourceIdentity"]).map(str::to_string).or_else(|| web_subject(user)),
+    };
+
+    // Outermost (nearest the call) first: the service that made the call for the
+    // principal, the role or user that issued the session, the web identity provider,
+    // and last the person or workload on whose behalf it all runs.
+    let mut chain = Vec::new();
+    chain.extend(path_str(user, &["invokedBy"]).filter(|by| *by != identity).map(str::to_string));
+    chain.extend(path_str(user, &["sessionContext", "sessionIssuer", "arn"]).map(str::to_string));
+    chain.extend(path_str(user, &["sessionContext", "webIdFederationData", "federatedProvider"]).map(str::to_string));
+    chain.extend(on_behalf_of.clone());
+
+    // The session ARN (`assumed-role/ROLE/SESSION`) groups the calls of one role session.
+    let session_id = if assumed_role { first_str(user, &["arn", "principalId"]).map(str::to_string) } else { None };
+
+    Ok(AccessEvent {
+        event_id: opt_string(obj, "eventID")?.unwrap_or_else(|| derived_id(obj)),
+        time: req_utc_time(obj, "eventTime")?,
+        identity,
+        identity_type: identity_type.map(str::to_string),
+        on_behalf_of,
+        chain,
+        grant_id: None,
+        credential_id: opt_string(user, "accessKeyId").map_err(in_user)?,
+        credential_expires_at: None,
+        target: req_str(obj, "eventSource")?.to_string(),
+        action: req_str(obj, "eventName")?.to_string(),
+        resource: resource(obj),
+        environment: opt_string(obj, "recipientAccountId")?,
+        session_id,
+        source_ip: opt_string(obj, "sourceIPAddress")?,
+        user_agent: opt_string(obj, "userAgent")?,
+        outcome: opt_str(obj, "errorCode")?.map_or(Outcome::Success, error_outcome),
+    })
+}
+
+/// The delegate: the role behind an assumed-role session (so all its sessions share one
+/// baseline), else the principal itself. Errors name fields inside `userIdentity`.
+fn principal(user: &Obj, assumed_role: bool) -> Result<String, DecodeError> {
+    if assumed_role {
+        return path_str(user, &["sessionContext", "sessionIssuer", "arn"])
+            .map(str::to_string)
+            .or_else(|| path_str(user, &["arn"]).and_then(role_arn))
+            .ok_or_else(|| DecodeError::MissingField("sessionContext.sessionIssuer.arn".into()));
+    }
+    for field in ["arn", "principalId", "invokedBy"] {
+        if let Some(principal) = opt_str(user, field)? {
+            return Ok(principal.to_string());
+        }
+    }
+    Err(DecodeError::MissingField("arn".into()))
+}
+
+/// Maps an assumed-role session ARN `arn:aws:sts::ACCT:assumed-role/NAME/SESSION` to the
+/// role ARN `arn:aws:iam::ACCT:role/NAME`. A role's path is not in the session ARN, so
+/// a role under a path comes out without it.
+pub(crate) fn role_arn(session_arn: &str) -> Option<String> {
+    let (prefix, rest) = session_arn.split_once(":assumed-role/")?;
+    let (service, account) = prefix.rsplit_once(':')?;
+    let partition = service.strip_prefix("arn:")?.strip_suffix(":sts:")?;
+    let role = rest.split('/').next().filter(|r| !r.is_empty())?;
+    Some(format!("arn:{partition}:iam::{account}:role/{role}"))
+}
+
+/// The subject claim of a web identity token (`...:sub`, e.g. GitHub's
+/// `repo:ORG/REPO:ref:refs/heads/main`): the workload the role acts for.
+fn web_subject(user: &Obj) -> Option<String> {
+    let attributes = path_obj(user, &["sessionContext", "webIdFederationData", "attributes"])?;
+    attributes
+        .iter()
+        .find(|(claim, _)| claim.as_str() == "sub" || claim.ends_with(":sub"))
+        .and_then(|(_, v)| v.as_str())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// The first `resources[].ARN`, else the call's main request parameter.
+fn resource(obj: &Obj) -> Option<String> {
+    let listed = obj
+        .get("resources")
+        .and_then(Value::as_array)
+        .and_then(|resources| resources.iter().find_map(|r| r.as_object().and_then(|r| path_str(r, &["ARN"]))));
+    if let Some(arn) = listed {
+        return Some(arn.to_string());
+    }
+    let params = path_obj(obj, &["requestParameters"])?;
+    if let Some(bucket) = path_str(params, &["bucketName"]) {
+        return Some(match path_str(params, &["key"]) {
+            Some(key) => format!("arn:aws:s3:::{bucket}/{key}"),
+            None => format!("arn:aws:s3:::{bucket}"),
+        });
+    }
+    first_str(params, &RESOURCE_PARAMETERS).map(str::to_string)
+}
+
+/// Classifies an error code: refusals of authorization are `denied`, anything else
+/// (throttling, validation, missing entity) is a `failure`.
+pub(crate) fn error_outcome(code: &str) -> Outcome {
+    if ["AccessDenied", "Unauthorized", "Forbidden"].iter().any(|word| code.contains(word)) {
+        Outcome::Denied
+    } else {
+        Outcome::Failure
+    }
+}
+
+/// The lifecycle fact a successful call states, if any.
+fn lifecycle(obj: &Obj, event: &AccessEvent) -> Option<Result<Lifecycle, DecodeError>> {
+    match (event.target.as_str(), event.action.as_str()) {
+        ("iam.amazonaws.com", "DeleteRole") => Some(offboarded(obj, "role", "roleName")),
+        ("iam.amazonaws.com", "DeleteUser") => Some(offboarded(obj, "user", "userName")),
+        ("iam.amazonaws.com", "DeleteAccessKey") => Some(revoked_key(obj)),
+        ("iam.amazonaws.com", "UpdateAccessKey")
+            if path_str(obj, &["requestParameters", "status"]) == Some("Inactive") =>
+        {
+            Some(revoked_key(obj))
+        }
+        ("sts.amazonaws.com", call) if ISSUING_CALLS.contains(&call) => {
+            // A console sign-in or a redacted record carries no credentials: no fact.
+            let credentials = path_obj(obj, &["responseElements", "credentials"])?;
+            Some(issued(obj, credentials, event))
+        }
+        _ => None,
+    }
+}
+
+fn offboarded(obj: &Obj, kind: &str, name_parameter: &str) -> Result<Lifecycle, DecodeError> {
+    let params = req_obj(obj, "requestParameters")?;
+    let name = req_str(params, name_parameter).map_err(|e| e.within("requestParameters"))?;
+    let account = req_str(obj, "recipientAccountId")?;
+    Ok(Lifecycle::IdentityOffboarded { identity: format!("arn:aws:iam::{account}:{kind}/{name}") })
+}
+
+fn revoked_key(obj: &Obj) -> Result<Lifecycle, DecodeError> {
+    let params = req_obj(obj, "requestParameters")?;
+    let key = req_str(params, "accessKeyId").map_err(|e| e.within("requestParameters"))?;
+    Ok(Lifecycle::CredentialRevoked { credential_id: key.to_string() })
+}
+
+/// Reads only the key id and the expiry: `sessionToken` and `secretAccessKey` are
+/// secrets and are never touched.
+fn issued(obj: &Obj, credentials: &Obj, event: &AccessEvent) -> Result<Lifecycle, DecodeError> {
+    const AT: &str = "responseElements.credentials";
+    let credential_id = req_str(credentials, "accessKeyId").map_err(|e| e.within(AT))?.to_string();
+    let expiration = req_str(credentials, "expiration").map_err(|e| e.within(AT))?;
+    let expires_at = parse_expiration(expiration).ok_or_else(|| DecodeError::InvalidValue {
+        field: format!("{AT}.expiration"),
+        reason: format!("expected a time like `Jan 18, 2021, 8:46:52 PM` or RFC 3339, found {expiration:?}"),
+    })?;
+    let identity = path_str(obj, &["responseElements", "assumedRoleUser", "arn"])
+        .and_then(role_arn)
+        .or_else(|| path_str(obj, &["requestParameters", "roleArn"]).map(str::to_string))
+        .or_else(|| path_str(obj, &["responseElements", "federatedUser", "arn"]).map(str::to_string))
+        .or_else(|| (event.action == "GetSessionToken").then(|| event.identity.clone()));
+    Ok(Lifecycle::CredentialIssued { credential_id, identity, expires_at })
+}
+
+/// CloudTrail writes STS expirations as `Jan 18, 2021, 8:46:52 PM` (UTC), sometimes as RFC 3339.
+fn parse_expiration(s: &str) -> Option<Millis> {
+    parse_utc_time(s).or_else(|| {
+        chrono::NaiveDateTime::parse_from_str(s, "%b %d, %Y, %I:%M:%S %p").ok().map(|t| t.and_utc().timestamp_millis())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::testing;
+    use crate::model::Record;
+    use serde_json::json;
+
+    fn dec(v: Value) -> Decoded {
+        testing::run(decode, v)
+    }
+
+    fn access_of(v: Value) -> AccessEvent {
+        testing::first_access(decode, v)
+    }
+
+    fn base(user: Value) -> Value {
+        json!({"eventTime": "2026-03-02T10:00:00Z", "eventSource": "s3.amazonaws.com", "eventName": "GetObject",
+               "eventID": "ev-1", "recipientAccountId": "111122223333", "userIdentity": user})
+    }
+
+    #[test]
+    fn identity_by_user_type() {
+        let cases = [
+            (
+                json!({"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/deployer/run-42",
+                       "principalId": "AROAEXAMPLE:run-42",
+                       "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::111122223333:role/ci/deployer"}}}),
+                "arn:aws:iam::111122223333:role/ci/deployer",
+                Some("arn:aws:sts::111122223333:assumed-role/deployer/run-42"),
+            ),
+            (
+                // No session issuer: the role comes from the session ARN.
+                json!({"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/deployer/run-42"}),
+                "arn:aws:iam::111122223333:role/deployer",
+                Some("arn:aws:sts::111122223333:assumed-role/deployer/run-42"),
+            ),
+            (
+                json!({"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/etl", "principalId": "AIDAEXAMPLE"}),
+                "arn:aws:iam::111122223333:user/etl",
+                None,
+            ),
+            (json!({"type": "AWSService", "invokedBy": "lambda.amazonaws.com"}), "lambda.amazonaws.com", None),
+            (json!({"type": "AWSAccount", "principalId": "AIDAEXAMPLE:lambda"}), "AIDAEXAMPLE:lambda", None),
+        ];
+        for (user, identity, session) in cases {
+            let e = access_of(base(user));
+            assert_eq!(e.identity, identity);
+            assert_eq!(e.session_id.as_deref(), session);
+        }
+    }
+
+    #[test]
+    fn web_identity_subject_is_the_delegator() {
+        let e = access_of(base(json!({
+            "type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/gha/GitHubActions",
+            "invokedBy": "athena.amazonaws.com",
+            "sessionContext": {
+                "sessionIssuer": {"arn": "arn:aws:iam::111122223333:role/gha"},
+                "webIdFederationData": {
+                    "federatedProvider": "arn:aws:iam::111122223333:oidc-provider/token.actions.githubusercontent.com",
+                    "attributes": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+                                   "token.actions.githubusercontent.com:sub": "repo:acme/web:ref:refs/heads/main"}}}
+        })));
+        assert_eq!(e.on_behalf_of.as_deref(), Some("repo:acme/web:ref:refs/heads/main"));
+        assert_eq!(
+            e.chain,
+            vec![
+                "athena.amazonaws.com",
+                "arn:aws:iam::111122223333:role/gha",
+                "arn:aws:iam::111122223333:oidc-provider/token.actions.githubusercontent.com",
+                "repo:acme/web:ref:refs/heads/main",
+            ]
+        );
+    }
+
+    #[test]
+    fn source_identity_wins_over_the_web_subject() {
+        let mut v = base(json!({"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/r/s",
+            "sessionContext": {"sourceIdentity": "alice", "webIdFederationData": {"attributes": {"sub": "x"}}}}));
+        assert_eq!(access_of(v.clone()).on_behalf_of.as_deref(), Some("alice"));
+        v["sourceIdentity"] = json!("bob");
+        assert_eq!(access_of(v).on_behalf_of.as_deref(), Some("bob"));
+    }
+
+    #[test]
+    fn outcome_from_error_code() {
+        let cases = [
+            (None, Outcome::Success),
+            (Some(""), Outcome::Success),
+            (Some("AccessDenied"), Outcome::Denied),
+            (Some("Client.UnauthorizedOperation"), Outcome::Denied),
+            (Some("VpceAccessDenied"), Outcome::Denied),
+            (Some("Forbidden"), Outcome::Denied),
+            (Some("NoSuchEntity"), Outcome::Failure),
+            (Some("ThrottlingException"), Outcome::Failure),
+        ];
+        for (code, outcome) in cases {
+            let mut v = base(json!({"type": "IAMUser", "arn": "arn:aws:iam::1:user/u"}));
+            if let Some(code) = code {
+                v["errorCode"] = json!(code);
+            }
+            assert_eq!(access_of(v).outcome, outcome, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn resource_from_resources_or_parameters() {
+        let cases = [
+            (json!({"resources": [{"ARN": "arn:aws:s3:::b/k"}, {"ARN": "arn:aws:s3:::b"}]}), Some("arn:aws:s3:::b/k")),
+            (json!({"requestParameters": {"bucketName": "b", "key": "a/b.txt"}}), Some("arn:aws:s3:::b/a/b.txt")),
+            (json!({"requestParameters": {"bucketName": "b"}}), Some("arn:aws:s3:::b")),
+            (json!({"requestParameters": {"functionName": "f", "name": "n"}}), Some("f")),
+            (json!({"requestParameters": {"secretId": "prod/db"}}), Some("prod/db")),
+            (json!({"resources": ["not an object"], "requestParameters": {"name": 5}}), None),
+            (json!({"requestParameters": null}), None),
+        ];
+        for (extra, expected) in cases {
+            let v = testing::with(base(json!({"type": "IAMUser", "arn": "arn:aws:iam::1:user/u"})), extra);
+            assert_eq!(access_of(v).resource.as_deref(), expected);
+        }
+    }
+
+    #[test]
+    fn rejects_with_the_field_named() {
+        let user = json!({"type": "IAMUser", "arn": "arn:aws:iam::1:user/u"});
+        let cases = [
+            (
+                json!({"eventTime": "2026-03-02T10:00:00Z", "eventName": "x", "userIdentity": user}),
+                "missing required field `eventSource`",
+            ),
+            (
+                json!({"eventTime": "2026-03-02T10:00:00Z", "eventSource": "s", "eventName": "x"}),
+                "missing required field `userIdentity`",
+            ),
+            (
+                json!({"eventTime": "soon", "eventSource": "s", "eventName": "x", "userIdentity": user}),
+                "field `eventTime`: expected an RFC 3339 or `YYYY-MM-DD HH:MM:SS` UTC time, found \"soon\"",
+            ),
+            (
+                json!({"eventTime": "2026-03-02T10:00:00Z", "eventSource": "s", "eventName": "x", "userIdentity": {"type": "Root"}}),
+                "missing required field `userIdentity.arn`",
+            ),
+            (
+                json!({"eventTime": "2026-03-02T10:00:00Z", "eventSource": "s", "eventName": "x", "userIdentity": {"type": "AssumedRole"}}),
+                "missing required field `userIdentity.sessionContext.sessionIssuer.arn`",
+            ),
+            (
+                json!({"eventTime": "2026-03-02T10:00:00Z", "eventSource": "s", "eventName": "x", "userIdentity": {"arn": 7}}),
+                "field `userIdentity.arn` has the wrong type: expected a string, found a number",
+            ),
+            (json!({"Records": {}}), "field `Records` has the wrong type: expected an array, found an object"),
+            (json!({"Records": [user, 3]}), "missing required field `Records[0].userIdentity`"),
+        ];
+        for (input, reason) in cases {
+            let out = dec(input);
+            assert_eq!(out[0].as_ref().unwrap_err().to_string(), reason);
+        }
+    }
+
+    #[test]
+    fn a_bad_record_in_a_log_file_rejects_only_itself() {
+        let good = base(json!({"type": "IAMUser", "arn": "arn:aws:iam::1:user/u"}));
+        let out = dec(json!({"Records": [good, 3, {"eventTime": "2026-03-02T10:00:00Z"}, good]}));
+        let reasons: Vec<String> =
+            out.iter().map(|r| r.as_ref().map_or_else(|e| e.to_string(), |_| "ok".into())).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                "ok",
+                "field `Records[1]` has the wrong type: expected an object, found a number",
+                "missing required field `Records[2].userIdentity`",
+                "ok",
+            ]
+        );
+    }
+
+    fn lifecycle_of(v: Value) -> Vec<Result<Lifecycle, String>> {
+        dec(v)
+            .into_iter()
+            .skip(1)
+            .map(|r| match r {
+                Ok(Record::Lifecycle { fact, .. }) => Ok(fact),
+                Ok(other) => panic!("unexpected {other:?}"),
+                Err(e) => Err(e.to_string()),
+            })
+            .collect()
+    }
+
+    fn iam_call(name: &str, params: Value) -> Value {
+        let mut v = base(json!({"type": "IAMUser", "arn": "arn:aws:iam::1:user/admin"}));
+        v["eventSource"] = json!("iam.amazonaws.com");
+        v["eventName"] = json!(name);
+        v["requestParameters"] = params;
+        v
+    }
+
+    #[test]
+    fn lifecycle_facts_from_iam_calls() {
+        let offboarded = |identity: &str| Ok(Lifecycle::IdentityOffboarded { identity: identity.into() });
+        let revoked = |key: &str| Ok(Lifecycle::CredentialRevoked { credential_id: key.into() });
+        let cases = [
+            (
+                iam_call("DeleteRole", json!({"roleName": "deployer"})),
+                vec![offboarded("arn:aws:iam::111122223333:role/deployer")],
+            ),
+            (
+                iam_call("DeleteUser", json!({"userName": "etl"})),
+                vec![offboarded("arn:aws:iam::111122223333:user/etl")],
+            ),
+            (iam_call("DeleteAccessKey", json!({"accessKeyId": "AKIAOLD"})), vec![revoked("AKIAOLD")]),
+            (
+                iam_call("UpdateAccessKey", json!({"accessKeyId": "AKIAOLD", "status": "Inactive"})),
+                vec![revoked("AKIAOLD")],
+            ),
+            (iam_call("UpdateAccessKey", json!({"accessKeyId": "AKIAOLD", "status": "Active"})), vec![]),
+            (
+                iam_call("DeleteRole", json!({})),
+                vec![Err("missing required field `requestParameters.roleName`".into())],
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(lifecycle_of(input), expected);
+        }
+        let mut denied = iam_call("DeleteRole", json!({"roleName": "deployer"}));
+        denied["errorCode"] = json!("AccessDenied");
+        assert_eq!(lifecycle_of(denied), vec![], "a refused DeleteRole deleted nothing");
+    }
+
+    #[test]
+    fn issued_credentials_never_copy_secrets() {
+        let mut v = base(json!({"type": "IAMUser", "arn": "arn:aws:iam::1:user/admin"}));
+        v["eventSource"] = json!("sts.amazonaws.com");
+        v["eventName"] = json!("AssumeRole");
+        v["requestParameters"] = json!({"roleArn": "arn:aws:iam::111122223333:role/path/deployer"});
+        v["responseElements"] = json!({
+            "assumedRoleUser": {"arn": "arn:aws:sts::111122223333:assumed-role/deployer/s1"},
+            "credentials": {"accessKeyId": "ASIATEMP", "expiration": "Jan 18, 2021, 8:46:52 PM",
+                            "sessionToken": "SECRET-TOKEN", "secretAccessKey": "SECRET-KEY"}});
+        let out = dec(v.clone());
+        let Some(Ok(Record::Lifecycle { event_id, fact, .. })) = out.get(1) else { panic!("no lifecycle in {out:?}") };
+        assert_eq!(event_id, "ev-1:credential_issued");
+        assert_eq!(
+            fact,
+            &Lifecycle::CredentialIssued {
+                credential_id: "ASIATEMP".into(),
+                identity: Some("arn:aws:iam::111122223333:role/deployer".into()),
+                expires_at: 1611002812000,
+            }
+        );
+        assert!(!format!("{out:?}").contains("SECRET"));
+
+        v["responseElements"]["credentials"]["expiration"] = json!("2021-01-18T20:46:52Z");
+        assert!(matches!(
+            &lifecycle_of(v.clone())[..],
+            [Ok(Lifecycle::CredentialIssued { expires_at: 1611002812000, .. })]
+        ));
+        v["responseElements"]["credentials"]["expiration"] = json!("Jan 01, 2019 0:00:00 PM");
+        assert_eq!(
+            lifecycle_of(v),
+            vec![Err("field `responseElements.credentials.expiration`: expected a time like `Jan 18, 2021, 8:46:52 PM` or RFC 3339, found \"Jan 01, 2019 0:00:00 PM\"".into())]
+        );
+    }
+
+    #[test]
+    fn maps_session_arns_to_role_arns() {
+        let cases = [
+            ("arn:aws:sts::111122223333:assumed-role/deployer/s1", Some("arn:aws:iam::111122223333:role/deployer")),
+            ("arn:aws-cn:sts::111122223333:assumed-role/deployer", Some("arn:aws-cn:iam::111122223333:role/deployer")),
+            ("arn:aws:iam::111122223333:user/etl", None),
+            ("arn:aws:sts::111122223333:assumed-role/", None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(role_arn(input).as_deref(), expected, "{input}");
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! GCP Cloud Audit Logs: a `LogEntry` whose `protoPayload` is an `AuditLog`.
+//! See `docs/formats.md` for the field mapping.
+
+use super::fields::{
+    derived_id, first_str, opt_obj, opt_str, opt_string, opt_utc_time, path_obj, path_str, req_obj, req_str, type_name,
+    wrong, Obj,
+};
+use super::{access_with_lifecycle, DecodeError, Decoded};
+use crate::model::{AccessEvent, Lifecycle, Outcome};
+use serde_json::Value;
+
+/// `google.rpc.Code` values that mean the caller was refused.
+const PERMISSION_DENIED: i64 = 7;
+const UNAUTHENTICATED: i64 = 16;
+
+pub fn decode(entry: &Obj) -> Decoded {
+    access_with_lifecycle(access(entry), |event| lifecycle(entry, event))
+}
+
+fn access(entry: &Obj) -> Result<AccessEvent, DecodeError> {
+    let payload = req_obj(entry, "protoPayload")?;
+    let in_payload = |e: DecodeError| e.within("protoPayload");
+    let auth = req_obj(payload, "authenticationInfo").map_err(in_payload)?;
+    let in_auth = |e: DecodeError| e.within("protoPayload.authenticationInfo");
+
+    let time = match opt_utc_time(entry, "timestamp")? {
+        Some(t) => t,
+        None => opt_utc_time(entry, "receiveTimestamp")?.ok_or(DecodeError::MissingField("timestamp".into()))?,
+    };
+    // Workload identity federation principals have a subject and no email.
+    let (identity, identity_type) = match opt_str(auth, "principalEmail").map_err(in_auth)? {
+        Some(email) if email.ends_with(".gserviceaccount.com") => (email, "serviceAccount"),
+        Some(email) => (email, "user"),
+        None => match opt_str(auth, "principalSubject").map_err(in_auth)? {
+            Some(subject) => (subject, "principal"),
+            None => return Err(in_auth(DecodeError::MissingField("principalEmail".into()))),
+        },
+    };
+
+    // GCP lists the delegation hops in the order they happened, the original caller
+    // first. Our chain is outermost first: the acting account, then each hop back to
+    // the original caller, who is also the delegator.
+    let hops = delegation_hops(auth).map_err(in_auth)?;
+    let on_behalf_of = hops.first().cloned();
+    let chain = if hops.is_empty() {
+        Vec::new()
+    } else {
+        std::iter::once(identity.to_string()).chain(hops.into_iter().rev()).collect()
+    };
+
+    let metadata = opt_obj(payload, "requestMetadata").map_err(in_payload)?;
+    Ok(AccessEvent {
+        event_id: opt_string(entry, "insertId")?.unwrap_or_else(|| derived_id(entry)),
+        time,
+        identity: identity.to_string(),
+        identity_type: Some(identity_type.to_string()),
+        on_behalf_of,
+        chain,
+        grant_id: None,
+        credential_id: path_str(auth, &["serviceAccountKeyName"]).map(key_id),
+        credential_expires_at: None,
+        target: req_str(payload, "serviceName").map_err(in_payload)?.to_string(),
+        action: req_str(payload, "methodName").map_err(in_payload)?.to_string(),
+        resource: opt_string(payload, "resourceName").map_err(in_payload)?,
+        environment: path_str(entry, &["resource", "labels", "project_id"]).map(str::to_string),
+        session_id: None,
+        // The documented key is `callerIp`; some exporters write `callerIP`.
+        source_ip: metadata.and_then(|m| first_str(m, &["callerIp", "callerIP"])).map(str::to_string),
+        user_agent: metadata.and_then(|m| path_str(m, &["callerSuppliedUserAgent"])).map(str::to_string),
+        outcome: outcome(payload).map_err(in_payload)?,
+    })
+}
+
+/// Every hop of `serviceAccountDelegationInfo`, in log order. A first-party hop is named
+/// by its email, a third-party (federated) one by its principal subject or `sub` claim; a
+/// hop that names no one (`{}`) says nothing and is skipped.
+fn delegation_hops(auth: &Obj) -> Result<Vec<String>, DecodeError> {
+    const FIELD: &str = "serviceAccountDelegationInfo";
+    let hops = match auth.get(FIELD) {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(hops)) => hops,
+        Some(other) => return Err(wrong(FIELD, "an array", other)),
+    };
+    Ok(hops
+        .iter()
+        .filter_map(Value::as_object)
+        .filter_map(|hop| {
+            path_str(hop, &["firstPartyPrincipal", "principalEmail"])
+                .or_else(|| path_str(hop, &["principalSubject"]))
+                .or_else(|| path_str(hop, &["thirdPartyPrincipal", "thirdPartyClaims", "sub"]))
+        })
+        .map(str::to_string)
+        .collect())
+}
+
+/// `status` is a `google.rpc.Status`; absent or code 0 is success.
+fn outcome(payload: &Obj) -> Result<Outcome, DecodeError> {
+    let Some(status) = opt_obj(payload, "status")? else {
+        return Ok(Outcome::Success);
+    };
+    match status.get("code") {
+        None | Some(Value::Null) => Ok(Outcome::Success),
+        Some(Value::Number(n)) => Ok(match n.as_i64() {
+            Some(0) => Outcome::Success,
+            Some(PERMISSION_DENIED | UNAUTHENTICATED) => Outcome::Denied,
+            _ => Outcome::Failure,
+        }),
+        Some(other) => {
+            Err(DecodeError::WrongType { field: "status.code".into(), expected: "a number", found: type_name(other) })
+        }
+    }
+}
+
+/// The key id, the last segment of `projects/P/serviceAccounts/SA/keys/KEY` (or of the
+/// `//iam.googleapis.com/...` form `serviceAccountKeyName` uses), so that the key named
+/// by a call and by its deletion compare equal.
+fn key_id(name: &str) -> String {
+    name.rsplit_once("/keys/").map_or(name, |(_, key)| key).to_string()
+}
+
+fn lifecycle(entry: &Obj, event: &AccessEvent) -> Option<Result<Lifecycle, DecodeError>> {
+    // `google.iam.admin.v1.DeleteServiceAccount` and bare `GenerateAccessToken` both occur.
+    let method = event.action.rsplit('.').next().unwrap_or_default();
+    match method {
+        "DeleteServiceAccount" | "DisableServiceAccount" => {
+            Some(account(entry, event).map(|identity| Lifecycle::IdentityOffboarded { identity }))
+        }
+        "DeleteServiceAccountKey" | "DisableServiceAccountKey" => Some(match &event.resource {
+            Some(name) => Ok(Lifecycle::CredentialRevoked { credential_id: key_id(name) }),
+            None => Err(DecodeError::MissingField("protoPayload.resourceName".into())),
+        }),
+        "GenerateAccessToken" => {
+            // The token itself is a secret and never logged; only its expiry is. The
+            // issuing entry's id stands in for the token's id.
+            let expiry = path_str(entry, &["protoPayload", "response", "expireTime"])?;
+            Some(match super::fields::parse_utc_time(expiry) {
+                Some(expires_at) => Ok(Lifecycle::CredentialIssued {
+                    credential_id: event.event_id.clone(),
+                    identity: account(entry, event).ok(),
+                    expires_at,
+                }),
+                None => Err(DecodeError::InvalidValue {
+                    field: "protoPayload.response.expireTime".into(),
+                    reason: format!("expected an RFC 3339 time, found {expiry:?}"),
+                }),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The service account a call acts on: the monitored resource's `email_id`, else the
+/// account segment of `projects/P/serviceAccounts/ACCOUNT[/...]`.
+fn account(entry: &Obj, event: &AccessEvent) -> Result<String, DecodeError> {
+    if let Some(email) = path_obj(entry, &["resource", "labels"]).and_then(|l| path_str(l, &["email_id"])) {
+        return Ok(email.to_string());
+    }
+    event
+        .resource
+        .as_deref()
+        .and_then(|name| name.split_once("serviceAccounts/"))
+        .and_then(|(_, rest)| rest.split('/').next())
+        .filter(|account| !account.is_empty())
+        .map(str::to_string)
+        .ok_or(DecodeError::MissingField("protoPayload.resourceName".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::testing;
+    use crate::model::Record;
+    use serde_json::json;
+
+    fn entry(payload: Value) -> Value {
+        json!({"insertId": "ins-1", "timestamp": "2026-03-02T10:00:00Z",
+               "resource": {"type": "gcs_bucket", "labels": {"project_id": "acme-prod"}}, "protoPayload": payload})
+    }
+
+    fn dec(v: Value) -> Decoded {
+        testing::run(decode, v)
+    }
+
+    fn access_of(v: Value) -> AccessEvent {
+        testing::first_access(decode, v)
+    }
+
+    #[test]
+    fn impersonation_chain_is_outermost_first() {
+        let e = access_of(entry(json!({
+            "serviceName": "storage.googleapis.com", "methodName": "storage.objects.get",
+            "resourceName": "projects/_/buckets/b/objects/o",
+            "authenticationInfo": {
+                "principalEmail": "deployer@acme-prod.iam.gserviceaccount.com",
+                "serviceAccountKeyName": "//iam.googleapis.com/projects/acme-prod/serviceAccounts/x/keys/abc123",
+                "serviceAccountDelegationInfo": [
+                    {"firstPartyPrincipal": {"principalEmail": "alice@acme.com"}},
+                    {"firstPartyPrincipal": {"principalEmail": "broker@acme-prod.iam.gserviceaccount.com"}},
+                    {}
+                ]},
+            "requestMetadata": {"callerIp": "10.1.2.3", "callerSuppliedUserAgent": "gcloud/460"}
+        })));
+        assert_eq!(e.identity, "deployer@acme-prod.iam.gserviceaccount.com");
+        assert_eq!(e.identity_type.as_deref(), Some("serviceAccount"));
+        assert_eq!(e.on_behalf_of.as_deref(), Some("alice@acme.com"));
+        assert_eq!(
+            e.chain,
+            vec![
+                "deployer@acme-prod.iam.gserviceaccount.com",
+                "broker@acme-prod.iam.gserviceaccount.com",
+                "alice@acme.com"
+            ]
+        );
+        assert_eq!(e.credential_id.as_deref(), Some("abc123"));
+        assert_eq!(e.environment.as_deref(), Some("acme-prod"));
+        assert_eq!(e.source_ip.as_deref(), Some("10.1.2.3"));
+        assert_eq!(e.event_id, "ins-1");
+    }
+
+    #[test]
+    fn outcome_from_status_code() {
+        let cases = [
+            (json!(null), Outcome::Success),
+            (json!({}), Outcome::Success),
+            (json!({"code": 0}), Outcome::Success),
+            (json!({"code": 7, "message": "PERMISSION_DENIED"}), Outcome::Denied),
+            (json!({"code": 16}), Outcome::Denied),
+            (json!({"code": 5}), Outcome::Failure),
+        ];
+        for (status, expected) in cases {
+            let e = access_of(entry(json!({"serviceName": "s", "methodName": "m", "status": status,
+                "authenticationInfo": {"principalEmail": "a@b.c"}})));
+            assert_eq!(e.outcome, expected, "{status}");
+        }
+    }
+
+    #[test]
+    fn rejects_with_the_field_named() {
+        let auth = json!({"principalEmail": "a@b.c"});
+        let cases = [
+            (json!({"timestamp": "2026-03-02T10:00:00Z"}), "missing required field `protoPayload`"),
+            (
+                entry(json!({"serviceName": "s", "methodName": "m"})),
+                "missing required field `protoPayload.authenticationInfo`",
+            ),
+            (
+                entry(json!({"serviceName": "s", "methodName": "m", "authenticationInfo": {}})),
+                "missing required field `protoPayload.authenticationInfo.principalEmail`",
+            ),
+            (
+                entry(json!({"methodName": "m", "authenticationInfo": auth})),
+                "missing required field `protoPayload.serviceName`",
+            ),
+            (
+                entry(
+                    json!({"serviceName": "s", "methodName": "m", "authenticationInfo": auth, "status": {"code": "7"}}),
+                ),
+                "field `protoPayload.status.code` has the wrong type: expected a number, found a string",
+            ),
+            (
+                json!({"protoPayload": {"serviceName": "s", "methodName": "m", "authenticationInfo": auth}}),
+                "missing required field `timestamp`",
+            ),
+        ];
+        for (input, reason) in cases {
+            assert_eq!(dec(input)[0].as_ref().unwrap_err().to_string(), reason);
+        }
+    }
+
+    #[test]
+    fn lifecycle_facts() {
+        let admin = json!({"principalEmail": "admin@acme.com"});
+        let call = |method: &str, resource: &str, extra: Value| {
+            let payload = json!({"serviceName": "iam.googleapis.com", "methodName": method,
+                                 "resourceName": resource, "authenticationInfo": admin});
+            entry(testing::with(payload, extra))
+        };
+        let sa = "projects/acme-prod/serviceAccounts/ci@acme-prod.iam.gserviceaccount.com";
+        let cases = [
+            (
+                call("google.iam.admin.v1.DeleteServiceAccount", sa, json!({})),
+                Some(Lifecycle::IdentityOffboarded { identity: "ci@acme-prod.iam.gserviceaccount.com".into() }),
+            ),
+            (
+                call("google.iam.admin.v1.DisableServiceAccountKey", &format!("{sa}/keys/k1"), json!({})),
+                Some(Lifecycle::CredentialRevoked { credential_id: "k1".into() }),
+            ),
+            (
+                call(
+                    "GenerateAccessToken",
+                    "projects/-/serviceAccounts/ci@acme-prod.iam.gserviceaccount.com",
+                    json!({"response": {"expireTime": "2026-03-02T11:00:00Z"}}),
+                ),
+                Some(Lifecycle::CredentialIssued {
+                    credential_id: "ins-1".into(),
+                    identity: Some("ci@acme-prod.iam.gserviceaccount.com".into()),
+                    expires_at: 1772449200000,
+                }),
+            ),
+            (call("GenerateAccessToken", sa, json!({})), None),
+            (call("google.iam.admin.v1.DeleteServiceAccount", sa, json!({"status": {"code": 7}})), None),
+        ];
+        for (input, expected) in cases {
+            let facts: Vec<Lifecycle> = dec(input)
+                .into_iter()
+                .filter_map(|r| match r {
+                    Ok(Record::Lifecycle { fact, .. }) => Some(fact),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(facts, expected.into_iter().collect::<Vec<_>>());
+        }
+    }
+}

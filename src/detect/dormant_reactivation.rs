@@ -1,0 +1,38 @@
+//! `dormant_reactivation`: the identity's first call after a silence far
+//! beyond its usual cadence (its longest silence so far).
+
+use super::{format_minute, round, score_from_probability, Context, Detector, Finding};
+use serde_json::json;
+
+pub fn check(ctx: &Context) -> Option<Finding> {
+    let b = ctx.baseline;
+    let gap = ctx.now().saturating_sub(b.last_seen);
+    let min_gap = (ctx.config.dormant_min_days * 1440.0) as u32;
+    let usual = b.longest_gap.max(60);
+    if gap < min_gap || (gap as f64) < ctx.config.dormant_factor * usual as f64 {
+        return None;
+    }
+    // Silences modelled as exponential with the longest one as scale: a
+    // deliberately generous tail, so only silences many times longer alert.
+    let p = (-(gap as f64) / usual as f64).exp();
+    let days = gap as f64 / 1440.0;
+    let summary = format!(
+        "{} acted after {days:.1} days of silence (last call {}); its longest silence before was {:.1} days.",
+        ctx.event.identity,
+        format_minute(b.last_seen),
+        usual as f64 / 1440.0
+    );
+    let mut evidence = ctx.evidence(
+        json!({ "silence_days": round(days, 2), "call": ctx.names.call_name(ctx.obs.call) }),
+        json!({ "longest_silence_days": round(usual as f64 / 1440.0, 2) }),
+    );
+    evidence.probability = Some(round(p, 10));
+    evidence.window_s = Some(gap as i64 * 60);
+    Some(Finding {
+        detector: Detector::DormantReactivation,
+        score: score_from_probability(p).max(0.5),
+        subject: String::new(),
+        summary,
+        evidence,
+    })
+}

@@ -1,0 +1,33 @@
+//! `expired_credential` (NHI7): a call made with a credential past its expiry,
+//! taken from the call itself or from the issuing event (e.g. STS AssumeRole).
+
+use super::{declared_score, post_purpose::humanize, Context, Detector, Finding};
+use crate::time::format_rfc3339;
+use serde_json::json;
+
+pub fn check(ctx: &Context) -> Option<Finding> {
+    let e = ctx.event;
+    let from_registry = || e.credential_id.as_deref().and_then(|c| ctx.registry.expiry(c));
+    let expires = e.credential_expires_at.or_else(from_registry)?;
+    if e.time <= expires + ctx.config.clock_skew_s * 1000 {
+        return None;
+    }
+    let credential = e.credential_id.as_deref().unwrap_or("(unnamed)");
+    let summary = format!(
+        "{} used credential {credential} {} after it expired at {}.",
+        e.identity,
+        humanize(e.time - expires),
+        format_rfc3339(expires)
+    );
+    let evidence = ctx.evidence(
+        json!({ "credential_id": credential, "call": format!("{} {}", e.target, e.action), "outcome": e.outcome }),
+        json!({ "expires_at": format_rfc3339(expires) }),
+    );
+    Some(Finding {
+        detector: Detector::ExpiredCredential,
+        score: declared_score(ctx, 0.85),
+        subject: credential.to_string(),
+        summary,
+        evidence,
+    })
+}

@@ -1,0 +1,49 @@
+//! `new_source`: the identity calls from a network it has never used, when
+//! its history of networks is narrow enough that a new one is unlikely. A new
+//! client software family on top makes it less likely still.
+
+use super::{novelty_json, round, score_from_probability, Context, Detector, Finding};
+use serde_json::json;
+
+pub fn check(ctx: &Context) -> Option<Finding> {
+    let b = ctx.baseline;
+    let client = ctx.obs.client?;
+    if b.networks.is_empty() || b.networks.get(client.network).is_some() {
+        return None;
+    }
+    let (now, decay) = (ctx.now(), ctx.decay());
+    let networks = b.networks.novelty(now, decay);
+    let new_agent = b.agents.get(client.agent).is_none();
+    // Networks and client software vary together only partly; treating them as
+    // independent is a simplification that errs towards fewer alerts when the
+    // agent is known (its factor is 1).
+    let agent_factor = if new_agent { b.agents.novelty(now, decay).p_unseen } else { 1.0 };
+    let p = networks.p_unseen * agent_factor;
+    if p > ctx.config.novelty_max_probability {
+        return None;
+    }
+    let network = ctx.names.name(client.network).to_string();
+    let agent = ctx.names.name(client.agent);
+    let summary = format!(
+        "{} called from network {network}{}, never used by it before; its {} known networks make a new one an estimated {p:.2e} likely.",
+        ctx.event.identity,
+        if new_agent { format!(" with a new client ({agent})") } else { String::new() },
+        networks.distinct
+    );
+    let mut evidence = ctx.evidence(
+        json!({ "network": network, "source_ip": ctx.event.source_ip, "user_agent_family": agent, "new_user_agent_family": new_agent }),
+        json!({
+            "networks": ctx.top(&b.networks, 5, |n| ctx.names.name(n).to_string()),
+            "user_agent_families": ctx.top(&b.agents, 5, |a| ctx.names.name(a).to_string()),
+            "novelty": novelty_json(&networks),
+        }),
+    );
+    evidence.probability = Some(round(p, 8));
+    Some(Finding {
+        detector: Detector::NewSource,
+        score: score_from_probability(p),
+        subject: network,
+        summary,
+        evidence,
+    })
+}

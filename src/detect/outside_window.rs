@@ -1,0 +1,46 @@
+//! `outside_window`: the identity acts outside every time window (and before
+//! the `not_before`) of the grants it holds, e.g. a deploy token used outside
+//! its release window.
+
+use super::{declared_score, Context, Detector, Finding};
+use crate::time::format_rfc3339;
+use serde_json::json;
+
+pub fn check(ctx: &Context) -> Option<Finding> {
+    let e = ctx.event;
+    let grants = ctx.grants;
+    if grants.live.is_empty() || grants.live.iter().any(|g| g.admits_time(e.time)) {
+        return None;
+    }
+    let declared: Vec<serde_json::Value> = grants
+        .live
+        .iter()
+        .map(|g| {
+            json!({
+                "grant_id": g.grant.grant_id,
+                "not_before": g.grant.not_before.map(format_rfc3339),
+                "windows": g.grant.windows,
+            })
+        })
+        .collect();
+    let ids: Vec<&str> = grants.live.iter().map(|g| g.grant.grant_id.as_str()).collect();
+    let summary = format!(
+        "{} called {} {} at {}, outside the time windows of its grant(s) {}.",
+        e.identity,
+        e.target,
+        e.action,
+        format_rfc3339(e.time),
+        ids.join(", ")
+    );
+    let evidence = ctx.evidence(
+        json!({ "time": format_rfc3339(e.time), "call": format!("{} {}", e.target, e.action) }),
+        json!({ "grants": declared }),
+    );
+    Some(Finding {
+        detector: Detector::OutsideWindow,
+        score: declared_score(ctx, 0.75),
+        subject: ids.join(","),
+        summary,
+        evidence,
+    })
+}

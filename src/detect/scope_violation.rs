@@ -1,0 +1,75 @@
+//! `scope_violation` (NHI5): the identity calls a target, action, resource or
+//! environment that none of its live grants allows.
+
+use super::{declared_score, Context, Detector, Finding};
+use crate::grants::glob_match;
+use crate::model::{AccessEvent, Scope};
+use serde_json::json;
+
+pub fn check(ctx: &Context) -> Option<Finding> {
+    let e = ctx.event;
+    let grants = ctx.grants;
+    if grants.live.is_empty() {
+        return None;
+    }
+    let failures: Vec<(&str, Vec<&'static str>)> =
+        grants.live.iter().map(|g| (g.grant.grant_id.as_str(), outside_axes(&g.grant.scope, e))).collect();
+    if failures.iter().any(|(_, axes)| axes.is_empty()) {
+        return None;
+    }
+    // The grant that fails on the fewest axes is the one the call was closest to.
+    let (closest, axes) = failures.iter().min_by_key(|(_, axes)| axes.len())?;
+    let scope = &grants.live.iter().find(|g| g.grant.grant_id == *closest)?.grant.scope;
+    let summary = format!(
+        "{} called {} {}{}{} outside the scope of its grant {closest} (not allowed: {}).",
+        e.identity,
+        e.target,
+        e.action,
+        e.resource.as_deref().map(|r| format!(" on {r}")).unwrap_or_default(),
+        e.environment.as_deref().map(|env| format!(" in {env}")).unwrap_or_default(),
+        axes.join(", ")
+    );
+    let evidence = ctx.evidence(
+        json!({ "target": e.target, "action": e.action, "resource": e.resource, "environment": e.environment, "outcome": e.outcome }),
+        json!({ "grant_id": closest, "scope": scope, "outside": axes }),
+    );
+    Some(Finding {
+        detector: Detector::ScopeViolation,
+        score: declared_score(ctx, 0.8),
+        subject: format!("{} {}", e.target, e.action),
+        summary,
+        evidence,
+    })
+}
+
+/// The axes on which `scope` does not allow the call. An empty list in the
+/// scope allows anything; a call without a resource or environment cannot be
+/// judged on that axis and passes it.
+fn outside_axes(scope: &Scope, e: &AccessEvent) -> Vec<&'static str> {
+    let allows = |patterns: &[String], value: Option<&str>, fold_case: bool| {
+        patterns.is_empty()
+            || value.is_none_or(|v| {
+                patterns.iter().any(|p| {
+                    if fold_case {
+                        glob_match(&p.to_ascii_lowercase(), &v.to_ascii_lowercase())
+                    } else {
+                        glob_match(p, v)
+                    }
+                })
+            })
+    };
+    let mut axes = Vec::new();
+    if !allows(&scope.targets, Some(&e.target), true) {
+        axes.push("target");
+    }
+    if !allows(&scope.actions, Some(&e.action), true) {
+        axes.push("action");
+    }
+    if !allows(&scope.resources, e.resource.as_deref(), false) {
+        axes.push("resource");
+    }
+    if !allows(&scope.environments, e.environment.as_deref(), false) {
+        axes.push("environment");
+    }
+    axes
+}

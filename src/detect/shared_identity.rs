@@ -1,0 +1,75 @@
+//! `shared_identity` (NHI9): one credential or identity used by several
+//! distinct clients at once. Two signals: the same credential used by another
+//! identity within the concurrency window, or a rarely seen client acting while
+//! the identity's usual client is active, when the identity never runs more
+//! clients at once than that.
+
+use super::{round, Context, Detector, Finding};
+use serde_json::json;
+
+/// A client with less than this share of the identity's calls counts as rare.
+const RARE_SHARE: f64 = 0.05;
+
+pub fn check(ctx: &Context) -> Option<Finding> {
+    sharing_identities(ctx).or_else(|| concurrent_clients(ctx))
+}
+
+fn sharing_identities(ctx: &Context) -> Option<Finding> {
+    let others: Vec<&str> = ctx.credential_sharers.iter().map(|&s| ctx.names.name(s)).collect();
+    if others.is_empty() {
+        return None;
+    }
+    let credential = ctx.event.credential_id.as_deref().unwrap_or_default();
+    let summary = format!(
+        "Credential {credential} was used by {} and, within {} minutes, by {}: one credential shared by several identities.",
+        ctx.event.identity,
+        ctx.config.concurrency_window_s / 60,
+        others.join(", ")
+    );
+    let mut evidence = ctx.evidence(
+        json!({ "credential_id": credential, "other_identities": others }),
+        json!({ "identities_expected_per_credential": 1 }),
+    );
+    evidence.window_s = Some(ctx.config.concurrency_window_s);
+    Some(Finding {
+        detector: Detector::SharedIdentity,
+        score: 0.85,
+        subject: format!("credential {credential}"),
+        summary,
+        evidence,
+    })
+}
+
+fn concurrent_clients(ctx: &Context) -> Option<Finding> {
+    let b = ctx.baseline;
+    let client = ctx.obs.client?;
+    let window = (ctx.config.concurrency_window_s / 60) as u32;
+    let others = b.other_active_clients(client, ctx.now(), window);
+    let concurrent = 1 + others.len();
+    if others.is_empty() || concurrent <= b.max_concurrent_clients as usize {
+        return None;
+    }
+    let share = b.networks.share(client.network, ctx.now(), ctx.decay());
+    if share >= RARE_SHARE {
+        return None;
+    }
+    let name = |c: crate::baseline::Client| format!("{} ({})", ctx.names.name(c.network), ctx.names.name(c.agent));
+    let others: Vec<String> = others.into_iter().map(name).collect();
+    let summary = format!(
+        "{} was used from {} while {} was active within {} minutes; it has never run more than {} client(s) at once, and this network carries {:.1}% of its calls.",
+        ctx.event.identity,
+        name(client),
+        others.join(", "),
+        window,
+        b.max_concurrent_clients,
+        share * 100.0
+    );
+    let mut evidence = ctx.evidence(
+        json!({ "client": name(client), "concurrent_clients": concurrent, "other_clients": others }),
+        json!({ "max_concurrent_clients": b.max_concurrent_clients, "network_share": round(share, 4) }),
+    );
+    evidence.probability = Some(round(share, 6));
+    evidence.window_s = Some(ctx.config.concurrency_window_s);
+    let score = if share == 0.0 { 0.8 } else { 0.65 };
+    Some(Finding { detector: Detector::SharedIdentity, score, subject: "concurrent clients".into(), summary, evidence })
+}

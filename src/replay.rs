@@ -1,0 +1,188 @@
+//! `overreach replay`: historical logs from files through the engine, alerts
+//! out in event-time order, a summary at the end.
+
+use crate::alert::Alert;
+use crate::decode::{Format, Limits};
+use crate::detect::Detector;
+use crate::engine::{Engine, EngineConfig};
+use crate::source::file;
+use crate::source::merge::{Input, Merge, Reject};
+use anyhow::Context as _;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+pub struct ReplayOptions {
+    pub inputs: Vec<String>,
+    pub format: Format,
+    pub grants: Vec<String>,
+    pub policy: Option<String>,
+    pub limits: Limits,
+    /// Disorder within an input absorbed before records reach the engine, in ms.
+    pub lateness_ms: i64,
+    pub state_in: Option<String>,
+    pub state_out: Option<String>,
+    pub engine: EngineConfig,
+    pub progress: bool,
+}
+
+/// What a replay did, for the summary line and for tests.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub events: u64,
+    pub lifecycle_events: u64,
+    pub alerts: BTreeMap<Detector, u64>,
+    pub suppressed: u64,
+    pub rejected: u64,
+    pub rejected_by_reason: BTreeMap<&'static str, u64>,
+    pub identities: u64,
+    pub evicted: u64,
+    pub read_errors: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    pub fn events_per_second(&self) -> f64 {
+        (self.events + self.lifecycle_events) as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The end-of-run summary, for stderr.
+    pub fn render(&self) -> String {
+        let total: u64 = self.alerts.values().sum();
+        let by: Vec<String> = self.alerts.iter().map(|(d, n)| format!("{d}={n}")).collect();
+        let reasons: Vec<String> = self.rejected_by_reason.iter().map(|(r, n)| format!("{r}={n}")).collect();
+        format!(
+            "overreach: {} events, {} lifecycle records, {total} alerts ({}), {} repeats suppressed, {} rejected{}, {} identities tracked ({} evicted), {:.0} events/s in {:.2}s",
+            self.events,
+            self.lifecycle_events,
+            if by.is_empty() { "none".to_string() } else { by.join(" ") },
+            self.suppressed,
+            self.rejected,
+            if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(" ")) },
+            self.identities,
+            self.evicted,
+            self.events_per_second(),
+            self.elapsed.as_secs_f64(),
+        )
+    }
+}
+
+/// Runs a replay: alerts go to `alerts` (one JSON line each, via `render`),
+/// rejects to `rejects` as `file:line: reason`.
+pub fn run(
+    opts: &ReplayOptions,
+    alerts: &mut dyn Write,
+    rejects: &mut dyn Write,
+    render: &dyn Fn(&Alert) -> String,
+) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let mut engine = match &opts.state_in {
+        Some(path) => {
+            let mut f = std::fs::File::open(path).with_context(|| format!("cannot open state file {path}"))?;
+            Engine::load_state(opts.engine.clone(), &mut f).with_context(|| format!("cannot load state from {path}"))?
+        }
+        None => Engine::new(opts.engine.clone()),
+    };
+    if let Some(path) = &opts.policy {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read policy file {path}"))?;
+        let grants = crate::grants::load_policy(&text).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+        engine.add_policy(grants);
+    }
+
+    // Open everything first: a missing file stops the run before any output.
+    let mut inputs = Vec::new();
+    for (path, format) in
+        opts.inputs.iter().map(|p| (p, opts.format)).chain(opts.grants.iter().map(|p| (p, Format::Grants)))
+    {
+        let reader = file::open(path, opts.limits.max_line_bytes).with_context(|| format!("cannot read {path}"))?;
+        inputs.push(Input::new(path.clone(), reader, format));
+    }
+    let mut merge = Merge::new(inputs, opts.limits, opts.lateness_ms);
+    let mut summary = Summary::default();
+    let mut pending_rejects: Vec<Reject> = Vec::new();
+    let mut progress = Progress::new(opts.progress);
+    let mut emitted = 0u64;
+
+    while let Some((record, origin)) = merge.next(&mut pending_rejects) {
+        write_rejects(&mut pending_rejects, rejects, &mut summary)?;
+        for alert in engine.process(&record, &origin) {
+            writeln!(alerts, "{}", render(&alert))?;
+            emitted += 1;
+        }
+        progress.tick(|| (merge.inputs.iter().map(Input::bytes_read).sum(), engine.stats().events, emitted));
+    }
+    write_rejects(&mut pending_rejects, rejects, &mut summary)?;
+    progress.finish();
+    alerts.flush()?;
+    rejects.flush()?;
+
+    for input in &merge.inputs {
+        if let Some(e) = &input.read_error {
+            summary.read_errors.push(format!("{}:{}: read error: {e}", input.path, input.lines_read() + 1));
+        }
+    }
+    if let Some(path) = &opts.state_out {
+        save_state(&engine, path)?;
+    }
+    let stats = engine.stats();
+    summary.events = stats.events;
+    summary.lifecycle_events = stats.lifecycle_events;
+    summary.alerts = stats.alerts.clone();
+    summary.suppressed = stats.suppressed;
+    summary.identities = stats.identities;
+    summary.evicted = stats.evicted;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+fn write_rejects(pending: &mut Vec<Reject>, out: &mut dyn Write, summary: &mut Summary) -> std::io::Result<()> {
+    for r in pending.drain(..) {
+        writeln!(out, "{}: {}", r.origin, r.error)?;
+        summary.rejected += 1;
+        *summary.rejected_by_reason.entry(r.error.kind()).or_default() += 1;
+    }
+    Ok(())
+}
+
+/// Writes the state atomically: a crash mid-write leaves the old file intact.
+pub fn save_state(engine: &Engine, path: &str) -> anyhow::Result<()> {
+    let tmp = format!("{path}.tmp");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("cannot write {tmp}"))?);
+    engine.save_state(&mut f).with_context(|| format!("cannot write state to {tmp}"))?;
+    f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {tmp} to {path}"))?;
+    Ok(())
+}
+
+/// A one-line progress display on stderr, only when stderr is a terminal.
+/// It reads the wall clock for display only; detection never does.
+struct Progress {
+    enabled: bool,
+    started: Instant,
+    last: Instant,
+    calls: u32,
+}
+
+impl Progress {
+    fn new(wanted: bool) -> Progress {
+        let now = Instant::now();
+        Progress { enabled: wanted && std::io::stderr().is_terminal(), started: now, last: now, calls: 0 }
+    }
+
+    fn tick(&mut self, read: impl FnOnce() -> (u64, u64, u64)) {
+        self.calls += 1;
+        if !self.enabled || self.calls % 4096 != 0 || self.last.elapsed() < Duration::from_millis(200) {
+            return;
+        }
+        self.last = Instant::now();
+        let (bytes, events, alerts) = read();
+        let rate = events as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        eprint!("\r{:>8.1} MiB read, {events} events ({rate:.0}/s), {alerts} alerts ", bytes as f64 / 1048576.0);
+    }
+
+    fn finish(&self) {
+        if self.enabled {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}

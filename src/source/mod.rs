@@ -1,0 +1,4 @@
+//! Where records come from. Files here; Kafka in `kafka`.
+
+pub mod file;
+pub mod merge;

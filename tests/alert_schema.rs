@@ -1,0 +1,105 @@
+//! `schemas/alert.v1.schema.json` documents the native alert exactly: every detector's
+//! alert, serialized by the real types, validates; broken alerts do not.
+
+#[path = "common/sample_alerts.rs"]
+mod sample_alerts;
+#[path = "common/schema.rs"]
+mod schema;
+
+use overreach::alert::Severity;
+use overreach::detect::Detector;
+use serde_json::{json, Value};
+
+fn schema_json() -> Value {
+    serde_json::from_str(schema::ALERT_SCHEMA).expect("alert schema is JSON")
+}
+
+#[test]
+fn every_detectors_alert_validates() {
+    for alert in sample_alerts::all() {
+        schema::assert_valid_alert(&serde_json::to_value(&alert).unwrap());
+    }
+}
+
+#[test]
+fn json_lines_output_validates_line_by_line() {
+    let text: String = sample_alerts::all().iter().map(|a| a.to_json_line() + "\n").collect();
+    let alerts = schema::assert_valid_alert_lines(&text);
+    assert_eq!(alerts.len(), 2 * Detector::ALL.len());
+}
+
+#[test]
+fn schema_enums_are_the_code_enums() {
+    let schema = schema_json();
+    let detectors: Vec<&str> = Detector::ALL.iter().map(|d| d.name()).collect();
+    assert_eq!(schema["properties"]["detector"]["enum"], json!(detectors));
+    let severities: Vec<&str> = Severity::ALL.iter().map(|s| s.name()).collect();
+    assert_eq!(schema["properties"]["severity"]["enum"], json!(severities));
+}
+
+#[test]
+fn schema_requires_every_field_an_alert_serializes() {
+    // A sparse alert leaves out the optional evidence members; everything else is always there.
+    let alert = serde_json::to_value(sample_alerts::sparse(Detector::NovelCall)).unwrap();
+    let mut fields: Vec<&String> = alert.as_object().unwrap().keys().collect();
+    fields.sort();
+    let schema = schema_json();
+    let mut required: Vec<&str> = schema["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    required.sort();
+    assert_eq!(fields, required);
+}
+
+/// Each case breaks one rule of the schema; a violation must name the broken field.
+#[test]
+fn broken_alerts_fail_validation() {
+    type Break = fn(&mut Value);
+    let cases: &[(&str, Break, &str)] = &[
+        ("missing alert_id", |a| drop(a.as_object_mut().unwrap().remove("alert_id")), "\"alert_id\" is a required"),
+        (
+            "missing nested event.action",
+            |a| drop(a["event"].as_object_mut().unwrap().remove("action")),
+            "/event: \"action\"",
+        ),
+        ("unknown detector", |a| a["detector"] = json!("novel_calls"), "/detector"),
+        ("unknown severity", |a| a["severity"] = json!("severe"), "/severity"),
+        ("score above 1", |a| a["score"] = json!(1.5), "/score"),
+        ("negative score", |a| a["score"] = json!(-0.1), "/score"),
+        ("score as a string", |a| a["score"] = json!("0.9"), "/score"),
+        ("alert_id not 32 hex", |a| a["alert_id"] = json!("ABC"), "/alert_id"),
+        ("no event ids", |a| a["event_ids"] = json!([]), "/event_ids"),
+        ("time with an offset", |a| a["time"] = json!("2026-03-04T03:17:45+01:00"), "/time"),
+        ("time not a date", |a| a["time"] = json!("yesterday"), "/time"),
+        ("OWASP id out of range", |a| a["owasp_nhi"] = json!(["NHI11:2025"]), "/owasp_nhi/0"),
+        ("ATT&CK id malformed", |a| a["attack"] = json!(["T1078.4"]), "/attack/0"),
+        ("unknown outcome", |a| a["event"]["outcome"] = json!("ok"), "/event/outcome"),
+        ("probability above 1", |a| a["evidence"]["probability"] = json!(2.0), "/evidence/probability"),
+        ("negative repeats", |a| a["suppressed_repeats"] = json!(-1), "/suppressed_repeats"),
+        ("field the schema does not know", |a| a["secret"] = json!("hunter2"), "'secret' was unexpected"),
+        (
+            "evidence field the schema does not know",
+            |a| a["evidence"]["token"] = json!("x"),
+            "/evidence: Additional properties",
+        ),
+    ];
+    let valid = serde_json::to_value(sample_alerts::full(Detector::ScopeViolation)).unwrap();
+    schema::assert_valid_alert(&valid);
+    for (what, break_it, path) in cases {
+        let mut alert = valid.clone();
+        break_it(&mut alert);
+        let errors = schema::alert_violations(&alert);
+        assert!(!errors.is_empty(), "{what}: validated but should not");
+        assert!(errors.iter().any(|e| e.contains(path)), "{what}: expected a violation with `{path}`, got {errors:?}");
+    }
+}
+
+#[test]
+fn the_engines_alerts_validate() {
+    let alerts = sample_alerts::from_engine();
+    let mut detectors: Vec<Detector> = alerts.iter().map(|a| a.detector).collect();
+    detectors.sort();
+    detectors.dedup();
+    assert!(detectors.len() >= 3, "the made-up history should trip several detectors, got {detectors:?}");
+    for alert in &alerts {
+        schema::assert_valid_alert(&serde_json::to_value(alert).unwrap());
+    }
+}

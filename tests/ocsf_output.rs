@@ -1,0 +1,198 @@
+//! `--alert-format ocsf`: every detector's alert becomes an OCSF 1.5.0 Detection Finding
+//! that has the class's required attributes, valid enum values, and our alert's facts.
+
+#[path = "common/sample_alerts.rs"]
+mod sample_alerts;
+#[path = "common/schema.rs"]
+mod schema;
+
+use overreach::alert::{Alert, Severity};
+use overreach::detect::Detector;
+use overreach::ocsf::{render, to_ocsf, AlertFormat, OCSF_VERSION};
+use overreach::time::parse_rfc3339;
+use serde_json::{json, Value};
+
+/// Attributes OCSF 1.5.0 requires in every Detection Finding (from base_event, finding
+/// and detection_finding), and in the objects we fill.
+const REQUIRED: &[&str] = &[
+    "/activity_id",
+    "/category_uid",
+    "/class_uid",
+    "/type_uid",
+    "/severity_id",
+    "/time",
+    "/metadata/version",
+    "/metadata/product",
+    "/finding_info/uid",
+    "/finding_info/analytic/type_id",
+    "/remediation/desc",
+];
+
+#[test]
+fn every_detectors_finding_validates_against_the_schema() {
+    for alert in sample_alerts::all() {
+        schema::assert_valid_ocsf(&to_ocsf(&alert));
+    }
+}
+
+#[test]
+fn every_finding_has_the_required_attributes_and_class_ids() {
+    for alert in sample_alerts::all() {
+        let finding = to_ocsf(&alert);
+        for pointer in REQUIRED {
+            assert!(finding.pointer(pointer).is_some(), "{}: no {pointer}", alert.detector);
+        }
+        assert_eq!(finding["class_uid"], 2004);
+        assert_eq!(finding["category_uid"], 2);
+        assert_eq!(finding["activity_id"], 1);
+        assert_eq!(finding["type_uid"], 200401);
+        assert_eq!(finding["metadata"]["version"], OCSF_VERSION);
+        assert_eq!(finding["metadata"]["product"]["version"], env!("CARGO_PKG_VERSION"));
+    }
+}
+
+#[test]
+fn finding_carries_the_alerts_identity_and_ids() {
+    for alert in sample_alerts::all() {
+        let finding = to_ocsf(&alert);
+        let info = &finding["finding_info"];
+        assert_eq!(info["uid"], alert.alert_id.as_str());
+        assert_eq!(info["analytic"]["name"], alert.detector.name());
+        let related: Vec<&str> =
+            info["related_events"].as_array().unwrap().iter().map(|e| e["uid"].as_str().unwrap()).collect();
+        assert_eq!(related, alert.event_ids);
+        assert_eq!(finding["time"], parse_rfc3339(&alert.time).unwrap());
+        assert_eq!(finding["message"], alert.summary.as_str());
+        assert_eq!(finding["remediation"]["desc"], alert.recommended_action.as_str());
+        assert_eq!(finding["evidences"][0]["actor"]["user"]["name"], alert.identity.as_str());
+        assert_eq!(finding["evidences"][0]["api"]["operation"], alert.event.action.as_str());
+        assert_eq!(finding["evidences"][0]["api"]["service"]["name"], alert.event.target.as_str());
+        let unmapped = &finding["unmapped"];
+        assert_eq!(unmapped["chain"], json!(alert.chain));
+        assert_eq!(unmapped["owasp_nhi"], json!(alert.owasp_nhi));
+        assert_eq!(unmapped["score"], alert.score);
+        assert_eq!(unmapped["suppressed_repeats"], alert.suppressed_repeats);
+        assert_eq!(unmapped["detector"], alert.detector.name());
+    }
+}
+
+#[test]
+fn analytic_is_behavioral_for_learned_detectors_and_rule_for_declared_ones() {
+    for detector in Detector::ALL {
+        let analytic = &to_ocsf(&sample_alerts::full(detector))["finding_info"]["analytic"];
+        let expected = if detector.is_learned() { json!([2, "Behavioral"]) } else { json!([1, "Rule"]) };
+        assert_eq!(json!([analytic["type_id"], analytic["type"]]), expected, "{detector}");
+    }
+}
+
+#[test]
+fn severity_maps_to_the_ocsf_severity_of_the_same_name() {
+    let table = [
+        (Severity::Info, 1, "Informational"),
+        (Severity::Low, 2, "Low"),
+        (Severity::Medium, 3, "Medium"),
+        (Severity::High, 4, "High"),
+        (Severity::Critical, 5, "Critical"),
+    ];
+    for (severity, id, caption) in table {
+        let alert = Alert { severity, ..sample_alerts::full(Detector::NovelCall) };
+        let finding = to_ocsf(&alert);
+        assert_eq!((finding["severity_id"].as_u64(), finding["severity"].as_str()), (Some(id), Some(caption)));
+    }
+}
+
+#[test]
+fn every_attack_id_of_every_detector_has_a_named_technique_and_tactics() {
+    for detector in Detector::ALL {
+        let finding = to_ocsf(&sample_alerts::full(detector));
+        let attacks = finding["finding_info"]["attacks"].as_array().unwrap();
+        assert_eq!(attacks.len(), detector.attack().len(), "{detector}");
+        for (attack, id) in attacks.iter().zip(detector.attack()) {
+            let named = if id.contains('.') { &attack["sub_technique"] } else { &attack["technique"] };
+            assert_eq!(named["uid"], *id, "{detector}");
+            assert!(named["name"].is_string(), "{detector}: {id} has no name");
+            assert!(attack["technique"]["name"].is_string(), "{detector}: {id} has no technique name");
+            assert!(!attack["tactics"].as_array().unwrap().is_empty(), "{detector}: {id} has no tactic");
+        }
+    }
+}
+
+/// An observable only points at data the finding already holds (OCSF's rule): follow
+/// its `name` through the finding (first element of arrays) and find its `value` there.
+#[test]
+fn observables_point_at_their_values() {
+    for alert in sample_alerts::all() {
+        let finding = to_ocsf(&alert);
+        let observables = finding["observables"].as_array().unwrap();
+        for observable in observables {
+            let name = observable["name"].as_str().unwrap();
+            let mut at = &finding;
+            for part in name.split('.') {
+                at = &at[part];
+                if let Some(first) = at.as_array().and_then(|a| a.first()) {
+                    at = first;
+                }
+            }
+            assert_eq!(at, &observable["value"], "{}: observable {name}", alert.detector);
+        }
+        let expected =
+            1 + [alert.on_behalf_of.is_some(), alert.event.source_ip.is_some(), alert.event.credential_id.is_some()]
+                .iter()
+                .filter(|present| **present)
+                .count();
+        assert_eq!(observables.len(), expected, "{}", alert.detector);
+    }
+}
+
+#[test]
+fn anomaly_analysis_shows_baseline_and_observation() {
+    let alert = sample_alerts::full(Detector::VolumeSpike);
+    let analysis = &to_ocsf(&alert)["anomaly_analyses"][0];
+    assert_eq!(analysis["analysis_targets"][0]["name"], alert.identity.as_str());
+    let observed = &analysis["anomalies"][0]["observations"][0];
+    assert_eq!(observed["value"], alert.evidence.observed.to_string());
+    // The observation spans its window; the finding itself is the triggering call.
+    let end = parse_rfc3339(&alert.time).unwrap();
+    assert_eq!(observed["timespan"], json!({ "start_time": end - 300_000, "end_time": end }));
+    let baseline = &analysis["baselines"][0]["observations"][0];
+    assert_eq!(baseline["value"], alert.evidence.baseline.to_string());
+    assert_eq!(baseline["count"], 10_000);
+    let finding = to_ocsf(&alert);
+    assert_eq!(finding["finding_info"]["first_seen_time"], end);
+    assert_eq!(finding["finding_info"]["last_seen_time"], end);
+}
+
+#[test]
+fn render_writes_one_deterministic_line_per_format() {
+    for alert in sample_alerts::all() {
+        let native = render(&alert, AlertFormat::Native);
+        assert_eq!(native, alert.to_json_line());
+        let ocsf = render(&alert, AlertFormat::Ocsf);
+        assert_eq!(ocsf, render(&alert.clone(), AlertFormat::Ocsf), "same alert, same bytes");
+        assert!(!ocsf.contains('\n') && !native.contains('\n'));
+        assert_eq!(serde_json::from_str::<Value>(&ocsf).unwrap(), to_ocsf(&alert));
+    }
+}
+
+/// One finding in full, so that a change of the mapping shows in review. The product
+/// version is masked: it changes with every release, not with the mapping.
+#[test]
+fn golden_finding_for_a_novel_call() {
+    let mut finding = to_ocsf(&sample_alerts::full(Detector::NovelCall));
+    finding["metadata"]["product"]["version"] = json!("VERSION");
+    let actual = serde_json::to_string_pretty(&finding).unwrap() + "\n";
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/ocsf_novel_call.json");
+    let expected = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(actual == expected, "{path} differs; the finding is now:\n{actual}");
+}
+
+#[test]
+fn the_engines_alerts_render_to_valid_findings() {
+    let alerts = sample_alerts::from_engine();
+    assert!(!alerts.is_empty());
+    for alert in &alerts {
+        let finding: Value = serde_json::from_str(&render(alert, AlertFormat::Ocsf)).unwrap();
+        schema::assert_valid_ocsf(&finding);
+        assert_eq!(finding["finding_info"]["uid"], alert.alert_id.as_str());
+    }
+}
