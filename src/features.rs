@@ -31,7 +31,7 @@ pub fn resource_prefix(resource: &str) -> &str {
 
 /// Replaces tokens that look like ids (digit runs, long hex, UUIDs) with `#`.
 fn push_generalized(out: &mut String, segment: &str) {
-    for (j, token) in segment.split(|c: char| matches!(c, '-' | '_' | '.' | ':' | '=')).enumerate() {
+    for (j, token) in segment.split(['-', '_', '.', ':', '=']).enumerate() {
         if j > 0 {
             // Re-insert the separator that split removed.
             let at = segment_offset(segment, token);

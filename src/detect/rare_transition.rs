@@ -11,9 +11,7 @@ const MIN_DEPARTURES: f64 = 5.0;
 pub fn check(ctx: &Context) -> Option<Finding> {
     let b = ctx.baseline;
     let session = ctx.obs.session?;
-    if b.calls.get(ctx.obs.call).is_none() {
-        return None;
-    }
+    b.calls.get(ctx.obs.call)?;
     let previous = b.previous_call(session, ctx.now());
     if b.transitions.get((previous, ctx.obs.call)).is_some() {
         return None;
