@@ -352,7 +352,7 @@ async fn send_until_acknowledged(producer: &FutureProducer, telemetry: &Telemetr
     loop {
         let mut headers = OwnedHeaders::new_with_capacity(output.headers.len() + 1);
         for (key, value) in output.headers.iter().chain(&extra_header) {
-            headers = headers.insert(Header { key: *key, value: Some(value.as_bytes()) });
+            headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
         }
         let mut record = FutureRecord::to(&output.topic).payload(payload).headers(headers);
         if let Some(key) = &output.key {

@@ -58,10 +58,12 @@ mod tests {
         TopicPartition { topic: "in".into(), partition: p }
     }
 
+    /// Received offsets, completion order, offset stored after each completion.
+    type Case<'a> = (&'a [i64], &'a [i64], &'a [Option<i64>]);
+
     #[test]
     fn releases_only_the_contiguous_done_prefix() {
-        // (received offsets, completion order, offsets stored after each completion)
-        let cases: &[(&[i64], &[i64], &[Option<i64>])] = &[
+        let cases: &[Case] = &[
             (&[0, 1, 2], &[0, 1, 2], &[Some(1), Some(2), Some(3)]),
             (&[0, 1, 2], &[2, 1, 0], &[None, None, Some(3)]),
             (&[0, 1, 2, 3], &[1, 0, 3, 2], &[None, Some(2), None, Some(4)]),

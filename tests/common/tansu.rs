@@ -3,6 +3,9 @@
 //! Finds `tansu` on PATH or in `~/.cargo/bin` (`.ci/kafka-deps.sh` installs it), starts it with
 //! in-memory or SQLite storage, waits until it accepts connections, and kills it on drop.
 
+// The tests and the Kafka benchmark each use only some of these helpers.
+#![allow(dead_code)]
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
