@@ -93,11 +93,11 @@ fn service_config(brokers: &str, input: &str, alerts: &str, group: &str) -> Serv
     c
 }
 
-/// A bare librdkafka consumer loop that only counts records: the transport's own speed.
-async fn bare_consumer(brokers: &str, topic: &str, n: u64) -> Duration {
+/// A consumer of every partition of `topic` from its start, without group membership.
+fn from_beginning(brokers: &str, group: &str, topic: &str) -> StreamConsumer {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", "bare")
+        .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "10")
         .create()
@@ -107,6 +107,12 @@ async fn bare_consumer(brokers: &str, topic: &str, n: u64) -> Duration {
         tpl.add_partition_offset(topic, p, Offset::Beginning).expect("partition");
     }
     consumer.assign(&tpl).expect("assign");
+    consumer
+}
+
+/// A bare librdkafka consumer loop that only counts records: the transport's own speed.
+async fn bare_consumer(brokers: &str, topic: &str, n: u64) -> Duration {
+    let consumer = from_beginning(brokers, "bare", topic);
     let mut count = 0u64;
     let mut first = None;
     while count < n {
@@ -150,17 +156,7 @@ async fn latency(brokers: &str, rate: u64) {
     let t = Arc::clone(&telemetry);
     let config = service_config(brokers, input, alerts, "lat-group");
     let task = tokio::spawn(async move { service::run(&config, t, async { stopped.await.unwrap_or(()) }).await });
-    let reader: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "lat-reader")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .expect("reader");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(alerts, p, Offset::Beginning).expect("partition");
-    }
-    reader.assign(&tpl).expect("assign");
+    let reader = from_beginning(brokers, "lat-reader", alerts);
     while telemetry.health.readiness().is_err() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
