@@ -19,3 +19,9 @@ pub mod replay;
 pub mod simulate;
 pub mod source;
 pub mod time;
+
+pub mod config;
+pub mod demo;
+pub mod kafka;
+pub mod service;
+pub mod telemetry;

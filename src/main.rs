@@ -32,6 +32,10 @@ enum Command {
     Simulate(SimulateArgs),
     /// Score the engine and a first-seen reference rule against labelled events.
     Backtest(BacktestArgs),
+    /// Runs the Kafka service: access logs in, alerts out, at least once.
+    Run(overreach::config::RunArgs),
+    /// Streams a simulated fleet through the Kafka service on an embedded broker and prints the alerts.
+    Demo(overreach::demo::DemoArgs),
 }
 
 #[derive(Args)]
@@ -197,6 +201,8 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay(args),
         Command::Simulate(args) => simulate_command(args).map(|()| ExitCode::SUCCESS),
         Command::Backtest(args) => backtest_command(args).map(|()| ExitCode::SUCCESS),
+        Command::Run(args) => overreach::service::command(&args).map(|()| ExitCode::SUCCESS),
+        Command::Demo(args) => overreach::demo::command(&args).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -1,0 +1,242 @@
+//! Kafka benchmark: `overreach run` end to end against a bare librdkafka consumer, on one tansu
+//! broker in one run, plus consume-to-alert latency at a fixed input rate.
+//!
+//! `cargo bench --bench kafka` (needs tansu, see `.ci/kafka-deps.sh`). `KAFKA_BENCH_EVENTS`
+//! sets N (default 200000), `KAFKA_BENCH_RATE` the fixed rate in events/s (default 2000).
+
+#[path = "../tests/common/tansu.rs"]
+mod tansu;
+
+use overreach::config::ServiceConfig;
+use overreach::service;
+use overreach::telemetry::Telemetry;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PARTITIONS: i32 = 3;
+const IDENTITIES: usize = 1_000;
+/// One identity in this many is offboarded at the start; its every access then alerts
+/// (`post_purpose`, one per identity per suppression window).
+const OFFBOARDED_EVERY: usize = 50;
+const T0: i64 = 1_772_323_200_000; // 2026-03-01T00:00:00Z
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Event `i`: identity `i % IDENTITIES`, one of 6 calls, event time one second apart.
+fn event(i: usize) -> (String, String) {
+    let identity = format!("svc-{}", i % IDENTITIES);
+    let calls = [("s3", "GetObject"), ("s3", "PutObject"), ("sts", "AssumeRole"), ("kms", "Decrypt"), ("ecr", "Pull")];
+    let (target, action) = calls[(i / IDENTITIES) % calls.len()];
+    let v = json!({"event_id": format!("e-{i}"), "time": T0 + 3_600_000 + i as i64 * 1_000, "identity": identity,
+        "target": target, "action": action, "source_ip": "10.0.0.1", "session_id": format!("s-{}", i / 20)});
+    (identity, v.to_string())
+}
+
+fn offboardings() -> Vec<(String, String)> {
+    (0..IDENTITIES)
+        .step_by(OFFBOARDED_EVERY)
+        .map(|n| {
+            let identity = format!("svc-{n}");
+            let v = json!({"kind": "identity_offboarded", "time": T0, "identity": identity});
+            (identity, v.to_string())
+        })
+        .collect()
+}
+
+async fn create_topic(brokers: &str, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().expect("admin client");
+    let new = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
+    for r in admin.create_topics(&[new], &AdminOptions::new()).await.expect("create topics") {
+        r.unwrap_or_else(|(t, e)| panic!("cannot create {t}: {e}"));
+    }
+}
+
+fn producer(brokers: &str, linger_ms: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", linger_ms)
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer")
+}
+
+async fn produce_all(brokers: &str, topic: &str, records: &[(String, String)]) {
+    let p = producer(brokers, "20");
+    for chunk in records.chunks(10_000) {
+        let sends = chunk.iter().map(|(k, v)| p.send(FutureRecord::to(topic).key(k).payload(v), Timeout::Never));
+        for r in futures_util::future::join_all(sends).await {
+            r.unwrap_or_else(|(e, _)| panic!("bench producer failed: {e}"));
+        }
+    }
+}
+
+fn service_config(brokers: &str, input: &str, alerts: &str, group: &str) -> ServiceConfig {
+    let mut c: ServiceConfig = toml::from_str(&format!(
+        "brokers = {brokers:?}\ninput_topics = [{input:?}]\nalert_topic = {alerts:?}\ngroup = {group:?}\n\
+         http_addr = \"127.0.0.1:0\"\n"
+    ))
+    .expect("bench config");
+    // tansu 0.6 answers fetches slowly unless the consumer asks for short waits.
+    c.kafka_consumer.insert("fetch.wait.max.ms".into(), "10".into());
+    c.kafka_producer.insert("linger.ms".into(), "5".into());
+    c
+}
+
+/// A consumer of every partition of `topic` from its start, without group membership.
+fn from_beginning(brokers: &str, group: &str, topic: &str) -> StreamConsumer {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    consumer
+}
+
+/// A bare librdkafka consumer loop that only counts records: the transport's own speed.
+async fn bare_consumer(brokers: &str, topic: &str, n: u64) -> Duration {
+    let consumer = from_beginning(brokers, "bare", topic);
+    let mut count = 0u64;
+    let mut first = None;
+    while count < n {
+        let m = consumer.recv().await.expect("bare consumer");
+        first.get_or_insert_with(Instant::now);
+        count += u64::from(m.payload().is_some());
+    }
+    first.map(|t| t.elapsed()).unwrap_or_default()
+}
+
+/// `overreach run` from its first consumed record until it has stopped after the last one:
+/// stopping waits for every alert to be acknowledged (and commits, which adds a few ms).
+async fn overreach_run(config: ServiceConfig, records: u64) -> (Duration, u64) {
+    let telemetry = Arc::new(Telemetry::new());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let t = Arc::clone(&telemetry);
+    let topic = config.input_topics[0].clone();
+    let task = tokio::spawn(async move { service::run(&config, t, async { stopped.await.unwrap_or(()) }).await });
+    let consumed = || telemetry.metrics.records_consumed.with_label_values(&[&topic]).get();
+    while consumed() == 0 {
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let first = Instant::now();
+    while consumed() < records {
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let _ = stop.send(());
+    let summary = task.await.expect("service task").expect("service");
+    (first.elapsed(), summary.alerts)
+}
+
+/// At a fixed input rate, time from sending an event to reading its alert, and the service's
+/// own consume-to-ack histogram.
+async fn latency(brokers: &str, rate: u64) {
+    let (input, alerts) = ("lat-in", "lat-alerts");
+    create_topic(brokers, input).await;
+    create_topic(brokers, alerts).await;
+    produce_all(brokers, input, &offboardings()).await;
+    let telemetry = Arc::new(Telemetry::new());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let t = Arc::clone(&telemetry);
+    let config = service_config(brokers, input, alerts, "lat-group");
+    let task = tokio::spawn(async move { service::run(&config, t, async { stopped.await.unwrap_or(()) }).await });
+    let reader = from_beginning(brokers, "lat-reader", alerts);
+    while telemetry.health.readiness().is_err() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Each event from an offboarded identity alerts; give each a distinct identity so the
+    // suppression window does not swallow repeats.
+    let count = rate * 5;
+    let p = producer(brokers, "0");
+    let mut sent_at: HashMap<String, Instant> = HashMap::new();
+    let reading = async {
+        let mut latencies = Vec::new();
+        while (latencies.len() as u64) < count {
+            // Alerts that do not come within 5 s are not coming; report what arrived.
+            let Ok(m) = tokio::time::timeout(Duration::from_secs(5), reader.recv()).await else { break };
+            let m = m.expect("alert reader");
+            let alert: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or_default()).expect("alert");
+            latencies.push((alert["event_ids"][0].as_str().unwrap_or_default().to_string(), Instant::now()));
+        }
+        latencies
+    };
+    let sending = async {
+        let start = Instant::now();
+        for i in 0..count {
+            let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+            tokio::time::sleep_until(due.into()).await;
+            let identity = format!("svc-{}", (i as usize % (IDENTITIES / OFFBOARDED_EVERY)) * OFFBOARDED_EVERY);
+            let id = format!("lat-{i}");
+            let v = json!({"event_id": id, "time": T0 + 3_600_000 + i as i64 * 4_000_000, "identity": identity,
+                "target": "crm", "action": "Export"});
+            sent_at.insert(id, Instant::now());
+            let _ = p.send_result(FutureRecord::to(input).key(&identity).payload(&v.to_string()));
+        }
+    };
+    let (received, ()) = tokio::join!(reading, sending);
+    let mut ms: Vec<f64> =
+        received.iter().filter_map(|(id, at)| sent_at.get(id).map(|s| (*at - *s).as_secs_f64() * 1e3)).collect();
+    ms.sort_by(f64::total_cmp);
+    let q = |p: f64| ms[((ms.len() as f64 * p) as usize).min(ms.len() - 1)];
+    let h = &telemetry.metrics.alert_latency;
+    println!(
+        "latency at {rate} events/s, {} alerts: send→alert read p50 {:.1} ms, p99 {:.1} ms; \
+         service consume→ack mean {:.2} ms",
+        ms.len(),
+        q(0.50),
+        q(0.99),
+        h.get_sample_sum() / h.get_sample_count().max(1) as f64 * 1e3
+    );
+    let _ = stop.send(());
+    task.await.expect("service task").expect("service");
+}
+
+#[tokio::main]
+async fn main() {
+    let n = env_or("KAFKA_BENCH_EVENTS", 200_000);
+    let rate = env_or("KAFKA_BENCH_RATE", 2_000);
+    let broker = tansu::Tansu::memory();
+    let brokers = broker.brokers();
+    let (input, alerts) = ("bench-in", "bench-alerts");
+    create_topic(&brokers, input).await;
+    create_topic(&brokers, alerts).await;
+
+    let mut records = offboardings();
+    records.extend((0..n as usize).map(event));
+    let total = records.len() as u64;
+    let loading = Instant::now();
+    produce_all(&brokers, input, &records).await;
+    println!(
+        "loaded {total} records into {input} ({PARTITIONS} partitions) in {:.1} s",
+        loading.elapsed().as_secs_f64()
+    );
+
+    let bare = bare_consumer(&brokers, input, total).await;
+    let (run, alerts_acked) = overreach_run(service_config(&brokers, input, alerts, "bench"), total).await;
+    let rate_of = |d: Duration| total as f64 / d.as_secs_f64();
+    println!("bare rdkafka consumer: {total} records in {:.2} s = {:.0} records/s", bare.as_secs_f64(), rate_of(bare));
+    println!(
+        "overreach run:         {total} records in {:.2} s = {:.0} records/s ({alerts_acked} alerts acked)",
+        run.as_secs_f64(),
+        rate_of(run)
+    );
+    println!("ratio overreach / bare: {:.2}", rate_of(run) / rate_of(bare));
+    latency(&brokers, rate).await;
+}

@@ -1,0 +1,409 @@
+//! Configuration of the Kafka service (`overreach run`).
+//!
+//! Layers, each overriding the one before: the defaults named below < the TOML file
+//! (`--config`) < environment (`OVERREACH_...`) < command-line flags. Flags and their
+//! environment variables are declared together in [`RunArgs`] (clap reads both, the flag
+//! winning); `[engine]` and `[kafka]` keys can also be set from the environment as
+//! `OVERREACH_ENGINE__<FIELD>` and `OVERREACH_KAFKA__<KEY>` (`_` stands for `.` in
+//! librdkafka keys, e.g. `OVERREACH_KAFKA__SASL_PASSWORD` sets `sasl.password`).
+
+use crate::decode::{Format, Limits};
+use crate::engine::EngineConfig;
+use crate::ocsf::AlertFormat;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// The resolved service configuration. Every field is documented with its default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Bootstrap brokers, `HOST:PORT[,HOST:PORT...]`. Default `localhost:9092`.
+    #[serde(default = "default_brokers")]
+    pub brokers: String,
+    /// Topics of access logs. Required (at least one).
+    #[serde(default)]
+    pub input_topics: Vec<String>,
+    /// Topic of grant and lifecycle events (`schemas/grant-event.v1.schema.json`). Default: none.
+    #[serde(default)]
+    pub grants_topic: Option<String>,
+    /// Topic the alerts are written to. Required.
+    #[serde(default)]
+    pub alert_topic: String,
+    /// Dead-letter topic for records that cannot be decoded. Default: none (they are counted and logged only).
+    #[serde(default)]
+    pub dlq_topic: Option<String>,
+    /// Consumer group id. Default `overreach`.
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// Format of the input topics: `auto` (decided per record), `native`, `cloudtrail`. Default `auto`.
+    #[serde(default = "default_format")]
+    pub format: Format,
+    /// Alert encoding on the alert topic: `native` (`schemas/alert.v1.schema.json`) or `ocsf`
+    /// (OCSF 1.5.0 Detection Finding). Default `native`.
+    #[serde(default)]
+    pub alert_format: AlertFormat,
+    /// Snapshot file of the engine state and consumer positions. Default: none (no state across restarts).
+    #[serde(default)]
+    pub state: Option<PathBuf>,
+    /// Seconds between periodic snapshots (one is always written on shutdown). Default 60.
+    #[serde(default = "default_snapshot_interval_s")]
+    pub snapshot_interval_s: u64,
+    /// Address of the HTTP endpoint (`/metrics`, `/healthz`, `/readyz`). Default `127.0.0.1:9464`.
+    #[serde(default = "default_http_addr")]
+    pub http_addr: SocketAddr,
+    /// Log format: `human` or `json`. Default `human`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// A record larger than this many bytes is rejected (`line_too_long`). Default 1 MiB.
+    #[serde(default = "default_max_record_bytes")]
+    pub max_record_bytes: usize,
+    /// An identity, target or action longer than this many bytes is rejected. Default 1024.
+    #[serde(default = "default_max_field_bytes")]
+    pub max_field_bytes: usize,
+    /// Detection settings: learning period, suppression window, thresholds (see `EngineConfig`).
+    #[serde(default)]
+    pub engine: EngineConfig,
+    /// librdkafka options passed to the consumer and the producer unchanged (SASL, TLS, timeouts).
+    /// They override the service's own settings. Default: empty.
+    #[serde(default)]
+    pub kafka: BTreeMap<String, String>,
+    /// librdkafka options for the consumer only (e.g. `fetch.wait.max.ms`), over `[kafka]`. Default: empty.
+    #[serde(default)]
+    pub kafka_consumer: BTreeMap<String, String>,
+    /// librdkafka options for the producer only (e.g. `linger.ms`), over `[kafka]`. Default: empty.
+    #[serde(default)]
+    pub kafka_producer: BTreeMap<String, String>,
+}
+
+fn default_brokers() -> String {
+    "localhost:9092".to_string()
+}
+
+fn default_group() -> String {
+    "overreach".to_string()
+}
+
+fn default_format() -> Format {
+    Format::Auto
+}
+
+fn default_snapshot_interval_s() -> u64 {
+    60
+}
+
+fn default_http_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+
+fn default_max_record_bytes() -> usize {
+    Limits::default().max_line_bytes
+}
+
+fn default_max_field_bytes() -> usize {
+    Limits::default().max_field_bytes
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Human => "human",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "human" => Ok(LogFormat::Human),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("unknown log format `{other}`, expected human or json")),
+        }
+    }
+}
+
+/// `overreach run` flags. Each flag can also come from the environment variable named beside it.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RunArgs {
+    /// TOML configuration file (keys as in docs/service.md).
+    #[arg(long, env = "OVERREACH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Bootstrap brokers, HOST:PORT[,HOST:PORT...].
+    #[arg(long, env = "OVERREACH_BROKERS")]
+    pub brokers: Option<String>,
+    /// Topic of access logs; repeat for several (environment: comma-separated).
+    #[arg(long = "input-topic", env = "OVERREACH_INPUT_TOPICS", value_delimiter = ',')]
+    pub input_topics: Vec<String>,
+    /// Topic of grant and lifecycle events.
+    #[arg(long, env = "OVERREACH_GRANTS_TOPIC")]
+    pub grants_topic: Option<String>,
+    /// Topic the alerts are written to.
+    #[arg(long, env = "OVERREACH_ALERT_TOPIC")]
+    pub alert_topic: Option<String>,
+    /// Dead-letter topic for records that cannot be decoded.
+    #[arg(long, env = "OVERREACH_DLQ_TOPIC")]
+    pub dlq_topic: Option<String>,
+    /// Consumer group id.
+    #[arg(long, env = "OVERREACH_GROUP")]
+    pub group: Option<String>,
+    /// Input format: auto, native, cloudtrail.
+    #[arg(long, env = "OVERREACH_FORMAT")]
+    pub format: Option<Format>,
+    /// Alert encoding: native or ocsf.
+    #[arg(long, env = "OVERREACH_ALERT_FORMAT")]
+    pub alert_format: Option<AlertFormat>,
+    /// Snapshot file of the engine state and consumer positions.
+    #[arg(long, env = "OVERREACH_STATE")]
+    pub state: Option<PathBuf>,
+    /// Seconds between periodic snapshots.
+    #[arg(long, env = "OVERREACH_SNAPSHOT_INTERVAL_S")]
+    pub snapshot_interval_s: Option<u64>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "OVERREACH_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Log format: human or json.
+    #[arg(long, env = "OVERREACH_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Why the configuration could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("environment variable {var}: {reason}")]
+    Env { var: String, reason: String },
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+const ENV_ENGINE: &str = "OVERREACH_ENGINE__";
+const ENV_KAFKA: &str = "OVERREACH_KAFKA__";
+
+impl ServiceConfig {
+    /// Resolves file < environment < flags. `env` is the process environment (passed in for tests).
+    pub fn resolve(args: &RunArgs, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut table = match &args.config {
+            Some(path) => read_file(path)?,
+            None => toml::Table::new(),
+        };
+        apply_env(&mut table, env)?;
+        let mut config: ServiceConfig =
+            table.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        config.apply_args(args);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_args(&mut self, args: &RunArgs) {
+        let a = args.clone();
+        if let Some(v) = a.brokers {
+            self.brokers = v;
+        }
+        if !a.input_topics.is_empty() {
+            self.input_topics = a.input_topics;
+        }
+        if a.grants_topic.is_some() {
+            self.grants_topic = a.grants_topic;
+        }
+        if let Some(v) = a.alert_topic {
+            self.alert_topic = v;
+        }
+        if a.dlq_topic.is_some() {
+            self.dlq_topic = a.dlq_topic;
+        }
+        if let Some(v) = a.group {
+            self.group = v;
+        }
+        if let Some(v) = a.format {
+            self.format = v;
+        }
+        if let Some(v) = a.alert_format {
+            self.alert_format = v;
+        }
+        if a.state.is_some() {
+            self.state = a.state;
+        }
+        if let Some(v) = a.snapshot_interval_s {
+            self.snapshot_interval_s = v;
+        }
+        if let Some(v) = a.http_addr {
+            self.http_addr = v;
+        }
+        if let Some(v) = a.log_format {
+            self.log_format = v;
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let missing = |what: &str, flag: &str, env: &str| {
+            ConfigError::Invalid(format!("{what} is required: set {flag}, {env} or `{what}` in the config file"))
+        };
+        if self.input_topics.is_empty() {
+            return Err(missing("input_topics", "--input-topic", "OVERREACH_INPUT_TOPICS"));
+        }
+        if self.alert_topic.is_empty() {
+            return Err(missing("alert_topic", "--alert-topic", "OVERREACH_ALERT_TOPIC"));
+        }
+        if self.format == Format::Grants {
+            return Err(ConfigError::Invalid(
+                "format `grants` is for the grants topic; use --grants-topic for grant events".into(),
+            ));
+        }
+        let mut outputs = vec![&self.alert_topic];
+        outputs.extend(&self.dlq_topic);
+        for topic in self.input_topics.iter().chain(&self.grants_topic) {
+            if outputs.contains(&topic) {
+                return Err(ConfigError::Invalid(format!("topic `{topic}` is both read and written")));
+            }
+        }
+        if self.snapshot_interval_s == 0 {
+            return Err(ConfigError::Invalid("snapshot_interval_s must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits { max_line_bytes: self.max_record_bytes, max_field_bytes: self.max_field_bytes }
+    }
+
+    /// The configuration as TOML with every secret-looking value replaced by `***`, for the start-up log.
+    pub fn masked(&self) -> String {
+        let mut shown = self.clone();
+        for (key, value) in shown.kafka.iter_mut().chain(&mut shown.kafka_consumer).chain(&mut shown.kafka_producer) {
+            if is_secret_key(key) {
+                *value = "***".to_string();
+            }
+        }
+        toml::to_string(&shown).unwrap_or_else(|e| format!("<config not printable: {e}>"))
+    }
+}
+
+/// librdkafka keys whose values are credentials (passwords, private keys, JAAS and OAuth configs).
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "token", "jaas", "key.pem", "oauthbearer.config", "credential"]
+        .iter()
+        .any(|word| key.contains(word))
+}
+
+fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    text.parse::<toml::Table>().map_err(|source| ConfigError::Parse { path: path.into(), source })
+}
+
+/// Applies `OVERREACH_ENGINE__*` and `OVERREACH_KAFKA__*`; the top-level variables are clap's.
+fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+    for (var, raw) in env {
+        if let Some(field) = var.strip_prefix(ENV_ENGINE) {
+            // Engine fields are numbers; a value that is not a TOML literal stays a string
+            // and the engine's own deserializer then names the field and the expected type.
+            let value = format!("v = {raw}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(raw));
+            sub_table(table, "engine", &var)?.insert(field.to_ascii_lowercase(), value);
+        } else if let Some(key) = var.strip_prefix(ENV_KAFKA) {
+            let key = key.to_ascii_lowercase().replace('_', ".");
+            sub_table(table, "kafka", &var)?.insert(key, toml::Value::String(raw));
+        }
+    }
+    Ok(())
+}
+
+fn sub_table<'a>(table: &'a mut toml::Table, name: &str, var: &str) -> Result<&'a mut toml::Table, ConfigError> {
+    table.entry(name).or_insert_with(|| toml::Value::Table(toml::Table::new())).as_table_mut().ok_or_else(|| {
+        ConfigError::Env { var: var.to_string(), reason: format!("`{name}` in the file is not a table") }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> RunArgs {
+        RunArgs { input_topics: vec!["in".into()], alert_topic: Some("alerts".into()), ..RunArgs::default() }
+    }
+
+    fn file(text: &str) -> (tempfile::NamedTempFile, RunArgs) {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        let a = RunArgs { config: Some(f.path().into()), ..RunArgs::default() };
+        (f, a)
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let c = ServiceConfig::resolve(&args(), []).unwrap();
+        assert_eq!(c.brokers, "localhost:9092");
+        assert_eq!(c.group, "overreach");
+        assert_eq!(c.format, Format::Auto);
+        assert_eq!(c.snapshot_interval_s, 60);
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:9464");
+        assert_eq!(c.engine, EngineConfig::default());
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let (_f, mut a) = file(
+            "brokers = \"file:9092\"\ngroup = \"file-group\"\ninput_topics = [\"a\"]\nalert_topic = \"al\"\n\
+             [engine]\nlearning_days = 3.0\nlearning_events = 10\n[kafka]\n\"security.protocol\" = \"ssl\"\n",
+        );
+        let env = [
+            ("OVERREACH_ENGINE__LEARNING_EVENTS".to_string(), "20".to_string()),
+            ("OVERREACH_KAFKA__SASL_PASSWORD".to_string(), "hunter2".to_string()),
+            ("UNRELATED".to_string(), "x".to_string()),
+        ];
+        // clap resolves flag-over-env for these; the flag value arrives here as an arg.
+        a.group = Some("flag-group".into());
+        let c = ServiceConfig::resolve(&a, env).unwrap();
+        assert_eq!(c.brokers, "file:9092");
+        assert_eq!(c.group, "flag-group");
+        assert_eq!(c.input_topics, ["a"]);
+        assert_eq!(c.engine.learning_days, 3.0);
+        assert_eq!(c.engine.learning_events, 20);
+        assert_eq!(c.kafka["security.protocol"], "ssl");
+        assert_eq!(c.kafka["sasl.password"], "hunter2");
+        let shown = c.masked();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("\"sasl.password\" = \"***\""), "{shown}");
+        assert!(shown.contains("\"security.protocol\" = \"ssl\""), "{shown}");
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_topics_are_errors() {
+        let (_f, a) = file("input_topics = [\"a\"]\nalert_topic = \"al\"\nbrokerz = \"x\"\n");
+        let err = ServiceConfig::resolve(&a, []).unwrap_err().to_string();
+        assert!(err.contains("brokerz"), "{err}");
+        let err = ServiceConfig::resolve(&RunArgs::default(), []).unwrap_err().to_string();
+        assert!(err.contains("input_topics is required"), "{err}");
+        let mut a = args();
+        a.dlq_topic = Some("in".into());
+        let err = ServiceConfig::resolve(&a, []).unwrap_err().to_string();
+        assert!(err.contains("both read and written"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_engine_value_names_the_field() {
+        let env = [("OVERREACH_ENGINE__LEARNING_DAYS".to_string(), "soon".to_string())];
+        let err = ServiceConfig::resolve(&args(), env).unwrap_err().to_string();
+        assert!(err.contains("learning_days") || err.contains("invalid type"), "{err}");
+    }
+}

@@ -1,0 +1,106 @@
+//! Which input offsets may be committed: the at-least-once bookkeeping.
+//!
+//! A message is *done* once every record it caused (alerts, its dead-letter copy) has been
+//! acknowledged by the broker. Deliveries finish out of order, so per partition the tracker
+//! keeps the received offsets in order and releases only the highest contiguous done one:
+//! the offset to store is that one + 1 (a hand-built offset is last + 1).
+
+use super::TopicPartition;
+use std::collections::{HashMap, VecDeque};
+
+#[derive(Debug, Default)]
+pub struct OffsetTracker {
+    partitions: HashMap<TopicPartition, VecDeque<Entry>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    offset: i64,
+    done: bool,
+}
+
+impl OffsetTracker {
+    /// Registers a received message. Offsets arrive increasing per partition; one at or below
+    /// the last seen means the partition was re-assigned and re-positioned, so what was pending
+    /// for it belongs to the earlier assignment and is forgotten (its deliveries, when they
+    /// finish, no longer match and release nothing).
+    pub fn begin(&mut self, tp: &TopicPartition, offset: i64) {
+        let queue = self.partitions.entry(tp.clone()).or_default();
+        if queue.back().is_some_and(|last| last.offset >= offset) {
+            queue.clear();
+        }
+        queue.push_back(Entry { offset, done: false });
+    }
+
+    /// Marks a message done. Returns the offset to store if the contiguous done prefix grew.
+    pub fn complete(&mut self, tp: &TopicPartition, offset: i64) -> Option<i64> {
+        let queue = self.partitions.get_mut(tp)?;
+        let index = queue.binary_search_by_key(&offset, |e| e.offset).ok()?;
+        queue[index].done = true;
+        let mut released = None;
+        while queue.front().is_some_and(|e| e.done) {
+            released = queue.pop_front().map(|e| e.offset + 1);
+        }
+        released
+    }
+
+    /// Messages received whose work is not yet done, over all partitions.
+    pub fn pending(&self) -> usize {
+        self.partitions.values().map(VecDeque::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition { topic: "in".into(), partition: p }
+    }
+
+    /// Received offsets, completion order, offset stored after each completion.
+    type Case<'a> = (&'a [i64], &'a [i64], &'a [Option<i64>]);
+
+    #[test]
+    fn releases_only_the_contiguous_done_prefix() {
+        let cases: &[Case] = &[
+            (&[0, 1, 2], &[0, 1, 2], &[Some(1), Some(2), Some(3)]),
+            (&[0, 1, 2], &[2, 1, 0], &[None, None, Some(3)]),
+            (&[0, 1, 2, 3], &[1, 0, 3, 2], &[None, Some(2), None, Some(4)]),
+            // Gaps in offsets (compaction, transaction markers) are fine: last + 1 is stored.
+            (&[5, 9, 20], &[9, 5, 20], &[None, Some(10), Some(21)]),
+            // An unknown offset releases nothing.
+            (&[0], &[7, 0], &[None, Some(1)]),
+        ];
+        for (received, order, expected) in cases {
+            let mut t = OffsetTracker::default();
+            for &o in *received {
+                t.begin(&tp(0), o);
+            }
+            let got: Vec<_> = order.iter().map(|&o| t.complete(&tp(0), o)).collect();
+            assert_eq!(&got, expected, "received {received:?}, completed {order:?}");
+            assert_eq!(t.pending(), 0);
+        }
+    }
+
+    #[test]
+    fn partitions_are_independent() {
+        let mut t = OffsetTracker::default();
+        t.begin(&tp(0), 0);
+        t.begin(&tp(1), 0);
+        assert_eq!(t.complete(&tp(1), 0), Some(1));
+        assert_eq!(t.pending(), 1);
+        assert_eq!(t.complete(&tp(0), 0), Some(1));
+    }
+
+    #[test]
+    fn a_rewind_forgets_the_earlier_assignment() {
+        let mut t = OffsetTracker::default();
+        t.begin(&tp(0), 10);
+        t.begin(&tp(0), 11);
+        t.begin(&tp(0), 5);
+        assert_eq!(t.pending(), 1);
+        assert_eq!(t.complete(&tp(0), 10), None);
+        assert_eq!(t.complete(&tp(0), 5), Some(6));
+    }
+}

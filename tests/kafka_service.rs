@@ -1,0 +1,526 @@
+//! `overreach run` against a real Kafka-protocol broker (tansu), and `overreach demo` on the
+//! embedded mock cluster. Each test has its own broker, topics and group.
+//!
+//! Alerts come from the declared and lifecycle detectors, which fire from the first event:
+//! an access after `identity_offboarded` → `post_purpose`; an access outside a grant's scope
+//! → `scope_violation`.
+
+#[path = "common/schema.rs"]
+mod schema;
+#[path = "common/tansu.rs"]
+mod tansu;
+
+use overreach::alert::alert_id;
+use overreach::config::ServiceConfig;
+use overreach::detect::Detector;
+use overreach::service::{self, RunSummary};
+use overreach::telemetry::Telemetry;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tansu::{free_port, Tansu};
+
+const PARTITIONS: i32 = 3;
+
+/// Topics and group of one test, unique per test.
+struct Names {
+    input: String,
+    grants: String,
+    alerts: String,
+    dlq: String,
+    group: String,
+}
+
+impl Names {
+    fn new(test: &str) -> Names {
+        let id = format!("{test}-{}", free_port());
+        Names {
+            input: format!("{id}-in"),
+            grants: format!("{id}-grants"),
+            alerts: format!("{id}-alerts"),
+            dlq: format!("{id}-dlq"),
+            group: format!("{id}-group"),
+        }
+    }
+}
+
+async fn create_topics(brokers: &str, names: &Names) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+    let topics: Vec<NewTopic> = [&names.input, &names.grants, &names.alerts, &names.dlq]
+        .iter()
+        .map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1)))
+        .collect();
+    for result in admin.create_topics(&topics, &AdminOptions::new()).await.unwrap() {
+        result.unwrap_or_else(|(t, e)| panic!("cannot create {t}: {e}"));
+    }
+}
+
+fn config(brokers: &str, names: &Names) -> ServiceConfig {
+    let text = format!(
+        "brokers = {brokers:?}\ninput_topics = [{:?}]\ngrants_topic = {:?}\nalert_topic = {:?}\ndlq_topic = {:?}\n\
+         group = {:?}\nhttp_addr = \"127.0.0.1:{}\"\nsnapshot_interval_s = 1\n\
+         [kafka_consumer]\n\"fetch.wait.max.ms\" = \"10\"\n\"statistics.interval.ms\" = \"500\"\n\
+         \"session.timeout.ms\" = \"6000\"\n\"auto.commit.interval.ms\" = \"200\"\n[kafka_producer]\n\"linger.ms\" = \"1\"\n",
+        names.input,
+        names.grants,
+        names.alerts,
+        names.dlq,
+        names.group,
+        free_port()
+    );
+    toml::from_str(&text).unwrap()
+}
+
+/// Produces `(key, payload)` records; returns, per partition, the end offset (last + 1).
+async fn produce(brokers: &str, topic: &str, records: &[(String, Vec<u8>)]) -> BTreeMap<i32, i64> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("message.max.bytes", "2000000")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let sends = records.iter().map(|(key, payload)| {
+        producer.send(FutureRecord::to(topic).key(key).payload(payload), Timeout::After(Duration::from_secs(60)))
+    });
+    let mut ends = BTreeMap::new();
+    for result in futures_util::future::join_all(sends).await {
+        let delivery = result.unwrap_or_else(|(e, _)| panic!("test producer failed: {e}"));
+        let end = ends.entry(delivery.partition).or_insert(0);
+        *end = (*end).max(delivery.offset + 1);
+    }
+    ends
+}
+
+fn json_records(values: &[Value]) -> Vec<(String, Vec<u8>)> {
+    values.iter().map(|v| (v["identity"].as_str().unwrap_or("none").to_string(), v.to_string().into_bytes())).collect()
+}
+
+/// Reads `topic` from the start until `enough` holds, then a little longer to catch extras.
+async fn read_topic(brokers: &str, topic: &str, enough: impl Fn(&[OwnedMessage]) -> bool) -> Vec<OwnedMessage> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("{topic}-reader-{}", free_port()))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut satisfied_at: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        if now > deadline || satisfied_at.is_some_and(|t| now > t + Duration::from_millis(500)) {
+            return got;
+        }
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await {
+            got.push(m.detach());
+        }
+        if satisfied_at.is_none() && enough(&got) {
+            satisfied_at = Some(Instant::now());
+        }
+    }
+}
+
+fn committed(brokers: &str, group: &str, topic: &str) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(topic, p);
+    }
+    let offsets = consumer.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    offsets
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn header(m: &OwnedMessage, name: &str) -> Option<String> {
+    let headers = m.headers()?;
+    headers.iter().find(|h| h.key == name).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+fn alerts_of(messages: &[OwnedMessage]) -> Vec<Value> {
+    messages.iter().map(|m| serde_json::from_slice(m.payload().unwrap()).unwrap()).collect()
+}
+
+fn alert_ids(messages: &[OwnedMessage]) -> BTreeSet<String> {
+    alerts_of(messages).iter().map(|a| a["alert_id"].as_str().unwrap().to_string()).collect()
+}
+
+fn offboarded(identity: &str, time: &str) -> Value {
+    json!({"kind": "identity_offboarded", "time": time, "identity": identity, "event_id": format!("off-{identity}")})
+}
+
+fn access(event_id: &str, identity: &str, time: &str, target: &str, action: &str) -> Value {
+    json!({"event_id": event_id, "time": time, "identity": identity, "target": target, "action": action})
+}
+
+/// The service running in-process, with its telemetry at hand.
+struct Running {
+    telemetry: Arc<Telemetry>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<RunSummary>>,
+}
+
+impl Running {
+    fn start(config: ServiceConfig) -> Running {
+        let telemetry = Arc::new(Telemetry::new());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let t = Arc::clone(&telemetry);
+        let task = tokio::spawn(async move {
+            service::run(&config, t, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        Running { telemetry, stop, task }
+    }
+
+    fn consumed(&self, topic: &str) -> u64 {
+        self.telemetry.metrics.records_consumed.with_label_values(&[topic]).get()
+    }
+
+    async fn wait_consumed(&self, topic: &str, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while self.consumed(topic) < n {
+            assert!(Instant::now() < deadline, "service read {} of {n} records from {topic}", self.consumed(topic));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Err(why) = self.telemetry.health.readiness() {
+            assert!(Instant::now() < deadline, "service not ready: {why}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(self) -> RunSummary {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alerts_reach_the_alert_topic_and_a_clean_stop_commits_the_end_of_input() {
+    let broker = Tansu::memory();
+    let names = Names::new("alerts");
+    create_topics(&broker.brokers(), &names).await;
+    let service = Running::start(config(&broker.brokers(), &names));
+    service.wait_ready().await;
+
+    // A grant-topic fact first, read before the accesses it governs.
+    produce(&broker.brokers(), &names.grants, &json_records(&[offboarded("agent-1", "2026-03-01T00:00:00Z")])).await;
+    service.wait_consumed(&names.grants, 1).await;
+    let grant = json!({"kind": "grant", "time": "2026-03-01T00:00:00Z", "grant_id": "g-ci", "identity": "ci-1",
+        "scope": {"targets": ["s3.amazonaws.com"], "actions": ["GetObject"]}});
+    let mut input = vec![grant];
+    for i in 0..50 {
+        input.push(access(&format!("ok-{i}"), "ci-1", "2026-03-01T01:00:00Z", "s3.amazonaws.com", "GetObject"));
+    }
+    input.push(access("ev-late", "agent-1", "2026-03-01T02:00:00Z", "crm.internal", "ExportCustomers"));
+    let mut out_of_scope = access("ev-scope", "ci-1", "2026-03-01T03:00:00Z", "iam.amazonaws.com", "CreateUser");
+    out_of_scope["grant_id"] = json!("g-ci");
+    input.push(out_of_scope);
+    let ends = produce(&broker.brokers(), &names.input, &json_records(&input)).await;
+    service.wait_consumed(&names.input, input.len() as u64).await;
+    let summary = service.stop().await;
+    assert_eq!(summary.records, input.len() as u64 + 1);
+    assert_eq!(summary.rejected, 0);
+
+    assert_eq!(committed(&broker.brokers(), &names.group, &names.input), ends, "committed offsets = end of input");
+
+    let expected: BTreeSet<String> =
+        [alert_id(Detector::PostPurpose, "agent-1", "ev-late"), alert_id(Detector::ScopeViolation, "ci-1", "ev-scope")]
+            .into();
+    let messages = read_topic(&broker.brokers(), &names.alerts, |m| alert_ids(m).is_superset(&expected)).await;
+    assert_eq!(alert_ids(&messages), expected, "exactly the declared/lifecycle alerts");
+    for (m, alert) in messages.iter().zip(alerts_of(&messages)) {
+        schema::assert_valid_alert(&alert);
+        assert_eq!(m.key(), alert["identity"].as_str().map(str::as_bytes), "keyed by identity");
+        assert_eq!(header(m, "detector").as_deref(), alert["detector"].as_str());
+        assert_eq!(header(m, "severity").as_deref(), alert["severity"].as_str());
+    }
+    assert_eq!(summary.alerts, messages.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn poison_records_go_to_the_dead_letter_topic_and_good_ones_around_them_are_processed() {
+    let broker = Tansu::memory();
+    let names = Names::new("poison");
+    create_topics(&broker.brokers(), &names).await;
+    let mut config = config(&broker.brokers(), &names);
+    config.max_record_bytes = 64 * 1024;
+    let service = Running::start(config);
+    service.wait_ready().await;
+
+    let good = |i: usize| {
+        let v = access(&format!("late-{i}"), "agent-9", &format!("2026-03-01T0{i}:00:00Z"), "crm", "Export");
+        v.to_string().into_bytes()
+    };
+    let huge = format!("{{\"identity\":\"agent-9\",\"pad\":\"{}\"}}", "x".repeat(100 * 1024)).into_bytes();
+    let missing = br#"{"identity":"agent-9","time":"2026-03-01T05:00:00Z","target":"crm"}"#.to_vec();
+    // All on one key, so one partition holds them in this order.
+    let records: Vec<(String, Vec<u8>)> = [
+        offboarded("agent-9", "2026-03-01T00:00:00Z").to_string().into_bytes(),
+        good(1),
+        b"this is not json".to_vec(),
+        good(2),
+        huge.clone(),
+        good(3),
+        missing.clone(),
+        good(4),
+    ]
+    .into_iter()
+    .map(|payload| ("agent-9".to_string(), payload))
+    .collect();
+    let ends = produce(&broker.brokers(), &names.input, &records).await;
+    service.wait_consumed(&names.input, records.len() as u64).await;
+    let rejected =
+        |reason: &str| service.telemetry.metrics.records_rejected.with_label_values(&[&names.input, reason]).get();
+    assert_eq!((rejected("invalid_json"), rejected("line_too_long"), rejected("missing_field")), (1, 1, 1));
+    let summary = service.stop().await;
+    assert_eq!(summary.rejected, 3);
+    assert_eq!(committed(&broker.brokers(), &names.group, &names.input), ends, "the consumer moved past them");
+
+    let dead = read_topic(&broker.brokers(), &names.dlq, |m| m.len() >= 3).await;
+    let got: Vec<(String, Vec<u8>, String)> = dead
+        .iter()
+        .map(|m| {
+            (
+                header(m, "reason").unwrap(),
+                m.payload().unwrap_or_default().to_vec(),
+                header(m, "source_offset").unwrap(),
+            )
+        })
+        .collect();
+    let (partition, _) = ends.iter().next().unwrap();
+    let expected = vec![
+        ("invalid_json".to_string(), b"this is not json".to_vec(), "2".to_string()),
+        ("line_too_long".to_string(), huge, "4".to_string()),
+        ("missing_field".to_string(), missing, "6".to_string()),
+    ];
+    assert_eq!(got, expected, "original bytes, reason and source offset of each bad record");
+    for m in &dead {
+        assert_eq!(header(m, "source_topic").as_deref(), Some(names.input.as_str()));
+        assert_eq!(header(m, "source_partition"), Some(partition.to_string()));
+        assert!(header(m, "error").is_some_and(|e| !e.is_empty()));
+    }
+
+    // The good records around the poison were judged: each access after offboarding alerts.
+    let expected: BTreeSet<String> =
+        (1..=4).map(|i| alert_id(Detector::PostPurpose, "agent-9", &format!("late-{i}"))).collect();
+    let alerts = read_topic(&broker.brokers(), &names.alerts, |m| !alert_ids(m).is_empty()).await;
+    let ids = alert_ids(&alerts);
+    assert!(!ids.is_empty() && ids.is_subset(&expected), "alerts {ids:?} not from the good records {expected:?}");
+}
+
+/// The real binary as a child process, configured by a TOML file.
+struct Binary {
+    child: Child,
+    http: String,
+}
+
+impl Binary {
+    fn start(config_file: &std::path::Path, http: &str) -> Binary {
+        let child = Command::new(env!("CARGO_BIN_EXE_overreach"))
+            .args(["run", "--config"])
+            .arg(config_file)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Binary { child, http: http.to_string() }
+    }
+
+    /// A counter or gauge from /metrics (0 if absent or the service is not up yet).
+    fn metric(&self, name_and_labels: &str) -> f64 {
+        let Ok(mut s) = std::net::TcpStream::connect(&self.http) else { return 0.0 };
+        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n");
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        text.lines().find_map(|l| l.strip_prefix(name_and_labels).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
+    }
+
+    fn wait_metric(&self, name_and_labels: &str, at_least: f64) {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while self.metric(name_and_labels) < at_least {
+            assert!(Instant::now() < deadline, "{name_and_labels} stayed below {at_least}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hard_kill_mid_stream_and_restart_loses_no_alert_and_restores_baselines() {
+    let broker = Tansu::memory();
+    let names = Names::new("kill");
+    create_topics(&broker.brokers(), &names).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&broker.brokers(), &names);
+    config.state = Some(dir.path().join("state.snap"));
+    let http = config.http_addr.to_string();
+    let config_file = dir.path().join("overreach.toml");
+    std::fs::write(&config_file, toml::to_string(&config).unwrap()).unwrap();
+    let consumed = format!("overreach_records_consumed_total{{topic=\"{}\"}}", names.input);
+
+    // Batch 1: the offboarding of 30 agents, which only the snapshot carries over a restart.
+    const AGENTS: usize = 30;
+    let batch1: Vec<Value> = (0..AGENTS).map(|i| offboarded(&format!("agent-{i}"), "2026-03-01T00:00:00Z")).collect();
+    let batch1_ends = produce(&broker.brokers(), &names.input, &json_records(&batch1)).await;
+    let first = Binary::start(&config_file, &http);
+    first.wait_metric(&consumed, AGENTS as f64);
+    first.wait_metric("overreach_state_snapshot_size_bytes", 1.0);
+
+    // Batch 2: many ordinary events with one late access per agent spread among them.
+    let mut batch2 = Vec::new();
+    for i in 0..60_000 {
+        if i % 2_000 == 0 && i / 2_000 < AGENTS {
+            let agent = format!("agent-{}", i / 2_000);
+            batch2.push(access(&format!("late-{agent}"), &agent, "2026-03-01T02:00:00Z", "crm", "Export"));
+        }
+        batch2.push(access(&format!("n-{i}"), &format!("svc-{}", i % 50), "2026-03-01T01:00:00Z", "s3", "GetObject"));
+    }
+    let records = json_records(&batch2);
+    let (head, tail) = records.split_at(records.len() / 2);
+    let mut ends = produce(&broker.brokers(), &names.input, head).await;
+    first.wait_metric(&consumed, (AGENTS + 1_000) as f64);
+    let mut first = first;
+    first.child.kill().unwrap(); // SIGKILL: no flush, no commit, no final snapshot
+    first.child.wait().unwrap();
+    merge_ends(&mut ends, produce(&broker.brokers(), &names.input, tail).await);
+    merge_ends(&mut ends, batch1_ends);
+
+    let second = Binary::start(&config_file, &http);
+    wait_committed(&broker.brokers(), &names.group, &names.input, &ends).await;
+    // Resumed from the snapshot, not from the start: batch 1 was not read again.
+    assert!(second.metric(&consumed) < (AGENTS + batch2.len()) as f64);
+    let status = second.terminate();
+    assert!(status.success(), "graceful stop exits 0, got {status:?}");
+    assert_eq!(committed(&broker.brokers(), &names.group, &names.input), ends);
+
+    let expected: BTreeSet<String> = (0..AGENTS)
+        .map(|i| alert_id(Detector::PostPurpose, &format!("agent-{i}"), &format!("late-agent-{i}")))
+        .collect();
+    let alerts = read_topic(&broker.brokers(), &names.alerts, |m| alert_ids(m).is_superset(&expected)).await;
+    assert_eq!(alert_ids(&alerts), expected, "every alert delivered, none invented");
+    // Duplicates are allowed only as repeats of the same alert_id, with the same content.
+    let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
+    for alert in alerts_of(&alerts) {
+        schema::assert_valid_alert(&alert);
+        let first_seen = by_id.entry(alert["alert_id"].as_str().unwrap().to_string()).or_insert(alert.clone());
+        assert_eq!(first_seen["event_ids"], alert["event_ids"]);
+    }
+}
+
+fn merge_ends(into: &mut BTreeMap<i32, i64>, more: BTreeMap<i32, i64>) {
+    for (p, end) in more {
+        let e = into.entry(p).or_insert(end);
+        *e = (*e).max(end);
+    }
+}
+
+async fn wait_committed(brokers: &str, group: &str, topic: &str, ends: &BTreeMap<i32, i64>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = committed(brokers, group, topic);
+        if &now == ends {
+            return;
+        }
+        assert!(Instant::now() < deadline, "committed {now:?}, input ends at {ends:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_stopped_and_restarted_mid_stream_the_service_recovers_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Tansu::sqlite(&dir.path().join("tansu.db"));
+    let names = Names::new("outage");
+    create_topics(&broker.brokers(), &names).await;
+    let service = Running::start(config(&broker.brokers(), &names));
+    service.wait_ready().await;
+
+    const AGENTS: usize = 10;
+    let late = |i: usize| access(&format!("late-{i}"), &format!("agent-{i}"), "2026-03-01T02:00:00Z", "crm", "Export");
+    let noise = |i: usize| access(&format!("n-{i}"), &format!("svc-{}", i % 20), "2026-03-01T01:00:00Z", "s3", "Get");
+    let mut batch1: Vec<Value> =
+        (0..AGENTS).map(|i| offboarded(&format!("agent-{i}"), "2026-03-01T00:00:00Z")).collect();
+    batch1.extend((0..1_000).map(noise));
+    batch1.extend((0..AGENTS / 2).map(late));
+    let mut ends = produce(&broker.brokers(), &names.input, &json_records(&batch1)).await;
+    service.wait_consumed(&names.input, batch1.len() as u64).await;
+
+    broker.stop();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while service.telemetry.health.readiness().is_ok() {
+        assert!(Instant::now() < deadline, "/readyz still ready with the broker down");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!service.task.is_finished(), "the service must wait out the outage, not exit");
+
+    broker.restart();
+    let mut batch2: Vec<Value> = (1_000..2_000).map(noise).collect();
+    batch2.extend((AGENTS / 2..AGENTS).map(late));
+    merge_ends(&mut ends, produce(&broker.brokers(), &names.input, &json_records(&batch2)).await);
+    service.wait_consumed(&names.input, (batch1.len() + batch2.len()) as u64).await;
+    service.wait_ready().await;
+    service.stop().await;
+    assert_eq!(committed(&broker.brokers(), &names.group, &names.input), ends);
+
+    let expected: BTreeSet<String> =
+        (0..AGENTS).map(|i| alert_id(Detector::PostPurpose, &format!("agent-{i}"), &format!("late-{i}"))).collect();
+    let alerts = read_topic(&broker.brokers(), &names.alerts, |m| alert_ids(m).is_superset(&expected)).await;
+    assert_eq!(alert_ids(&alerts), expected);
+}
+
+#[test]
+fn demo_runs_on_the_embedded_broker_and_catches_incidents() {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_overreach")).arg("demo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert!(started.elapsed() < Duration::from_secs(60), "the demo must finish within a minute");
+    let caught = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Incidents caught: "))
+        .unwrap_or_else(|| panic!("no summary in:\n{stdout}"));
+    let (caught, injected) = caught.split_once(" of ").unwrap();
+    let injected: u32 = injected.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(injected > 0 && caught.parse::<u32>().unwrap() > 0, "caught {caught} of {injected}:\n{stdout}");
+}
