@@ -52,9 +52,15 @@ pub struct EngineConfig {
     pub min_windows: u32,
     /// Rate and fan-out detectors alert when the tail probability is at most this.
     pub burst_max_probability: f64,
+    /// `rare_transition` alerts when a session's never-taken steps together
+    /// have at most this probability...
+    pub path_max_probability: f64,
+    /// ...and the step leaves an operation the identity has left this often.
+    pub path_min_departures: f64,
     /// Rate and fan-out also need at least this multiple of the usual window:
     /// legitimate load bursts are rarely this far above the mean.
-    pub burst_min_ratio: f64,
+    pub volume_min_ratio: f64,
+    pub fanout_min_ratio: f64,
     pub volume_min_calls: u32,
     pub fanout_min_distinct: u32,
     /// Active hours of history needed before `off_hours` judges.
@@ -62,10 +68,10 @@ pub struct EngineConfig {
     /// `off_hours` alerts when an hour of the day is at most this fraction as
     /// likely as it would be for an identity active evenly around the clock.
     pub off_hours_max_ratio: f64,
-    /// `dormant_reactivation` needs a silence of at least this many days...
+    /// `dormant_reactivation` needs a silence of at least this many days, and
+    /// one that the identity's longest silence makes at most
+    /// `novelty_max_probability` likely.
     pub dormant_min_days: f64,
-    /// ...and this many times the identity's longest silence so far.
-    pub dormant_factor: f64,
     /// Clients active within this many seconds count as concurrent.
     pub concurrency_window_s: i64,
     /// A credential used by two identities within this many seconds is shared.
@@ -92,13 +98,15 @@ impl Default for EngineConfig {
             window_s: 600,
             min_windows: 10,
             burst_max_probability: 1e-4,
-            burst_min_ratio: 5.0,
+            path_max_probability: 1e-3,
+            path_min_departures: 5.0,
+            volume_min_ratio: 8.0,
+            fanout_min_ratio: 4.0,
             volume_min_calls: 30,
             fanout_min_distinct: 8,
             off_hours_min_active_hours: 40,
-            off_hours_max_ratio: 0.05,
-            dormant_min_days: 10.0,
-            dormant_factor: 3.0,
+            off_hours_max_ratio: 0.02,
+            dormant_min_days: 7.0,
             concurrency_window_s: 300,
             credential_reuse_window_s: 86_400,
             clock_skew_s: 60,

@@ -159,6 +159,16 @@ impl Registry {
         Applicable { all, live }
     }
 
+    /// The delegators this identity's grants name (empty: grants name none, or
+    /// there are no grants).
+    pub fn declared_delegators(&self, identity: &str) -> Vec<&str> {
+        self.applicable(identity, None, None, Millis::MAX)
+            .all
+            .iter()
+            .filter_map(|s| s.grant.on_behalf_of.as_deref())
+            .collect()
+    }
+
     /// True when some grant of this identity declares that it acts for `delegator`.
     pub fn declares_delegator(&self, identity: &str, delegator: &str) -> bool {
         self.applicable(identity, None, None, Millis::MAX)

@@ -128,13 +128,7 @@ fn output(path: &Option<String>, default: Box<dyn Write>) -> anyhow::Result<Box<
 }
 
 fn replay(args: ReplayArgs) -> anyhow::Result<std::process::ExitCode> {
-    let engine = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
-            overreach::engine::config_from_toml(&text).map_err(|e| anyhow::anyhow!("{path}: {e}"))?
-        }
-        None => EngineConfig::default(),
-    };
+    let engine = engine_config(&args.config)?;
     let opts = ReplayOptions {
         inputs: args.files,
         format: args.format,
@@ -193,6 +187,9 @@ struct BacktestArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Detection settings: a TOML file whose `[engine]` table sets any EngineConfig key.
+    #[arg(long)]
+    config: Option<String>,
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -225,9 +222,20 @@ fn simulate_command(args: SimulateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Detection settings from the `[engine]` table of a TOML file, or the defaults.
+fn engine_config(path: &Option<String>) -> anyhow::Result<EngineConfig> {
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
+            overreach::engine::config_from_toml(&text).map_err(|e| anyhow::anyhow!("{path}: {e}"))
+        }
+        None => Ok(EngineConfig::default()),
+    }
+}
+
 fn backtest_command(args: BacktestArgs) -> anyhow::Result<()> {
     let inputs = backtest::Inputs { events: args.events, labels: args.labels, grants: args.grants };
-    let report = backtest::run(&inputs, EngineConfig::default())?;
+    let report = backtest::run(&inputs, engine_config(&args.config)?)?;
     for reject in &report.input.first_rejects {
         eprintln!("{reject}");
     }

@@ -142,9 +142,20 @@ const CASES: &[Case] = &[
         },
     },
     Case {
-        name: "known calls in an order the pipeline never uses",
+        name: "a session jumping around the pipeline's fixed order",
         detector: Detector::RareTransition,
         fires: true,
+        build: |s| {
+            learned_pipeline(s);
+            s.push(AccessEvent { time: probe_time() - 2 * MINUTE, ..pipeline_call("sts", "AssumeRole") });
+            s.push(AccessEvent { time: probe_time() - MINUTE, ..pipeline_call("ecr", "PutImage") });
+            probe(s, pipeline_call("ecr", "GetAuthorizationToken"))
+        },
+    },
+    Case {
+        name: "a single new step (weak evidence on its own)",
+        detector: Detector::RareTransition,
+        fires: false,
         build: |s| {
             learned_pipeline(s);
             s.push(AccessEvent { time: probe_time() - MINUTE, ..pipeline_call("sts", "AssumeRole") });

@@ -40,10 +40,11 @@ impl Hours {
     }
 
     /// Probability that an active hour falls at `hour` of the day. Counts are
-    /// smoothed over the neighbouring hours (a job at 14:00 may run at 13:58);
-    /// hours still empty share the Good-Turing mass of "an hour not used
-    /// before", (n1 + 1) / (N + 1) with n1 the hours used once, so an identity
-    /// that often turns up at new hours is not surprising when it does again.
+    /// smoothed over two hours either side (a job at 14:00 may run at 13:58,
+    /// a working day may run long), and mixed with the Good-Turing mass of "an
+    /// hour not used before", (n1 + 1) / (N + 1) with n1 the hours used once,
+    /// spread evenly: an identity that often turns up at new hours is not
+    /// surprising when it does again.
     pub fn probability(&self, hour: usize) -> f64 {
         let total = self.total() as f64;
         if total == 0.0 {
@@ -51,17 +52,11 @@ impl Hours {
         }
         let near = |h: usize| {
             let c = |h: usize| self.counts[h % HOURS] as f64;
-            c(h) + 0.5 * (c(h + HOURS - 1) + c(h + 1))
+            c(h) + 0.5 * (c(h + HOURS - 1) + c(h + 1)) + 0.25 * (c(h + HOURS - 2) + c(h + 2))
         };
         let used_once = self.counts.iter().filter(|&&c| c == 1).count() as f64;
         let p_new = ((used_once + 1.0) / (total + 1.0)).min(1.0);
-        match near(hour % HOURS) {
-            n if n > 0.0 => (1.0 - p_new) * n / (2.0 * total),
-            _ => {
-                let empty = (0..HOURS).filter(|&h| near(h) == 0.0).count().max(1) as f64;
-                p_new / empty
-            }
-        }
+        (1.0 - p_new) * near(hour % HOURS) / (2.5 * total) + p_new / HOURS as f64
     }
 
     /// The hours of the day it is active in, as "09-16" style ranges.

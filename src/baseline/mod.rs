@@ -80,6 +80,18 @@ const MAX_CLIENTS: usize = 8;
 /// A silence shorter than this is not a gap between active periods.
 const MIN_GAP_MIN: Minute = 60;
 
+/// One execution path in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SessionState {
+    /// `stable_hash` of the session id.
+    pub id: u64,
+    pub last_op: CallId,
+    pub last: Minute,
+    /// Summed surprise (-log10 probability) of the steps this session took
+    /// that the identity had never taken.
+    pub surprise: f32,
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct IdentityBaseline {
     pub first_seen: Minute,
@@ -99,8 +111,8 @@ pub struct IdentityBaseline {
     pub longest_gap: Minute,
     /// Most distinct clients seen active together within the concurrency window.
     pub max_concurrent_clients: u8,
-    /// Recent sessions: (session, last operation, last minute).
-    pub sessions: Vec<(u64, CallId, Minute)>,
+    /// Recent sessions, most recent first.
+    pub sessions: Vec<SessionState>,
     /// Recent clients with the minute each was last seen.
     pub clients: Vec<(Client, Minute)>,
 }
@@ -111,12 +123,26 @@ impl IdentityBaseline {
         self.events >= min_events && (self.last_seen - self.first_seen) as f64 >= min_days * 1440.0
     }
 
+    /// The session's state, unless it is unknown or idle too long to continue.
+    pub fn session(&self, session: u64, now: Minute) -> Option<&SessionState> {
+        self.sessions.iter().find(|s| s.id == session && now.saturating_sub(s.last) <= SESSION_IDLE_MIN)
+    }
+
     /// The previous operation in this session, or `START` for a session's first call.
     pub fn previous_call(&self, session: u64, now: Minute) -> CallId {
-        self.sessions
-            .iter()
-            .find(|(s, _, last)| *s == session && now.saturating_sub(*last) <= SESSION_IDLE_MIN)
-            .map_or(CallId::START, |(_, call, _)| *call)
+        self.session(session, now).map_or(CallId::START, |s| s.last_op)
+    }
+
+    /// How surprising the step from the session's previous operation to `op`
+    /// is, as -log10 of its probability: 0 for a step taken before, else the
+    /// Good-Turing probability of a step never taken, pooled over all the
+    /// identity's steps (stable long before any one operation has many).
+    pub fn step_surprise(&self, session: u64, op: CallId, now: Minute, decay: Decay) -> f64 {
+        let previous = self.previous_call(session, now);
+        if self.transitions.get((previous, op)).is_some() {
+            return 0.0;
+        }
+        -self.transitions.novelty(now, decay).p_unseen.log10()
     }
 
     /// Distinct clients, other than `client`, seen within `window` minutes before `now`.
@@ -152,9 +178,11 @@ impl IdentityBaseline {
         self.calls.observe(obs.call, now, decay);
         if let Some(session) = obs.session {
             let previous = self.previous_call(session, now);
+            let surprise = self.session(session, now).map_or(0.0, |s| s.surprise)
+                + self.step_surprise(session, obs.op, now, decay) as f32;
             self.transitions.observe((previous, obs.op), now, decay);
-            self.sessions.retain(|(s, _, _)| *s != session);
-            self.sessions.insert(0, (session, obs.op, now));
+            self.sessions.retain(|s| s.id != session);
+            self.sessions.insert(0, SessionState { id: session, last_op: obs.op, last: now, surprise });
             self.sessions.truncate(MAX_SESSIONS);
         }
         for &d in &obs.delegators {
@@ -207,7 +235,7 @@ impl IdentityBaseline {
             + self.transitions.len() * size_of::<((CallId, CallId), counts::Entry)>()
             + (self.delegators.len() + self.networks.len() + self.agents.len()) * size_of::<(Sym, counts::Entry)>()
             + self.activity.reached.capacity() * size_of::<u64>()
-            + self.sessions.capacity() * size_of::<(u64, CallId, Minute)>()
+            + self.sessions.capacity() * size_of::<SessionState>()
             + self.clients.capacity() * size_of::<(Client, Minute)>()
     }
 }

@@ -9,12 +9,12 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     let gap = ctx.now().saturating_sub(b.last_seen);
     let min_gap = (ctx.config.dormant_min_days * 1440.0) as u32;
     let usual = b.longest_gap.max(60);
-    if gap < min_gap || (gap as f64) < ctx.config.dormant_factor * usual as f64 {
-        return None;
-    }
     // Silences modelled as exponential with the longest one as scale: a
     // deliberately generous tail, so only silences many times longer alert.
     let p = (-(gap as f64) / usual as f64).exp();
+    if gap < min_gap || p > ctx.config.novelty_max_probability {
+        return None;
+    }
     let days = gap as f64 / 1440.0;
     let summary = format!(
         "{} acted after {days:.1} days of silence (last call {}); its longest silence before was {:.1} days.",

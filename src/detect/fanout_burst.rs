@@ -13,7 +13,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     if !grew
         || history.windows < ctx.config.min_windows
         || reached < ctx.config.fanout_min_distinct
-        || (reached as f64) < ctx.config.burst_min_ratio * history.mean as f64
+        || (reached as f64) < ctx.config.fanout_min_ratio * history.mean as f64
     {
         return None;
     }

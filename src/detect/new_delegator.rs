@@ -1,5 +1,8 @@
 //! `new_delegator`: the identity acts on behalf of a delegator (or through a
-//! delegation hop) it has never acted for, and no grant declares it.
+//! delegation hop) it has never acted for, and no grant declares it. When its
+//! grants name the delegators it may act for and this one is not among them,
+//! that alone is enough; otherwise its own history must make a new delegator
+//! unlikely.
 
 use super::{novelty_json, round, score_from_probability, Context, Detector, Finding};
 use serde_json::json;
@@ -9,25 +12,31 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     let new = ctx.obs.delegators.iter().copied().find(|&d| {
         b.delegators.get(d).is_none() && !ctx.registry.declares_delegator(&ctx.event.identity, ctx.names.name(d))
     })?;
+    let delegator = ctx.names.name(new).to_string();
+    let declared = ctx.registry.declared_delegators(&ctx.event.identity);
     let novelty = b.delegators.novelty(ctx.now(), ctx.decay());
-    if novelty.p_unseen > ctx.config.novelty_max_probability {
+    let undeclared = !declared.is_empty() && ctx.event.on_behalf_of.as_deref() == Some(delegator.as_str());
+    if !undeclared && novelty.p_unseen > ctx.config.novelty_max_probability {
         return None;
     }
-    let delegator = ctx.names.name(new).to_string();
+    let reason = if undeclared {
+        format!("its grants name only {}", declared.join(", "))
+    } else {
+        format!("no grant declares it (estimated probability {:.2e})", novelty.p_unseen)
+    };
     let summary = format!(
-        "{} acted on behalf of {delegator} for the first time; it has acted for {} delegators before and no grant declares this one (estimated probability {:.2e}).",
-        ctx.event.identity, novelty.distinct, novelty.p_unseen
+        "{} acted on behalf of {delegator} for the first time; it has acted for {} delegators before and {reason}.",
+        ctx.event.identity, novelty.distinct
     );
     let mut evidence = ctx.evidence(
         json!({ "delegator": delegator, "on_behalf_of": ctx.event.on_behalf_of, "chain": ctx.event.chain }),
-        json!({ "delegators": ctx.top(&b.delegators, 5, |d| ctx.names.name(d).to_string()), "novelty": novelty_json(&novelty) }),
+        json!({
+            "delegators": ctx.top(&b.delegators, 5, |d| ctx.names.name(d).to_string()),
+            "declared_delegators": declared,
+            "novelty": novelty_json(&novelty),
+        }),
     );
     evidence.probability = Some(round(novelty.p_unseen, 8));
-    Some(Finding {
-        detector: Detector::NewDelegator,
-        score: score_from_probability(novelty.p_unseen),
-        subject: delegator,
-        summary,
-        evidence,
-    })
+    let score = if undeclared { 0.85 } else { score_from_probability(novelty.p_unseen) };
+    Some(Finding { detector: Detector::NewDelegator, score, subject: delegator, summary, evidence })
 }

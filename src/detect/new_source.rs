@@ -57,7 +57,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
 }
 
 /// The /16 of an IPv4 network name (`10.100.73.0/24` → `10.100.`).
-fn ipv4_region(network: &str) -> Option<&str> {
+pub fn ipv4_region(network: &str) -> Option<&str> {
     let second_dot = network.match_indices('.').nth(1)?.0;
     network.ends_with("/24").then(|| &network[..=second_dot])
 }

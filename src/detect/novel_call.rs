@@ -9,7 +9,8 @@
 //! 200 calls a large one. Fleet context tempers a new operation: one that
 //! peers of the same kind took up within the rollout window is a rollout, not
 //! an incident, and one common among peers is less surprising (the estimate
-//! is interpolated with the share of peers that make it).
+//! is interpolated with the share of peers that make it). A call that a live
+//! grant's scope names explicitly is declared, and never novel.
 
 use super::{novelty_json, round, score_from_probability, Context, Detector, Finding};
 use crate::baseline::counts::{Counts, Novelty};
@@ -19,6 +20,10 @@ use serde_json::json;
 pub fn check(ctx: &Context) -> Option<Finding> {
     let b = ctx.baseline;
     if b.calls.get(ctx.obs.call).is_some() {
+        return None;
+    }
+    // A call a live grant names explicitly was declared: new, but not overreach.
+    if ctx.grants.live.iter().any(|g| super::scope_violation::explicitly_allows(&g.grant.scope, ctx.event)) {
         return None;
     }
     let key = ctx.obs.call_key;

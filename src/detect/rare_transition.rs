@@ -1,38 +1,46 @@
 //! `rare_transition`: within one session (a CI run, an agent task) the identity
-//! moves from one known operation (target and action) to another in an order
-//! it never uses: an unusual execution path. New operations are
-//! `novel_call`'s; this judges order. Resources are left out so that reading
-//! a new table in the usual order is not a new path.
+//! takes steps between operations (target and action) that it never takes:
+//! an unusual execution path. Resources are left out so that reading a new
+//! table in the usual order is not a new path.
+//!
+//! One new step is weak evidence for an agent that varies its paths, so the
+//! surprise (-log10 probability) of every never-taken step in the session is
+//! summed, and the detector fires when the path as a whole is unlikely: a
+//! pipeline jumping around its fixed sequence, or an agent whose task takes
+//! several steps it has never taken. Steps that touch an operation peers of
+//! the same kind took up within the rollout window are part of a rollout.
 
-use super::{novelty_json, round, score_from_probability, Context, Detector, Finding};
+use super::{round, Context, Detector, Finding};
 use serde_json::json;
-
-/// Fewer departures than this from the previous call say too little about its successors.
-const MIN_DEPARTURES: f64 = 5.0;
 
 pub fn check(ctx: &Context) -> Option<Finding> {
     let b = ctx.baseline;
     let session = ctx.obs.session?;
-    if !b.makes_op(ctx.obs.call_key, ctx.names) {
+    let (now, decay) = (ctx.now(), ctx.decay());
+    let step = b.step_surprise(session, ctx.obs.op, now, decay);
+    if step == 0.0 {
         return None;
     }
-    let previous = b.previous_call(session, ctx.now());
-    if b.transitions.get((previous, ctx.obs.op)).is_some() {
+    let previous = b.previous_call(session, now);
+    // Steps into or out of an operation the fleet is rolling out are new for
+    // everyone of the kind: a release, not an unusual path.
+    let window = ctx.config.rollout_window_min();
+    let rolling_out = |op| {
+        op != crate::baseline::CallId::START
+            && ctx.fleet.peers(ctx.obs.peer_group, op, ctx.identity, now, window).recent_adopters
+                >= ctx.config.rollout_min_peers
+    };
+    if rolling_out(previous) || rolling_out(ctx.obs.op) {
         return None;
     }
-    // The identity's tendency to take new steps is estimated over all its
-    // steps (pooled), which is stable long before any one call has many
-    // departures; the previous call must still be well known.
-    let departures: f64 = b
-        .transitions
-        .iter()
-        .filter(|((from, _), _)| *from == previous)
-        .map(|(_, e)| e.weight_at(ctx.now(), ctx.decay()))
-        .sum();
-    let novelty = b.transitions.novelty(ctx.now(), ctx.decay());
-    if departures < MIN_DEPARTURES || novelty.p_unseen > ctx.config.novelty_max_probability {
+    let departures: f64 =
+        b.transitions.iter().filter(|((from, _), _)| *from == previous).map(|(_, e)| e.weight_at(now, decay)).sum();
+    let path = b.session(session, now).map_or(0.0, |s| s.surprise as f64) + step;
+    let p = 10f64.powf(-path);
+    if departures < ctx.config.path_min_departures || p > ctx.config.path_max_probability {
         return None;
     }
+    let novelty = b.transitions.novelty(now, decay);
     let (from, to) = (ctx.names.call_name(previous), ctx.names.call_name(ctx.obs.op));
     let usual: Vec<String> = {
         let mut next: Vec<_> = b.transitions.iter().filter(|((f, _), _)| *f == previous).collect();
@@ -40,22 +48,21 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         next.into_iter().take(5).map(|((_, t), _)| ctx.names.call_name(t)).collect()
     };
     let summary = format!(
-        "{} went from {from} to {to} in session {}, a step it has never taken; its sessions hold {} distinct steps in {:.0} observed, so a new step had an estimated probability of {:.2e}.",
+        "{} went from {from} to {to} in session {}, a step it has never taken; with the session's other new steps the path had an estimated probability of {p:.2e} (its sessions hold {} distinct steps in {:.0} observed).",
         ctx.event.identity,
         ctx.event.session_id.as_deref().unwrap_or_default(),
         novelty.distinct,
         novelty.observations,
-        novelty.p_unseen
     );
     let mut evidence = ctx.evidence(
-        json!({ "from": from, "to": to, "session_id": ctx.event.session_id }),
-        json!({ "usual_next_calls": usual, "departures_from_previous": round(departures, 1), "novelty": novelty_json(&novelty) }),
+        json!({ "from": from, "to": to, "session_id": ctx.event.session_id, "step_probability": round(10f64.powf(-step), 8) }),
+        json!({ "usual_next_calls": usual, "departures_from_previous": round(departures, 1), "novelty": super::novelty_json(&novelty) }),
     );
-    evidence.probability = Some(round(novelty.p_unseen, 8));
+    evidence.probability = Some(round(p, 10));
     Some(Finding {
         detector: Detector::RareTransition,
-        score: score_from_probability(novelty.p_unseen),
-        subject: format!("{from} -> {to}"),
+        score: super::score_from_probability(p),
+        subject: ctx.event.session_id.clone().unwrap_or_default(),
         summary,
         evidence,
     })

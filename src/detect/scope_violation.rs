@@ -42,6 +42,16 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     })
 }
 
+/// True when a grant's scope names what it allows (some axis is restricted)
+/// and allows this call: the call was declared, whatever history says.
+pub fn explicitly_allows(scope: &Scope, e: &AccessEvent) -> bool {
+    let restricted = !(scope.targets.is_empty()
+        && scope.actions.is_empty()
+        && scope.resources.is_empty()
+        && scope.environments.is_empty());
+    restricted && outside_axes(scope, e).is_empty()
+}
+
 /// The axes on which `scope` does not allow the call. An empty list in the
 /// scope allows anything; a call without a resource or environment cannot be
 /// judged on that axis and passes it.

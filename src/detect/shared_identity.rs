@@ -44,7 +44,16 @@ fn concurrent_clients(ctx: &Context) -> Option<Finding> {
     let b = ctx.baseline;
     let client = ctx.obs.client?;
     let window = (ctx.config.concurrency_window_s / 60) as u32;
-    let others = b.other_active_clients(client, ctx.now(), window);
+    // Subnets of one IPv4 /16 are one network growing (autoscaled nodes), not
+    // another client.
+    let region =
+        |c: crate::baseline::Client| super::new_source::ipv4_region(ctx.names.name(c.network)).map(str::to_string);
+    let here = region(client);
+    let others: Vec<_> = b
+        .other_active_clients(client, ctx.now(), window)
+        .into_iter()
+        .filter(|&c| here.is_none() || region(c) != here)
+        .collect();
     let concurrent = 1 + others.len();
     if others.is_empty() || concurrent <= b.max_concurrent_clients as usize {
         return None;

@@ -11,7 +11,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     let (calls, _) = activity.preview(ctx.obs.window, 0);
     if history.windows < ctx.config.min_windows
         || calls < ctx.config.volume_min_calls
-        || (calls as f64) < ctx.config.burst_min_ratio * history.mean as f64
+        || (calls as f64) < ctx.config.volume_min_ratio * history.mean as f64
     {
         return None;
     }

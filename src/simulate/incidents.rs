@@ -192,8 +192,10 @@ pub fn realize(
         IncidentClass::RevokedOrExpiredCredential if identity.kind == Kind::Integration => {
             let plan = behaviour.session(identity, cal, at, rng);
             let mut ctx = identity.context(&plan, rng);
+            // `prepare` rotated the keys and revoked the one before the newest:
+            // the forgotten worker uses that one.
             if let Credentials::Keys(keys) = &identity.credentials {
-                let old = keys.iter().rev().find(|k| k.from < at - DAY).unwrap_or(&keys[0]);
+                let old = &keys[keys.len().saturating_sub(2)];
                 ctx.credential.id = old.id.clone();
             }
             events = identity.emit(&plan, &ctx, rng);
