@@ -16,7 +16,7 @@ use crate::detect::{self, Context, Detector, Finding};
 use crate::features::{agent_family, network, resource_class, resource_prefix};
 use crate::grants::Registry;
 use crate::model::{AccessEvent, Grant, Millis, Origin, Record};
-use crate::time::{format_rfc3339, hour_of_week, DAY, HOUR};
+use crate::time::{format_rfc3339, DAY, HOUR};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -52,12 +52,15 @@ pub struct EngineConfig {
     pub min_windows: u32,
     /// Rate and fan-out detectors alert when the tail probability is at most this.
     pub burst_max_probability: f64,
+    /// Rate and fan-out also need at least this multiple of the usual window:
+    /// legitimate load bursts are rarely this far above the mean.
+    pub burst_min_ratio: f64,
     pub volume_min_calls: u32,
     pub fanout_min_distinct: u32,
-    /// Calls in the hour-of-week histogram needed before `off_hours` judges.
-    pub off_hours_min_events: u64,
-    /// `off_hours` alerts when an hour is at most this fraction as likely as
-    /// it would be for an identity active evenly around the clock.
+    /// Active hours of history needed before `off_hours` judges.
+    pub off_hours_min_active_hours: u64,
+    /// `off_hours` alerts when an hour of the day is at most this fraction as
+    /// likely as it would be for an identity active evenly around the clock.
     pub off_hours_max_ratio: f64,
     /// `dormant_reactivation` needs a silence of at least this many days...
     pub dormant_min_days: f64,
@@ -89,9 +92,10 @@ impl Default for EngineConfig {
             window_s: 600,
             min_windows: 10,
             burst_max_probability: 1e-4,
+            burst_min_ratio: 5.0,
             volume_min_calls: 30,
             fanout_min_distinct: 8,
-            off_hours_min_events: 100,
+            off_hours_min_active_hours: 40,
             off_hours_max_ratio: 0.05,
             dormant_min_days: 10.0,
             dormant_factor: 3.0,
@@ -233,12 +237,14 @@ impl Engine {
         let forget_after = (self.config.forget_after_days * 1440.0) as Minute;
         let concurrency = (self.config.concurrency_window_s / 60) as Minute;
         let baseline = self.state.identities.get_mut(&identity).expect("joined above");
-        let learned = baseline.learn(&obs, self.config.decay(), forget_after, concurrency);
-        if let Some(call) = learned.adopted {
-            self.state.fleet.adopt(group, call, identity, obs.minute);
+        let learned = baseline.learn(&obs, &self.state.names, self.config.decay(), forget_after, concurrency);
+        if let Some(op) = learned.adopted_op {
+            self.state.fleet.adopt(group, op, identity, obs.minute);
         }
-        for call in learned.forgotten {
-            self.state.fleet.forget(group, call);
+        for key in learned.forgotten_ops {
+            let empty = self.state.names.intern("");
+            let op = self.state.names.call_id(CallKey { class: empty, ..key });
+            self.state.fleet.forget(group, op);
         }
         findings.into_iter().filter_map(|f| self.make_alert(f, identity, event, origin)).collect()
     }
@@ -267,7 +273,13 @@ impl Engine {
         for (_, id) in by_age.into_iter().take(excess) {
             if let Some(b) = self.state.identities.remove(&id) {
                 if let Some(group) = b.peer_group {
-                    self.state.fleet.leave(group, b.calls.iter().map(|(c, _)| c));
+                    let empty = self.state.names.intern("");
+                    let mut ops: Vec<_> =
+                        b.calls.iter().map(|(c, _)| CallKey { class: empty, ..self.state.names.call_key(c) }).collect();
+                    ops.sort_unstable();
+                    ops.dedup();
+                    let ops: Vec<_> = ops.into_iter().map(|k| self.state.names.call_id(k)).collect();
+                    self.state.fleet.leave(group, ops.into_iter());
                 }
                 self.state.stats.evicted += 1;
             }
@@ -281,6 +293,8 @@ impl Engine {
         let class = e.resource.as_deref().map(resource_class).unwrap_or_default();
         let call_key =
             CallKey { target: names.intern(&e.target), action: names.intern(&e.action), class: names.intern(&class) };
+        let no_class = names.intern("");
+        let op = names.call_id(CallKey { class: no_class, ..call_key });
         let client = (e.source_ip.is_some() || e.user_agent.is_some()).then(|| Client {
             network: names.intern(&network(e.source_ip.as_deref().unwrap_or("unknown"))),
             agent: names.intern(&agent_family(e.user_agent.as_deref().unwrap_or(""))),
@@ -294,11 +308,11 @@ impl Engine {
         }
         Observation {
             minute: minute(e.time),
-            hour_of_week: hour_of_week(e.time),
             window: (e.time.max(0) / (self.config.window_s.max(1) * 1000)) as u32,
             call: names.call_id(call_key),
             call_key,
-            reach: stable_hash_parts(&[&e.target, e.resource.as_deref().map(resource_prefix).unwrap_or_default()]),
+            op,
+            reach: stable_hash_parts(&[&e.target, resource_prefix(&class)]),
             session: e.session_id.as_deref().map(stable_hash),
             client,
             delegators,

@@ -18,14 +18,23 @@ struct Case {
     build: fn(&mut Scenario) -> String,
 }
 
-/// Four weeks of a pipeline, three runs a weekday: 360 calls, 6 distinct.
+/// Six weeks of a pipeline, six runs a weekday (09:00 to 14:00): 1,080
+/// calls of 6 kinds in 180 active hours.
 fn learned_pipeline(s: &mut Scenario) {
-    s.pipeline("ci-payments", 28, 3);
+    s.pipeline("ci-payments", LEARNED_DAYS, 6);
 }
 
-/// Monday of the fifth week, 14:05, inside the usual run hours.
+const LEARNED_DAYS: i64 = 42;
+
+/// Monday of the seventh week, 10:05, inside the usual run hours.
 fn probe_time() -> i64 {
-    t0() + 28 * DAY + 14 * HOUR + 5 * MINUTE
+    t0() + LEARNED_DAYS * DAY + 10 * HOUR + 5 * MINUTE
+}
+
+/// A name without digits, so resource classes keep it: aa, ab, ... .
+fn word(i: i64) -> String {
+    let letter = |n: i64| char::from(b'a' + (n % 26) as u8);
+    format!("{}{}", letter(i / 26), letter(i))
 }
 
 fn probe(s: &mut Scenario, e: AccessEvent) -> String {
@@ -115,7 +124,7 @@ const CASES: &[Case] = &[
         fires: false,
         build: |s| {
             for p in ["ci-a", "ci-b", "ci-c"] {
-                s.pipeline(p, 28, 3);
+                s.pipeline(p, LEARNED_DAYS, 6);
             }
             for (i, p) in ["ci-a", "ci-b"].iter().enumerate() {
                 s.push(AccessEvent {
@@ -161,7 +170,7 @@ const CASES: &[Case] = &[
             for i in 0..40 {
                 s.push(AccessEvent {
                     event_id: format!("probe-{i}"),
-                    resource: Some(format!("arn:aws:s3:::data-{i}/x")),
+                    resource: Some(format!("arn:aws:s3:::lake/{}/x", word(i))),
                     ..ev("ci-payments", probe_time() + i * 5_000, "s3", "ListObjects")
                 });
             }
@@ -237,7 +246,10 @@ const CASES: &[Case] = &[
         fires: true,
         build: |s| {
             learned_pipeline(s);
-            probe(s, AccessEvent { time: t0() + 27 * DAY + 3 * HOUR, ..pipeline_call("s3", "PutObject") })
+            probe(
+                s,
+                AccessEvent { time: t0() + (LEARNED_DAYS - 1) * DAY + 3 * HOUR, ..pipeline_call("s3", "PutObject") },
+            )
         },
     },
     Case {
@@ -304,7 +316,7 @@ const CASES: &[Case] = &[
         fires: true,
         build: |s| {
             learned_pipeline(s);
-            s.pipeline("ci-ledger", 28, 3);
+            s.pipeline("ci-ledger", LEARNED_DAYS, 6);
             s.push(AccessEvent {
                 credential_id: Some("AKIAEXAMPLE1".into()),
                 ..ev("ci-ledger", probe_time() - HOUR, "s3", "PutObject")

@@ -73,6 +73,13 @@ pub struct Novelty {
     pub p_unseen: f64,
 }
 
+impl Novelty {
+    pub fn estimate(observations: f64, distinct: usize, singletons: usize) -> Novelty {
+        let p_unseen = ((singletons as f64 + 1.0) / (observations + 1.0)).min(1.0);
+        Novelty { observations, distinct, singletons, p_unseen }
+    }
+}
+
 impl<K: Ord + Copy> Counts<K> {
     pub fn get(&self, key: K) -> Option<&Entry> {
         self.entries.binary_search_by(|(k, _)| k.cmp(&key)).ok().map(|i| &self.entries[i].1)
@@ -91,12 +98,18 @@ impl<K: Ord + Copy> Counts<K> {
     }
 
     /// Records one observation; returns true when the value is new.
+    ///
+    /// A value counts at most once per clock hour: calls come in clusters (a CI
+    /// run, a sync batch), and Good-Turing needs roughly independent draws. A
+    /// runner network used for one run is then seen once, as it should be.
     pub fn observe(&mut self, key: K, now: Minute, decay: Decay) -> bool {
         match self.entries.binary_search_by(|(k, _)| k.cmp(&key)) {
             Ok(i) => {
                 let e = &mut self.entries[i].1;
-                e.weight = (e.weight_at(now, decay) + 1.0) as f32;
-                e.hits = e.hits.saturating_add(1);
+                if e.last / 60 != now / 60 {
+                    e.weight = (e.weight_at(now, decay) + 1.0) as f32;
+                    e.hits = e.hits.saturating_add(1);
+                }
                 e.last = e.last.max(now);
                 false
             }
@@ -134,8 +147,7 @@ impl<K: Ord + Copy> Counts<K> {
                 singletons += usize::from(e.hits == 1);
             }
         }
-        let p_unseen = ((singletons as f64 + 1.0) / (observations + 1.0)).min(1.0);
-        Novelty { observations, distinct, singletons, p_unseen }
+        Novelty::estimate(observations, distinct, singletons)
     }
 
     /// The decayed share of observations that went to `key`.
@@ -158,11 +170,21 @@ mod tests {
     fn weights_halve_after_a_half_life() {
         let mut c = Counts::default();
         assert!(c.observe(1u32, 0, DECAY));
-        assert!(!c.observe(1u32, 0, DECAY));
+        assert!(!c.observe(1u32, 60, DECAY));
         let e = c.get(1).unwrap();
         assert_eq!(e.hits, 2);
-        let w = e.weight_at(30 * 24 * 60, DECAY);
-        assert!((w - 1.0).abs() < 1e-6, "{w}");
+        let w = e.weight_at(30 * 24 * 60 + 60, DECAY);
+        assert!((w - 1.0).abs() < 1e-3, "{w}");
+    }
+
+    #[test]
+    fn a_value_counts_once_per_hour() {
+        let mut c = Counts::default();
+        for minute in [0, 5, 59, 60, 61] {
+            c.observe(1u32, minute, DECAY);
+        }
+        assert_eq!(c.get(1).unwrap().hits, 2);
+        assert_eq!(c.get(1).unwrap().last, 61);
     }
 
     #[test]
@@ -170,20 +192,20 @@ mod tests {
         // A pipeline: 6 calls, each made 1000 times.
         let mut narrow = Counts::default();
         for k in 0..6u32 {
-            for _ in 0..1000 {
-                narrow.observe(k, 0, DECAY);
+            for hour in 0..1000 {
+                narrow.observe(k, hour * 60, DECAY);
             }
         }
         // An agent: 200 calls, 40 of them seen once.
         let mut broad = Counts::default();
         for k in 0..200u32 {
             let times = if k < 40 { 1 } else { 10 };
-            for _ in 0..times {
-                broad.observe(k, 0, DECAY);
+            for hour in 0..times {
+                broad.observe(k, hour * 60, DECAY);
             }
         }
         let (n, b) = (narrow.novelty(0, DECAY), broad.novelty(0, DECAY));
-        assert!(n.p_unseen < 0.001, "{n:?}");
+        assert!(n.p_unseen < 0.002, "{n:?}");
         assert!(b.p_unseen > 0.02, "{b:?}");
         assert_eq!(b.singletons, 40);
         assert_eq!(b.distinct, 200);

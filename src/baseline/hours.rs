@@ -1,27 +1,25 @@
-//! When in the week an identity is active: a 168-bucket histogram of its calls
-//! by UTC hour of the week.
+//! When in the day an identity is active: how many of its active hours fell
+//! in each UTC hour of the day. An hour with many calls counts once, so one
+//! busy run does not outweigh weeks of rhythm.
 
 use super::counts::Minute;
 use serde::{Deserialize, Serialize};
 
-const HOURS: usize = 168;
+const HOURS: usize = 24;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Hours {
-    /// Calls per hour of the week; `u16` keeps it at 336 bytes, and halving
-    /// every half-life keeps it from saturating and lets old rhythms fade.
-    counts: Vec<u16>,
+    /// Active hours per hour of the day; halved every half-life so old
+    /// rhythms fade and `u16` never saturates.
+    counts: [u16; HOURS],
+    /// The clock hour (minutes / 60) last counted.
+    last_hour: u32,
     halved_at: Minute,
 }
 
-impl Default for Hours {
-    fn default() -> Self {
-        Hours { counts: vec![0; HOURS], halved_at: 0 }
-    }
-}
-
 impl Hours {
-    pub fn record(&mut self, hour: usize, now: Minute, half_life_min: f64) {
+    /// Counts the clock hour of `now` as active, once.
+    pub fn record(&mut self, now: Minute, half_life_min: f64) {
         if self.halved_at == 0 {
             self.halved_at = now;
         }
@@ -29,15 +27,20 @@ impl Hours {
             self.counts.iter_mut().for_each(|c| *c /= 2);
             self.halved_at += half_life_min as Minute;
         }
-        self.counts[hour % HOURS] = self.counts[hour % HOURS].saturating_add(1);
+        let hour = now / 60;
+        if hour != self.last_hour {
+            self.last_hour = hour;
+            let h = (hour % HOURS as u32) as usize;
+            self.counts[h] = self.counts[h].saturating_add(1);
+        }
     }
 
     pub fn total(&self) -> u64 {
         self.counts.iter().map(|&c| c as u64).sum()
     }
 
-    /// Probability of a call in `hour`. Counts are smoothed over the
-    /// neighbouring hours (a job that runs at 14:00 may run at 13:58 or 14:59);
+    /// Probability that an active hour falls at `hour` of the day. Counts are
+    /// smoothed over the neighbouring hours (a job at 14:00 may run at 13:58);
     /// hours still empty share the Good-Turing mass of "an hour not used
     /// before", (n1 + 1) / (N + 1) with n1 the hours used once, so an identity
     /// that often turns up at new hours is not surprising when it does again.
@@ -61,12 +64,22 @@ impl Hours {
         }
     }
 
-    /// The busiest hours, for evidence: (hour of week, calls), most first.
-    pub fn busiest(&self, n: usize) -> Vec<(usize, u16)> {
-        let mut hours: Vec<(usize, u16)> = self.counts.iter().copied().enumerate().filter(|&(_, c)| c > 0).collect();
-        hours.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        hours.truncate(n);
-        hours
+    /// The hours of the day it is active in, as "09-16" style ranges.
+    pub fn active_ranges(&self) -> Vec<String> {
+        let mut ranges = Vec::new();
+        let mut h = 0;
+        while h < HOURS {
+            if self.counts[h] == 0 {
+                h += 1;
+                continue;
+            }
+            let start = h;
+            while h < HOURS && self.counts[h] > 0 {
+                h += 1;
+            }
+            ranges.push(format!("{start:02}:00-{h:02}:00"));
+        }
+        ranges
     }
 }
 
@@ -77,24 +90,35 @@ mod tests {
     #[test]
     fn active_hours_are_likely_and_quiet_hours_are_not() {
         let mut h = Hours::default();
-        for day in 0..5 {
-            for _ in 0..20 {
-                h.record(day * 24 + 14, 1, 1e9);
+        // Four weeks of work from 14:00 to 16:00, one call a minute.
+        for day in 1..29u32 {
+            for minute in 0..120 {
+                h.record(day * 1440 + 14 * 60 + minute, 1e9);
             }
         }
-        assert!(h.probability(14) * 168.0 > 10.0);
-        assert!(h.probability(15) > h.probability(16));
-        assert!(h.probability(3) * 168.0 < 0.05, "{}", h.probability(3));
-        assert_eq!(h.busiest(1), vec![(14, 20)]);
+        assert_eq!(h.total(), 56);
+        assert!(h.probability(14) * 24.0 > 5.0);
+        assert!(h.probability(16) > h.probability(17));
+        assert!(h.probability(3) * 24.0 < 0.05, "{}", h.probability(3));
+        assert_eq!(h.active_ranges(), vec!["14:00-16:00"]);
+    }
+
+    #[test]
+    fn an_identity_that_roams_the_clock_is_never_off_hours() {
+        let mut h = Hours::default();
+        for i in 0..60u32 {
+            h.record(i * 1440 / 3 + (i * 7 % 24) * 60, 1e9);
+        }
+        assert!((0..24).all(|hour| h.probability(hour) * 24.0 > 0.05));
     }
 
     #[test]
     fn counts_halve_every_half_life() {
         let mut h = Hours::default();
-        for _ in 0..8 {
-            h.record(0, 1, 100.0);
+        for i in 1..9 {
+            h.record(i * 60 * 24, 1e5);
         }
-        h.record(1, 201, 100.0);
-        assert_eq!(h.total(), 3);
+        h.record(200_000, 1e5);
+        assert!(h.total() < 8);
     }
 }

@@ -43,11 +43,13 @@ pub struct Client {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
     pub minute: Minute,
-    pub hour_of_week: usize,
     /// Index of the rate/fan-out window the call falls in.
     pub window: u32,
     pub call: CallId,
     pub call_key: CallKey,
+    /// The call without its resource class (target and action): the unit of
+    /// execution paths and of fleet adoption.
+    pub op: CallId,
     /// Where the call reaches (target and resource prefix, hashed): the unit of fan-out.
     pub reach: u64,
     /// A hash of the session id: sessions are too many to intern.
@@ -85,7 +87,8 @@ pub struct IdentityBaseline {
     pub events: u64,
     pub peer_group: Option<Sym>,
     pub calls: Counts<CallId>,
-    /// Consecutive calls of one session (`CallId::START` opens a session).
+    /// Consecutive operations (target and action) of one session;
+    /// `CallId::START` opens a session.
     pub transitions: Counts<(CallId, CallId)>,
     pub delegators: Counts<Sym>,
     pub networks: Counts<Sym>,
@@ -96,7 +99,7 @@ pub struct IdentityBaseline {
     pub longest_gap: Minute,
     /// Most distinct clients seen active together within the concurrency window.
     pub max_concurrent_clients: u8,
-    /// Recent sessions: (session, last call, last minute).
+    /// Recent sessions: (session, last operation, last minute).
     pub sessions: Vec<(u64, CallId, Minute)>,
     /// Recent clients with the minute each was last seen.
     pub clients: Vec<(Client, Minute)>,
@@ -108,7 +111,7 @@ impl IdentityBaseline {
         self.events >= min_events && (self.last_seen - self.first_seen) as f64 >= min_days * 1440.0
     }
 
-    /// The previous call in this session, or `START` for a session's first call.
+    /// The previous operation in this session, or `START` for a session's first call.
     pub fn previous_call(&self, session: u64, now: Minute) -> CallId {
         self.sessions
             .iter()
@@ -127,7 +130,14 @@ impl IdentityBaseline {
 
     /// Folds one call into the baseline. Returns the calls newly added to the
     /// identity's repertoire and those forgotten, for the fleet's adoption counts.
-    pub fn learn(&mut self, obs: &Observation, decay: Decay, forget_after: Minute, concurrency: Minute) -> Learned {
+    pub fn learn(
+        &mut self,
+        obs: &Observation,
+        names: &intern::Names,
+        decay: Decay,
+        forget_after: Minute,
+        concurrency: Minute,
+    ) -> Learned {
         let now = obs.minute;
         if self.events == 0 {
             self.first_seen = now;
@@ -137,12 +147,14 @@ impl IdentityBaseline {
         self.events += 1;
         self.last_seen = self.last_seen.max(now);
 
-        let adopted = self.calls.observe(obs.call, now, decay);
+        let new_call = self.calls.get(obs.call).is_none();
+        let new_op = new_call && !self.makes_op(obs.call_key, names);
+        self.calls.observe(obs.call, now, decay);
         if let Some(session) = obs.session {
             let previous = self.previous_call(session, now);
-            self.transitions.observe((previous, obs.call), now, decay);
+            self.transitions.observe((previous, obs.op), now, decay);
             self.sessions.retain(|(s, _, _)| *s != session);
-            self.sessions.insert(0, (session, obs.call, now));
+            self.sessions.insert(0, (session, obs.op, now));
             self.sessions.truncate(MAX_SESSIONS);
         }
         for &d in &obs.delegators {
@@ -157,18 +169,33 @@ impl IdentityBaseline {
             self.clients.insert(0, (client, now));
             self.clients.truncate(MAX_CLIENTS);
         }
-        self.hours.record(obs.hour_of_week, now, decay.half_life_min);
+        self.hours.record(now, decay.half_life_min);
         self.activity.record(obs.window, obs.reach, now, decay);
 
         let cutoff = now.saturating_sub(forget_after);
-        let forgotten = self.calls.forget_before(cutoff);
-        if !forgotten.is_empty() {
+        let forgotten_calls = self.calls.forget_before(cutoff);
+        let mut forgotten = Vec::new();
+        if !forgotten_calls.is_empty() {
             self.transitions.forget_before(cutoff);
+            for call in forgotten_calls {
+                let key = names.call_key(call);
+                if !self.makes_op(key, names) && !forgotten.contains(&key) {
+                    forgotten.push(key);
+                }
+            }
         }
         self.delegators.forget_before(cutoff);
         self.networks.forget_before(cutoff);
         self.agents.forget_before(cutoff);
-        Learned { adopted: adopted.then_some(obs.call), forgotten }
+        Learned { adopted_op: new_op.then_some(obs.op), forgotten_ops: forgotten }
+    }
+
+    /// True when some call in the repertoire has this call's target and action.
+    pub fn makes_op(&self, key: CallKey, names: &intern::Names) -> bool {
+        self.calls.iter().any(|(c, _)| {
+            let k = names.call_key(c);
+            k.target == key.target && k.action == key.action
+        })
     }
 
     /// Approximate heap and inline bytes this baseline holds (for the benchmark
@@ -179,16 +206,18 @@ impl IdentityBaseline {
             + self.calls.len() * size_of::<(CallId, counts::Entry)>()
             + self.transitions.len() * size_of::<((CallId, CallId), counts::Entry)>()
             + (self.delegators.len() + self.networks.len() + self.agents.len()) * size_of::<(Sym, counts::Entry)>()
-            + 168 * size_of::<u16>()
             + self.activity.reached.capacity() * size_of::<u64>()
             + self.sessions.capacity() * size_of::<(u64, CallId, Minute)>()
             + self.clients.capacity() * size_of::<(Client, Minute)>()
     }
 }
 
-/// What learning one call changed in the identity's repertoire.
+/// What learning one call changed in the identity's repertoire of operations.
 #[derive(Debug, Default, PartialEq)]
 pub struct Learned {
-    pub adopted: Option<CallId>,
-    pub forgotten: Vec<CallId>,
+    /// An operation (target and action) the identity had never made.
+    pub adopted_op: Option<CallId>,
+    /// Operations no call in the repertoire makes any more (as call keys with
+    /// their resource class).
+    pub forgotten_ops: Vec<CallKey>,
 }

@@ -10,7 +10,11 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     let key = ctx.obs.reach;
     let (_, reached) = activity.preview(ctx.obs.window, key);
     let grew = ctx.obs.window != activity.window || activity.reached.binary_search(&key).is_err();
-    if !grew || history.windows < ctx.config.min_windows || reached < ctx.config.fanout_min_distinct {
+    if !grew
+        || history.windows < ctx.config.min_windows
+        || reached < ctx.config.fanout_min_distinct
+        || (reached as f64) < ctx.config.burst_min_ratio * history.mean as f64
+    {
         return None;
     }
     let p = history.tail(reached);

@@ -11,6 +11,14 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     if b.networks.is_empty() || b.networks.get(client.network).is_some() {
         return None;
     }
+    // A new subnet next to ones it uses (the same IPv4 /16) is the same
+    // network growing, not a new source.
+    let network = ctx.names.name(client.network);
+    if let Some(region) = ipv4_region(network) {
+        if b.networks.iter().any(|(n, _)| ipv4_region(ctx.names.name(n)) == Some(region)) {
+            return None;
+        }
+    }
     let (now, decay) = (ctx.now(), ctx.decay());
     let networks = b.networks.novelty(now, decay);
     let new_agent = b.agents.get(client.agent).is_none();
@@ -22,7 +30,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     if p > ctx.config.novelty_max_probability {
         return None;
     }
-    let network = ctx.names.name(client.network).to_string();
+    let network = network.to_string();
     let agent = ctx.names.name(client.agent);
     let summary = format!(
         "{} called from network {network}{}, never used by it before; its {} known networks make a new one an estimated {p:.2e} likely.",
@@ -46,4 +54,10 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         summary,
         evidence,
     })
+}
+
+/// The /16 of an IPv4 network name (`10.100.73.0/24` → `10.100.`).
+fn ipv4_region(network: &str) -> Option<&str> {
+    let second_dot = network.match_indices('.').nth(1)?.0;
+    network.ends_with("/24").then(|| &network[..=second_dot])
 }

@@ -1,15 +1,19 @@
 //! `novel_call`: the identity makes a kind of call it has never made, and its
 //! own history says that is unlikely.
 //!
-//! The estimate is Good-Turing on the identity's repertoire (see
-//! `Counts::novelty`): a pipeline that made the same 6 calls 10,000 times gets
-//! a tiny probability for a 7th, an agent with 200 calls a large one. Fleet
-//! context tempers it: a call that peers of the same kind started making in
-//! the rollout window is a rollout, not an incident, and a call common among
-//! peers is less surprising (the estimate is interpolated with the share of
-//! peers that make it).
+//! Two levels: a new operation (target and action) is judged against how
+//! often the identity took up new operations; a known operation on a new
+//! resource class against how varied that operation's resources are. Both
+//! estimates are Good-Turing (see `Counts::novelty`): a pipeline that made the
+//! same 6 calls 10,000 times gets a tiny probability for a 7th, an agent with
+//! 200 calls a large one. Fleet context tempers a new operation: one that
+//! peers of the same kind took up within the rollout window is a rollout, not
+//! an incident, and one common among peers is less surprising (the estimate
+//! is interpolated with the share of peers that make it).
 
 use super::{novelty_json, round, score_from_probability, Context, Detector, Finding};
+use crate::baseline::counts::{Counts, Novelty};
+use crate::baseline::{CallId, CallKey};
 use serde_json::json;
 
 pub fn check(ctx: &Context) -> Option<Finding> {
@@ -17,41 +21,86 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     if b.calls.get(ctx.obs.call).is_some() {
         return None;
     }
-    let (now, decay) = (ctx.now(), ctx.decay());
-    let novelty = b.calls.novelty(now, decay);
-    let peers = ctx.fleet.peers(ctx.obs.peer_group, ctx.obs.call, ctx.identity, now, ctx.config.rollout_window_min());
-    if peers.recent_adopters >= ctx.config.rollout_min_peers {
-        return None;
-    }
-    let peer_share = if peers.group_size > 0 { peers.using as f64 / peers.group_size as f64 } else { 0.0 };
-    let lambda = ctx.config.peer_weight;
-    let p = (1.0 - lambda) * novelty.p_unseen + lambda * peer_share;
+    let key = ctx.obs.call_key;
+    let same_op = |c: CallId| {
+        let k = ctx.names.call_key(c);
+        k.target == key.target && k.action == key.action
+    };
+    let known_op = b.calls.iter().any(|(c, _)| same_op(c));
+    let (novelty, p, peers) = if known_op {
+        let novelty = b.calls.novelty_where(ctx.now(), ctx.decay(), same_op);
+        (novelty, novelty.p_unseen, None)
+    } else {
+        let novelty = op_novelty(&b.calls, ctx);
+        let peers =
+            ctx.fleet.peers(ctx.obs.peer_group, ctx.obs.op, ctx.identity, ctx.now(), ctx.config.rollout_window_min());
+        if peers.recent_adopters >= ctx.config.rollout_min_peers {
+            return None;
+        }
+        let share = if peers.group_size > 0 { peers.using as f64 / peers.group_size as f64 } else { 0.0 };
+        let lambda = ctx.config.peer_weight;
+        (novelty, (1.0 - lambda) * novelty.p_unseen + lambda * share, Some((peers, share)))
+    };
     if p > ctx.config.novelty_max_probability {
         return None;
     }
     let call = ctx.names.call_name(ctx.obs.call);
-    let group = ctx.names.name(ctx.obs.peer_group);
-    let peer_note = match (peers.using, peers.recent_adopters) {
-        (0, _) => "no peer of its kind makes it".to_string(),
-        (n, 0) => format!("{n} of {} peers of its kind make it", peers.group_size),
-        (n, r) => format!("{n} of {} peers make it, {r} started recently (a possible rollout)", peers.group_size),
+    let what = if known_op {
+        format!(
+            "a resource it has never used with {} ({call}); that operation has touched {} resource classes in {:.0} active hours",
+            ctx.names.call_name(ctx.obs.op),
+            novelty.distinct,
+            novelty.observations
+        )
+    } else {
+        format!(
+            "an operation it has never made ({call}); its history holds {} operations in {:.0} active hours",
+            novelty.distinct, novelty.observations
+        )
     };
-    let summary = format!(
-        "{} made a call it has never made before ({call}); with {} distinct calls in {:.0} observed, a new call had an estimated probability of {:.2e}, and {peer_note}.",
-        ctx.event.identity, novelty.distinct, novelty.observations, p
-    );
+    let peer_note = match &peers {
+        None => String::new(),
+        Some((peers, _)) => match (peers.using, peers.recent_adopters) {
+            (0, _) => ", and no peer of its kind makes it".to_string(),
+            (n, 0) => format!(", and {n} of {} peers of its kind make it", peers.group_size),
+            (n, r) => format!(", and {n} of {} peers make it, {r} took it up recently", peers.group_size),
+        },
+    };
+    let summary =
+        format!("{} made {what}, so this had an estimated probability of {p:.2e}{peer_note}.", ctx.event.identity);
     let mut evidence = ctx.evidence(
-        json!({ "call": call, "target": ctx.event.target, "action": ctx.event.action, "resource": ctx.event.resource }),
+        json!({ "call": call, "target": ctx.event.target, "action": ctx.event.action, "resource": ctx.event.resource, "new_operation": !known_op }),
         json!({
-            "known_calls": novelty.distinct,
+            "known_calls": b.calls.len(),
             "top_calls": ctx.top(&b.calls, 5, |c| ctx.names.call_name(c)),
             "novelty": novelty_json(&novelty),
         }),
     );
     evidence.probability = Some(round(p, 8));
-    evidence.peers = Some(json!({
-        "group": group, "group_size": peers.group_size, "using": peers.using,
-        "recent_adopters": peers.recent_adopters, "peer_share": round(peer_share, 4),
-    }));
+    evidence.peers = peers.map(|(peers, share)| {
+        json!({
+            "group": ctx.names.name(ctx.obs.peer_group), "group_size": peers.group_size, "using": peers.using,
+            "recent_adopters": peers.recent_adopters, "peer_share": round(share, 4),
+        })
+    });
     Some(Finding { detector: Detector::NovelCall, score: score_from_probability(p), subject: call, summary, evidence })
+}
+
+/// Good-Turing over operations: a call's hits count for its operation, and an
+/// operation is a singleton when all its calls together were seen once.
+fn op_novelty(calls: &Counts<CallId>, ctx: &Context) -> Novelty {
+    let mut ops: Vec<(CallKey, f64, u32)> = Vec::new();
+    for (c, e) in calls.iter() {
+        let k = ctx.names.call_key(c);
+        let weight = e.weight_at(ctx.now(), ctx.decay());
+        match ops.iter_mut().find(|(o, _, _)| o.target == k.target && o.action == k.action) {
+            Some(op) => {
+                op.1 += weight;
+                op.2 += e.hits;
+            }
+            None => ops.push((k, weight, e.hits)),
+        }
+    }
+    let observations: f64 = ops.iter().map(|o| o.1).sum();
+    Novelty::estimate(observations, ops.len(), ops.iter().filter(|o| o.2 == 1).count())
 }

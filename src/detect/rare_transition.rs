@@ -1,6 +1,8 @@
 //! `rare_transition`: within one session (a CI run, an agent task) the identity
-//! moves from one known call to another known call in an order it never uses:
-//! an unusual execution path. New calls are `novel_call`'s; this judges order.
+//! moves from one known operation (target and action) to another in an order
+//! it never uses: an unusual execution path. New operations are
+//! `novel_call`'s; this judges order. Resources are left out so that reading
+//! a new table in the usual order is not a new path.
 
 use super::{novelty_json, round, score_from_probability, Context, Detector, Finding};
 use serde_json::json;
@@ -11,9 +13,11 @@ const MIN_DEPARTURES: f64 = 5.0;
 pub fn check(ctx: &Context) -> Option<Finding> {
     let b = ctx.baseline;
     let session = ctx.obs.session?;
-    b.calls.get(ctx.obs.call)?;
+    if !b.makes_op(ctx.obs.call_key, ctx.names) {
+        return None;
+    }
     let previous = b.previous_call(session, ctx.now());
-    if b.transitions.get((previous, ctx.obs.call)).is_some() {
+    if b.transitions.get((previous, ctx.obs.op)).is_some() {
         return None;
     }
     // The identity's tendency to take new steps is estimated over all its
@@ -29,7 +33,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     if departures < MIN_DEPARTURES || novelty.p_unseen > ctx.config.novelty_max_probability {
         return None;
     }
-    let (from, to) = (ctx.names.call_name(previous), ctx.names.call_name(ctx.obs.call));
+    let (from, to) = (ctx.names.call_name(previous), ctx.names.call_name(ctx.obs.op));
     let usual: Vec<String> = {
         let mut next: Vec<_> = b.transitions.iter().filter(|((f, _), _)| *f == previous).collect();
         next.sort_by(|a, c| c.1.weight.total_cmp(&a.1.weight).then(a.0.cmp(&c.0)));

@@ -53,6 +53,12 @@ fn concurrent_clients(ctx: &Context) -> Option<Finding> {
     if share >= RARE_SHARE {
         return None;
     }
+    // Identities whose clients come and go (hosted CI runners, autoscaled
+    // workers) overlap clients by design; only a stable identity's second
+    // client means sharing.
+    if b.networks.novelty(ctx.now(), ctx.decay()).p_unseen > ctx.config.novelty_max_probability {
+        return None;
+    }
     let name = |c: crate::baseline::Client| format!("{} ({})", ctx.names.name(c.network), ctx.names.name(c.agent));
     let others: Vec<String> = others.into_iter().map(name).collect();
     let summary = format!(

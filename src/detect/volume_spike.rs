@@ -9,7 +9,10 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     let activity = &ctx.baseline.activity;
     let history = &activity.calls_history;
     let (calls, _) = activity.preview(ctx.obs.window, 0);
-    if history.windows < ctx.config.min_windows || calls < ctx.config.volume_min_calls {
+    if history.windows < ctx.config.min_windows
+        || calls < ctx.config.volume_min_calls
+        || (calls as f64) < ctx.config.burst_min_ratio * history.mean as f64
+    {
         return None;
     }
     // Cheap screen before the tail: most calls are nowhere near a spike.

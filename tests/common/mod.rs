@@ -48,8 +48,8 @@ impl Scenario {
         self
     }
 
-    /// A CI pipeline: `runs` runs a weekday at 14:00, 14:20, 14:40 for `days`
-    /// days, each a session of the same six calls from one client.
+    /// A CI pipeline: `runs` runs a weekday, one an hour from 09:00, for
+    /// `days` days, each a session of the same six calls from one client.
     pub fn pipeline(&mut self, identity: &str, days: i64, runs: i64) -> &mut Self {
         for day in 0..days {
             let base = t0() + day * DAY;
@@ -57,7 +57,7 @@ impl Scenario {
                 continue;
             }
             for run in 0..runs {
-                let start = base + 14 * HOUR + run * 20 * MINUTE;
+                let start = base + (9 + run) * HOUR + 5 * MINUTE;
                 for (i, (target, action)) in PIPELINE.iter().enumerate() {
                     self.push(AccessEvent {
                         session_id: Some(format!("{identity}-run-{day}-{run}")),
