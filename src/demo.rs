@@ -2,21 +2,26 @@
 //!
 //! Starts librdkafka's in-process mock cluster (or uses `--brokers`), creates the topics,
 //! runs [`crate::service::run`] — the same code as `overreach run` — and, beside it, produces
-//! the fleet's grant and access events and prints each alert as it arrives on the alert topic.
-//! Ends with a summary: events, alerts by detector, injected incidents caught.
+//! the grant and access events of a fleet from [`crate::simulate::generate`] and prints each
+//! alert as it arrives on the alert topic. Ends with a summary: events, alerts by detector,
+//! and the injected incidents caught per class, scored as `overreach backtest` scores them.
 
+use crate::alert::{Alert, Severity};
+use crate::backtest::score::{self, Hit, LabelIndex, Truth};
 use crate::config::ServiceConfig;
+use crate::detect::Detector;
+use crate::model::Millis;
 use crate::service::{self, RunSummary};
+use crate::simulate::{self, Label, SimConfig, Simulation};
 use crate::telemetry::Telemetry;
 use anyhow::Context as _;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Message};
-use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -27,34 +32,23 @@ pub struct DemoArgs {
     /// Use this Kafka cluster instead of the embedded mock cluster.
     #[arg(long)]
     pub brokers: Option<String>,
+    /// Identities in the simulated fleet.
+    #[arg(long, default_value_t = 60, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub identities: usize,
+    /// Days of activity to simulate (incidents need at least 9: eight days of history first).
+    #[arg(long, default_value_t = 21, value_parser = clap::value_parser!(u32).range(1..))]
+    pub days: u32,
+    /// Seed of the simulation: the same seed gives the same fleet.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
 }
 
 /// Partitions of each demo topic.
 const PARTITIONS: i32 = 3;
 /// The demo must end by itself; each wait gives up after this.
 const WAIT_LIMIT: Duration = Duration::from_secs(40);
-
-/// The fleet: access events and grant events in event-time order, and the injected incidents.
-/// Same shape as the simulator's output.
-#[derive(Debug, Deserialize)]
-struct Fleet {
-    events: Vec<Value>,
-    grants: Vec<Value>,
-    labels: Vec<Label>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Label {
-    incident_id: String,
-    class: String,
-    identity: String,
-    event_ids: Vec<String>,
-}
-
-// TODO(simulate): replace with `crate::simulate::generate` once the simulator lands on main.
-fn fleet() -> anyhow::Result<Fleet> {
-    Ok(serde_json::from_str(include_str!("../tests/fixtures/kafka_demo_fleet.json"))?)
-}
+/// Access events produced but not yet acknowledged before the feed waits for the broker.
+const MAX_PENDING: usize = 10_000;
 
 struct Topics {
     access: String,
@@ -78,6 +72,22 @@ pub fn command(args: &DemoArgs) -> anyhow::Result<()> {
 
 async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    let sim = simulate::generate(&SimConfig {
+        identities: args.identities,
+        days: args.days,
+        seed: args.seed,
+        ..SimConfig::default()
+    });
+    println!(
+        "overreach demo: a simulated fleet of {} identities over {} days (seed {}): {} access events, \
+         {} grant and lifecycle events, {} injected incidents.",
+        args.identities,
+        args.days,
+        args.seed,
+        sim.events.len(),
+        sim.grants.len(),
+        sim.labels.len()
+    );
     // Fresh topic names, so a demo against a real cluster never reads an earlier run's alerts.
     let run_id = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
     let name = |what: &str| format!("overreach-demo-{run_id}-{what}");
@@ -97,20 +107,24 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
             mock.bootstrap_servers()
         }
     };
-    println!("overreach demo: Kafka at {brokers}, topics {}, {}, {}", topics.access, topics.grants, topics.alerts);
+    println!("Kafka at {brokers}, topics {}, {}, {}.", topics.access, topics.grants, topics.alerts);
+    println!(
+        "Alerts as they arrive: in order per identity, interleaved across partitions; each detector's \
+         recommended action under its first high or critical alert.\n"
+    );
 
-    let fleet = fleet()?;
+    let sim = Arc::new(sim);
     let config = service_config(&brokers, &topics)?;
     let telemetry = Arc::new(Telemetry::new());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (expect, expected) = tokio::sync::watch::channel(None);
-    let printer = tokio::spawn(print_alerts(brokers.clone(), topics.alerts.clone(), expected));
+    let printer = tokio::spawn(print_alerts(brokers.clone(), topics.alerts.clone(), Arc::clone(&sim), expected));
 
     let service = service::run(&config, Arc::clone(&telemetry), async {
         let _ = stopped.await;
     });
     let feed = async {
-        let fed = feed(&brokers, &topics, &fleet, &telemetry).await;
+        let fed = feed(&brokers, &topics, &sim, &telemetry).await;
         let _ = stop.send(());
         fed
     };
@@ -120,8 +134,8 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
 
     // The service has stopped, so every alert it delivered is on the topic: read up to that count.
     expect.send_replace(Some(summary.alerts));
-    let alerts = tokio::time::timeout(WAIT_LIMIT, printer).await.context("alerts did not arrive in time")???;
-    print_summary(&fleet, &summary, &alerts, started.elapsed());
+    let hits = tokio::time::timeout(WAIT_LIMIT, printer).await.context("alerts did not arrive in time")???;
+    print_summary(&sim, &summary, &hits, started.elapsed());
     Ok(())
 }
 
@@ -152,43 +166,82 @@ fn service_config(brokers: &str, topics: &Topics) -> anyhow::Result<ServiceConfi
 }
 
 /// Produces the fleet in event-time order. Access and grant events go to different topics,
-/// which the service reads in arrival order; so at each grant event the feed first waits
-/// until the service has read everything produced before it, then until it read the grant.
-async fn feed(brokers: &str, topics: &Topics, fleet: &Fleet, telemetry: &Telemetry) -> anyhow::Result<()> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "5")
-        .create()
-        .context("cannot create the demo producer")?;
-    let time = |v: &Value| v.get("time").and_then(crate::time::parse_json_time).unwrap_or(i64::MIN);
-    let mut grants = fleet.grants.iter().peekable();
+/// which the service reads in arrival order; so before each grant event the feed waits until
+/// the service has read every access event produced before it, then until it has read the
+/// grant. Access events of the same millisecond as a grant go first, as in `replay`'s merge.
+async fn feed(brokers: &str, topics: &Topics, sim: &Simulation, telemetry: &Telemetry) -> anyhow::Result<()> {
+    let mut sender = Sender::new(brokers)?;
+    let grant_time = |g: &Value| g.get("time").and_then(crate::time::parse_json_time).unwrap_or(Millis::MIN);
+    let mut grants = sim.grants.iter().peekable();
     let (mut produced, mut produced_grants) = (0u64, 0u64);
-    for event in &fleet.events {
-        while let Some(grant) = grants.next_if(|g| time(g) <= time(event)) {
+    for event in &sim.events {
+        while let Some(grant) = grants.next_if(|g| grant_time(g) < event.time) {
+            sender.acknowledged().await?;
             wait_consumed(telemetry, &topics.access, produced).await?;
-            send(&producer, &topics.grants, grant).await?;
+            sender.send(&topics.grants, grant_key(grant), &grant.to_string()).await?;
             produced_grants += 1;
+            sender.acknowledged().await?;
             wait_consumed(telemetry, &topics.grants, produced_grants).await?;
         }
-        send(&producer, &topics.access, event).await?;
+        sender.send(&topics.access, &event.identity, &serde_json::to_string(event)?).await?;
         produced += 1;
     }
     for grant in grants {
-        send(&producer, &topics.grants, grant).await?;
+        sender.send(&topics.grants, grant_key(grant), &grant.to_string()).await?;
         produced_grants += 1;
     }
+    sender.acknowledged().await?;
     wait_consumed(telemetry, &topics.access, produced).await?;
     wait_consumed(telemetry, &topics.grants, produced_grants).await
 }
 
-async fn send(producer: &FutureProducer, topic: &str, value: &Value) -> anyhow::Result<()> {
-    let key = value.get("identity").and_then(Value::as_str).unwrap_or_default();
-    let payload = value.to_string();
-    producer
-        .send(FutureRecord::to(topic).key(key).payload(&payload), Timeout::After(Duration::from_secs(10)))
-        .await
-        .map_err(|(e, _)| anyhow::anyhow!("cannot produce to {topic}: {e}"))?;
-    Ok(())
+/// Grant events are keyed by the identity they concern; `grant_ended` and
+/// `credential_revoked` name none.
+fn grant_key(grant: &Value) -> &str {
+    grant.get("identity").and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The feed's producer: enqueues without waiting for each record, and waits for the broker's
+/// acknowledgements only where the order across the two topics matters.
+struct Sender {
+    producer: FutureProducer,
+    pending: Vec<DeliveryFuture>,
+}
+
+impl Sender {
+    fn new(brokers: &str) -> anyhow::Result<Sender> {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("linger.ms", "5")
+            // A retried request never overtakes a later one: each partition keeps event-time order.
+            .set("enable.idempotence", "true")
+            .create()
+            .context("cannot create the demo producer")?;
+        Ok(Sender { producer, pending: Vec::new() })
+    }
+
+    async fn send(&mut self, topic: &str, key: &str, payload: &str) -> anyhow::Result<()> {
+        if self.pending.len() >= MAX_PENDING {
+            self.acknowledged().await?;
+        }
+        let record = FutureRecord::to(topic).key(key).payload(payload);
+        let delivery =
+            self.producer.send_result(record).map_err(|(e, _)| anyhow::anyhow!("cannot produce to {topic}: {e}"))?;
+        self.pending.push(delivery);
+        Ok(())
+    }
+
+    /// Waits until the broker has acknowledged everything sent so far.
+    async fn acknowledged(&mut self) -> anyhow::Result<()> {
+        for delivery in std::mem::take(&mut self.pending) {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, message))) => anyhow::bail!("cannot produce to {}: {e}", message.topic()),
+                Err(_) => anyhow::bail!("the demo producer was dropped before a delivery finished"),
+            }
+        }
+        Ok(())
+    }
 }
 
 async fn wait_consumed(telemetry: &Telemetry, topic: &str, count: u64) -> anyhow::Result<()> {
@@ -200,24 +253,15 @@ async fn wait_consumed(telemetry: &Telemetry, topic: &str, count: u64) -> anyhow
     Ok(())
 }
 
-/// An alert as the demo shows it.
-#[derive(Debug, Deserialize)]
-struct Shown {
-    detector: String,
-    severity: String,
-    time: String,
-    identity: String,
-    summary: String,
-    event_ids: Vec<String>,
-}
-
 /// Reads the alert topic from the start and prints each alert as it arrives, until it has
 /// seen as many as `expected` says the service delivered (known once the service stopped).
+/// Returns each alert as the scorer sees it: detector, event time, incidents it names.
 async fn print_alerts(
     brokers: String,
     topic: String,
+    sim: Arc<Simulation>,
     mut expected: tokio::sync::watch::Receiver<Option<u64>>,
-) -> anyhow::Result<Vec<Shown>> {
+) -> anyhow::Result<Vec<Hit>> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("group.id", format!("{topic}-reader"))
@@ -225,50 +269,80 @@ async fn print_alerts(
         .set("fetch.wait.max.ms", "10")
         .create()?;
     consumer.subscribe(&[&topic])?;
-    let mut seen = Vec::new();
-    while expected.borrow().is_none_or(|n| (seen.len() as u64) < n) {
+    let index = LabelIndex::new(&sim.labels);
+    let mut actions_shown = BTreeSet::new();
+    let mut hits = Vec::new();
+    while expected.borrow().is_none_or(|n| (hits.len() as u64) < n) {
         tokio::select! {
             message = consumer.recv() => {
                 let message = message?;
-                let Some(alert) = message.payload().and_then(|p| serde_json::from_slice::<Shown>(p).ok()) else {
-                    continue;
-                };
-                println!("{}  {:<8}  {:<20}  {}", alert.time, alert.severity.to_uppercase(), alert.detector,
-                    alert.identity);
-                println!("    {}", alert.summary);
-                seen.push(alert);
+                let place = || format!("{}/{}/{}", message.topic(), message.partition(), message.offset());
+                let alert: Alert = serde_json::from_slice(message.payload().unwrap_or_default())
+                    .with_context(|| format!("{}: expected an alert.v1 JSON object", place()))?;
+                let time = crate::time::parse_rfc3339(&alert.time)
+                    .with_context(|| format!("{}: expected an RFC 3339 time, found {:?}", place(), alert.time))?;
+                let incidents = index.incidents_of(&alert.event_ids);
+                let labels: Vec<&Label> = incidents.iter().map(|&i| &sim.labels[i]).collect();
+                print_alert(&alert, time, &labels, &mut actions_shown);
+                hits.push(Hit { detector: alert.detector.name().to_string(), time, incidents });
             }
             changed = expected.changed() => changed?,
         }
     }
-    Ok(seen)
+    Ok(hits)
 }
 
-fn print_summary(fleet: &Fleet, run: &RunSummary, alerts: &[Shown], elapsed: Duration) {
-    let mut by_detector: BTreeMap<&str, u64> = BTreeMap::new();
-    for a in alerts {
-        *by_detector.entry(&a.detector).or_default() += 1;
+/// One line per alert: time, severity, detector, identity and the rest of the summary. Under
+/// it, the injected incidents it names, and the detector's recommended action the first time
+/// the detector fires at high or critical (the action is the same for every alert of it).
+fn print_alert(alert: &Alert, time: Millis, incidents: &[&Label], actions_shown: &mut BTreeSet<Detector>) {
+    let when = chrono::DateTime::from_timestamp_millis(time)
+        .map_or_else(|| alert.time.clone(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string());
+    let severity = alert.severity.name().to_uppercase();
+    // Summaries name the identity first; print it once.
+    let summary = if alert.summary.starts_with(alert.identity.as_str()) {
+        alert.summary.clone()
+    } else {
+        format!("{}: {}", alert.identity, alert.summary)
+    };
+    println!("{when}  {severity:<8}  {:<20}  {summary}", alert.detector.name());
+    for label in incidents {
+        println!("    ^ injected incident {} ({})", label.incident_id, label.class);
     }
-    let alerted: BTreeSet<(&str, &str)> =
-        alerts.iter().flat_map(|a| a.event_ids.iter().map(move |id| (a.identity.as_str(), id.as_str()))).collect();
+    if alert.severity >= Severity::High && actions_shown.insert(alert.detector) {
+        println!("    > {}", alert.recommended_action);
+    }
+}
+
+fn print_summary(sim: &Simulation, run: &RunSummary, hits: &[Hit], elapsed: Duration) {
+    let mut spans: BTreeMap<&str, (Millis, Millis)> = BTreeMap::new();
+    for e in &sim.events {
+        let span = spans.entry(&e.identity).or_insert((e.time, e.time));
+        *span = (span.0.min(e.time), span.1.max(e.time));
+    }
+    let truths: Vec<Truth> = sim.labels.iter().map(Truth::from).collect();
+    let scores = score::score(&truths, hits, score::identity_days(spans.into_values()));
+    let overall = &scores.overall;
     println!();
     println!(
-        "Summary: {} access events and {} grant events through Kafka in {:.1} s; {} records read, {} rejected.",
-        fleet.events.len(),
-        fleet.grants.len(),
-        elapsed.as_secs_f64(),
+        "Summary: {} access events and {} grant and lifecycle events through Kafka; {} records read, {} rejected; \
+         {:.1} s in all.",
+        sim.events.len(),
+        sim.grants.len(),
         run.records,
-        run.rejected
+        run.rejected,
+        elapsed.as_secs_f64()
     );
-    println!("Alerts: {}", alerts.len());
-    for (detector, n) in &by_detector {
-        println!("  {detector:<22} {n}");
+    println!("Alerts: {} ({} on injected incidents' events)", overall.alerts, overall.alerts - overall.false_alerts);
+    for (detector, d) in &scores.detectors {
+        println!("  {detector:<22} {:>6}  ({} on incidents)", d.alerts, d.alerts - d.false_alerts);
     }
-    let caught = fleet.labels.iter().filter(|l| l.event_ids.iter().any(|id| alerted.contains(&(&l.identity, id))));
-    let caught: Vec<&Label> = caught.collect();
-    println!("Incidents caught: {} of {} injected", caught.len(), fleet.labels.len());
-    for label in &fleet.labels {
-        let mark = if caught.iter().any(|c| c.incident_id == label.incident_id) { "caught" } else { "missed" };
-        println!("  {:<8} {:<12} {:<22} {}", mark, label.incident_id, label.class, label.identity);
+    println!("Incidents caught: {} of {} injected", overall.caught, overall.incidents);
+    for (class, c) in &scores.classes {
+        let detected = match c.median_time_to_detect_s {
+            Some(_) => format!("median time to detect {}", crate::backtest::duration(c.median_time_to_detect_s)),
+            None => "missed".to_string(),
+        };
+        println!("  {:<30} {} of {}  {detected}", class.name(), c.caught, c.incidents);
     }
 }

@@ -509,6 +509,23 @@ async fn broker_stopped_and_restarted_mid_stream_the_service_recovers_and_loses_
     assert_eq!(alert_ids(&alerts), expected);
 }
 
+/// A count printed after `prefix` at the start of a line of the demo's output.
+fn demo_count(stdout: &str, prefix: &str) -> u64 {
+    let line =
+        stdout.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or_else(|| panic!("no `{prefix}` in:\n{stdout}"));
+    line.split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in `{prefix}{line}`"))
+}
+
+/// `caught of injected` from a per-class line of the demo's summary (`  <class>  1 of 2  ...`).
+fn demo_class_counts(line: &str) -> (u64, u64) {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let of = words.iter().position(|w| *w == "of").unwrap_or_else(|| panic!("no `of` in `{line}`"));
+    (words[of - 1].parse().unwrap(), words[of + 1].parse().unwrap())
+}
+
 #[test]
 fn demo_runs_on_the_embedded_broker_and_catches_incidents() {
     let started = Instant::now();
@@ -516,11 +533,38 @@ fn demo_runs_on_the_embedded_broker_and_catches_incidents() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "demo failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
     assert!(started.elapsed() < Duration::from_secs(60), "the demo must finish within a minute");
-    let caught = stdout
+
+    // Every alert the service delivered is printed, one line each: time, severity, detector, summary.
+    let severities = ["INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL"];
+    let printed = stdout
         .lines()
-        .find_map(|l| l.strip_prefix("Incidents caught: "))
-        .unwrap_or_else(|| panic!("no summary in:\n{stdout}"));
-    let (caught, injected) = caught.split_once(" of ").unwrap();
-    let injected: u32 = injected.split_whitespace().next().unwrap().parse().unwrap();
-    assert!(injected > 0 && caught.parse::<u32>().unwrap() > 0, "caught {caught} of {injected}:\n{stdout}");
+        .filter(|l| l.starts_with("20") && l.split_whitespace().nth(2).is_some_and(|s| severities.contains(&s)))
+        .count() as u64;
+    let alerts = demo_count(&stdout, "Alerts: ");
+    assert!(alerts > 0 && printed == alerts, "{printed} alert lines printed, summary says {alerts}:\n{stdout}");
+
+    // The summary: alerts by detector add up, and incidents per class add up to caught of injected.
+    let (summary, _) = stdout.split_once("\nSummary: ").unwrap_or_else(|| panic!("no summary in:\n{stdout}"));
+    let tail = &stdout[summary.len()..];
+    let section = |header: &str| -> Vec<&str> {
+        let from = tail.find(header).unwrap_or_else(|| panic!("no `{header}` in:\n{tail}"));
+        tail[from..].lines().skip(1).take_while(|l| l.starts_with("  ")).collect()
+    };
+    let by_detector: u64 = section("Alerts: ")
+        .iter()
+        .map(|l| {
+            let name = l.split_whitespace().next().unwrap();
+            assert!(name.parse::<Detector>().is_ok(), "not a detector: `{l}`");
+            l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
+        })
+        .sum();
+    assert_eq!(by_detector, alerts, "alerts by detector do not add up:\n{tail}");
+    let header = tail.lines().find_map(|l| l.strip_prefix("Incidents caught: "));
+    let (caught, injected) = demo_class_counts(header.unwrap_or_else(|| panic!("no incidents in:\n{tail}")));
+    let classes = section("Incidents caught: ");
+    assert!(!classes.is_empty(), "no incident classes in:\n{tail}");
+    let (class_caught, class_injected) =
+        classes.iter().map(|l| demo_class_counts(l)).fold((0, 0), |(c, i), (cc, ci)| (c + cc, i + ci));
+    assert_eq!((class_caught, class_injected), (caught, injected), "classes do not add up:\n{tail}");
+    assert!(injected > 0 && caught > 0, "caught {caught} of {injected}:\n{stdout}");
 }

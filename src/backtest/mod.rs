@@ -140,7 +140,7 @@ impl Replay {
     fn report(mut self, labels: &[Label]) -> Report {
         self.summary.identities = self.spans.len();
         let identity_days = score::identity_days(self.spans.into_values());
-        let truths: Vec<Truth> = labels.iter().map(|l| Truth { class: l.class, start: l.start }).collect();
+        let truths: Vec<Truth> = labels.iter().map(Truth::from).collect();
         Report {
             engine: score::score(&truths, &self.engine_hits, identity_days),
             reference: score::score(&truths, &self.reference_hits, identity_days),
@@ -236,7 +236,8 @@ fn fixed(value: Option<f64>) -> String {
     value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.3}"))
 }
 
-fn duration(seconds: Option<f64>) -> String {
+/// A time to detect for people: seconds, minutes or hours; `n/a` when nothing was caught.
+pub fn duration(seconds: Option<f64>) -> String {
     match seconds {
         None => "n/a".to_string(),
         Some(s) if s < 120.0 => format!("{s:.0}s"),

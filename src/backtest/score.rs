@@ -13,6 +13,12 @@ pub struct Truth {
     pub start: Millis,
 }
 
+impl From<&Label> for Truth {
+    fn from(label: &Label) -> Truth {
+        Truth { class: label.class, start: label.start }
+    }
+}
+
 /// One alert: who raised it, when (event time of the record that raised it), and
 /// the incidents whose events it names (empty for a false alert).
 #[derive(Debug, Clone, PartialEq)]
