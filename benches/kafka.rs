@@ -1,7 +1,7 @@
 //! Kafka benchmark: `overreach run` end to end against a bare librdkafka consumer, on one tansu
 //! broker in one run, plus consume-to-alert latency at a fixed input rate.
 //!
-//! `cargo bench --bench kafka` (needs tansu, see `.ci/kafka-deps.sh`). `KAFKA_BENCH_EVENTS`
+//! `cargo bench --bench kafka` (needs tansu, see `scripts/test.sh`). `KAFKA_BENCH_EVENTS`
 //! sets N (default 200000), `KAFKA_BENCH_RATE` the fixed rate in events/s (default 2000).
 
 #[path = "../tests/common/tansu.rs"]

@@ -31,12 +31,6 @@ pub fn format_rfc3339(t: Millis) -> String {
     }
 }
 
-/// Hour of the week in UTC, 0 = Monday 00:00.
-pub fn hour_of_week(t: Millis) -> usize {
-    let dt = DateTime::<Utc>::from_timestamp_millis(t).unwrap_or_default();
-    dt.weekday().num_days_from_monday() as usize * 24 + dt.hour() as usize
-}
-
 /// Day of week (0 = Monday) and minute of the day, in UTC.
 pub fn weekday_and_minute(t: Millis) -> (usize, u32) {
     let dt = DateTime::<Utc>::from_timestamp_millis(t).unwrap_or_default();
@@ -57,10 +51,8 @@ mod tests {
     }
 
     #[test]
-    fn hour_of_week_starts_monday() {
+    fn weekday_and_minute_start_monday() {
         // 2026-03-02 is a Monday.
-        assert_eq!(hour_of_week(parse_rfc3339("2026-03-02T00:30:00Z").unwrap()), 0);
-        assert_eq!(hour_of_week(parse_rfc3339("2026-03-08T23:59:00Z").unwrap()), 167);
         assert_eq!(weekday_and_minute(parse_rfc3339("2026-03-04T14:05:00Z").unwrap()), (2, 845));
     }
 }

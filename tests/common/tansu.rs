@@ -1,6 +1,6 @@
 //! A tansu broker (Apache Kafka protocol) on a free loopback port, for integration tests.
 //!
-//! Finds `tansu` on PATH or in `~/.cargo/bin` (`.ci/kafka-deps.sh` installs it), starts it with
+//! Finds `tansu` on PATH or in `~/.cargo/bin` (`scripts/test.sh` installs it), starts it with
 //! in-memory or SQLite storage, waits until it accepts connections, and kills it on drop.
 
 // The tests and the Kafka benchmark each use only some of these helpers.
@@ -92,7 +92,7 @@ fn binary() -> PathBuf {
     let in_cargo = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo/bin/tansu"));
     on_path
         .or(in_cargo.filter(|p| p.is_file()))
-        .unwrap_or_else(|| panic!("tansu not found on PATH or in ~/.cargo/bin; install it with .ci/kafka-deps.sh"))
+        .unwrap_or_else(|| panic!("tansu not found on PATH or in ~/.cargo/bin; install it with scripts/test.sh"))
 }
 
 /// A loopback port nobody listens on right now.
