@@ -158,6 +158,14 @@ pub fn decode_line(line: &[u8], format: Format, limits: &Limits) -> Decoded {
     if text.trim().is_empty() {
         return Vec::new();
     }
+    // Most native lines take the fast path; `auto` tries it only on lines
+    // that name the native fields, so other formats are not parsed twice.
+    let native_looking = || text.contains("\"identity\"") && text.contains("\"target\"") && !text.contains("\"kind\"");
+    if format == Format::Native || (format == Format::Auto && native_looking()) {
+        if let Some(ev) = native::decode_fast(text) {
+            return vec![check_limits(&ev, limits).map(|()| Record::Access(ev))];
+        }
+    }
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => return vec![Err(DecodeError::InvalidJson(e.to_string()))],

@@ -30,6 +30,99 @@ pub fn decode(obj: &Obj) -> Result<Record, DecodeError> {
     }))
 }
 
+/// The fast path for well-formed native lines: parse straight into borrowed
+/// fields, without building a JSON tree. It returns `None` whenever the line
+/// needs the general path, which then decides (and words any error) exactly
+/// as for every other line: a missing or mistyped field, an `act` claim, no
+/// `event_id` (its derived id hashes the tree), or an unknown outcome.
+pub fn decode_fast(text: &str) -> Option<AccessEvent> {
+    use serde::Deserialize;
+    use std::borrow::Cow;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Time<'a> {
+        Millis(i64),
+        #[serde(borrow)]
+        Text(Cow<'a, str>),
+    }
+
+    #[derive(Deserialize)]
+    struct Line<'a> {
+        #[serde(borrow)]
+        event_id: Option<Cow<'a, str>>,
+        time: Option<Time<'a>>,
+        #[serde(borrow)]
+        identity: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        identity_type: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        on_behalf_of: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        chain: Option<Vec<Cow<'a, str>>>,
+        act: Option<serde::de::IgnoredAny>,
+        #[serde(borrow)]
+        grant_id: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        credential_id: Option<Cow<'a, str>>,
+        credential_expires_at: Option<Time<'a>>,
+        #[serde(borrow)]
+        target: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        action: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        resource: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        environment: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        session_id: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        source_ip: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        user_agent: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        outcome: Option<Cow<'a, str>>,
+    }
+
+    // An empty string counts as absent, as in the general path.
+    let text_of = |v: Option<Cow<str>>| v.filter(|s| !s.is_empty()).map(Cow::into_owned);
+    let required = |v: Option<Cow<str>>| v.filter(|s| !s.is_empty()).map(Cow::into_owned);
+    let time_of = |t: Option<Time>| match t {
+        None => Some(None),
+        Some(Time::Millis(ms)) => Some(Some(ms)),
+        Some(Time::Text(s)) => crate::time::parse_rfc3339(&s).or_else(|| s.parse().ok()).map(Some),
+    };
+    let line: Line = serde_json::from_str(text).ok()?;
+    if line.act.is_some() {
+        return None;
+    }
+    let outcome = match line.outcome.as_deref() {
+        None | Some("") | Some("success") => Outcome::Success,
+        Some("failure") => Outcome::Failure,
+        Some("denied") => Outcome::Denied,
+        Some(_) => return None,
+    };
+    Some(AccessEvent {
+        event_id: required(line.event_id)?,
+        time: time_of(line.time)??,
+        identity: required(line.identity)?,
+        identity_type: text_of(line.identity_type),
+        on_behalf_of: text_of(line.on_behalf_of),
+        chain: line.chain.unwrap_or_default().into_iter().map(Cow::into_owned).collect(),
+        grant_id: text_of(line.grant_id),
+        credential_id: text_of(line.credential_id),
+        credential_expires_at: time_of(line.credential_expires_at)?,
+        target: required(line.target)?,
+        action: required(line.action)?,
+        resource: text_of(line.resource),
+        environment: text_of(line.environment),
+        session_id: text_of(line.session_id),
+        source_ip: text_of(line.source_ip),
+        user_agent: text_of(line.user_agent),
+        outcome,
+    })
+}
+
 /// The delegation hops: the `chain` array, or the RFC 8693 actor claim `act` flattened.
 ///
 /// In a token-exchange `act`, the outermost `act` is the current actor and each nested
@@ -168,5 +261,45 @@ mod tests {
         assert_eq!(id(&a), id(&b));
         assert_ne!(id(&a), id(&c));
         assert!(id(&a).starts_with("h:"));
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    /// The fast path must give exactly what the general path gives, or step aside.
+    #[test]
+    fn fast_path_agrees_with_the_general_path_on_every_fixture_line() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/native.jsonl")).unwrap();
+        let mut taken = 0;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let Some(fast) = decode_fast(line) else { continue };
+            taken += 1;
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let general = decode(value.as_object().unwrap()).unwrap();
+            assert_eq!(Record::Access(fast), general, "{line}");
+        }
+        assert!(taken > 0, "no fixture line took the fast path");
+    }
+
+    #[test]
+    fn fast_path_steps_aside_for_lines_the_general_path_must_word() {
+        let lines = [
+            r#"{"time":1,"identity":"i","target":"t","action":"a"}"#,
+            r#"{"event_id":"e","time":1,"identity":5,"target":"t","action":"a"}"#,
+            r#"{"event_id":"e","time":"soon","identity":"i","target":"t","action":"a"}"#,
+            r#"{"event_id":"e","time":1,"identity":"i","target":"t","action":"a","outcome":"ok"}"#,
+            r#"{"event_id":"e","time":1,"identity":"i","target":"t","action":"a","act":{"sub":"x"}}"#,
+            r#"{"event_id":"e","time":1,"identity":"","target":"t","action":"a"}"#,
+        ];
+        for line in lines {
+            assert!(decode_fast(line).is_none(), "{line}");
+        }
+        assert!(decode_fast(
+            r#"{"event_id":"e","time":"2026-03-02T10:00:00Z","identity":"i","target":"t","action":"a","x":[1]}"#
+        )
+        .is_some());
     }
 }
