@@ -86,7 +86,6 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
 
     // An empty string counts as absent, as in the general path.
     let text_of = |v: Option<Cow<str>>| v.filter(|s| !s.is_empty()).map(Cow::into_owned);
-    let required = |v: Option<Cow<str>>| v.filter(|s| !s.is_empty()).map(Cow::into_owned);
     let time_of = |t: Option<Time>| match t {
         None => Some(None),
         Some(Time::Millis(ms)) => Some(Some(ms)),
@@ -103,17 +102,17 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
         Some(_) => return None,
     };
     Some(AccessEvent {
-        event_id: required(line.event_id)?,
+        event_id: text_of(line.event_id)?,
         time: time_of(line.time)??,
-        identity: required(line.identity)?,
+        identity: text_of(line.identity)?,
         identity_type: text_of(line.identity_type),
         on_behalf_of: text_of(line.on_behalf_of),
         chain: line.chain.unwrap_or_default().into_iter().map(Cow::into_owned).collect(),
         grant_id: text_of(line.grant_id),
         credential_id: text_of(line.credential_id),
         credential_expires_at: time_of(line.credential_expires_at)?,
-        target: required(line.target)?,
-        action: required(line.action)?,
+        target: text_of(line.target)?,
+        action: text_of(line.action)?,
         resource: text_of(line.resource),
         environment: text_of(line.environment),
         session_id: text_of(line.session_id),
