@@ -73,6 +73,12 @@ pub fn network(source: &str) -> String {
     }
 }
 
+/// The /16 of an IPv4 network name (`10.100.73.0/24` → `10.100.`).
+pub fn ipv4_region(network: &str) -> Option<&str> {
+    let second_dot = network.match_indices('.').nth(1)?.0;
+    network.ends_with("/24").then(|| &network[..=second_dot])
+}
+
 /// A user agent's family: its first product token without the version
 /// (`aws-cli/2.15.0 Python/3.11` → `aws-cli`).
 pub fn agent_family(user_agent: &str) -> String {
@@ -110,6 +116,9 @@ mod tests {
         assert_eq!(resource_prefix("arn:aws:s3:::lake/finance/q1/x.csv"), "arn:aws:s3:::lake/finance");
         assert_eq!(resource_prefix("tickets/12345"), "tickets/12345");
         assert_eq!(network("203.0.113.77"), "203.0.113.0/24");
+        assert_eq!(ipv4_region("10.100.73.0/24"), Some("10.100."));
+        assert_eq!(ipv4_region("2001:db8:1::/48"), None);
+        assert_eq!(ipv4_region("lambda.amazonaws.com"), None);
         assert_eq!(network("2001:db8:1:2::1"), "2001:db8:1::/48");
         assert_eq!(network("Lambda.amazonaws.com"), "lambda.amazonaws.com");
         assert_eq!(agent_family("aws-cli/2.15.0 Python/3.11"), "aws-cli");

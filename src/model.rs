@@ -6,16 +6,17 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// Event time in milliseconds since the Unix epoch, UTC.
 pub type Millis = i64;
 
-/// Where a record was read from: a file line or a Kafka message.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(untagged)]
+/// Where a record was read from: a file line or a Kafka message. The file
+/// path and topic are shared, not copied, by every record read from them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Origin {
-    File { path: String, line: u64 },
-    Kafka { topic: String, partition: i32, offset: i64 },
+    File { path: Arc<str>, line: u64 },
+    Kafka { topic: Arc<str>, partition: i32, offset: i64 },
 }
 
 impl fmt::Display for Origin {

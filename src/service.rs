@@ -210,7 +210,7 @@ impl Pipeline<'_> {
         let format =
             if self.config.grants_topic.as_deref() == Some(topic) { Format::Grants } else { self.config.format };
         let payload = message.payload().unwrap_or_default();
-        let origin = Origin::Kafka { topic: topic.to_string(), partition, offset };
+        let origin = Origin::Kafka { topic: topic.into(), partition, offset };
 
         let mut outputs = Vec::new();
         let mut errors = Vec::new();
@@ -321,7 +321,7 @@ fn dead_letter(dlq: &str, message: &BorrowedMessage<'_>, origin: &Origin, errors
             ("reason", first.kind().to_string()),
             ("error", first.to_string()),
             ("rejected_records", errors.len().to_string()),
-            ("source_topic", topic.clone()),
+            ("source_topic", topic.to_string()),
             ("source_partition", partition.to_string()),
             ("source_offset", offset.to_string()),
         ],

@@ -94,7 +94,7 @@ pub fn run(inputs: &Inputs, engine_config: EngineConfig) -> Result<Report, Backt
     }
     if let Some((input, e)) = merge.inputs.iter().find_map(|i| i.read_error.as_ref().map(|e| (i, e))) {
         let source = io::Error::new(e.kind(), e.to_string());
-        return Err(BacktestError::Io { path: input.path.clone(), source });
+        return Err(BacktestError::Io { path: input.path.to_string(), source });
     }
     Ok(replay.report(&labels))
 }

@@ -9,7 +9,7 @@ pub mod intern;
 pub mod pairs;
 pub mod window;
 
-use counts::{Counts, Decay, Minute};
+use counts::{Counts, Decay, Minute, Novelty};
 use hours::Hours;
 use intern::Sym;
 use serde::{Deserialize, Serialize};
@@ -133,16 +133,13 @@ impl IdentityBaseline {
         self.session(session, now).map_or(CallId::START, |s| s.last_op)
     }
 
-    /// How surprising the step from the session's previous operation to `op`
-    /// is, as -log10 of its probability: 0 for a step taken before, else the
-    /// Good-Turing probability of a step never taken, pooled over all the
-    /// identity's steps (stable long before any one operation has many).
-    pub fn step_surprise(&self, session: u64, op: CallId, now: Minute, decay: Decay) -> f64 {
+    /// For a step from the session's previous operation to `op` that the
+    /// identity never took: the novelty of its steps, whose `p_unseen` is the
+    /// step's probability (Good-Turing, pooled over all the identity's steps,
+    /// stable long before any one operation has many). `None` for a known step.
+    pub fn new_step(&self, session: u64, op: CallId, now: Minute, decay: Decay) -> Option<Novelty> {
         let previous = self.previous_call(session, now);
-        if self.transitions.get((previous, op)).is_some() {
-            return 0.0;
-        }
-        -self.transitions.novelty(now, decay).p_unseen.log10()
+        self.transitions.get((previous, op)).is_none().then(|| self.transitions.novelty(now, decay))
     }
 
     /// Distinct clients, other than `client`, seen within `window` minutes before `now`.
@@ -179,7 +176,7 @@ impl IdentityBaseline {
         if let Some(session) = obs.session {
             let previous = self.previous_call(session, now);
             let surprise = self.session(session, now).map_or(0.0, |s| s.surprise)
-                + self.step_surprise(session, obs.op, now, decay) as f32;
+                + self.new_step(session, obs.op, now, decay).map_or(0.0, |n| -n.p_unseen.log10() as f32);
             self.transitions.observe((previous, obs.op), now, decay);
             self.sessions.retain(|s| s.id != session);
             self.sessions.insert(0, SessionState { id: session, last_op: obs.op, last: now, surprise });

@@ -247,34 +247,91 @@ pub fn round(x: f64, digits: i32) -> f64 {
     (x * f).round() / f
 }
 
-/// Runs every detector on one call, declared ones first, in a fixed order.
+/// Every detector in the order it runs: declared ones first, so that
+/// `post_purpose` can speak for a call made after the purpose ended.
+type Check = fn(&Context) -> Option<Finding>;
+
+const CHECKS: [(Detector, Check); 13] = [
+    (Detector::PostPurpose, post_purpose::check),
+    (Detector::ExpiredCredential, expired_credential::check),
+    (Detector::OutsideWindow, outside_window::check),
+    (Detector::ScopeViolation, scope_violation::check),
+    (Detector::NovelCall, novel_call::check),
+    (Detector::RareTransition, rare_transition::check),
+    (Detector::FanoutBurst, fanout_burst::check),
+    (Detector::VolumeSpike, volume_spike::check),
+    (Detector::NewSource, new_source::check),
+    (Detector::OffHours, off_hours::check),
+    (Detector::NewDelegator, new_delegator::check),
+    (Detector::SharedIdentity, shared_identity::check),
+    (Detector::DormantReactivation, dormant_reactivation::check),
+];
+
+/// Runs every enabled detector on one call, in a fixed order. Learned
+/// detectors stay silent while the identity learns.
 pub fn run_all(ctx: &Context) -> Vec<Finding> {
+    let learned = ctx.baseline.is_learned(ctx.config.learning_days, ctx.config.learning_events);
+    let mut purpose_over = false;
     let mut findings = Vec::new();
-    let ended = post_purpose::check(ctx);
-    let purpose_over = ended.is_some();
-    findings.extend(ended);
-    findings.extend(expired_credential::check(ctx));
-    // Once the purpose is over every call is out of bounds; one alert says so.
-    if !purpose_over {
-        findings.extend(outside_window::check(ctx));
-        findings.extend(scope_violation::check(ctx));
+    for (detector, check) in CHECKS {
+        // Once the purpose is over every call is out of bounds; one alert says so.
+        let superseded = purpose_over && matches!(detector, Detector::OutsideWindow | Detector::ScopeViolation);
+        if ctx.config.disabled.contains(&detector) || (detector.is_learned() && !learned) || superseded {
+            continue;
+        }
+        if let Some(finding) = check(ctx) {
+            purpose_over |= detector == Detector::PostPurpose;
+            findings.push(finding);
+        }
     }
-    if ctx.baseline.is_learned(ctx.config.learning_days, ctx.config.learning_events) {
-        let learned: [fn(&Context) -> Option<Finding>; 9] = [
-            novel_call::check,
-            rare_transition::check,
-            fanout_burst::check,
-            volume_spike::check,
-            new_source::check,
-            off_hours::check,
-            new_delegator::check,
-            shared_identity::check,
-            dormant_reactivation::check,
-        ];
-        findings.extend(learned.iter().filter_map(|check| check(ctx)));
-    }
-    findings.retain(|f| !ctx.config.disabled.contains(&f.detector));
     findings
+}
+
+/// One window's count against the identity's past windows, shared by the
+/// rate and fan-out detectors.
+pub struct Burst<'a> {
+    pub detector: Detector,
+    /// This window's count, including the call being judged.
+    pub observed: u32,
+    pub history: &'a crate::baseline::window::Moments,
+    /// Floors below which no burst is judged: an absolute count, and a
+    /// multiple of the usual window.
+    pub min_count: u32,
+    pub min_ratio: f64,
+    /// How the summary says it: "made" 40 "calls".
+    pub verb: &'static str,
+    pub measure: &'static str,
+    /// The evidence field holding the count.
+    pub evidence_key: &'static str,
+}
+
+/// A finding when the window's count has a tail probability of at most
+/// `burst_max_probability` under the identity's own history.
+pub fn window_burst(ctx: &Context, burst: Burst) -> Option<Finding> {
+    let Burst { detector, observed, history, min_count, min_ratio, verb, measure, evidence_key } = burst;
+    if history.windows < ctx.config.min_windows
+        || observed < min_count
+        || (observed as f64) < min_ratio * history.mean as f64
+    {
+        return None;
+    }
+    let p = history.tail(observed);
+    if p > ctx.config.burst_max_probability {
+        return None;
+    }
+    let (window_s, mean, sd) = (ctx.config.window_s, history.mean as f64, (history.var.max(0.0) as f64).sqrt());
+    let summary = format!(
+        "{} {verb} {observed} {measure} within {} minutes; its past active windows averaged {mean:.1} (sd {sd:.1}), so this many had an estimated probability of {p:.2e}.",
+        ctx.event.identity,
+        window_s / 60,
+    );
+    let mut evidence = ctx.evidence(
+        serde_json::json!({ evidence_key: observed, "latest": ctx.names.call_name(ctx.obs.call) }),
+        serde_json::json!({ "mean_per_window": round(mean, 2), "sd_per_window": round(sd, 2), "windows": history.windows }),
+    );
+    evidence.probability = Some(round(p, 10));
+    evidence.window_s = Some(window_s);
+    Some(Finding { detector, score: score_from_probability(p), subject: String::new(), summary, evidence })
 }
 
 /// Declared detectors are sure of the fact; a call the target denied shows the

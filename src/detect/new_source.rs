@@ -3,6 +3,7 @@
 //! client software family on top makes it less likely still.
 
 use super::{novelty_json, round, score_from_probability, Context, Detector, Finding};
+use crate::features::ipv4_region;
 use serde_json::json;
 
 pub fn check(ctx: &Context) -> Option<Finding> {
@@ -54,10 +55,4 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         summary,
         evidence,
     })
-}
-
-/// The /16 of an IPv4 network name (`10.100.73.0/24` → `10.100.`).
-pub fn ipv4_region(network: &str) -> Option<&str> {
-    let second_dot = network.match_indices('.').nth(1)?.0;
-    network.ends_with("/24").then(|| &network[..=second_dot])
 }

@@ -17,10 +17,8 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     let b = ctx.baseline;
     let session = ctx.obs.session?;
     let (now, decay) = (ctx.now(), ctx.decay());
-    let step = b.step_surprise(session, ctx.obs.op, now, decay);
-    if step == 0.0 {
-        return None;
-    }
+    let novelty = b.new_step(session, ctx.obs.op, now, decay)?;
+    let step = -novelty.p_unseen.log10();
     let previous = b.previous_call(session, now);
     // Steps into or out of an operation the fleet is rolling out are new for
     // everyone of the kind: a release, not an unusual path.
@@ -40,7 +38,6 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     if departures < ctx.config.path_min_departures || p > ctx.config.path_max_probability {
         return None;
     }
-    let novelty = b.transitions.novelty(now, decay);
     let (from, to) = (ctx.names.call_name(previous), ctx.names.call_name(ctx.obs.op));
     let usual: Vec<String> = {
         let mut next: Vec<_> = b.transitions.iter().filter(|((f, _), _)| *f == previous).collect();

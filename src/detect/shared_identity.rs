@@ -47,7 +47,7 @@ fn concurrent_clients(ctx: &Context) -> Option<Finding> {
     // Subnets of one IPv4 /16 are one network growing (autoscaled nodes), not
     // another client.
     let region =
-        |c: crate::baseline::Client| super::new_source::ipv4_region(ctx.names.name(c.network)).map(str::to_string);
+        |c: crate::baseline::Client| crate::features::ipv4_region(ctx.names.name(c.network)).map(str::to_string);
     let here = region(client);
     let others: Vec<_> = b
         .other_active_clients(client, ctx.now(), window)

@@ -20,7 +20,7 @@ pub struct Reject {
 
 /// One input file, decoded lazily.
 pub struct Input {
-    pub path: String,
+    pub path: std::sync::Arc<str>,
     reader: LineReader,
     format: Format,
     pending: VecDeque<Sourced>,
@@ -30,7 +30,7 @@ pub struct Input {
 
 impl Input {
     pub fn new(path: String, reader: LineReader, format: Format) -> Input {
-        Input { path, reader, format, pending: VecDeque::new(), read_error: None }
+        Input { path: path.into(), reader, format, pending: VecDeque::new(), read_error: None }
     }
 
     pub fn bytes_read(&self) -> u64 {
@@ -73,8 +73,7 @@ pub struct Merge {
     pub inputs: Vec<Input>,
     heads: BinaryHeap<Reverse<(Millis, usize, u64)>>,
     slots: Vec<Option<Sourced>>,
-    reorder: BinaryHeap<Reverse<(Millis, u64)>>,
-    held: std::collections::HashMap<u64, Sourced>,
+    reorder: BinaryHeap<Reverse<Held>>,
     lateness: Millis,
     newest: Millis,
     seq: u64,
@@ -90,7 +89,6 @@ impl Merge {
             heads: BinaryHeap::new(),
             slots,
             reorder: BinaryHeap::new(),
-            held: Default::default(),
             lateness,
             newest: Millis::MIN,
             seq: 0,
@@ -117,10 +115,9 @@ impl Merge {
         }
         loop {
             // Release the oldest held record once nothing older can still arrive.
-            if let Some(&Reverse((t, seq))) = self.reorder.peek() {
-                if self.heads.is_empty() || t <= self.newest.saturating_sub(self.lateness) {
-                    self.reorder.pop();
-                    return self.held.remove(&seq);
+            if let Some(Reverse(held)) = self.reorder.peek() {
+                if self.heads.is_empty() || held.time <= self.newest.saturating_sub(self.lateness) {
+                    return self.reorder.pop().map(|Reverse(held)| held.record);
                 }
             }
             let Reverse((_, i, _)) = self.heads.pop()?;
@@ -128,8 +125,34 @@ impl Merge {
             self.refill(i, rejects);
             self.newest = self.newest.max(record.0.time());
             self.seq += 1;
-            self.reorder.push(Reverse((record.0.time(), self.seq)));
-            self.held.insert(self.seq, record);
+            self.reorder.push(Reverse(Held { time: record.0.time(), seq: self.seq, record }));
         }
+    }
+}
+
+/// A record waiting in the reorder buffer, ordered by time, then by arrival.
+struct Held {
+    time: Millis,
+    seq: u64,
+    record: Sourced,
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time, self.seq) == (other.time, other.seq)
+    }
+}
+
+impl Eq for Held {}
+
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Held {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.time, self.seq).cmp(&(other.time, other.seq))
     }
 }
