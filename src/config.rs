@@ -52,6 +52,10 @@ pub struct ServiceConfig {
     /// Seconds between periodic snapshots (one is always written on shutdown). Default 60.
     #[serde(default = "default_snapshot_interval_s")]
     pub snapshot_interval_s: u64,
+    /// On SIGTERM, seconds to wait for in-flight deliveries before exiting without them (their
+    /// input offsets are then neither committed nor snapshotted, so a restart reads them again). Default 30.
+    #[serde(default = "default_shutdown_timeout_s")]
+    pub shutdown_timeout_s: u64,
     /// Address of the HTTP endpoint (`/metrics`, `/healthz`, `/readyz`). Default `127.0.0.1:9464`.
     #[serde(default = "default_http_addr")]
     pub http_addr: SocketAddr,
@@ -93,6 +97,10 @@ fn default_format() -> Format {
 
 fn default_snapshot_interval_s() -> u64 {
     60
+}
+
+fn default_shutdown_timeout_s() -> u64 {
+    30
 }
 
 fn default_http_addr() -> SocketAddr {
@@ -356,6 +364,7 @@ mod tests {
         assert_eq!(c.group, "overreach");
         assert_eq!(c.format, Format::Auto);
         assert_eq!(c.snapshot_interval_s, 60);
+        assert_eq!(c.shutdown_timeout_s, 30);
         assert_eq!(c.http_addr.to_string(), "127.0.0.1:9464");
         assert_eq!(c.engine, EngineConfig::default());
     }

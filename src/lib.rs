@@ -18,6 +18,7 @@ pub mod ocsf;
 pub mod replay;
 pub mod simulate;
 pub mod source;
+pub mod state_file;
 pub mod text;
 pub mod time;
 

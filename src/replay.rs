@@ -7,9 +7,11 @@ use crate::detect::Detector;
 use crate::engine::{Engine, EngineConfig};
 use crate::source::file;
 use crate::source::merge::{Input, Merge, Reject};
+use crate::state_file;
 use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub struct ReplayOptions {
@@ -76,6 +78,10 @@ pub fn run(
     render: &dyn Fn(&Alert) -> String,
 ) -> anyhow::Result<Summary> {
     let started = Instant::now();
+    // A state that cannot be saved is found now, not after the whole replay.
+    if let Some(path) = &opts.state_out {
+        state_file::check_writable(Path::new(path))?;
+    }
     let mut engine = match &opts.state_in {
         Some(path) => {
             let mut f = std::fs::File::open(path).with_context(|| format!("cannot open state file {path}"))?;
@@ -144,13 +150,9 @@ fn write_rejects(pending: &mut Vec<Reject>, out: &mut dyn Write, summary: &mut S
     Ok(())
 }
 
-/// Writes the state atomically: a crash mid-write leaves the old file intact.
+/// Writes the state atomically (see [`state_file`]): a crash mid-write leaves the old file intact.
 pub fn save_state(engine: &Engine, path: &str) -> anyhow::Result<()> {
-    let tmp = format!("{path}.tmp");
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("cannot write {tmp}"))?);
-    engine.save_state(&mut f).with_context(|| format!("cannot write state to {tmp}"))?;
-    f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {tmp} to {path}"))?;
+    state_file::write(Path::new(path), |w| engine.save_state(w))?;
     Ok(())
 }
 

@@ -1,36 +1,42 @@
 //! `overreach run`: the engine fed from Kafka, alerts written back to Kafka, at least once.
 //!
 //! One path per record: consume → `decode_line` → `Engine::process` → produce each alert
-//! (and a dead-letter copy of a bad record) → once the broker has acknowledged all of them,
-//! release the input offset for commit, in order per partition ([`OffsetTracker`]).
+//! (and a dead-letter copy of a bad record) → once the broker has acknowledged all of them, or
+//! refused one for good ([`delivery`]), release the input offset for commit, in order per
+//! partition ([`OffsetTracker`]).
 //!
 //! Restart without relearning or re-alerting: the snapshot holds the engine state and the
 //! per-partition position it covers, taken only when no delivery is in flight; partitions are
 //! assigned starting at that position (see `ServiceContext::rebalance`). Committed offsets
 //! keep the at-least-once promise for a run without `--state`, and show the group's progress.
+//!
+//! Nothing here waits without bound: a snapshot due while deliveries are in flight pauses
+//! consumption until they finish (shutdown is still heard), and shutdown waits for in-flight
+//! deliveries at most `shutdown_timeout_s`, then for the commit and group leave at most
+//! [`CLOSE_TIMEOUT`].
 
-use crate::alert::{Alert, Severity};
+use crate::alert::Alert;
 use crate::config::ServiceConfig;
-use crate::decode::{decode_line, DecodeError, Format, Limits};
-use crate::detect::Detector;
+use crate::decode::{decode_line, Format, Limits};
 use crate::engine::Engine;
+use crate::kafka::delivery::{self, AlertInfo, Delivered, Deliverer, Output};
 use crate::kafka::offsets::OffsetTracker;
+use crate::kafka::probe::{self, OutputTopic};
 use crate::kafka::snapshot::{self, Positions};
 use crate::kafka::{consumer_config, producer_config, Backoff, ServiceContext, TopicPartition};
 use crate::model::Origin;
+use crate::state_file;
 use crate::telemetry::events::{
-    AlertsDelivered, ConsumerFailed, DeliveryFailed, RecordConsumed, RecordRejected, SnapshotFailed, SnapshotWritten,
-    StateRestored,
+    AlertsDelivered, ConsumerFailed, RecordConsumed, RecordRejected, SnapshotFailed, SnapshotWritten, StateRestored,
 };
 use crate::telemetry::{http, Telemetry};
 use anyhow::Context as _;
-use futures_util::future::{join_all, BoxFuture};
+use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::util::Timeout;
+use rdkafka::message::BorrowedMessage;
+use rdkafka::producer::FutureProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -41,8 +47,8 @@ use std::time::{Duration, Instant};
 const MAX_IN_FLIGHT: usize = 10_000;
 /// How often gauges fed from the engine (identities, snapshot age) are refreshed.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
-/// Upper bound on the final producer flush; everything was acknowledged before it.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Upper bound on the final commit and leaving the group, which wait for a broker.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Counts of one run, returned when it stops.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -50,11 +56,34 @@ pub struct RunSummary {
     pub records: u64,
     pub rejected: u64,
     pub alerts: u64,
+    /// Input records whose outputs were still unacknowledged when the shutdown timeout ended
+    /// the wait; a restart reads them again.
+    pub unacknowledged: u64,
+    /// The snapshot at shutdown was due and could not be written (or was skipped because
+    /// deliveries were unacknowledged): the next start resumes from an older one.
+    pub final_snapshot_missing: bool,
+}
+
+impl RunSummary {
+    /// `Err` when the stop was not clean, for the exit status.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.unacknowledged > 0 {
+            anyhow::bail!(
+                "stopped with the outputs of {} input records unacknowledged; they are read again at the next start",
+                self.unacknowledged
+            );
+        }
+        if self.final_snapshot_missing {
+            anyhow::bail!("the final state snapshot could not be written; the next start resumes from an older one");
+        }
+        Ok(())
+    }
 }
 
 /// Runs the service until `shutdown` resolves, then stops fetching, finishes in-flight
-/// deliveries, flushes, commits and snapshots. Errors only when it cannot start (bad state
-/// file, HTTP address in use, invalid librdkafka option); broker outages are waited out.
+/// deliveries (for at most `shutdown_timeout_s`), snapshots and commits. Errors only when it
+/// cannot start (state file unreadable or unwritable, an output topic missing, HTTP address in
+/// use, invalid librdkafka option); broker outages are waited out.
 pub async fn run(
     config: &ServiceConfig,
     telemetry: Arc<Telemetry>,
@@ -75,20 +104,49 @@ async fn run_pipeline(
     telemetry: Arc<Telemetry>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<RunSummary> {
+    if let Some(path) = &config.state {
+        state_file::check_writable(path).with_context(|| {
+            format!(
+                "state file {}: snapshots could not be saved there; fix the path or its permissions",
+                path.display()
+            )
+        })?;
+    }
     let (engine, positions) = restore(config, &telemetry)?;
+    let producer: FutureProducer = producer_config(config).create().context("cannot create the Kafka producer")?;
+    tokio::pin!(shutdown);
+    let outputs: Vec<OutputTopic> =
+        std::iter::once(OutputTopic { role: "alert topic", name: config.alert_topic.clone() })
+            .chain(config.dlq_topic.iter().map(|t| OutputTopic { role: "dead-letter topic", name: t.clone() }))
+            .collect();
+    tokio::select! {
+        biased;
+        () = &mut shutdown => return Ok(RunSummary::default()),
+        checked = probe::check_output_topics(&producer, &config.brokers, &outputs, &telemetry) => checked?,
+    }
+
     let positions = Arc::new(Mutex::new(positions));
     let context = ServiceContext {
         telemetry: Arc::clone(&telemetry),
         positions: Arc::clone(&positions),
         topics: config.input_topics.iter().chain(&config.grants_topic).cloned().collect(),
     };
-    let consumer: StreamConsumer<ServiceContext> =
-        consumer_config(config).create_with_context(context).context("cannot create the Kafka consumer")?;
-    let producer: FutureProducer = producer_config(config).create().context("cannot create the Kafka producer")?;
+    let consumer: Arc<StreamConsumer<ServiceContext>> =
+        Arc::new(consumer_config(config).create_with_context(context).context("cannot create the Kafka consumer")?);
     let topics: Vec<&str> = config.input_topics.iter().chain(&config.grants_topic).map(String::as_str).collect();
     consumer.subscribe(&topics).context("cannot subscribe to the input topics")?;
     tracing::info!(topics = ?topics, group = %config.group, "Consuming.");
+    let watcher = tokio::spawn(probe::watch(
+        producer.clone(),
+        outputs.into_iter().map(|t| t.name).collect(),
+        Arc::clone(&telemetry),
+    ));
 
+    let deliverer = Arc::new(Deliverer {
+        producer,
+        telemetry: Arc::clone(&telemetry),
+        dead_letter_topic: config.dlq_topic.clone(),
+    });
     let mut pipeline = Pipeline {
         config,
         limits: config.limits(),
@@ -96,16 +154,17 @@ async fn run_pipeline(
         engine,
         positions,
         tracker: OffsetTracker::default(),
-        producer,
+        deliverer,
         in_flight: FuturesUnordered::new(),
+        started: Instant::now(),
         last_snapshot: None,
+        snapshot_due: false,
         summary: RunSummary::default(),
     };
     let snapshot_every = Duration::from_secs(config.snapshot_interval_s);
     let mut snapshot_timer = tokio::time::interval_at(tokio::time::Instant::now() + snapshot_every, snapshot_every);
     let mut gauge_timer = tokio::time::interval(GAUGE_INTERVAL);
     let mut backoff = Backoff::default();
-    tokio::pin!(shutdown);
 
     loop {
         let event = tokio::select! {
@@ -114,11 +173,11 @@ async fn run_pipeline(
             Some(done) = pipeline.in_flight.next() => Event::Delivered(done),
             _ = snapshot_timer.tick(), if config.state.is_some() => Event::SnapshotDue,
             _ = gauge_timer.tick() => Event::GaugesDue,
-            message = consumer.recv(), if pipeline.in_flight.len() < MAX_IN_FLIGHT => Event::Received(message),
+            message = consumer.recv(), if pipeline.accepting() => Event::Received(message),
         };
         match event {
             Event::Delivered(done) => pipeline.finish(&consumer, done),
-            Event::SnapshotDue => pipeline.snapshot(&consumer).await,
+            Event::SnapshotDue => pipeline.snapshot_due = true,
             Event::GaugesDue => pipeline.update_gauges(),
             Event::Received(Ok(message)) => {
                 backoff.reset();
@@ -130,22 +189,51 @@ async fn run_pipeline(
                 tokio::time::sleep(retry_in).await;
             }
         }
+        if pipeline.snapshot_due && pipeline.in_flight.is_empty() {
+            pipeline.snapshot_due = false;
+            pipeline.snapshot();
+        }
     }
 
-    tracing::info!(in_flight = pipeline.in_flight.len(), "Shutting down: finishing in-flight deliveries.");
-    pipeline.drain(&consumer).await;
-    if let Err(error) = pipeline.producer.flush(Timeout::After(FLUSH_TIMEOUT)) {
-        tracing::warn!(%error, "Producer flush did not complete.");
+    let timeout = Duration::from_secs(config.shutdown_timeout_s);
+    tracing::info!(
+        in_flight = pipeline.in_flight.len(),
+        timeout_s = timeout.as_secs(),
+        "Shutting down: finishing in-flight deliveries."
+    );
+    let unacknowledged = pipeline.drain_within(&consumer, timeout).await;
+    watcher.abort();
+    if unacknowledged > 0 {
+        // The state holds records whose alerts are not acknowledged: a snapshot of it would
+        // skip them at the next start. The last good snapshot stays, and so do their offsets.
+        tracing::error!(unacknowledged, "Deliveries still unacknowledged at the shutdown timeout; no final snapshot.");
+        pipeline.summary.unacknowledged = unacknowledged as u64;
+        pipeline.summary.final_snapshot_missing = config.state.is_some();
+    } else {
+        pipeline.summary.final_snapshot_missing = !pipeline.snapshot();
     }
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) => tracing::info!("Offsets committed."),
-        // Nothing was stored since the last commit.
-        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(error) => tracing::warn!(%error, "Final commit failed; the next start re-reads from the last commit."),
-    }
-    pipeline.snapshot(&consumer).await;
-    consumer.unsubscribe();
+    close(consumer).await;
     Ok(pipeline.summary)
+}
+
+/// Commits the stored offsets (all acknowledged) and leaves the group, for at most
+/// [`CLOSE_TIMEOUT`]: both wait for a broker, which may be down.
+async fn close(consumer: Arc<StreamConsumer<ServiceContext>>) {
+    let closing = tokio::task::spawn_blocking(move || {
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => tracing::info!("Offsets committed."),
+            // Nothing was stored since the last commit.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(error) => tracing::warn!(error = %crate::telemetry::events::printable(&error),
+                "Final commit failed; the next start re-reads from the last commit."),
+        }
+        consumer.unsubscribe();
+        drop(consumer);
+    });
+    if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+        tracing::warn!(timeout_s = CLOSE_TIMEOUT.as_secs(),
+            "Commit and group leave did not finish in time; exiting without them (the snapshot and the last commit stand).");
+    }
 }
 
 /// Loads the snapshot if there is one; a snapshot that exists but cannot be read stops the
@@ -170,23 +258,6 @@ enum Event<'a> {
     Received(Result<BorrowedMessage<'a>, KafkaError>),
 }
 
-/// An input record whose outputs were all acknowledged.
-struct Delivered {
-    tp: TopicPartition,
-    offset: i64,
-    alerts: Vec<(Detector, Severity)>,
-    consumed_at: Instant,
-}
-
-/// One record to produce: an alert, or the dead-letter copy of a bad input record.
-struct Output {
-    topic: String,
-    key: Option<Vec<u8>>,
-    payload: Vec<u8>,
-    headers: Vec<(&'static str, String)>,
-    alert: Option<(Detector, Severity)>,
-}
-
 struct Pipeline<'a> {
     config: &'a ServiceConfig,
     limits: Limits,
@@ -195,13 +266,20 @@ struct Pipeline<'a> {
     /// Where the engine state ends per partition; shared with the rebalance callback.
     positions: Arc<Mutex<Positions>>,
     tracker: OffsetTracker,
-    producer: FutureProducer,
+    deliverer: Arc<Deliverer>,
     in_flight: FuturesUnordered<BoxFuture<'static, Delivered>>,
+    started: Instant,
     last_snapshot: Option<Instant>,
+    /// A snapshot is due: consumption pauses until the deliveries in flight finish.
+    snapshot_due: bool,
     summary: RunSummary,
 }
 
 impl Pipeline<'_> {
+    fn accepting(&self) -> bool {
+        !self.snapshot_due && self.in_flight.len() < MAX_IN_FLIGHT
+    }
+
     fn handle(&mut self, consumer: &StreamConsumer<ServiceContext>, message: &BorrowedMessage<'_>) {
         let consumed_at = Instant::now();
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
@@ -211,6 +289,7 @@ impl Pipeline<'_> {
             if self.config.grants_topic.as_deref() == Some(topic) { Format::Grants } else { self.config.format };
         let payload = message.payload().unwrap_or_default();
         let origin = Origin::Kafka { topic: topic.into(), partition, offset };
+        let tp = TopicPartition { topic: topic.to_string(), partition };
 
         let mut outputs = Vec::new();
         let mut errors = Vec::new();
@@ -226,23 +305,22 @@ impl Pipeline<'_> {
         if !errors.is_empty() {
             self.summary.rejected += 1;
             if let Some(dlq) = &self.config.dlq_topic {
-                outputs.push(dead_letter(dlq, message, &origin, &errors));
+                outputs.push(delivery::rejected_record(dlq, message, &tp, offset, &errors));
             }
         }
 
-        let tp = TopicPartition { topic: topic.to_string(), partition };
         self.positions.lock().unwrap_or_else(PoisonError::into_inner).insert(tp.clone(), offset + 1);
         self.tracker.begin(&tp, offset);
         if outputs.is_empty() {
             self.release(consumer, &tp, offset);
         } else {
-            let work = deliver(self.producer.clone(), Arc::clone(&self.telemetry), outputs, tp, offset, consumed_at);
+            let work = Arc::clone(&self.deliverer).deliver(outputs, tp, offset, consumed_at);
             self.in_flight.push(Box::pin(work));
         }
     }
 
     /// The alert as produced: JSON, keyed by identity so one identity's alerts stay in order,
-    /// with `detector` and `severity` headers for routing without parsing.
+    /// with `detector`, `severity` and `alert_id` headers for routing without parsing.
     fn alert(&self, alert: &Alert) -> Output {
         Output {
             topic: self.config.alert_topic.clone(),
@@ -253,7 +331,11 @@ impl Pipeline<'_> {
                 ("severity", alert.severity.name().to_string()),
                 ("alert_id", alert.alert_id.clone()),
             ],
-            alert: Some((alert.detector, alert.severity)),
+            alert: Some(AlertInfo {
+                alert_id: alert.alert_id.clone(),
+                detector: alert.detector,
+                severity: alert.severity,
+            }),
         }
     }
 
@@ -276,101 +358,49 @@ impl Pipeline<'_> {
         }
     }
 
-    async fn drain(&mut self, consumer: &StreamConsumer<ServiceContext>) {
-        while let Some(done) = self.in_flight.next().await {
-            self.finish(consumer, done);
+    /// Finishes in-flight deliveries for at most `timeout`; returns how many are left.
+    async fn drain_within(&mut self, consumer: &StreamConsumer<ServiceContext>, timeout: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.in_flight.next()).await {
+                Ok(Some(done)) => self.finish(consumer, done),
+                Ok(None) => return 0,
+                Err(_) => return self.in_flight.len(),
+            }
         }
     }
 
-    /// Waits for every delivery in flight, so the engine state and the positions describe the
-    /// same records and all their alerts are acknowledged, then writes the snapshot.
-    async fn snapshot(&mut self, consumer: &StreamConsumer<ServiceContext>) {
-        let Some(path) = &self.config.state else { return };
-        self.drain(consumer).await;
+    /// Writes the snapshot; called only with no delivery in flight, so the engine state and
+    /// the positions describe the same records and all their alerts are acknowledged. `false`
+    /// if it failed (there is no snapshot to write without `--state`, which counts as success).
+    fn snapshot(&mut self) -> bool {
+        let Some(path) = &self.config.state else { return true };
+        debug_assert!(self.in_flight.is_empty(), "a snapshot with deliveries in flight");
         let positions = self.positions.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let started = Instant::now();
-        match snapshot::write(path, &self.engine, &positions) {
+        let written = match snapshot::write(path, &self.engine, &positions) {
             Ok(bytes) => {
                 self.last_snapshot = Some(Instant::now());
                 SnapshotWritten { path, bytes, partitions: positions.len(), elapsed: started.elapsed() }
                     .emit(&self.telemetry);
+                true
             }
-            Err(error) => SnapshotFailed { path, error: &error }.emit(&self.telemetry),
-        }
+            Err(error) => {
+                SnapshotFailed { path, error: &error }.emit(&self.telemetry);
+                false
+            }
+        };
         self.update_gauges();
+        written
     }
 
     fn update_gauges(&self) {
         let metrics = &self.telemetry.metrics;
         metrics.identities_tracked.set(self.engine.stats().identities as i64);
-        if let Some(at) = self.last_snapshot {
-            metrics.snapshot_age.set(at.elapsed().as_secs_f64());
+        if self.config.state.is_some() {
+            // From start until a snapshot succeeds: a state that is never saved must look old.
+            metrics.snapshot_age.set(self.last_snapshot.unwrap_or(self.started).elapsed().as_secs_f64());
         }
-    }
-}
-
-/// The dead-letter copy: the original key and bytes, with headers naming why and where from.
-fn dead_letter(dlq: &str, message: &BorrowedMessage<'_>, origin: &Origin, errors: &[DecodeError]) -> Output {
-    let Origin::Kafka { topic, partition, offset } = origin else { unreachable!("Kafka records have a Kafka origin") };
-    let first = &errors[0];
-    Output {
-        topic: dlq.to_string(),
-        key: message.key().map(<[u8]>::to_vec),
-        payload: message.payload().unwrap_or_default().to_vec(),
-        headers: vec![
-            ("reason", first.kind().to_string()),
-            ("error", first.to_string()),
-            ("rejected_records", errors.len().to_string()),
-            ("source_topic", topic.to_string()),
-            ("source_partition", partition.to_string()),
-            ("source_offset", offset.to_string()),
-        ],
-        alert: None,
-    }
-}
-
-/// Produces every output of one input record and resolves once the broker acknowledged all.
-async fn deliver(
-    producer: FutureProducer,
-    telemetry: Arc<Telemetry>,
-    outputs: Vec<Output>,
-    tp: TopicPartition,
-    offset: i64,
-    consumed_at: Instant,
-) -> Delivered {
-    join_all(outputs.iter().map(|output| send_until_acknowledged(&producer, &telemetry, output))).await;
-    Delivered { tp, offset, alerts: outputs.iter().filter_map(|o| o.alert).collect(), consumed_at }
-}
-
-/// Sends one output, retrying with backoff until the broker acknowledges it: a failed delivery
-/// is never dropped, since the input offset waits for it. One exception: a dead-letter copy
-/// too large for the producer is sent without its payload (header `payload_dropped_bytes`).
-async fn send_until_acknowledged(producer: &FutureProducer, telemetry: &Telemetry, output: &Output) {
-    let mut backoff = Backoff::default();
-    let mut payload: &[u8] = &output.payload;
-    let mut extra_header = None;
-    loop {
-        let mut headers = OwnedHeaders::new_with_capacity(output.headers.len() + 1);
-        for (key, value) in output.headers.iter().chain(&extra_header) {
-            headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
-        }
-        let mut record = FutureRecord::to(&output.topic).payload(payload).headers(headers);
-        if let Some(key) = &output.key {
-            record = record.key(key);
-        }
-        let error = match producer.send(record, Timeout::Never).await {
-            Ok(_) => return,
-            Err((error, _)) => error,
-        };
-        let too_large = matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::MessageSizeTooLarge));
-        if too_large && output.alert.is_none() && !payload.is_empty() {
-            extra_header = Some(("payload_dropped_bytes", payload.len().to_string()));
-            payload = &[];
-            continue;
-        }
-        let retry_in = backoff.next_delay();
-        DeliveryFailed { topic: &output.topic, error: &error, retry_in }.emit(telemetry);
-        tokio::time::sleep(retry_in).await;
     }
 }
 
@@ -382,8 +412,16 @@ pub fn command(args: &crate::config::RunArgs) -> anyhow::Result<()> {
     tracing::info!(config = %config.masked(), "Resolved configuration.");
     let runtime = tokio::runtime::Runtime::new()?;
     let summary = runtime.block_on(run(&config, Arc::new(Telemetry::new()), shutdown_signal()))?;
-    tracing::info!(records = summary.records, rejected = summary.rejected, alerts = summary.alerts, "Stopped.");
-    Ok(())
+    // A commit or group leave given up on at the close timeout must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    tracing::info!(
+        records = summary.records,
+        rejected = summary.rejected,
+        alerts = summary.alerts,
+        unacknowledged = summary.unacknowledged,
+        "Stopped."
+    );
+    summary.check()
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

@@ -54,14 +54,18 @@ impl Names {
     }
 }
 
+fn admin(brokers: &str) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap()
+}
+
 async fn create_topics(brokers: &str, names: &Names) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
-    let topics: Vec<NewTopic> = [&names.input, &names.grants, &names.alerts, &names.dlq]
-        .iter()
-        .map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1)))
-        .collect();
-    for result in admin.create_topics(&topics, &AdminOptions::new()).await.unwrap() {
+    create(brokers, &[&names.input, &names.grants, &names.alerts, &names.dlq]).await;
+}
+
+async fn create(brokers: &str, names: &[&str]) {
+    let topics: Vec<NewTopic> =
+        names.iter().map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1))).collect();
+    for result in admin(brokers).create_topics(&topics, &AdminOptions::new()).await.unwrap() {
         result.unwrap_or_else(|(t, e)| panic!("cannot create {t}: {e}"));
     }
 }
@@ -221,9 +225,31 @@ impl Running {
         }
     }
 
-    async fn stop(self) -> RunSummary {
+    /// Waits until `/readyz` would answer 503 with a reason containing `reason`.
+    async fn wait_not_ready(&self, reason: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match self.telemetry.health.readiness() {
+                Err(why) if why.contains(reason) => return why,
+                state => assert!(Instant::now() < deadline, "readiness stayed {state:?}, expected `{reason}`"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Asks it to stop and waits for the end of the run; the guard only catches a hang.
+    async fn finish(self) -> anyhow::Result<RunSummary> {
         let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap()
+        match tokio::time::timeout(Duration::from_secs(120), self.task).await {
+            Ok(joined) => joined.unwrap(),
+            Err(_) => panic!("the service did not stop"),
+        }
+    }
+
+    async fn stop(self) -> RunSummary {
+        let summary = self.finish().await.unwrap();
+        summary.check().unwrap();
+        summary
     }
 }
 
@@ -341,6 +367,13 @@ async fn poison_records_go_to_the_dead_letter_topic_and_good_ones_around_them_ar
     assert!(!ids.is_empty() && ids.is_subset(&expected), "alerts {ids:?} not from the good records {expected:?}");
 }
 
+/// Writes `config` as the TOML file the binary reads; returns its path and the HTTP address.
+fn write_config(dir: &std::path::Path, config: &ServiceConfig) -> (std::path::PathBuf, String) {
+    let path = dir.join("overreach.toml");
+    std::fs::write(&path, toml::to_string(config).unwrap()).unwrap();
+    (path, config.http_addr.to_string())
+}
+
 /// The real binary as a child process, configured by a TOML file.
 struct Binary {
     child: Child,
@@ -349,24 +382,52 @@ struct Binary {
 
 impl Binary {
     fn start(config_file: &std::path::Path, http: &str) -> Binary {
+        Binary::spawn(config_file, http, "info", Stdio::inherit())
+    }
+
+    /// With its log (human format, at `rust_log`) written to `log`.
+    fn start_logged(config_file: &std::path::Path, http: &str, rust_log: &str, log: &std::path::Path) -> Binary {
+        Binary::spawn(config_file, http, rust_log, std::fs::File::create(log).unwrap().into())
+    }
+
+    fn spawn(config_file: &std::path::Path, http: &str, rust_log: &str, stderr: Stdio) -> Binary {
         let child = Command::new(env!("CARGO_BIN_EXE_overreach"))
             .args(["run", "--config"])
             .arg(config_file)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         Binary { child, http: http.to_string() }
     }
 
-    /// A counter or gauge from /metrics (0 if absent or the service is not up yet).
-    fn metric(&self, name_and_labels: &str) -> f64 {
-        let Ok(mut s) = std::net::TcpStream::connect(&self.http) else { return 0.0 };
-        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n");
+    /// The answer to `GET path`, or "" while the service is not listening.
+    fn get(&self, path: &str) -> String {
+        let Ok(mut s) = std::net::TcpStream::connect(&self.http) else { return String::new() };
+        let _ = s.write_all(format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes());
         let mut text = String::new();
         let _ = s.read_to_string(&mut text);
+        text
+    }
+
+    /// Waits until `/readyz` answers with `status` and a body containing `reason`.
+    fn wait_readyz(&self, status: &str, reason: &str) {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let answer = self.get("/readyz");
+            if answer.starts_with(&format!("HTTP/1.1 {status}")) && answer.contains(reason) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "/readyz stayed `{answer}`, expected {status} `{reason}`");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A counter or gauge from /metrics (0 if absent or the service is not up yet).
+    fn metric(&self, name_and_labels: &str) -> f64 {
+        let text = self.get("/metrics");
         text.lines().find_map(|l| l.strip_prefix(name_and_labels).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
     }
 
@@ -394,9 +455,7 @@ async fn hard_kill_mid_stream_and_restart_loses_no_alert_and_restores_baselines(
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(&broker.brokers(), &names);
     config.state = Some(dir.path().join("state.snap"));
-    let http = config.http_addr.to_string();
-    let config_file = dir.path().join("overreach.toml");
-    std::fs::write(&config_file, toml::to_string(&config).unwrap()).unwrap();
+    let (config_file, http) = write_config(dir.path(), &config);
     let consumed = format!("overreach_records_consumed_total{{topic=\"{}\"}}", names.input);
 
     // Batch 1: the offboarding of 30 agents, which only the snapshot carries over a restart.
@@ -567,4 +626,220 @@ fn demo_runs_on_the_embedded_broker_and_catches_incidents() {
         classes.iter().map(|l| demo_class_counts(l)).fold((0, 0), |(c, i), (cc, ci)| (c + cc, i + ci));
     assert_eq!((class_caught, class_injected), (caught, injected), "classes do not add up:\n{tail}");
     assert!(injected > 0 && caught > 0, "caught {caught} of {injected}:\n{stdout}");
+}
+
+/// Sends `signal` (e.g. `-STOP`) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    assert!(Command::new("kill").args([signal, &pid.to_string()]).status().unwrap().success());
+}
+
+/// The producer's `message.max.bytes` in the oversized-alert test: above an ordinary alert
+/// (972 bytes of JSON here, about 1.1 KB with key and headers), below an alert echoing five
+/// huge fields even when each is cut to 256 bytes (over 2.1 KB).
+const SMALL_MESSAGE_MAX_BYTES: &str = "2000";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_the_producer_refuses_is_noted_on_the_dead_letter_topic_and_the_partition_moves_on() {
+    let broker = Tansu::memory();
+    let names = Names::new("refused");
+    create_topics(&broker.brokers(), &names).await;
+    let mut config = config(&broker.brokers(), &names);
+    config.kafka_producer.insert("message.max.bytes".into(), SMALL_MESSAGE_MAX_BYTES.into());
+    let service = Running::start(config);
+    service.wait_ready().await;
+
+    let late = |i: usize| access(&format!("late-{i}"), "agent-7", &format!("2026-03-01T0{i}:00:00Z"), "crm", "Export");
+    let big_field = || "r".repeat(120 * 1024);
+    let mut huge = late(2);
+    for field in ["resource", "user_agent", "session_id", "environment", "on_behalf_of"] {
+        huge[field] = json!(big_field());
+    }
+    // All on one key, so one partition holds them in this order.
+    let records: Vec<(String, Vec<u8>)> =
+        [offboarded("agent-7", "2026-03-01T00:00:00Z"), late(1), huge, late(3), late(4)]
+            .iter()
+            .map(|v| ("agent-7".to_string(), v.to_string().into_bytes()))
+            .collect();
+    let ends = produce(&broker.brokers(), &names.input, &records).await;
+    service.wait_consumed(&names.input, records.len() as u64).await;
+    wait_committed(&broker.brokers(), &names.group, &names.input, &ends).await;
+    let dropped = service.telemetry.metrics.alerts_dropped.with_label_values(&["message_too_large"]).get();
+    assert_eq!(dropped, 1);
+    let summary = service.stop().await;
+    assert_eq!(summary.alerts, 3, "the alerts before and after the refused one were delivered");
+
+    let refused_id = alert_id(Detector::PostPurpose, "agent-7", "late-2");
+    let notes = read_topic(&broker.brokers(), &names.dlq, |m| !m.is_empty()).await;
+    assert_eq!(notes.len(), 1, "one note on the dead-letter topic");
+    let note = &notes[0];
+    assert_eq!(header(note, "alert_id"), Some(refused_id.clone()));
+    assert_eq!(header(note, "reason").as_deref(), Some("message_too_large"));
+    assert_eq!(header(note, "detector").as_deref(), Some("post_purpose"));
+    assert_eq!(header(note, "source_topic"), Some(names.input.clone()));
+    assert_eq!(header(note, "source_offset").as_deref(), Some("2"));
+    let (partition, _) = ends.iter().next().unwrap();
+    assert_eq!(header(note, "source_partition"), Some(partition.to_string()));
+    assert!(header(note, "alert_bytes").unwrap().parse::<usize>().unwrap() > 2000);
+
+    let expected: BTreeSet<String> =
+        [1, 3, 4].iter().map(|i| alert_id(Detector::PostPurpose, "agent-7", &format!("late-{i}"))).collect();
+    let alerts = read_topic(&broker.brokers(), &names.alerts, |m| alert_ids(m).is_superset(&expected)).await;
+    assert_eq!(alert_ids(&alerts), expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_output_topic_stops_the_start_with_an_error_naming_it() {
+    let broker = Tansu::memory();
+    let names = Names::new("missing");
+    create(&broker.brokers(), &[&names.input, &names.grants, &names.dlq]).await;
+    let service = Running::start(config(&broker.brokers(), &names));
+    let err = format!("{:#}", service.finish().await.expect_err("started without its alert topic"));
+    assert!(err.contains(&format!("alert topic `{}`", names.alerts)) && err.contains("create it"), "{err}");
+
+    let names = Names::new("missing-dlq");
+    create(&broker.brokers(), &[&names.input, &names.grants, &names.alerts]).await;
+    let service = Running::start(config(&broker.brokers(), &names));
+    let err = format!("{:#}", service.finish().await.expect_err("started without its dead-letter topic"));
+    assert!(err.contains(&format!("dead-letter topic `{}`", names.dlq)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_alert_topic_turns_readiness_off_and_shutdown_keeps_what_was_not_acknowledged() {
+    let broker = Tansu::memory();
+    let names = Names::new("deleted");
+    create_topics(&broker.brokers(), &names).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.snap");
+    let mut config = config(&broker.brokers(), &names);
+    config.state = Some(state.clone());
+    config.shutdown_timeout_s = 2;
+    let engine_config = config.engine.clone();
+    let service = Running::start(config);
+    service.wait_ready().await;
+
+    let first =
+        produce(&broker.brokers(), &names.input, &json_records(&[offboarded("agent-3", "2026-03-01T00:00:00Z")])).await;
+    service.wait_consumed(&names.input, 1).await;
+    wait_committed(&broker.brokers(), &names.group, &names.input, &first).await;
+
+    let deleted = admin(&broker.brokers()).delete_topics(&[&names.alerts], &AdminOptions::new()).await.unwrap();
+    assert!(deleted.iter().all(Result::is_ok), "{deleted:?}");
+    let why = service.wait_not_ready("output topics missing").await;
+    assert!(why.contains(&names.alerts), "{why}");
+
+    // An alert for the missing topic is held: retried, never acknowledged.
+    let late = access("late-3", "agent-3", "2026-03-01T02:00:00Z", "crm", "Export");
+    let ends = produce(&broker.brokers(), &names.input, &json_records(&[late])).await;
+    service.wait_consumed(&names.input, 2).await;
+    let summary = service.finish().await.unwrap();
+    assert_eq!(summary.unacknowledged, 1);
+    assert!(summary.final_snapshot_missing);
+    assert!(summary.check().is_err(), "an unclean stop must show in the exit status");
+
+    // Neither the commit nor the snapshot covers the held record: a restart reads it again.
+    let (partition, &end) = ends.iter().next().unwrap();
+    let committed = committed(&broker.brokers(), &names.group, &names.input);
+    assert!(committed.get(partition).is_none_or(|&c| c < end), "committed {committed:?} past the held record");
+    let (_, positions) = overreach::kafka::snapshot::read(&state, engine_config).unwrap().unwrap();
+    let covered = positions.iter().find(|(tp, _)| tp.partition == *partition).map(|(_, &next)| next);
+    assert!(covered.is_none_or(|next| next < end), "snapshot covers {covered:?}, the held record ends at {end}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unwritable_state_path_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let names = Names::new("unwritable");
+    // No broker is needed: the check comes first.
+    let mut config = config("127.0.0.1:1", &names);
+    config.state = Some(not_a_dir.join("state.snap"));
+    let err = format!("{:#}", Running::start(config).finish().await.expect_err("started with an unwritable state"));
+    assert!(err.contains("file/state.snap") && err.contains("could not be saved"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_snapshot_turns_readiness_off_until_one_succeeds_and_a_failed_final_one_fails_the_exit() {
+    let broker = Tansu::memory();
+    let names = Names::new("snapfail");
+    create_topics(&broker.brokers(), &names).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&broker.brokers(), &names);
+    config.state = Some(dir.path().join("state.snap"));
+    let (config_file, http) = write_config(dir.path(), &config);
+    let service = Binary::start(&config_file, &http);
+    service.wait_readyz("200", "ready");
+    service.wait_metric("overreach_state_snapshot_size_bytes", 1.0);
+
+    // A directory where the writer's temporary file goes makes every snapshot fail, even for root.
+    let blocker = dir.path().join("state.snap.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    std::fs::write(blocker.join("x"), "").unwrap();
+    service.wait_readyz("503", "state snapshot failing");
+    service.wait_metric("overreach_state_snapshot_failures_total", 2.0);
+    // The age counts from the last success, not from the last attempt.
+    service.wait_metric("overreach_state_snapshot_age_seconds", 2.0);
+
+    std::fs::remove_dir_all(&blocker).unwrap();
+    service.wait_readyz("200", "ready");
+
+    std::fs::create_dir(&blocker).unwrap();
+    std::fs::write(blocker.join("x"), "").unwrap();
+    service.wait_readyz("503", "state snapshot failing");
+    let status = service.terminate();
+    assert!(!status.success(), "the final snapshot failed, yet the exit status is {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_broker_turns_readiness_off_and_back_on_when_it_answers_again() {
+    let broker = Tansu::memory();
+    let names = Names::new("hung");
+    create_topics(&broker.brokers(), &names).await;
+    let service = Running::start(config(&broker.brokers(), &names));
+    service.wait_ready().await;
+
+    signal(broker.pid(), "-STOP");
+    let why = service.wait_not_ready("not answering").await;
+    signal(broker.pid(), "-CONT");
+    assert!(why.contains("brokers not answering"), "{why}");
+    service.wait_ready().await;
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn control_characters_in_a_record_reach_neither_the_log_nor_the_dead_letter_headers_raw() {
+    let broker = Tansu::memory();
+    let names = Names::new("inject");
+    create_topics(&broker.brokers(), &names).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&broker.brokers(), &names);
+    let (config_file, http) = write_config(dir.path(), &config);
+    let log = dir.path().join("service.log");
+    let service = Binary::start_logged(&config_file, &http, "debug", &log);
+    service.wait_readyz("200", "ready");
+
+    let forged = "\x1b[2J\r\nFORGED 2026-03-01T00:00:00Z  INFO overreach: all clear";
+    let mut bad_outcome = access("inj-1", "agent-1", "2026-03-01T01:00:00Z", "crm", "Export");
+    bad_outcome["outcome"] = json!(forged);
+    let bad_kind = json!({"kind": forged, "time": "2026-03-01T00:00:00Z", "identity": "agent-1"});
+    produce(&broker.brokers(), &names.input, &json_records(&[bad_outcome])).await;
+    produce(&broker.brokers(), &names.grants, &json_records(&[bad_kind])).await;
+    let dead = read_topic(&broker.brokers(), &names.dlq, |m| m.len() >= 2).await;
+    assert_eq!(dead.len(), 2);
+    let status = service.terminate();
+    assert!(status.success(), "{status:?}");
+
+    for m in &dead {
+        let error = header(m, "error").unwrap();
+        assert!(error.contains("FORGED"), "the header names the bad value: {error}");
+        for h in m.headers().unwrap().iter() {
+            let value = h.value.unwrap_or_default();
+            assert!(!value.iter().any(|b| b.is_ascii_control()), "raw control byte in header {}: {value:?}", h.key);
+        }
+    }
+    let text = std::fs::read(&log).unwrap();
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains("FORGED"), "the rejection is logged at debug:\n{text}");
+    assert!(!text.contains('\x1b') && !text.contains('\r'), "raw ESC or CR in the log");
+    assert!(!text.lines().any(|l| l.starts_with("FORGED")), "a record forged a log line");
 }

@@ -1,8 +1,10 @@
 //! Kafka plumbing of the service: client settings, the consumer callbacks (assignment from
-//! the snapshot position, lag and broker reachability from librdkafka statistics), the
-//! offset bookkeeping and the state snapshot.
+//! the snapshot position, lag and broker reachability from librdkafka statistics), delivery
+//! of the outputs, the metadata probe, the offset bookkeeping and the state snapshot.
 
+pub mod delivery;
 pub mod offsets;
+pub mod probe;
 pub mod snapshot;
 
 use crate::config::ServiceConfig;
@@ -86,7 +88,8 @@ impl ClientContext for ServiceContext {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
             BrokerReachability { up: false }.emit(&self.telemetry);
         }
-        tracing::warn!(%error, reason, "librdkafka error.");
+        // librdkafka's text can echo record data.
+        tracing::warn!(error = %crate::telemetry::events::printable(&error), reason, "librdkafka error.");
     }
 }
 

@@ -4,15 +4,16 @@
 //! state exactly as `Engine::save_state` writes it (the format of replay's `--state-out`;
 //! `tail -n +2 FILE` extracts it). A snapshot is only taken when every alert caused by the
 //! records it covers has been acknowledged, so restarting from `positions` with this engine
-//! state neither loses an alert nor counts a record twice in a baseline. Written to a
-//! temporary file, synced, then renamed over the old one: a crash leaves one or the other.
+//! state neither loses an alert nor counts a record twice in a baseline. Written by the same
+//! writer as `--state-out` ([`state_file`]): a crash leaves the old file or the new one.
 
 use super::TopicPartition;
 use crate::engine::{Engine, EngineConfig, StateError};
+use crate::state_file::{self, StateFileError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 const FORMAT: &str = "overreach-kafka-snapshot";
@@ -45,8 +46,8 @@ pub enum SnapshotError {
     State { path: PathBuf, source: StateError },
 }
 
-/// Writes the snapshot atomically and returns its size in bytes.
-pub fn write(path: &Path, engine: &Engine, positions: &Positions) -> std::io::Result<u64> {
+/// Writes the snapshot atomically (see [`state_file`]) and returns its size in bytes.
+pub fn write(path: &Path, engine: &Engine, positions: &Positions) -> Result<u64, StateFileError> {
     let header = Header {
         format: FORMAT.to_string(),
         version: VERSION,
@@ -55,19 +56,11 @@ pub fn write(path: &Path, engine: &Engine, positions: &Positions) -> std::io::Re
             .map(|(tp, &next_offset)| Position { topic: tp.topic.clone(), partition: tp.partition, next_offset })
             .collect(),
     };
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    let file = File::create(&tmp)?;
-    let mut w = BufWriter::new(file);
-    serde_json::to_writer(&mut w, &header)?;
-    w.write_all(b"\n")?;
-    engine.save_state(&mut w)?;
-    let file = w.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    let size = file.metadata()?.len();
-    std::fs::rename(&tmp, path)?;
-    Ok(size)
+    state_file::write(path, |w| {
+        serde_json::to_writer(&mut *w, &header)?;
+        w.write_all(b"\n")?;
+        engine.save_state(w)
+    })
 }
 
 /// Reads a snapshot; `Ok(None)` if there is none yet. `config` replaces the saved engine config.

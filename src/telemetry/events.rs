@@ -1,13 +1,25 @@
 //! One struct per occurrence: `emit()` logs it and updates its metric.
 
+//!
+//! Text that can carry bytes from a record (decode errors, librdkafka errors, which may echo
+//! record data) is escaped with [`escape_control`] before it reaches the log, so a record cannot
+//! clear an operator's terminal or forge a log line.
+
 use super::Telemetry;
 use crate::alert::Severity;
 use crate::decode::DecodeError;
 use crate::detect::Detector;
-use rdkafka::error::KafkaError;
+use crate::text::escape_control;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::sync::PoisonError;
 use std::time::Duration;
+
+/// `text` as it may be logged: its control characters escaped.
+pub fn printable(text: &dyn std::fmt::Display) -> String {
+    escape_control(&text.to_string()).into_owned()
+}
 
 pub struct RecordConsumed<'a> {
     pub topic: &'a str,
@@ -29,7 +41,7 @@ pub struct RecordRejected<'a> {
 impl RecordRejected<'_> {
     pub fn emit(&self, t: &Telemetry) {
         tracing::debug!(topic = self.topic, partition = self.partition, offset = self.offset,
-            reason = self.error.kind(), error = %self.error, "Record rejected.");
+            reason = self.error.kind(), error = %printable(self.error), "Record rejected.");
         t.metrics.records_rejected.with_label_values(&[self.topic, self.error.kind()]).inc();
     }
 }
@@ -53,6 +65,8 @@ impl AlertsDelivered<'_> {
     }
 }
 
+/// A delivery failed in a way a retry can fix (broker down, leader moving, timeout, topic
+/// missing); it is retried, and the input offset waits for it.
 pub struct DeliveryFailed<'a> {
     pub topic: &'a str,
     pub error: &'a KafkaError,
@@ -61,9 +75,48 @@ pub struct DeliveryFailed<'a> {
 
 impl DeliveryFailed<'_> {
     pub fn emit(&self, t: &Telemetry) {
-        tracing::warn!(topic = self.topic, error = %self.error, retry_in_ms = self.retry_in.as_millis() as u64,
-            "Delivery failed, retrying.");
         t.metrics.delivery_errors.with_label_values(&[self.topic]).inc();
+        let Some(held_back) = t.log_limits.delivery_failed.allow() else { return };
+        let error = printable(self.error);
+        let retry_in_ms = self.retry_in.as_millis() as u64;
+        let unknown_topic = matches!(
+            self.error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition)
+        );
+        if unknown_topic {
+            tracing::error!(topic = self.topic, %error, retry_in_ms, held_back,
+                "Delivery failed: the topic does not exist; create it. Outputs are held, not lost, and retried.");
+        } else {
+            tracing::warn!(topic = self.topic, %error, retry_in_ms, held_back, "Delivery failed, retrying.");
+        }
+    }
+}
+
+/// An output the broker or producer refused for good (too large, not authorized, invalid):
+/// counted, logged, noted on the dead-letter topic if it was an alert, and its input released.
+pub struct OutputRefused<'a> {
+    pub topic: &'a str,
+    /// `Some((alert_id, detector))` for an alert, `None` for a dead-letter record.
+    pub alert: Option<(&'a str, Detector)>,
+    /// Bounded name of the error, the metric label.
+    pub reason: &'static str,
+    pub error: &'a KafkaError,
+    pub source_topic: &'a str,
+    pub source_partition: i32,
+    pub source_offset: i64,
+}
+
+impl OutputRefused<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        let metric = if self.alert.is_some() { &t.metrics.alerts_dropped } else { &t.metrics.dead_letters_dropped };
+        metric.with_label_values(&[self.reason]).inc();
+        let Some(held_back) = t.log_limits.output_refused.allow() else { return };
+        let error = printable(self.error);
+        let (alert_id, detector) = self.alert.map_or(("", ""), |(id, d)| (id, d.name()));
+        tracing::warn!(topic = self.topic, reason = self.reason, %error, alert_id, detector,
+            source_topic = self.source_topic, source_partition = self.source_partition,
+            source_offset = self.source_offset, held_back,
+            "Output refused for good; not retried, and its input offset released.");
     }
 }
 
@@ -76,7 +129,8 @@ impl ConsumerFailed<'_> {
     pub fn emit(&self, t: &Telemetry) {
         // The error code is a closed set; the message text is not, so it only goes to the log.
         let reason = self.error.rdkafka_error_code().map(|c| format!("{c:?}")).unwrap_or_else(|| "other".into());
-        tracing::warn!(error = %self.error, retry_in_ms = self.retry_in.as_millis() as u64, "Consumer error.");
+        tracing::warn!(error = %printable(self.error), retry_in_ms = self.retry_in.as_millis() as u64,
+            "Consumer error.");
         t.metrics.consumer_errors.with_label_values(&[&reason]).inc();
     }
 }
@@ -93,6 +147,45 @@ impl BrokerReachability {
             (true, false) => tracing::warn!("No broker reachable; librdkafka keeps retrying."),
             _ => {}
         }
+    }
+}
+
+/// The result of a metadata probe: whether a broker answered in time.
+pub struct BrokerAnswering<'a> {
+    /// `None` if it answered, else the probe's error.
+    pub error: Option<&'a KafkaError>,
+}
+
+impl BrokerAnswering<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        let was = t.health.broker_answering.swap(self.error.is_none(), Ordering::Relaxed);
+        match (was, self.error) {
+            (false, None) => tracing::info!("Brokers answer metadata requests."),
+            (true, Some(error)) => tracing::warn!(error = %printable(error),
+                "Brokers do not answer metadata requests; not ready until they do."),
+            _ => {}
+        }
+    }
+}
+
+/// The output topics the brokers do not know, from a metadata probe (empty when all exist).
+pub struct TopicsMissing<'a> {
+    pub topics: &'a [String],
+}
+
+impl TopicsMissing<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        let mut missing = t.health.missing_topics.lock().unwrap_or_else(PoisonError::into_inner);
+        if missing.as_slice() == self.topics {
+            return;
+        }
+        if self.topics.is_empty() {
+            tracing::info!("Output topics exist again.");
+        } else {
+            tracing::error!(topics = ?self.topics,
+                "Output topics missing on the brokers; create them. Alerts are held, not lost, and retried.");
+        }
+        *missing = self.topics.to_vec();
     }
 }
 
@@ -164,16 +257,20 @@ impl SnapshotWritten<'_> {
             elapsed_ms = self.elapsed.as_millis() as u64, "State snapshot written.");
         t.metrics.snapshot_size.set(self.bytes as i64);
         t.metrics.snapshot_age.set(0.0);
+        *t.health.snapshot_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 }
 
+/// A snapshot could not be written: not ready until one is, and the age keeps growing.
 pub struct SnapshotFailed<'a> {
     pub path: &'a Path,
-    pub error: &'a std::io::Error,
+    pub error: &'a dyn std::error::Error,
 }
 
 impl SnapshotFailed<'_> {
-    pub fn emit(&self, _t: &Telemetry) {
+    pub fn emit(&self, t: &Telemetry) {
         tracing::error!(path = %self.path.display(), error = %self.error, "State snapshot failed; will retry.");
+        t.metrics.snapshot_failures.inc();
+        *t.health.snapshot_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(self.error.to_string());
     }
 }

@@ -1,31 +1,82 @@
 //! A tiny HTTP/1.1 responder for `/metrics`, `/healthz` and `/readyz`: one request per
 //! connection, GET only. Enough for Prometheus and orchestrator probes; no framework needed.
+//! Whoever can reach the port is not trusted to behave: each connection has a deadline and the
+//! number open is capped ([`Limits`]), so idle sockets cannot exhaust the process's descriptors.
 
 use super::Telemetry;
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
 
 /// Requests larger than this are answered with 431; probes and scrapes send a few hundred bytes.
 const MAX_REQUEST_BYTES: usize = 8192;
 
-/// Serves until the task is dropped.
+/// Bounds on what clients can hold: every connection is a file descriptor, and the process
+/// needs descriptors for its state snapshots and broker connections too.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Open connections at most; one more closes the oldest, so idle sockets cannot starve a
+    /// probe (which sends its request at once and is never the oldest for long).
+    pub max_connections: usize,
+    /// Time a connection gets to send its request and take the answer.
+    pub deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_connections: 64, deadline: Duration::from_secs(10) }
+    }
+}
+
+/// Serves with the default [`Limits`] until the task is dropped.
 pub async fn serve(listener: TcpListener, telemetry: Arc<Telemetry>) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                let telemetry = Arc::clone(&telemetry);
-                tokio::spawn(async move {
-                    if let Err(e) = respond(stream, &telemetry).await {
-                        tracing::debug!(error = %e, "HTTP connection failed.");
-                    }
-                });
-            }
+    serve_with(listener, telemetry, Limits::default()).await
+}
+
+/// Open connections, oldest first, each with the means to close it.
+type Open = Arc<Mutex<VecDeque<(u64, oneshot::Sender<()>)>>>;
+
+pub async fn serve_with(listener: TcpListener, telemetry: Arc<Telemetry>, limits: Limits) {
+    let open: Open = Arc::default();
+    for id in 0u64.. {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
             Err(e) => {
                 tracing::warn!(error = %e, "HTTP accept failed.");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
+        };
+        let (close, closed) = oneshot::channel();
+        {
+            let mut open = open.lock().unwrap_or_else(PoisonError::into_inner);
+            while open.len() >= limits.max_connections.max(1) {
+                if let Some((_, oldest)) = open.pop_front() {
+                    let _ = oldest.send(());
+                    telemetry.metrics.http_connections_evicted.inc();
+                }
+            }
+            open.push_back((id, close));
+            telemetry.metrics.http_connections.set(open.len() as i64);
         }
+        let (telemetry, open) = (Arc::clone(&telemetry), Arc::clone(&open));
+        tokio::spawn(async move {
+            tokio::select! {
+                answered = tokio::time::timeout(limits.deadline, respond(stream, &telemetry)) => match answered {
+                    Ok(Err(e)) => tracing::debug!(error = %e, "HTTP connection failed."),
+                    Err(_) => tracing::debug!("HTTP connection closed at its deadline."),
+                    Ok(Ok(())) => {}
+                },
+                // Evicted at the cap (or the server stopped): dropping the stream closes it.
+                _ = closed => {}
+            }
+            let mut open = open.lock().unwrap_or_else(PoisonError::into_inner);
+            open.retain(|(other, _)| *other != id);
+            telemetry.metrics.http_connections.set(open.len() as i64);
+        });
     }
 }
 
@@ -89,6 +140,55 @@ mod tests {
         out
     }
 
+    async fn start(limits: Limits) -> (std::net::SocketAddr, Arc<Telemetry>, tokio::task::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let telemetry = Arc::new(Telemetry::new());
+        let server = tokio::spawn(serve_with(listener, Arc::clone(&telemetry), limits));
+        (addr, telemetry, server)
+    }
+
+    /// Reads until the server closes the connection; a hang here (no close) fails the test
+    /// through its guard, which only bounds the wait and measures nothing.
+    async fn closed_by_server(s: &mut TcpStream) -> bool {
+        let mut buf = [0u8; 64];
+        matches!(tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf)).await, Ok(Ok(0) | Err(_)))
+    }
+
+    #[tokio::test]
+    async fn idle_connections_over_the_cap_close_the_oldest_and_probes_still_answer() {
+        let cap = 8;
+        let (addr, telemetry, server) =
+            start(Limits { max_connections: cap, deadline: Duration::from_secs(600) }).await;
+        let mut idle = Vec::new();
+        for _ in 0..cap * 3 {
+            idle.push(TcpStream::connect(addr).await.unwrap());
+        }
+        let health = get(addr, "/healthz").await;
+        assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+        // Every connection but the newest `cap - 1` idle ones was closed to make room.
+        let evictable = idle.len() + 1 - cap;
+        for (i, s) in idle.iter_mut().take(evictable).enumerate() {
+            assert!(closed_by_server(s).await, "idle connection {i} is still open");
+        }
+        assert!(telemetry.metrics.http_connections.get() <= cap as i64);
+        assert!(telemetry.metrics.http_connections_evicted.get() >= evictable as u64);
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_never_sends_a_request_is_closed_at_its_deadline() {
+        let (addr, _telemetry, server) =
+            start(Limits { max_connections: 64, deadline: Duration::from_millis(200) }).await;
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        assert!(closed_by_server(&mut silent).await);
+        // Half a request line and then silence (slowloris) is closed too.
+        let mut slow = TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET /hea").await.unwrap();
+        assert!(closed_by_server(&mut slow).await);
+        server.abort();
+    }
+
     #[tokio::test]
     async fn answers_probes_and_metrics() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -100,8 +200,8 @@ mod tests {
         assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
         let not_ready = get(addr, "/readyz").await;
         assert!(not_ready.starts_with("HTTP/1.1 503") && not_ready.contains("state not loaded"), "{not_ready}");
-        for flag in [&telemetry.health.state_loaded, &telemetry.health.broker_up, &telemetry.health.partitions_assigned]
-        {
+        let health = &telemetry.health;
+        for flag in [&health.state_loaded, &health.broker_up, &health.broker_answering, &health.partitions_assigned] {
             flag.store(true, Ordering::Relaxed);
         }
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));

@@ -7,8 +7,10 @@ pub mod events;
 pub mod http;
 
 use crate::config::LogFormat;
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 /// Every metric the service exports. Labels come only from bounded sets:
 /// topic, partition, reason, detector, severity.
@@ -19,11 +21,16 @@ pub struct Metrics {
     pub alerts_emitted: IntCounterVec,
     pub alert_latency: Histogram,
     pub delivery_errors: IntCounterVec,
+    pub alerts_dropped: IntCounterVec,
+    pub dead_letters_dropped: IntCounterVec,
     pub consumer_errors: IntCounterVec,
     pub consumer_lag: IntGaugeVec,
     pub identities_tracked: IntGauge,
     pub snapshot_age: Gauge,
     pub snapshot_size: IntGauge,
+    pub snapshot_failures: IntCounter,
+    pub http_connections: IntGauge,
+    pub http_connections_evicted: IntCounter,
 }
 
 impl Metrics {
@@ -48,8 +55,19 @@ impl Metrics {
         )?;
         let delivery_errors = counter(
             "overreach_delivery_errors_total",
-            "Failed deliveries to the alert or dead-letter topic (each is retried).",
+            "Failed deliveries to the alert or dead-letter topic that are retried (broker down, timeouts, missing topic).",
             &["topic"],
+        )?;
+        let alerts_dropped = counter(
+            "overreach_alerts_dropped_total",
+            "Alerts the alert topic refused for good (too large, not authorized, invalid), by reason; each is \
+             noted on the dead-letter topic if one is set, and its input offset released.",
+            &["reason"],
+        )?;
+        let dead_letters_dropped = counter(
+            "overreach_dead_letters_dropped_total",
+            "Dead-letter records (rejected inputs, notes of refused alerts) the dead-letter topic refused for good, by reason.",
+            &["reason"],
         )?;
         let consumer_errors =
             counter("overreach_consumer_errors_total", "Errors returned by the consumer, by reason.", &["reason"])?;
@@ -72,11 +90,24 @@ impl Metrics {
         let identities_tracked =
             IntGauge::new("overreach_identities_tracked", "Identities the engine holds state for.")?;
         registry.register(Box::new(identities_tracked.clone()))?;
-        let snapshot_age =
-            Gauge::new("overreach_state_snapshot_age_seconds", "Seconds since the last state snapshot.")?;
+        let snapshot_age = Gauge::new(
+            "overreach_state_snapshot_age_seconds",
+            "Seconds since the last successful state snapshot (since start if none succeeded yet).",
+        )?;
         registry.register(Box::new(snapshot_age.clone()))?;
         let snapshot_size = IntGauge::new("overreach_state_snapshot_size_bytes", "Size of the last state snapshot.")?;
         registry.register(Box::new(snapshot_size.clone()))?;
+        let snapshot_failures =
+            IntCounter::new("overreach_state_snapshot_failures_total", "State snapshots that could not be written.")?;
+        registry.register(Box::new(snapshot_failures.clone()))?;
+        let http_connections =
+            IntGauge::new("overreach_http_connections_open", "Open connections to /metrics, /healthz and /readyz.")?;
+        registry.register(Box::new(http_connections.clone()))?;
+        let http_connections_evicted = IntCounter::new(
+            "overreach_http_connections_evicted_total",
+            "HTTP connections closed to make room at the connection cap (the oldest goes first).",
+        )?;
+        registry.register(Box::new(http_connections_evicted.clone()))?;
         Ok(Metrics {
             registry,
             records_consumed,
@@ -84,11 +115,16 @@ impl Metrics {
             alerts_emitted,
             alert_latency,
             delivery_errors,
+            alerts_dropped,
+            dead_letters_dropped,
             consumer_errors,
             consumer_lag,
             identities_tracked,
             snapshot_age,
             snapshot_size,
+            snapshot_failures,
+            http_connections,
+            http_connections_evicted,
         })
     }
 
@@ -100,26 +136,81 @@ impl Metrics {
     }
 }
 
-/// What `/readyz` reports: ready once the state is loaded, partitions are assigned and a broker is up.
+/// What `/readyz` reports: ready once the state is loaded, partitions are assigned, a broker is
+/// up and answers, the output topics exist and the last snapshot (if any was due) succeeded.
 #[derive(Default)]
 pub struct Health {
     pub state_loaded: AtomicBool,
     pub partitions_assigned: AtomicBool,
+    /// From librdkafka statistics: some broker connection is up.
     pub broker_up: AtomicBool,
+    /// From the metadata probe: a broker answered within the probe's timeout. A hung broker
+    /// keeps its connection up, so statistics alone notice it only after `socket.timeout.ms`.
+    pub broker_answering: AtomicBool,
+    /// Output topics (alert, dead-letter) the brokers do not know, from the metadata probe.
+    pub missing_topics: Mutex<Vec<String>>,
+    /// Why the last snapshot failed, until one succeeds.
+    pub snapshot_error: Mutex<Option<String>>,
 }
 
 impl Health {
-    /// `Ok` when ready, otherwise what is missing.
-    pub fn readiness(&self) -> Result<(), &'static str> {
+    /// `Ok` when ready, otherwise what is wrong.
+    pub fn readiness(&self) -> Result<(), String> {
+        let missing = self.missing_topics.lock().unwrap_or_else(PoisonError::into_inner);
+        let snapshot_error = self.snapshot_error.lock().unwrap_or_else(PoisonError::into_inner);
         if !self.state_loaded.load(Ordering::Relaxed) {
-            Err("state not loaded")
+            Err("state not loaded".into())
+        } else if let Some(error) = snapshot_error.as_deref() {
+            Err(format!("state snapshot failing: {error}"))
         } else if !self.broker_up.load(Ordering::Relaxed) {
-            Err("no broker reachable")
+            Err("no broker reachable".into())
+        } else if !self.broker_answering.load(Ordering::Relaxed) {
+            Err("brokers not answering metadata requests".into())
+        } else if !missing.is_empty() {
+            Err(format!("output topics missing on the brokers: {}", missing.join(", ")))
         } else if !self.partitions_assigned.load(Ordering::Relaxed) {
-            Err("no partitions assigned")
+            Err("no partitions assigned".into())
         } else {
             Ok(())
         }
+    }
+}
+
+/// Lets a log line through at most once per interval and counts the ones held back, so a
+/// failure shared by thousands of records in flight costs one line per interval, not one each.
+pub struct LogLimit {
+    interval: Duration,
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl LogLimit {
+    pub fn every(interval: Duration) -> LogLimit {
+        LogLimit { interval, state: Mutex::new((None, 0)) }
+    }
+
+    /// `Some(lines held back since the last one let through)` if this line may be written.
+    pub fn allow(&self) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (last, held) = &mut *state;
+        if last.is_some_and(|at| at.elapsed() < self.interval) {
+            *held += 1;
+            return None;
+        }
+        *last = Some(Instant::now());
+        Some(std::mem::take(held))
+    }
+}
+
+/// The rate-limited log lines, one limit per kind of line.
+pub struct LogLimits {
+    pub delivery_failed: LogLimit,
+    pub output_refused: LogLimit,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        let every = || LogLimit::every(Duration::from_secs(10));
+        LogLimits { delivery_failed: every(), output_refused: every() }
     }
 }
 
@@ -127,13 +218,14 @@ impl Health {
 pub struct Telemetry {
     pub metrics: Metrics,
     pub health: Health,
+    pub log_limits: LogLimits,
 }
 
 impl Telemetry {
     pub fn new() -> Telemetry {
         // Registering fixed, distinct names with valid label sets cannot fail.
         let metrics = Metrics::new().expect("metric definitions are valid");
-        Telemetry { metrics, health: Health::default() }
+        Telemetry { metrics, health: Health::default(), log_limits: LogLimits::default() }
     }
 }
 
@@ -148,7 +240,9 @@ impl Default for Telemetry {
 pub fn init_logging(format: LogFormat, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: in a file or a log collector they are escape bytes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     // A second call (tests running several services in one process) keeps the first subscriber.
     let _ = match format {
         LogFormat::Human => builder.try_init(),

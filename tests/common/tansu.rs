@@ -61,6 +61,11 @@ impl Tansu {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The broker's process id, for signals (SIGSTOP makes a hung broker).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("tansu is running").id()
+    }
+
     /// Kills the broker (its SQLite data stays).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
