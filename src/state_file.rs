@@ -12,18 +12,19 @@ use std::io::{BufWriter, ErrorKind, Write};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
-/// What failed, on which path.
+/// What failed, on which path. The I/O error is part of the message (it is logged alone, as
+/// the reason of a failed snapshot), not a separate source.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot {step} {path}: {source}")]
+#[error("cannot {step} {path}: {error}")]
 pub struct StateFileError {
     step: &'static str,
     path: PathBuf,
-    source: std::io::Error,
+    error: std::io::Error,
 }
 
 impl StateFileError {
     fn at<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StateFileError + 'a {
-        move |source| StateFileError { step, path: path.to_path_buf(), source }
+        move |error| StateFileError { step, path: path.to_path_buf(), error }
     }
 }
 
@@ -47,8 +48,8 @@ pub fn write(path: &Path, body: impl FnOnce(&mut dyn Write) -> std::io::Result<(
 /// start, so a run that could never save its state stops before it reads anything.
 pub fn check_writable(path: &Path) -> Result<(), StateFileError> {
     if path.is_dir() {
-        let source = std::io::Error::new(ErrorKind::IsADirectory, "it is a directory, expected a file path");
-        return Err(StateFileError { step: "write state to", path: path.to_path_buf(), source });
+        let error = std::io::Error::new(ErrorKind::IsADirectory, "it is a directory, expected a file path");
+        return Err(StateFileError { step: "write state to", path: path.to_path_buf(), error });
     }
     let probe = sibling(path, "probe");
     drop(create_fresh(&probe)?);
@@ -67,10 +68,10 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 /// planted to redirect the write) is unlinked first, and `create_new` (O_CREAT|O_EXCL, which
 /// never follows a symlink) fails rather than open anything that reappears in between.
 fn create_fresh(path: &Path) -> Result<File, StateFileError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(StateFileError::at("remove the stale", path)(e)),
+    // `symlink_metadata` looks at the name itself; if it fails there is nothing to remove (or
+    // the directory is unusable, which the create then reports).
+    if std::fs::symlink_metadata(path).is_ok() {
+        std::fs::remove_file(path).map_err(StateFileError::at("remove the stale", path))?;
     }
     OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(StateFileError::at("create", path))
 }

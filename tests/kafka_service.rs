@@ -237,10 +237,21 @@ impl Running {
         }
     }
 
-    /// Asks it to stop and waits for the end of the run; the guard only catches a hang.
+    /// Asks it to stop and waits for the end of the run.
     async fn finish(self) -> anyhow::Result<RunSummary> {
         let _ = self.stop.send(());
-        match tokio::time::timeout(Duration::from_secs(120), self.task).await {
+        Running::join(self.task).await
+    }
+
+    /// Waits for the run to end by itself (it fails to start, say), without asking it to stop.
+    async fn ended(self) -> anyhow::Result<RunSummary> {
+        let _keep_running = self.stop;
+        Running::join(self.task).await
+    }
+
+    /// The guard only catches a hang; it measures nothing.
+    async fn join(task: tokio::task::JoinHandle<anyhow::Result<RunSummary>>) -> anyhow::Result<RunSummary> {
+        match tokio::time::timeout(Duration::from_secs(120), task).await {
             Ok(joined) => joined.unwrap(),
             Err(_) => panic!("the service did not stop"),
         }
@@ -693,13 +704,13 @@ async fn a_missing_output_topic_stops_the_start_with_an_error_naming_it() {
     let names = Names::new("missing");
     create(&broker.brokers(), &[&names.input, &names.grants, &names.dlq]).await;
     let service = Running::start(config(&broker.brokers(), &names));
-    let err = format!("{:#}", service.finish().await.expect_err("started without its alert topic"));
+    let err = format!("{:#}", service.ended().await.expect_err("started without its alert topic"));
     assert!(err.contains(&format!("alert topic `{}`", names.alerts)) && err.contains("create it"), "{err}");
 
     let names = Names::new("missing-dlq");
     create(&broker.brokers(), &[&names.input, &names.grants, &names.alerts]).await;
     let service = Running::start(config(&broker.brokers(), &names));
-    let err = format!("{:#}", service.finish().await.expect_err("started without its dead-letter topic"));
+    let err = format!("{:#}", service.ended().await.expect_err("started without its dead-letter topic"));
     assert!(err.contains(&format!("dead-letter topic `{}`", names.dlq)), "{err}");
 }
 
@@ -713,6 +724,9 @@ async fn a_deleted_alert_topic_turns_readiness_off_and_shutdown_keeps_what_was_n
     let mut config = config(&broker.brokers(), &names);
     config.state = Some(state.clone());
     config.shutdown_timeout_s = 2;
+    // tansu accepts writes to a deleted topic (Kafka refuses them); with no propagation delay
+    // librdkafka fails them itself once metadata says the topic is gone.
+    config.kafka_producer.insert("topic.metadata.propagation.max.ms".into(), "0".into());
     let engine_config = config.engine.clone();
     let service = Running::start(config);
     service.wait_ready().await;
@@ -731,6 +745,12 @@ async fn a_deleted_alert_topic_turns_readiness_off_and_shutdown_keeps_what_was_n
     let late = access("late-3", "agent-3", "2026-03-01T02:00:00Z", "crm", "Export");
     let ends = produce(&broker.brokers(), &names.input, &json_records(&[late])).await;
     service.wait_consumed(&names.input, 2).await;
+    let retried = || service.telemetry.metrics.delivery_errors.with_label_values(&[&names.alerts]).get();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while retried() < 2 {
+        assert!(Instant::now() < deadline, "the held alert was not retried ({} failures)", retried());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let summary = service.finish().await.unwrap();
     assert_eq!(summary.unacknowledged, 1);
     assert!(summary.final_snapshot_missing);
@@ -754,7 +774,7 @@ async fn an_unwritable_state_path_stops_the_start() {
     // No broker is needed: the check comes first.
     let mut config = config("127.0.0.1:1", &names);
     config.state = Some(not_a_dir.join("state.snap"));
-    let err = format!("{:#}", Running::start(config).finish().await.expect_err("started with an unwritable state"));
+    let err = format!("{:#}", Running::start(config).ended().await.expect_err("started with an unwritable state"));
     assert!(err.contains("file/state.snap") && err.contains("could not be saved"), "{err}");
 }
 

@@ -8,7 +8,7 @@ pub mod probe;
 pub mod snapshot;
 
 use crate::config::ServiceConfig;
-use crate::telemetry::events::{BrokerReachability, ConsumerLag, PartitionsAssigned, PartitionsRevoked};
+use crate::telemetry::events::{printable, BrokerReachability, ConsumerLag, PartitionsAssigned, PartitionsRevoked};
 use crate::telemetry::Telemetry;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -89,7 +89,7 @@ impl ClientContext for ServiceContext {
             BrokerReachability { up: false }.emit(&self.telemetry);
         }
         // librdkafka's text can echo record data.
-        tracing::warn!(error = %crate::telemetry::events::printable(&error), reason, "librdkafka error.");
+        tracing::warn!(error = %printable(&error), reason = %printable(&reason), "librdkafka error.");
     }
 }
 
