@@ -249,3 +249,34 @@ pub fn init_logging(format: LogFormat, default_filter: &str) {
         LogFormat::Json => builder.json().try_init(),
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_limit_lets_one_line_through_per_interval_and_counts_the_rest() {
+        let limit = LogLimit::every(Duration::from_secs(3600));
+        assert_eq!(limit.allow(), Some(0));
+        assert_eq!((limit.allow(), limit.allow()), (None, None));
+        let open = LogLimit::every(Duration::ZERO);
+        assert_eq!((open.allow(), open.allow()), (Some(0), Some(0)));
+    }
+
+    #[test]
+    fn readiness_names_what_is_wrong() {
+        let health = Health::default();
+        for flag in [&health.state_loaded, &health.broker_up, &health.broker_answering, &health.partitions_assigned] {
+            flag.store(true, Ordering::Relaxed);
+        }
+        assert_eq!(health.readiness(), Ok(()));
+        *health.missing_topics.lock().unwrap() = vec!["alerts".into()];
+        assert_eq!(health.readiness(), Err("output topics missing on the brokers: alerts".into()));
+        *health.snapshot_error.lock().unwrap() = Some("disk full".into());
+        assert_eq!(health.readiness(), Err("state snapshot failing: disk full".into()));
+        *health.snapshot_error.lock().unwrap() = None;
+        health.missing_topics.lock().unwrap().clear();
+        health.broker_answering.store(false, Ordering::Relaxed);
+        assert_eq!(health.readiness(), Err("brokers not answering metadata requests".into()));
+    }
+}
