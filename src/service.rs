@@ -16,7 +16,7 @@ use crate::detect::Detector;
 use crate::engine::Engine;
 use crate::kafka::offsets::OffsetTracker;
 use crate::kafka::snapshot::{self, Positions};
-use crate::kafka::{consumer_config, producer_config, Backoff, ServiceContext, TopicPartition};
+use crate::kafka::{create_consumer, create_producer, AlertProducer, Backoff, ServiceContext, TopicPartition};
 use crate::model::Origin;
 use crate::telemetry::events::{
     AlertsDelivered, ConsumerFailed, DeliveryFailed, RecordConsumed, RecordRejected, SnapshotFailed, SnapshotWritten,
@@ -29,7 +29,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::future::Future;
@@ -77,14 +77,8 @@ async fn run_pipeline(
 ) -> anyhow::Result<RunSummary> {
     let (engine, positions) = restore(config, &telemetry)?;
     let positions = Arc::new(Mutex::new(positions));
-    let context = ServiceContext {
-        telemetry: Arc::clone(&telemetry),
-        positions: Arc::clone(&positions),
-        topics: config.input_topics.iter().chain(&config.grants_topic).cloned().collect(),
-    };
-    let consumer: StreamConsumer<ServiceContext> =
-        consumer_config(config).create_with_context(context).context("cannot create the Kafka consumer")?;
-    let producer: FutureProducer = producer_config(config).create().context("cannot create the Kafka producer")?;
+    let consumer = create_consumer(config, Arc::clone(&telemetry), Arc::clone(&positions))?;
+    let producer = create_producer(config)?;
     let topics: Vec<&str> = config.input_topics.iter().chain(&config.grants_topic).map(String::as_str).collect();
     consumer.subscribe(&topics).context("cannot subscribe to the input topics")?;
     tracing::info!(topics = ?topics, group = %config.group, "Consuming.");
@@ -195,7 +189,7 @@ struct Pipeline<'a> {
     /// Where the engine state ends per partition; shared with the rebalance callback.
     positions: Arc<Mutex<Positions>>,
     tracker: OffsetTracker,
-    producer: FutureProducer,
+    producer: AlertProducer,
     in_flight: FuturesUnordered<BoxFuture<'static, Delivered>>,
     last_snapshot: Option<Instant>,
     summary: RunSummary,
@@ -331,7 +325,7 @@ fn dead_letter(dlq: &str, message: &BorrowedMessage<'_>, origin: &Origin, errors
 
 /// Produces every output of one input record and resolves once the broker acknowledged all.
 async fn deliver(
-    producer: FutureProducer,
+    producer: AlertProducer,
     telemetry: Arc<Telemetry>,
     outputs: Vec<Output>,
     tp: TopicPartition,
@@ -345,7 +339,7 @@ async fn deliver(
 /// Sends one output, retrying with backoff until the broker acknowledges it: a failed delivery
 /// is never dropped, since the input offset waits for it. One exception: a dead-letter copy
 /// too large for the producer is sent without its payload (header `payload_dropped_bytes`).
-async fn send_until_acknowledged(producer: &FutureProducer, telemetry: &Telemetry, output: &Output) {
+async fn send_until_acknowledged(producer: &AlertProducer, telemetry: &Telemetry, output: &Output) {
     let mut backoff = Backoff::default();
     let mut payload: &[u8] = &output.payload;
     let mut extra_header = None;
