@@ -1,8 +1,9 @@
 # Multi-stage build: compile with the full Rust toolchain (librdkafka is built from source by
-# rdkafka-sys, hence cmake and a C++ compiler; the image already has libssl-dev and pkg-config
-# for its TLS and SASL), run on a small Debian image.
+# rdkafka-sys, hence cmake and a C++ compiler, and links the system OpenSSL for TLS and SASL,
+# found through pkg-config), run on a small Debian image.
 FROM rust:1-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends cmake g++ && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends cmake g++ libssl-dev pkg-config \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin overreach && strip target/release/overreach

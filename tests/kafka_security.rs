@@ -8,7 +8,10 @@ mod tansu;
 mod tls;
 
 use overreach::alert::alert_id;
+use overreach::config::{RunArgs, ServiceConfig};
 use overreach::detect::Detector;
+use overreach::kafka::{create_consumer, create_producer};
+use overreach::telemetry::Telemetry;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
@@ -307,4 +310,38 @@ fn a_client_creation_error_at_start_names_the_key_but_not_the_secret() {
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("cannot create the Kafka consumer") && stderr.contains("sasl.jaas.config"), "{stderr}");
     assert!(!stderr.contains("jaas-pw-31d"), "the password is in the error:\n{stderr}");
+}
+
+#[tokio::test]
+async fn the_tls_and_sasl_examples_in_the_service_docs_create_their_clients() {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/service.md")).unwrap();
+    let examples: Vec<&str> = docs
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|block| block.split_once("```").map(|(toml, _)| toml))
+        .filter(|toml| toml.contains("security.protocol"))
+        .collect();
+    assert_eq!(examples.len(), 3, "MSK, Confluent Cloud, private CA");
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    for example in examples {
+        // The example's CA file and snapshot path are not this machine's.
+        let text: String = example
+            .replace("/etc/overreach/kafka-ca.pem", &pki.ca_pem.display().to_string())
+            .lines()
+            .filter(|line| !line.starts_with("state = "))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let path = dir.path().join("example.toml");
+        std::fs::write(&path, &text).unwrap();
+        let args = RunArgs { config: Some(path), ..RunArgs::default() };
+        let env = [("OVERREACH_KAFKA__SASL_PASSWORD".to_string(), "from-the-environment".to_string())];
+        let config = ServiceConfig::resolve(&args, env).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        if let Err(e) = create_consumer(&config, Arc::new(Telemetry::new()), Arc::default()) {
+            panic!("{e}\n{text}");
+        }
+        if let Err(e) = create_producer(&config) {
+            panic!("{e}\n{text}");
+        }
+    }
 }
