@@ -11,4 +11,11 @@ if ! command -v tansu >/dev/null 2>&1; then
   cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
 fi
 
+# rdkafka links the system OpenSSL (TLS, SASL SCRAM and OAUTHBEARER), found through pkg-config.
+if ! pkg-config --exists openssl 2>/dev/null; then
+  echo "test.sh: installing libssl-dev and pkg-config (apt-get, once)" >&2
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update && $sudo apt-get install -y --no-install-recommends libssl-dev pkg-config
+fi
+
 cargo test --release "$@"

@@ -9,6 +9,7 @@
 
 use crate::decode::{Format, Limits};
 use crate::engine::EngineConfig;
+use crate::kafka::secrets::{is_secret_key, MASK};
 use crate::ocsf::AlertFormat;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -291,24 +292,17 @@ impl ServiceConfig {
         Limits { max_line_bytes: self.max_record_bytes, max_field_bytes: self.max_field_bytes }
     }
 
-    /// The configuration as TOML with every secret-looking value replaced by `***`, for the start-up log.
+    /// The configuration as TOML with the value of every secret key (see [`is_secret_key`])
+    /// replaced by `***`, for the start-up log.
     pub fn masked(&self) -> String {
         let mut shown = self.clone();
         for (key, value) in shown.kafka.iter_mut().chain(&mut shown.kafka_consumer).chain(&mut shown.kafka_producer) {
             if is_secret_key(key) {
-                *value = "***".to_string();
+                *value = MASK.to_string();
             }
         }
         toml::to_string(&shown).unwrap_or_else(|e| format!("<config not printable: {e}>"))
     }
-}
-
-/// librdkafka keys whose values are credentials (passwords, private keys, JAAS and OAuth configs).
-fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    ["password", "secret", "token", "jaas", "key.pem", "oauthbearer.config", "credential"]
-        .iter()
-        .any(|word| key.contains(word))
 }
 
 fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
@@ -394,6 +388,25 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("\"sasl.password\" = \"***\""), "{shown}");
         assert!(shown.contains("\"security.protocol\" = \"ssl\""), "{shown}");
+    }
+
+    #[test]
+    fn the_start_up_log_masks_every_credential_and_shows_the_settings() {
+        let (_f, a) = file(
+            "input_topics = [\"a\"]\nalert_topic = \"al\"\n[kafka]\n\"security.protocol\" = \"sasl_ssl\"\n\
+             \"sasl.mechanisms\" = \"OAUTHBEARER\"\n\"sasl.oauthbearer.extensions\" = \"logicalCluster=lkc-s1\"\n\
+             \"ssl.key.pem\" = \"-----BEGIN PRIVATE KEY-----s2\"\n\"ssl.key.location\" = \"/etc/o/client.key\"\n\
+             [kafka_consumer]\n\"ssl.keystore.password\" = \"s3\"\n\
+             [kafka_producer]\n\"sasl.oauthbearer.client.secret\" = \"s4\"\n\"sasl.jaas.config\" = \"password='s5';\"\n",
+        );
+        let shown = ServiceConfig::resolve(&a, []).unwrap().masked();
+        for secret in ["lkc-s1", "-----BEGIN PRIVATE KEY-----s2", "\"s3\"", "\"s4\"", "s5"] {
+            assert!(!shown.contains(secret), "{secret} shown in:\n{shown}");
+        }
+        assert_eq!(shown.matches("= \"***\"").count(), 5, "{shown}");
+        for setting in ["\"security.protocol\" = \"sasl_ssl\"", "\"ssl.key.location\" = \"/etc/o/client.key\""] {
+            assert!(shown.contains(setting), "{setting} missing in:\n{shown}");
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::kafka::delivery::{self, AlertInfo, Delivered, Deliverer, Output};
 use crate::kafka::offsets::OffsetTracker;
 use crate::kafka::probe::{self, OutputTopic};
 use crate::kafka::snapshot::{self, Positions};
-use crate::kafka::{consumer_config, producer_config, Backoff, ServiceContext, TopicPartition};
+use crate::kafka::{create_consumer, create_producer, Backoff, ServiceContext, TopicPartition};
 use crate::model::Origin;
 use crate::state_file;
 use crate::telemetry::events::{
@@ -36,7 +36,6 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
-use rdkafka::producer::FutureProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -113,7 +112,7 @@ async fn run_pipeline(
         })?;
     }
     let (engine, positions) = restore(config, &telemetry)?;
-    let producer: FutureProducer = producer_config(config).create().context("cannot create the Kafka producer")?;
+    let producer = create_producer(config)?;
     tokio::pin!(shutdown);
     let outputs: Vec<OutputTopic> =
         std::iter::once(OutputTopic { role: "alert topic", name: config.alert_topic.clone() })
@@ -126,13 +125,7 @@ async fn run_pipeline(
     }
 
     let positions = Arc::new(Mutex::new(positions));
-    let context = ServiceContext {
-        telemetry: Arc::clone(&telemetry),
-        positions: Arc::clone(&positions),
-        topics: config.input_topics.iter().chain(&config.grants_topic).cloned().collect(),
-    };
-    let consumer: Arc<StreamConsumer<ServiceContext>> =
-        Arc::new(consumer_config(config).create_with_context(context).context("cannot create the Kafka consumer")?);
+    let consumer = Arc::new(create_consumer(config, Arc::clone(&telemetry), Arc::clone(&positions))?);
     let topics: Vec<&str> = config.input_topics.iter().chain(&config.grants_topic).map(String::as_str).collect();
     consumer.subscribe(&topics).context("cannot subscribe to the input topics")?;
     tracing::info!(topics = ?topics, group = %config.group, "Consuming.");

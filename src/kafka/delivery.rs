@@ -17,7 +17,8 @@ use crate::text::{escape_control, truncate};
 use futures_util::future::join_all;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use super::AlertProducer;
+use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 use rdkafka::Message;
 use std::sync::Arc;
@@ -53,7 +54,7 @@ pub struct Delivered {
 
 /// Where outputs go: the producer, the telemetry, and the dead-letter topic for refusal notes.
 pub struct Deliverer {
-    pub producer: FutureProducer,
+    pub producer: AlertProducer,
     pub telemetry: Arc<Telemetry>,
     pub dead_letter_topic: Option<String>,
 }

@@ -1,20 +1,25 @@
-//! Kafka plumbing of the service: client settings, the consumer callbacks (assignment from
-//! the snapshot position, lag and broker reachability from librdkafka statistics), delivery
-//! of the outputs, the metadata probe, the offset bookkeeping and the state snapshot.
+//! Kafka plumbing of the service: client settings and creation, the consumer callbacks
+//! (assignment from the snapshot position, lag and broker reachability from librdkafka
+//! statistics), librdkafka's own text logged with secrets scrubbed out, delivery of the
+//! outputs, the metadata probe, the offset bookkeeping and the state snapshot.
 
 pub mod delivery;
 pub mod offsets;
 pub mod probe;
+pub mod secrets;
 pub mod snapshot;
 
 use crate::config::ServiceConfig;
-use crate::telemetry::events::{printable, BrokerReachability, ConsumerLag, PartitionsAssigned, PartitionsRevoked};
+use crate::telemetry::events::{BrokerReachability, ConsumerLag, PartitionsAssigned, PartitionsRevoked};
 use crate::telemetry::Telemetry;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::FutureProducer;
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use secrets::Secrets;
 use serde::{Deserialize, Serialize};
 use snapshot::Positions;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -27,9 +32,44 @@ pub struct TopicPartition {
     pub partition: i32,
 }
 
+/// The producer of alerts and dead letters.
+pub type AlertProducer = FutureProducer<ClientLog>;
+
+/// Why a Kafka client could not be created, in librdkafka's words with every secret scrubbed
+/// out (a configuration error quotes the offending value).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create the Kafka {client}: {reason}")]
+pub struct ClientError {
+    client: &'static str,
+    reason: String,
+}
+
+/// The service's consumer, with the callbacks of [`ServiceContext`]; `positions` is where the
+/// engine state ends per partition, shared with the processing loop.
+pub fn create_consumer(
+    config: &ServiceConfig,
+    telemetry: Arc<Telemetry>,
+    positions: Arc<Mutex<Positions>>,
+) -> Result<StreamConsumer<ServiceContext>, ClientError> {
+    let client_log = ClientLog::new(config);
+    let context = ServiceContext {
+        telemetry,
+        positions,
+        topics: config.input_topics.iter().chain(&config.grants_topic).cloned().collect(),
+        client_log: client_log.clone(),
+    };
+    consumer_config(config).create_with_context(context).map_err(|e| client_log.client_error("consumer", &e))
+}
+
+/// The service's producer.
+pub fn create_producer(config: &ServiceConfig) -> Result<AlertProducer, ClientError> {
+    let client_log = ClientLog::new(config);
+    producer_config(config).create_with_context(client_log.clone()).map_err(|e| client_log.client_error("producer", &e))
+}
+
 /// Consumer settings: the at-least-once pair (auto-commit of *stored* offsets only, stored by
 /// the service after delivery), then the user's `[kafka]` and `[kafka_consumer]` tables.
-pub fn consumer_config(config: &ServiceConfig) -> ClientConfig {
+fn consumer_config(config: &ServiceConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers)
         .set("group.id", &config.group)
@@ -47,7 +87,7 @@ pub fn consumer_config(config: &ServiceConfig) -> ClientConfig {
 
 /// Producer settings: idempotent with `acks=all`, so a retried alert is written once per send,
 /// then the user's `[kafka]` and `[kafka_producer]` tables.
-pub fn producer_config(config: &ServiceConfig) -> ClientConfig {
+fn producer_config(config: &ServiceConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers)
         .set("client.id", "overreach")
@@ -59,17 +99,60 @@ pub fn producer_config(config: &ServiceConfig) -> ClientConfig {
     c
 }
 
+/// librdkafka's log lines and error reports, logged through `tracing` with every configured
+/// secret scrubbed out; the callbacks of the producer, and part of the consumer's.
+#[derive(Clone)]
+pub struct ClientLog {
+    secrets: Arc<Secrets>,
+}
+
+impl ClientLog {
+    fn new(config: &ServiceConfig) -> ClientLog {
+        ClientLog { secrets: Arc::new(Secrets::of(config)) }
+    }
+
+    fn client_error(&self, client: &'static str, error: &KafkaError) -> ClientError {
+        ClientError { client, reason: self.secrets.scrub(&error.to_string()).into_owned() }
+    }
+}
+
+impl ClientContext for ClientLog {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        let message = self.secrets.scrub(message);
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", facility, "{message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", facility, "{message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", facility, "{message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let error = error.to_string();
+        tracing::warn!(error = %self.secrets.scrub(&error), reason = &*self.secrets.scrub(reason), "librdkafka error.");
+    }
+}
+
 /// Callbacks of the service's consumer.
 pub struct ServiceContext {
-    pub telemetry: Arc<Telemetry>,
+    telemetry: Arc<Telemetry>,
     /// Per partition, where the engine state ends; shared with the processing loop, which
     /// advances it record by record.
-    pub positions: Arc<Mutex<Positions>>,
+    positions: Arc<Mutex<Positions>>,
     /// The input topics, whose lag is reported.
-    pub topics: Vec<String>,
+    topics: Vec<String>,
+    client_log: ClientLog,
 }
 
 impl ClientContext for ServiceContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.client_log.log(level, facility, message);
+    }
+
     fn stats(&self, stats: Statistics) {
         let up = stats.brokers.values().any(|b| b.state == "UP");
         BrokerReachability { up }.emit(&self.telemetry);
@@ -88,8 +171,7 @@ impl ClientContext for ServiceContext {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
             BrokerReachability { up: false }.emit(&self.telemetry);
         }
-        // librdkafka's text can echo record data.
-        tracing::warn!(error = %printable(&error), reason = %printable(&reason), "librdkafka error.");
+        self.client_log.error(error, reason);
     }
 }
 
@@ -172,9 +254,39 @@ mod tests {
         assert_eq!(b.next_delay(), Duration::from_millis(100));
     }
 
+    fn service_config() -> ServiceConfig {
+        toml::from_str("input_topics=[\"i\"]\nalert_topic=\"a\"").unwrap()
+    }
+
+    #[test]
+    fn librdkafka_is_built_with_tls_sasl_and_the_compression_codecs() {
+        let features = ClientConfig::new().create_native_config().unwrap().get("builtin.features").unwrap();
+        let features: Vec<&str> = features.split(',').collect();
+        for wanted in ["ssl", "sasl_plain", "sasl_scram", "sasl_oauthbearer", "gzip", "snappy", "lz4", "zstd"] {
+            assert!(features.contains(&wanted), "`{wanted}` missing from librdkafka's builtin.features {features:?}");
+        }
+    }
+
+    #[test]
+    fn a_client_creation_error_names_the_key_but_not_the_secret() {
+        let mut config = service_config();
+        // The Java form a Confluent Cloud console offers: librdkafka has no such key, and the
+        // error quotes the value, password included.
+        let jaas =
+            "org.apache.kafka.common.security.plain.PlainLoginModule required username='ABCD' password='s3cr3t-pw';";
+        config.kafka.insert("sasl.jaas.config".into(), jaas.into());
+        let consumer = create_consumer(&config, Arc::new(Telemetry::new()), Arc::default()).err();
+        let producer = create_producer(&config).err();
+        for error in [consumer, producer] {
+            let error = error.expect("an unknown key is a creation error").to_string();
+            assert!(error.contains("sasl.jaas.config"), "{error}");
+            assert!(!error.contains("s3cr3t-pw") && error.contains("***"), "{error}");
+        }
+    }
+
     #[test]
     fn user_options_override_the_service_settings() {
-        let mut config: ServiceConfig = toml::from_str("input_topics=[\"i\"]\nalert_topic=\"a\"").unwrap();
+        let mut config = service_config();
         config.kafka.insert("security.protocol".into(), "sasl_ssl".into());
         config.kafka_consumer.insert("statistics.interval.ms".into(), "1000".into());
         config.kafka_producer.insert("linger.ms".into(), "1".into());

@@ -9,7 +9,8 @@ use super::Backoff;
 use crate::telemetry::events::{BrokerAnswering, TopicsMissing};
 use crate::telemetry::Telemetry;
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, Producer};
+use super::AlertProducer;
+use rdkafka::producer::Producer;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +35,7 @@ struct TopicProblem {
 }
 
 /// Asks for each topic's metadata; an error if no broker answered within `timeout`.
-fn problems(producer: &FutureProducer, topics: &[String], timeout: Duration) -> KafkaResult<Vec<TopicProblem>> {
+fn problems(producer: &AlertProducer, topics: &[String], timeout: Duration) -> KafkaResult<Vec<TopicProblem>> {
     let mut problems = Vec::new();
     for topic in topics {
         let metadata = producer.client().fetch_metadata(Some(topic), timeout)?;
@@ -51,7 +52,7 @@ fn problems(producer: &FutureProducer, topics: &[String], timeout: Duration) -> 
 }
 
 /// [`problems`] on a blocking thread: `fetch_metadata` blocks for up to `timeout`.
-async fn probe(producer: &FutureProducer, topics: &[String], timeout: Duration) -> KafkaResult<Vec<TopicProblem>> {
+async fn probe(producer: &AlertProducer, topics: &[String], timeout: Duration) -> KafkaResult<Vec<TopicProblem>> {
     let (producer, topics) = (producer.clone(), topics.to_vec());
     tokio::task::spawn_blocking(move || problems(&producer, &topics, timeout))
         .await
@@ -62,7 +63,7 @@ async fn probe(producer: &FutureProducer, topics: &[String], timeout: Duration) 
 /// Waits until a broker answers, then fails if an output topic does not exist. While no broker
 /// answers it retries (an outage at start is waited out like one later, never a crash loop).
 pub async fn check_output_topics(
-    producer: &FutureProducer,
+    producer: &AlertProducer,
     brokers: &str,
     topics: &[OutputTopic],
     telemetry: &Telemetry,
@@ -107,7 +108,7 @@ fn missing_message(topics: &[OutputTopic], problems: &[TopicProblem], brokers: &
 }
 
 /// Probes every [`PROBE_INTERVAL`] until the task is aborted, updating readiness.
-pub async fn watch(producer: FutureProducer, topics: Vec<String>, telemetry: Arc<Telemetry>) {
+pub async fn watch(producer: AlertProducer, topics: Vec<String>, telemetry: Arc<Telemetry>) {
     loop {
         tokio::time::sleep(PROBE_INTERVAL).await;
         match probe(&producer, &topics, PROBE_TIMEOUT).await {
