@@ -12,6 +12,7 @@
 
 use regex::{Captures, Regex};
 use std::borrow::Cow;
+use std::ops::Range;
 use std::sync::LazyLock;
 
 /// One secret shape. When the pattern has a group named `secret`, only that
@@ -20,13 +21,17 @@ use std::sync::LazyLock;
 struct Rule {
     kind: &'static str,
     regex: Regex,
-    /// A further test on the candidate, for shapes a regex cannot tell alone.
-    confirm: Option<fn(&str) -> bool>,
+    /// Finds the secret inside the candidate, for shapes a regex cannot tell
+    /// alone. Without it the candidate is the secret.
+    locate: Option<Locate>,
 }
+
+/// Where in a candidate its secret is; `None` declines the candidate.
+type Locate = fn(&str) -> Option<Range<usize>>;
 
 impl Rule {
     fn new(kind: &'static str, pattern: &str) -> Rule {
-        Rule { kind, regex: Regex::new(pattern).expect("redaction patterns are valid"), confirm: None }
+        Rule { kind, regex: Regex::new(pattern).expect("redaction patterns are valid"), locate: None }
     }
 }
 
@@ -71,8 +76,8 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             "secret",
             &pair(r"(?:[a-z0-9]+[_-])*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|private[_-]?key)"),
         ),
-        // A bare secret access key: exactly 40 base64 characters, as random as a key.
-        Rule { confirm: Some(looks_like_aws_secret_key), ..Rule::new("aws_secret", r"[A-Za-z0-9/+]{40,}") },
+        // A bare secret access key, alone or as a segment of a path.
+        Rule { locate: Some(aws_secret_key_in), ..Rule::new("aws_secret", r"[A-Za-z0-9/+]{40,}") },
     ]
 });
 
@@ -95,16 +100,30 @@ pub fn redact(text: &str) -> Cow<'_, str> {
 
 fn replace(rule: &Rule, caps: &Captures) -> String {
     let whole = caps.get(0).expect("group 0 is the match");
-    let secret = caps.name("secret").unwrap_or(whole);
+    let candidate = caps.name("secret").unwrap_or(whole);
     // A value an earlier rule already replaced stays as that rule wrote it.
-    if secret.as_str().trim_start_matches(['"', '\'']).starts_with(MARKER_PREFIX)
-        || rule.confirm.is_some_and(|confirm| !confirm(secret.as_str()))
-    {
-        return whole.as_str().to_string();
-    }
-    let (before, after) = (secret.start() - whole.start(), secret.end() - whole.start());
+    let marked = candidate.as_str().trim_start_matches(['"', '\'']).starts_with(MARKER_PREFIX);
+    let secret = match rule.locate {
+        _ if marked => None,
+        Some(locate) => locate(candidate.as_str()),
+        None => Some(0..candidate.len()),
+    };
+    let Some(secret) = secret else { return whole.as_str().to_string() };
+    let offset = candidate.start() - whole.start();
     let whole = whole.as_str();
-    format!("{}{MARKER_PREFIX}{}]{}", &whole[..before], rule.kind, &whole[after..])
+    format!("{}{MARKER_PREFIX}{}]{}", &whole[..offset + secret.start], rule.kind, &whole[offset + secret.end..])
+}
+
+/// A span of exactly 40 characters of `run` (a run of base64 characters) that
+/// starts and ends at the run's ends or at a `/`, and looks like a secret
+/// access key: in `prod/KEY` the key.
+fn aws_secret_key_in(run: &str) -> Option<Range<usize>> {
+    const KEY_LEN: usize = 40;
+    let starts = std::iter::once(0).chain(run.match_indices('/').map(|(at, _)| at + 1));
+    starts.map(|start| start..start + KEY_LEN).find(|span| {
+        let ends_at_boundary = span.end == run.len() || run.as_bytes().get(span.end) == Some(&b'/');
+        ends_at_boundary && looks_like_aws_secret_key(&run[span.clone()])
+    })
 }
 
 /// 40 characters with upper and lower case and digits, spread like random
@@ -154,6 +173,7 @@ mod tests {
             (r#"{"SecretAccessKey": "wJalrXUtnFEMI", "SessionToken":"FwoGZXIvYXdz"}"#, r#"{"SecretAccessKey": [redacted:aws_secret], "SessionToken":[redacted:aws_secret]}"#),
             ("AWS_SESSION_TOKEN=FwoGZXIvYXdzEBYaDH", "AWS_SESSION_TOKEN=[redacted:aws_secret]"),
             ("key wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLE12 used", "key [redacted:aws_secret] used"),
+            ("prod/wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLE12", "prod/[redacted:aws_secret]"),
             (
                 "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY----- tail",
                 "[redacted:private_key] tail",
@@ -208,6 +228,10 @@ mod tests {
 
     #[test]
     fn a_bare_key_needs_the_randomness_of_one() {
+        let key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLE12";
+        assert_eq!(aws_secret_key_in(&format!("prod/{key}")), Some(5..45));
+        assert_eq!(aws_secret_key_in(&format!("{key}/x")), Some(0..40));
+        assert_eq!(aws_secret_key_in(&format!("x{key}")), None);
         assert!(looks_like_aws_secret_key("wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLE12"));
         // 40 characters of words and digits: too regular for a key.
         assert!(!looks_like_aws_secret_key("Data/Exports2024/Customers/Regions/Part1"));

@@ -1,7 +1,8 @@
 //! The one step every alert passes before it leaves the engine, so replay, the
 //! Kafka service and both output formats get it alike: every string that
-//! carries text from a log has its secrets redacted (`redact`), then is cut to
-//! a bound (`text::truncate`), and every list is cut to a number of items.
+//! carries text from a log has its secrets redacted (`redact`) and its control
+//! characters escaped (`text::escape_control`), then is cut to a bound
+//! (`text::truncate`), and every list is cut to a number of items.
 //! The alert says which fields were cut in `truncated`.
 //!
 //! Why: an alert repeats its fields (summary, evidence, and up to four times in
@@ -16,7 +17,7 @@
 
 use crate::alert::Alert;
 use crate::redact::redact;
-use crate::text::truncate;
+use crate::text::{escape_control, truncate};
 use serde_json::Value;
 use std::borrow::Cow;
 
@@ -83,10 +84,15 @@ impl Cuts {
         }
     }
 
-    /// Redaction first, so that a secret is found whole, never half cut.
+    /// Redaction first, so that a secret is found whole, never half cut. Control
+    /// characters are escaped for whoever prints the alert's text (`jq -r`, a
+    /// ticket), and so that the bound holds in JSON too, where a raw one costs six bytes.
     fn text(&mut self, path: &str, text: &mut String, max_bytes: usize) {
         if let Cow::Owned(clean) = redact(text) {
             *text = clean;
+        }
+        if let Cow::Owned(escaped) = escape_control(text) {
+            *text = escaped;
         }
         if let Some(cut) = truncate(text, max_bytes) {
             *text = cut;
