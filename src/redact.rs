@@ -59,7 +59,13 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             "token",
             r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|glpat-[A-Za-z0-9_-]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_-]{35})",
         ),
-        Rule::new("authorization", r"(?i)\b(?:bearer|basic)\s+(?P<secret>[A-Za-z0-9._~+/=-]{8,})"),
+        // Lower-case words after the scheme are prose (`Basic authentication-disabled`), not a credential.
+        Rule {
+            locate: Some(|value| {
+                (!value.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')).then_some(0..value.len())
+            }),
+            ..Rule::new("authorization", r"(?i)\b(?:bearer|basic)\s+(?P<secret>[A-Za-z0-9._~+/=-]{8,})")
+        },
         // Also the `X-Amz-Security-Token` of presigned URLs.
         Rule::new(
             "aws_secret",
@@ -218,6 +224,7 @@ mod tests {
             "aws-cli/2.15.0 Python/3.11.6 Linux/5.10 exe/x86_64.amzn.2 prompt/off command/s3.cp",
             "sts.amazonaws.com GetSessionToken",
             "Basic auth disabled, bearer of news",
+            "Basic authentication-disabled; Bearer authorization-required",
             "X-Amz-SignedHeaders=host&X-Amz-Expires=900",
             "Rotate the secret and check where it was stored.",
         ];
