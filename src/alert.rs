@@ -103,7 +103,7 @@ pub struct Alert {
     pub on_behalf_of: Option<String>,
     pub chain: Vec<String>,
     pub event_ids: Vec<String>,
-    /// The triggering call as normalized (identifiers only, never a secret value).
+    /// The triggering call as normalized: identifiers, secrets redacted (`redact`).
     pub event: AlertEvent,
     /// Where the triggering event was read: `file:line` or `topic/partition/offset`.
     pub source: String,
@@ -115,6 +115,10 @@ pub struct Alert {
     /// Repeats of this finding for this identity that were counted, not emitted,
     /// since the previous alert of the same kind.
     pub suppressed_repeats: u64,
+    /// Fields cut to their bound (`event.resource`, `chain`, `evidence.observed.resource` ...),
+    /// see `sanitize`: what they show is not all the log held. Left out when nothing was cut.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub truncated: Vec<String>,
 }
 
 /// `alert_id`: a hash of what identifies the finding, never of where it was read.

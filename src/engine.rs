@@ -16,6 +16,7 @@ use crate::detect::{self, Context, Detector, Finding};
 use crate::features::{agent_family, network, resource_class, resource_prefix};
 use crate::grants::Registry;
 use crate::model::{AccessEvent, Grant, Millis, Origin, Record};
+use crate::sanitize::sanitize;
 use crate::time::{format_rfc3339, DAY, HOUR};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -356,7 +357,7 @@ impl Engine {
         self.state.emitted.insert(key, Emitted { at: e.time, repeats: 0 });
         *self.state.stats.alerts.entry(f.detector).or_default() += 1;
         let score = detect::round(f.score, 4);
-        Some(Alert {
+        let mut alert = Alert {
             alert_id: alert_id(f.detector, &e.identity, &e.event_id),
             detector: f.detector,
             severity: Severity::from_score(score),
@@ -386,7 +387,11 @@ impl Engine {
             attack: f.detector.attack().iter().map(|s| s.to_string()).collect(),
             recommended_action: f.detector.recommended_action().to_string(),
             suppressed_repeats: repeats,
-        })
+            truncated: Vec::new(),
+        };
+        // Every alert leaves the engine redacted and bounded, whatever the sink or format.
+        sanitize(&mut alert);
+        Some(alert)
     }
 
     /// Hourly housekeeping in event time: drops suppression entries, adoption

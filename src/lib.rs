@@ -3,7 +3,7 @@
 //!
 //! The data's way: `source` (files, Kafka) → `decode` (one file per log format)
 //! → `model` (the normalized record) → `engine` (`baseline` + `grants` →
-//! `detect`, one file per detector) → `alert` → sinks.
+//! `detect`, one file per detector) → `alert` (`sanitize`: `redact`, bound) → sinks.
 
 pub mod alert;
 pub mod backtest;
@@ -15,7 +15,9 @@ pub mod features;
 pub mod grants;
 pub mod model;
 pub mod ocsf;
+pub mod redact;
 pub mod replay;
+pub mod sanitize;
 pub mod simulate;
 pub mod source;
 pub mod state_file;

@@ -25,6 +25,7 @@ const ACTIVITY_ID: u32 = 1;
 const STATUS_ID: u32 = 1;
 
 /// Observable type ids of OCSF 1.5.0 (`observable.type_id`).
+const OBSERVABLE_HOSTNAME: (u32, &str) = (1, "Hostname");
 const OBSERVABLE_IP_ADDRESS: (u32, &str) = (2, "IP Address");
 const OBSERVABLE_USER_NAME: (u32, &str) = (4, "User Name");
 const OBSERVABLE_CREDENTIAL: (u32, &str) = (19, "User Credential ID");
@@ -275,13 +276,56 @@ fn observables(alert: &Alert) -> Vec<Value> {
     if let Some(delegator) = &alert.on_behalf_of {
         out.push(observable("unmapped.on_behalf_of", OBSERVABLE_USER_NAME, delegator));
     }
-    if let Some(ip) = &alert.event.source_ip {
-        out.push(observable("evidences.src_endpoint.ip", OBSERVABLE_IP_ADDRESS, ip));
+    match alert.event.source_ip.as_deref().map(Source::of) {
+        Some(Source::Ip(ip)) => out.push(observable("evidences.src_endpoint.ip", OBSERVABLE_IP_ADDRESS, ip)),
+        Some(Source::Hostname(host)) => {
+            out.push(observable("evidences.src_endpoint.hostname", OBSERVABLE_HOSTNAME, host))
+        }
+        Some(Source::Other(_)) | None => {}
     }
     if let Some(credential) = &alert.event.credential_id {
         out.push(observable("evidences.actor.session.credential_uid", OBSERVABLE_CREDENTIAL, credential));
     }
     out
+}
+
+/// A call's source as OCSF can hold it. CloudTrail's `sourceIPAddress` is not always
+/// an address: a call an AWS service made names the service (`ec2.amazonaws.com`), and
+/// some calls say `AWS Internal`. Only an address goes to `src_endpoint.ip`; a DNS name
+/// is the endpoint's fully qualified name (`hostname`); anything else has no OCSF
+/// attribute and goes under `unmapped.source_ip`.
+enum Source<'a> {
+    Ip(&'a str),
+    Hostname(&'a str),
+    Other(&'a str),
+}
+
+impl Source<'_> {
+    fn of(source: &str) -> Source<'_> {
+        if source.parse::<std::net::IpAddr>().is_ok() {
+            Source::Ip(source)
+        } else if is_dns_name(source) {
+            Source::Hostname(source)
+        } else {
+            Source::Other(source)
+        }
+    }
+}
+
+/// A fully qualified DNS name (RFC 1123): dot-separated labels of letters, digits and
+/// inner hyphens, 63 bytes each, 253 in all, with a top-level label that is not a number.
+fn is_dns_name(name: &str) -> bool {
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    let labels: Vec<&str> = name.split('.').collect();
+    name.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|label| label_ok(label))
+        && !labels[labels.len() - 1].bytes().all(|b| b.is_ascii_digit())
 }
 
 fn observable(name: &str, (type_id, type_name): (u32, &str), value: &str) -> Value {
@@ -310,9 +354,12 @@ fn evidence(alert: &Alert) -> Value {
     let mut evidence = Map::new();
     evidence.insert("actor".into(), Value::Object(actor));
     evidence.insert("api".into(), json!({ "operation": event.action, "service": { "name": event.target } }));
-    if let Some(ip) = &event.source_ip {
-        evidence.insert("src_endpoint".into(), json!({ "ip": ip }));
-    }
+    let endpoint = match event.source_ip.as_deref().map(Source::of) {
+        Some(Source::Ip(ip)) => Some(json!({ "ip": ip })),
+        Some(Source::Hostname(host)) => Some(json!({ "hostname": host })),
+        Some(Source::Other(_)) | None => None,
+    };
+    put(&mut evidence, "src_endpoint", endpoint);
     if let Some(resource) = &event.resource {
         evidence.insert("resources".into(), json!([{ "uid": resource }]));
     }
@@ -381,6 +428,12 @@ fn unmapped(alert: &Alert) -> Value {
     unmapped.insert("outcome".into(), json!(alert.event.outcome));
     put(&mut unmapped, "probability", alert.evidence.probability);
     put(&mut unmapped, "peers", alert.evidence.peers.clone());
+    if let Some(Source::Other(source)) = alert.event.source_ip.as_deref().map(Source::of) {
+        unmapped.insert("source_ip".into(), source.into());
+    }
+    if !alert.truncated.is_empty() {
+        unmapped.insert("truncated".into(), alert.truncated.clone().into());
+    }
     Value::Object(unmapped)
 }
 
@@ -445,6 +498,31 @@ mod tests {
         let table = [(0.0, 1), (0.59, 1), (0.6, 2), (0.79, 2), (0.8, 3), (1.0, 3)];
         for (score, expected) in table {
             assert_eq!(confidence(score).0, expected, "score {score}");
+        }
+    }
+
+    #[test]
+    fn only_an_address_is_an_ip_and_only_a_dns_name_a_hostname() {
+        let cases = [
+            ("203.0.113.7", "ip"),
+            ("2001:db8::7", "ip"),
+            ("ec2.amazonaws.com", "hostname"),
+            ("build-7.ci.example.com", "hostname"),
+            ("AWS Internal", "other"),
+            ("localhost", "other"),
+            ("10.0.0", "other"),
+            ("1.2.3.4.5", "other"),
+            ("-bad.example.com", "other"),
+            ("fe80::1%eth0", "other"),
+            ("", "other"),
+        ];
+        for (source, expected) in cases {
+            let kind = match Source::of(source) {
+                Source::Ip(_) => "ip",
+                Source::Hostname(_) => "hostname",
+                Source::Other(_) => "other",
+            };
+            assert_eq!(kind, expected, "{source:?}");
         }
     }
 

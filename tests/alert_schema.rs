@@ -80,6 +80,8 @@ fn broken_alerts_fail_validation() {
             |a| a["evidence"]["token"] = json!("x"),
             "/evidence: Additional properties",
         ),
+        ("empty truncated (it is left out instead)", |a| a["truncated"] = json!([]), "/truncated"),
+        ("truncated names no field", |a| a["truncated"] = json!(["alert_id"]), "/truncated/0"),
     ];
     let valid = serde_json::to_value(sample_alerts::full(Detector::ScopeViolation)).unwrap();
     schema::assert_valid_alert(&valid);
@@ -90,6 +92,17 @@ fn broken_alerts_fail_validation() {
         assert!(!errors.is_empty(), "{what}: validated but should not");
         assert!(errors.iter().any(|e| e.contains(path)), "{what}: expected a violation with `{path}`, got {errors:?}");
     }
+}
+
+/// `truncated` is the one optional top-level field: listed in the schema, not required.
+#[test]
+fn truncated_is_optional_and_names_the_cut_fields() {
+    let schema = schema_json();
+    let required: Vec<&Value> = schema["required"].as_array().unwrap().iter().collect();
+    assert!(!required.contains(&&json!("truncated")));
+    let mut alert = serde_json::to_value(sample_alerts::full(Detector::NovelCall)).unwrap();
+    alert["truncated"] = json!(["event.resource", "chain", "evidence.observed.resource", "evidence.baseline"]);
+    schema::assert_valid_alert(&alert);
 }
 
 #[test]

@@ -196,3 +196,74 @@ fn the_engines_alerts_render_to_valid_findings() {
         assert_eq!(finding["finding_info"]["uid"], alert.alert_id.as_str());
     }
 }
+
+/// CloudTrail's `sourceIPAddress` may be `AWS Internal` or the service that made the
+/// call: only an IP address goes to `src_endpoint.ip` (and an IP observable), a DNS name
+/// to `src_endpoint.hostname`, anything else under `unmapped.source_ip`.
+#[test]
+fn a_source_that_is_not_an_ip_never_lands_in_an_ip_field() {
+    let cases = [
+        ("203.0.113.7", Some(json!({ "ip": "203.0.113.7" })), Some((2, "evidences.src_endpoint.ip"))),
+        ("2001:db8::7", Some(json!({ "ip": "2001:db8::7" })), Some((2, "evidences.src_endpoint.ip"))),
+        (
+            "ec2.amazonaws.com",
+            Some(json!({ "hostname": "ec2.amazonaws.com" })),
+            Some((1, "evidences.src_endpoint.hostname")),
+        ),
+        ("AWS Internal", None, None),
+    ];
+    for (source, endpoint, observable) in cases {
+        let mut alert = sample_alerts::full(Detector::NewSource);
+        alert.event.source_ip = Some(source.into());
+        let finding = to_ocsf(&alert);
+        schema::assert_valid_ocsf(&finding);
+        assert_eq!(finding["evidences"][0].get("src_endpoint"), endpoint.as_ref(), "{source}");
+        let found: Vec<(u64, &str)> = finding["observables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["value"] == source)
+            .map(|o| (o["type_id"].as_u64().unwrap(), o["name"].as_str().unwrap()))
+            .collect();
+        assert_eq!(found, observable.into_iter().collect::<Vec<_>>(), "{source}");
+        let unmapped = finding["unmapped"].get("source_ip");
+        assert_eq!(unmapped, endpoint.is_none().then(|| json!(source)).as_ref(), "{source}");
+    }
+}
+
+/// The schema itself refuses a non-address in `ip` and a non-name in `hostname`, so a
+/// regression in the mapping fails every test that validates a finding.
+#[test]
+fn the_schema_refuses_a_non_ip_in_an_ip_field() {
+    let valid = to_ocsf(&sample_alerts::full(Detector::NewSource));
+    let broken = [
+        json!({ "ip": "AWS Internal" }),
+        json!({ "ip": "ec2.amazonaws.com" }),
+        json!({ "ip": "10.0.0" }),
+        json!({ "hostname": "AWS Internal" }),
+        json!({ "hostname": "10.0.0.1" }),
+        json!({}),
+    ];
+    for endpoint in broken {
+        let mut finding = valid.clone();
+        finding["evidences"][0]["src_endpoint"] = endpoint.clone();
+        let errors = schema::ocsf_violations(&finding);
+        assert!(errors.iter().any(|e| e.starts_with("/evidences/0/src_endpoint")), "{endpoint} accepted: {errors:?}");
+    }
+    let mut observable = valid.clone();
+    observable["observables"][1] =
+        json!({ "name": "evidences.src_endpoint.ip", "type_id": 1, "type": "IP Address", "value": "x" });
+    assert!(!schema::ocsf_violations(&observable).is_empty(), "an observable's type id and caption must agree");
+}
+
+/// A cut alert says so in OCSF too, under `unmapped.truncated`; an alert with nothing cut
+/// leaves it out.
+#[test]
+fn truncated_fields_are_listed_under_unmapped() {
+    let mut alert = sample_alerts::full(Detector::ScopeViolation);
+    assert!(to_ocsf(&alert)["unmapped"].get("truncated").is_none());
+    alert.truncated = vec!["event.resource".into(), "summary".into()];
+    let finding = to_ocsf(&alert);
+    schema::assert_valid_ocsf(&finding);
+    assert_eq!(finding["unmapped"]["truncated"], json!(["event.resource", "summary"]));
+}

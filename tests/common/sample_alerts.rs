@@ -47,6 +47,7 @@ pub fn full(detector: Detector) -> Alert {
         attack: detector.attack().iter().map(|s| s.to_string()).collect(),
         recommended_action: detector.recommended_action().into(),
         suppressed_repeats: 3,
+        truncated: vec![],
     }
 }
 

@@ -1,0 +1,273 @@
+//! The one step every alert passes before it leaves the engine, so replay, the
+//! Kafka service and both output formats get it alike: every string that
+//! carries text from a log has its secrets redacted (`redact`) and its control
+//! characters escaped (`text::escape_control`), then is cut to a bound
+//! (`text::truncate`), and every list is cut to a number of items.
+//! The alert says which fields were cut in `truncated`.
+//!
+//! Why: an alert repeats its fields (summary, evidence, and up to four times in
+//! OCSF), so one 400 KB `resource` made a 1.2 MB alert that no broker took.
+//! With these bounds an alert stays under a fixed size whatever the input
+//! (see `docs/alerts.md`). The bounds are far above anything ordinary, so an
+//! ordinary alert comes out byte for byte as it went in.
+//!
+//! Fields the engine writes itself (ids, detector, time, ATT&CK and OWASP ids,
+//! recommended action, evidence keys and numbers) are left as they are.
+//! `alert_id` is computed before, from the identity and event id as logged.
+
+use crate::alert::Alert;
+use crate::redact::redact;
+use crate::text::{escape_control, truncate};
+use serde_json::Value;
+use std::borrow::Cow;
+
+/// Ids of events, sessions, grants and credentials; targets, actions,
+/// environments, source addresses and identity types.
+pub const ID_MAX_BYTES: usize = 256;
+/// Principals: the identity, its delegator and each hop of the chain (long
+/// ARNs with paths, federated subjects).
+pub const PRINCIPAL_MAX_BYTES: usize = 512;
+/// Free text from a log: resource, user agent, where the event was read, and
+/// each string inside `evidence`.
+pub const TEXT_MAX_BYTES: usize = 1024;
+pub const SUMMARY_MAX_BYTES: usize = 2048;
+/// Items of a list (`chain`, `event_ids`, arrays inside `evidence`); a cut list
+/// ends with a marker item `…[truncated N items]` within this count.
+pub const MAX_ITEMS: usize = 16;
+/// Each of `evidence.observed`, `evidence.baseline` and `evidence.peers` as
+/// compact JSON; past it the member becomes that JSON as a cut string.
+pub const EVIDENCE_MAX_BYTES: usize = 4096;
+
+/// Redacts and bounds `alert` in place and lists the fields it cut.
+pub fn sanitize(alert: &mut Alert) {
+    let mut cuts = Cuts::default();
+    cuts.text("identity", &mut alert.identity, PRINCIPAL_MAX_BYTES);
+    cuts.optional("identity_type", &mut alert.identity_type, ID_MAX_BYTES);
+    cuts.optional("on_behalf_of", &mut alert.on_behalf_of, PRINCIPAL_MAX_BYTES);
+    cuts.list("chain", &mut alert.chain, PRINCIPAL_MAX_BYTES);
+    cuts.list("event_ids", &mut alert.event_ids, ID_MAX_BYTES);
+
+    let event = &mut alert.event;
+    cuts.text("event.target", &mut event.target, ID_MAX_BYTES);
+    cuts.text("event.action", &mut event.action, ID_MAX_BYTES);
+    cuts.optional("event.resource", &mut event.resource, TEXT_MAX_BYTES);
+    cuts.optional("event.environment", &mut event.environment, ID_MAX_BYTES);
+    cuts.optional("event.session_id", &mut event.session_id, ID_MAX_BYTES);
+    cuts.optional("event.grant_id", &mut event.grant_id, ID_MAX_BYTES);
+    cuts.optional("event.credential_id", &mut event.credential_id, ID_MAX_BYTES);
+    cuts.optional("event.source_ip", &mut event.source_ip, ID_MAX_BYTES);
+    cuts.optional("event.user_agent", &mut event.user_agent, TEXT_MAX_BYTES);
+
+    cuts.text("source", &mut alert.source, TEXT_MAX_BYTES);
+    cuts.text("summary", &mut alert.summary, SUMMARY_MAX_BYTES);
+
+    let evidence = &mut alert.evidence;
+    cuts.evidence("evidence.observed", &mut evidence.observed);
+    cuts.evidence("evidence.baseline", &mut evidence.baseline);
+    if let Some(peers) = &mut evidence.peers {
+        cuts.evidence("evidence.peers", peers);
+    }
+    alert.truncated = cuts.fields;
+}
+
+/// The fields cut so far, each named once by its path in the native alert
+/// (array items by the array's path), in the order they were visited.
+#[derive(Default)]
+struct Cuts {
+    fields: Vec<String>,
+}
+
+impl Cuts {
+    fn note(&mut self, path: &str) {
+        if !self.fields.iter().any(|f| f == path) {
+            self.fields.push(path.to_string());
+        }
+    }
+
+    /// Redaction first, so that a secret is found whole, never half cut. Control
+    /// characters are escaped for whoever prints the alert's text (`jq -r`, a
+    /// ticket), and so that the bound holds in JSON too, where a raw one costs six bytes.
+    fn text(&mut self, path: &str, text: &mut String, max_bytes: usize) {
+        if let Cow::Owned(clean) = redact(text) {
+            *text = clean;
+        }
+        if let Cow::Owned(escaped) = escape_control(text) {
+            *text = escaped;
+        }
+        if let Some(cut) = truncate(text, max_bytes) {
+            *text = cut;
+            self.note(path);
+        }
+    }
+
+    fn optional(&mut self, path: &str, text: &mut Option<String>, max_bytes: usize) {
+        if let Some(text) = text {
+            self.text(path, text, max_bytes);
+        }
+    }
+
+    fn list(&mut self, path: &str, items: &mut Vec<String>, max_bytes: usize) {
+        if let Some(marker) = cut_items(items) {
+            items.push(marker);
+            self.note(path);
+        }
+        for item in items {
+            self.text(path, item, max_bytes);
+        }
+    }
+
+    fn evidence(&mut self, path: &str, member: &mut Value) {
+        self.value(path, member);
+        if let Some(cut) = truncate(&member.to_string(), EVIDENCE_MAX_BYTES) {
+            *member = Value::String(cut);
+            self.note(path);
+        }
+    }
+
+    fn value(&mut self, path: &str, value: &mut Value) {
+        match value {
+            Value::String(text) => self.text(path, text, TEXT_MAX_BYTES),
+            Value::Array(items) => {
+                if let Some(marker) = cut_items(items) {
+                    items.push(Value::String(marker));
+                    self.note(path);
+                }
+                for item in items {
+                    self.value(path, item);
+                }
+            }
+            Value::Object(members) => {
+                for (key, member) in members.iter_mut() {
+                    self.value(&format!("{path}.{key}"), member);
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+}
+
+/// Keeps the first `MAX_ITEMS - 1` items of a longer list and returns the
+/// marker that takes the last place.
+fn cut_items<T>(items: &mut Vec<T>) -> Option<String> {
+    if items.len() <= MAX_ITEMS {
+        return None;
+    }
+    let dropped = items.len() - (MAX_ITEMS - 1);
+    items.truncate(MAX_ITEMS - 1);
+    Some(format!("…[truncated {dropped} items]"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{AlertEvent, Evidence, Severity};
+    use crate::detect::Detector;
+    use serde_json::json;
+
+    fn alert() -> Alert {
+        Alert {
+            alert_id: "0".repeat(32),
+            detector: Detector::NovelCall,
+            severity: Severity::High,
+            score: 0.9,
+            time: "2026-03-02T00:00:00Z".into(),
+            identity: "arn:aws:iam::111122223333:role/ci".into(),
+            identity_type: Some("AssumedRole".into()),
+            on_behalf_of: None,
+            chain: vec!["github-actions".into()],
+            event_ids: vec!["e1".into()],
+            event: AlertEvent {
+                target: "s3.amazonaws.com".into(),
+                action: "GetObject".into(),
+                resource: Some("arn:aws:s3:::b/k".into()),
+                ..AlertEvent::default()
+            },
+            source: "in.jsonl:1".into(),
+            summary: "arn:aws:iam::111122223333:role/ci made a call.".into(),
+            evidence: Evidence {
+                observed: json!({ "call": "s3.amazonaws.com GetObject", "chain": ["github-actions"] }),
+                baseline: json!({ "top_calls": ["s3.amazonaws.com PutObject"], "known_calls": 3 }),
+                ..Evidence::default()
+            },
+            owasp_nhi: vec!["NHI5:2025".into()],
+            attack: vec!["T1078.004".into()],
+            recommended_action: "Confirm.".into(),
+            suppressed_repeats: 0,
+            truncated: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_ordinary_alert_is_left_exactly_as_it_is() {
+        let mut sanitized = alert();
+        sanitize(&mut sanitized);
+        assert_eq!(sanitized, alert());
+        assert!(!sanitized.to_json_line().contains("truncated"));
+    }
+
+    #[test]
+    fn every_long_field_is_cut_to_its_bound_and_named() {
+        let long = |n: usize| "x".repeat(n);
+        let mut a = alert();
+        a.identity = long(5_000);
+        a.chain = (0..100).map(|i| format!("hop-{i}")).collect();
+        a.chain[0] = long(5_000);
+        a.event.resource = Some(long(400_000));
+        a.event.user_agent = Some(long(400_000));
+        a.event.session_id = Some(long(400_000));
+        a.summary = long(400_000);
+        // Keys in sorted order: the visiting order is the same whether or not serde_json keeps insertion order.
+        a.evidence.observed = json!({ "many": (0..1000).collect::<Vec<_>>(), "resource": long(400_000) });
+        a.evidence.baseline = json!({ "grants": (0..MAX_ITEMS).map(|_| json!({ "scope": vec![long(2_000); MAX_ITEMS] })).collect::<Vec<_>>() });
+        sanitize(&mut a);
+
+        assert!(a.identity.len() <= PRINCIPAL_MAX_BYTES && a.identity.ends_with("…[truncated 4520 bytes]"));
+        assert_eq!(a.chain.len(), MAX_ITEMS);
+        assert_eq!(a.chain[MAX_ITEMS - 1], "…[truncated 85 items]");
+        assert!(a.chain[0].len() <= PRINCIPAL_MAX_BYTES && a.chain[1] == "hop-1");
+        assert!(a.event.resource.as_ref().unwrap().len() <= TEXT_MAX_BYTES);
+        assert!(a.event.user_agent.as_ref().unwrap().len() <= TEXT_MAX_BYTES);
+        assert!(a.event.session_id.as_ref().unwrap().len() <= ID_MAX_BYTES);
+        assert!(a.summary.len() <= SUMMARY_MAX_BYTES);
+        let many = a.evidence.observed["many"].as_array().unwrap();
+        assert_eq!((many.len(), &many[MAX_ITEMS - 1]), (MAX_ITEMS, &json!("…[truncated 985 items]")));
+        assert!(a.evidence.observed["resource"].as_str().unwrap().len() <= TEXT_MAX_BYTES);
+        // Too much even with every string and list cut: the member becomes its cut JSON.
+        assert!(a
+            .evidence
+            .baseline
+            .as_str()
+            .is_some_and(|s| s.len() <= EVIDENCE_MAX_BYTES && s.starts_with("{\"grants\"")));
+        assert_eq!(
+            a.truncated,
+            [
+                "identity",
+                "chain",
+                "event.resource",
+                "event.session_id",
+                "event.user_agent",
+                "summary",
+                "evidence.observed.many",
+                "evidence.observed.resource",
+                "evidence.baseline.grants.scope",
+                "evidence.baseline",
+            ]
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_before_the_cut() {
+        let mut a = alert();
+        // The token sits across the bound: cut first, its head would survive.
+        let head = "x".repeat(TEXT_MAX_BYTES - 40);
+        a.event.user_agent = Some(format!("{head} Bearer {}", "A".repeat(2_000)));
+        a.chain = vec!["eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.sig".into()];
+        a.evidence.observed = json!({ "resource": "s3://b/k?X-Amz-Signature=abcdef" });
+        sanitize(&mut a);
+        let ua = a.event.user_agent.as_deref().unwrap();
+        assert!(ua.ends_with(" Bearer [redacted:authorization]") && !ua.contains("AAAA"), "{ua}");
+        assert_eq!(a.chain, ["[redacted:jwt]"]);
+        assert_eq!(a.evidence.observed["resource"], "s3://b/k?X-Amz-Signature=[redacted:signature]");
+        assert!(a.truncated.is_empty(), "{:?}", a.truncated);
+    }
+}
