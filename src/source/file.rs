@@ -362,7 +362,9 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn lines(content: &[u8], max: usize, gzip: bool) -> Vec<Result<String, usize>> {
+    /// Every item the reader yields, as `line: text`, `line: too long (N)`
+    /// or `line[element]: text or reason`.
+    fn read(content: &[u8], max: usize, gzip: bool, split: bool) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in");
         let mut f = File::create(&path).unwrap();
@@ -374,11 +376,15 @@ mod tests {
             f.write_all(content).unwrap();
         }
         let mut r = open(path.to_str().unwrap(), max).unwrap();
+        r.split_records(split);
+        let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
         let mut out = Vec::new();
-        while let Some((_, line)) = r.next_line().unwrap() {
+        while let Some((n, line)) = r.next_line().unwrap() {
             out.push(match line {
-                Line::Ok(b) => Ok(String::from_utf8(b.to_vec()).unwrap()),
-                Line::TooLong(n) => Err(n),
+                Line::Ok(b) => format!("{n}: {}", text(b)),
+                Line::TooLong(len) => format!("{n}: too long ({len})"),
+                Line::Element(i, Ok(b)) => format!("{n}[{i}]: {}", text(b)),
+                Line::Element(i, Err(e)) => format!("{n}[{i}]: {e}"),
             });
         }
         out
@@ -386,12 +392,70 @@ mod tests {
 
     #[test]
     fn splits_lines_and_caps_length() {
-        let got = lines(b"a\r\nbb\n\ncccccc\ndd", 4, false);
-        assert_eq!(got, vec![Ok("a".into()), Ok("bb".into()), Ok("".into()), Err(6), Ok("dd".into())]);
+        let got = read(b"a\r\nbb\n\ncccccc\ndd", 4, false, true);
+        assert_eq!(got, ["1: a", "2: bb", "3: ", "4: too long (6)", "5: dd"]);
     }
 
     #[test]
     fn reads_gzip_transparently() {
-        assert_eq!(lines(b"x\ny\n", 10, true), vec![Ok("x".into()), Ok("y".into())]);
+        assert_eq!(read(b"x\ny\n", 10, true, false), ["1: x", "2: y"]);
+    }
+
+    #[test]
+    fn a_records_line_is_read_element_by_element_each_under_the_cap() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "{\"Records\":[{\"a\":1},{\"b\":\"],}\"}]}\nnext",
+                &["1[0]: {\"a\":1}", "1[1]: {\"b\":\"],}\"}", "2: next"],
+            ),
+            ("  {  \"Records\" :\t[ 1 , [2, {\"c\": [3]}] ]  }  \r\n", &["1[0]: 1 ", "1[1]: [2, {\"c\": [3]}] "]),
+            (r#"{"Records":["a\"],b", "c\\"]}"#, &[r#"1[0]: "a\"],b""#, r#"1[1]: "c\\""#]),
+            ("{\"Records\":[]}\n{\"Records\": [ ] }\nx", &["3: x"]),
+            (
+                "{\"Records\":[\"this element is long\",2]}",
+                &["1[0]: element is 22 bytes, over the limit of 16", "1[1]: 2"],
+            ),
+            (
+                "{\"Records\":[1,,2,]}",
+                &[
+                    "1[0]: 1",
+                    "1[1]: not valid JSON: empty element in the `Records` array",
+                    "1[2]: 2",
+                    "1[3]: not valid JSON: empty element in the `Records` array",
+                ],
+            ),
+            (
+                "{\"Records\":[1]}, \"x\": 2}\nok",
+                &["1[0]: 1", "1[1]: not valid JSON: expected only `}` after the `Records` array", "2: ok"],
+            ),
+            (
+                "{\"Records\":[1, {\"a\": \"cut\n{\"Records\":[2",
+                &[
+                    "1[0]: 1",
+                    "1[1]: not valid JSON: the line ends before the `Records` array is closed",
+                    "2[0]: not valid JSON: the line ends before the `Records` array is closed",
+                ],
+            ),
+            // Only a `Records` array as the first key is split; anything else is one line.
+            (
+                "{\"Recordsx\":[1]}\n{\"Records\":{}}\n[{\"Records\":1}]",
+                &["1: {\"Recordsx\":[1]}", "2: {\"Records\":{}}", "3: [{\"Records\":1}]"],
+            ),
+        ];
+        for (input, expected) in cases {
+            for gzip in [false, true] {
+                assert_eq!(read(input.as_bytes(), 16, gzip, true), *expected, "{input:?}");
+            }
+        }
+        assert_eq!(read(b"{\"Records\":[1]}", 100, false, false), ["1: {\"Records\":[1]}"], "off unless asked for");
+    }
+
+    #[test]
+    fn elements_are_split_across_buffer_boundaries() {
+        let element = format!("{{\"k\":\"{}\"}}", "v".repeat(100_000));
+        let line = format!("{{\"Records\":[{}]}}\n", vec![element.as_str(); 5].join(","));
+        let got = read(line.as_bytes(), 200_000, false, true);
+        assert_eq!(got.len(), 5);
+        assert!(got.iter().enumerate().all(|(i, g)| *g == format!("1[{i}]: {element}")));
     }
 }
