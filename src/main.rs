@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use overreach::backtest;
 use overreach::decode::{Format, Limits};
-use overreach::engine::EngineConfig;
+use overreach::engine::{EngineConfig, InvalidSetting};
 use overreach::ocsf::{self, AlertFormat};
 use overreach::paths::{self, Named, SameFile};
 use overreach::replay::{self, ReplayOptions};
@@ -174,9 +174,8 @@ fn refuse_overlap_for_replay(args: &ReplayArgs) -> Result<(), SameFile> {
 }
 
 /// Engine settings from the user are checked before anything runs.
-fn validated(config: EngineConfig) -> anyhow::Result<EngineConfig> {
-    config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(config)
+fn validated(config: EngineConfig) -> Result<EngineConfig, InvalidSetting> {
+    config.validate().map(|()| config)
 }
 
 #[derive(Args)]

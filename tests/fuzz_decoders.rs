@@ -13,8 +13,10 @@
 //!
 //! The cargo-fuzz targets in `fuzz/` cover the same decoders with coverage guidance.
 
-use overreach::decode::{decode_line, Format, Limits};
-use overreach::model::{Lifecycle, Record};
+#[path = "common/decode_invariants.rs"]
+mod decode_invariants;
+
+use overreach::decode::{Format, Limits};
 use overreach::source::file::{self, Line};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -280,74 +282,35 @@ fn limits() -> impl Strategy<Value = Limits> {
         .prop_map(|(max_line_bytes, max_field_bytes)| Limits { max_line_bytes, max_field_bytes })
 }
 
-/// What every result of `decode_line` must satisfy.
 fn check(line: &[u8], format: Format, limits: &Limits) -> Result<(), TestCaseError> {
-    let in_range = overreach::time::in_range;
-    for result in decode_line(line, format, limits) {
-        match result {
-            Ok(Record::Access(e)) => {
-                for (name, value) in [("identity", &e.identity), ("target", &e.target), ("action", &e.action)] {
-                    prop_assert!(value.len() <= limits.max_field_bytes, "{name} of {} bytes accepted", value.len());
-                    prop_assert!(!value.trim().is_empty(), "blank {name} accepted");
+    decode_invariants::check(line, format, limits).map_err(TestCaseError::fail)
+}
+
+/// One property per format, each on its own so that a failure names its format.
+macro_rules! format_properties {
+    ($($name:ident: $format:expr),* $(,)?) => {
+        proptest! {
+            $(
+                #[test]
+                fn $name(line in line($format), limits in limits()) {
+                    check(&line, $format, &limits)?;
                 }
-                prop_assert!(in_range(e.time), "time {} accepted", e.time);
-                prop_assert!(e.credential_expires_at.is_none_or(in_range), "expiry {:?}", e.credential_expires_at);
-            }
-            Ok(Record::Lifecycle { time, fact, .. }) => {
-                prop_assert!(in_range(time), "lifecycle time {time} accepted");
-                let times = match &fact {
-                    Lifecycle::Grant(g) => vec![g.not_before, g.expires_at],
-                    Lifecycle::CredentialIssued { expires_at, .. } => vec![Some(*expires_at)],
-                    _ => vec![],
-                };
-                prop_assert!(times.into_iter().flatten().all(in_range), "{fact:?}");
-            }
-            Err(e) => {
-                let reason = e.to_string();
-                prop_assert!(!reason.chars().any(char::is_control), "{reason:?}");
-                prop_assert!(reason.len() <= 5000, "a reason of {} bytes", reason.len());
-            }
+            )*
         }
-    }
-    Ok(())
+    };
+}
+
+format_properties! {
+    native_lines_never_panic_and_respect_the_limits: Format::Native,
+    cloudtrail_lines_never_panic_and_respect_the_limits: Format::Cloudtrail,
+    gcp_audit_lines_never_panic_and_respect_the_limits: Format::GcpAudit,
+    k8s_audit_lines_never_panic_and_respect_the_limits: Format::K8sAudit,
+    ocsf_lines_never_panic_and_respect_the_limits: Format::Ocsf,
+    grant_lines_never_panic_and_respect_the_limits: Format::Grants,
+    auto_lines_never_panic_and_respect_the_limits: Format::Auto,
 }
 
 proptest! {
-    #[test]
-    fn native_lines_never_panic_and_respect_the_limits(line in line(Format::Native), limits in limits()) {
-        check(&line, Format::Native, &limits)?;
-    }
-
-    #[test]
-    fn cloudtrail_lines_never_panic_and_respect_the_limits(line in line(Format::Cloudtrail), limits in limits()) {
-        check(&line, Format::Cloudtrail, &limits)?;
-    }
-
-    #[test]
-    fn gcp_audit_lines_never_panic_and_respect_the_limits(line in line(Format::GcpAudit), limits in limits()) {
-        check(&line, Format::GcpAudit, &limits)?;
-    }
-
-    #[test]
-    fn k8s_audit_lines_never_panic_and_respect_the_limits(line in line(Format::K8sAudit), limits in limits()) {
-        check(&line, Format::K8sAudit, &limits)?;
-    }
-
-    #[test]
-    fn ocsf_lines_never_panic_and_respect_the_limits(line in line(Format::Ocsf), limits in limits()) {
-        check(&line, Format::Ocsf, &limits)?;
-    }
-
-    #[test]
-    fn grant_lines_never_panic_and_respect_the_limits(line in line(Format::Grants), limits in limits()) {
-        check(&line, Format::Grants, &limits)?;
-    }
-
-    #[test]
-    fn auto_lines_never_panic_and_respect_the_limits(line in line(Format::Auto), limits in limits()) {
-        check(&line, Format::Auto, &limits)?;
-    }
-
     /// The reader on any input: never a panic, never a line or element over the cap,
     /// and every byte accounted for.
     #[test]

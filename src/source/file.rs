@@ -198,7 +198,7 @@ impl LineReader {
         let end = loop {
             let chunk = self.inner.fill_buf()?;
             if chunk.is_empty() {
-                break End::LineEnd;
+                break Ending::LineEnd;
             }
             let was_started = scan.started;
             let mut first_kept = None;
@@ -230,14 +230,14 @@ impl LineReader {
             }
         };
         self.records = match end {
-            End::Comma => Some(Records::Elements { next: index.saturating_add(1) }),
-            End::Close => Some(Records::Tail { next: index.saturating_add(1) }),
-            End::LineEnd => None,
+            Ending::Comma => Some(Records::Elements { next: index.saturating_add(1) }),
+            Ending::Close => Some(Records::Tail { next: index.saturating_add(1) }),
+            Ending::LineEnd => None,
         };
         let broken = |why: &str| Some(Ready::Element(index, Err(DecodeError::InvalidJson(why.into()))));
         Ok(match end {
-            End::LineEnd => broken("the line ends before the `Records` array is closed"),
-            End::Close if !scan.started && index == 0 => None,
+            Ending::LineEnd => broken("the line ends before the `Records` array is closed"),
+            Ending::Close if !scan.started && index == 0 => None,
             _ if !scan.started => broken("empty element in the `Records` array"),
             _ if scan.len > self.max => {
                 Some(Ready::Element(index, Err(DecodeError::ElementTooLong { len: scan.len, max: self.max })))
@@ -285,7 +285,7 @@ fn is_json_space(b: u8) -> bool {
 
 /// How an element of a `Records` array ended.
 #[derive(Debug, Clone, Copy)]
-enum End {
+enum Ending {
     Comma,
     Close,
     /// A newline or the end of the input: the array was never closed.
@@ -296,7 +296,7 @@ enum Byte {
     /// Whitespace before the element.
     Skip,
     Keep,
-    End(End),
+    End(Ending),
 }
 
 /// Follows one array element byte by byte: strings (with escapes) and the
@@ -315,7 +315,7 @@ impl ElementScan {
     fn step(&mut self, b: u8) -> Byte {
         // A raw newline ends the line wherever it is: JSON strings cannot hold one.
         if b == b'\n' {
-            return Byte::End(End::LineEnd);
+            return Byte::End(Ending::LineEnd);
         }
         if self.in_string {
             if self.escaped {
@@ -329,8 +329,8 @@ impl ElementScan {
         }
         match b {
             b if !self.started && is_json_space(b) => Byte::Skip,
-            b',' if self.depth == 0 => Byte::End(End::Comma),
-            b']' if self.depth == 0 => Byte::End(End::Close),
+            b',' if self.depth == 0 => Byte::End(Ending::Comma),
+            b']' if self.depth == 0 => Byte::End(Ending::Close),
             _ => {
                 self.started = true;
                 match b {
@@ -453,7 +453,7 @@ mod tests {
     #[test]
     fn elements_are_split_across_buffer_boundaries() {
         let element = format!("{{\"k\":\"{}\"}}", "v".repeat(100_000));
-        let line = format!("{{\"Records\":[{}]}}\n", vec![element.as_str(); 5].join(","));
+        let line = format!("{{\"Records\":[{}]}}\n", [element.as_str(); 5].join(","));
         let got = read(line.as_bytes(), 200_000, false, true);
         assert_eq!(got.len(), 5);
         assert!(got.iter().enumerate().all(|(i, g)| *g == format!("1[{i}]: {element}")));
