@@ -285,6 +285,7 @@ impl ServiceConfig {
         if self.snapshot_interval_s == 0 {
             return Err(ConfigError::Invalid("snapshot_interval_s must be at least 1".into()));
         }
+        self.engine.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(())
     }
 

@@ -124,6 +124,89 @@ impl EngineConfig {
     pub fn rollout_window_min(&self) -> Minute {
         (self.rollout_window_days * 1440.0) as Minute
     }
+
+    /// Checks every setting against what it can mean. A NaN, a negative
+    /// duration or a probability of 0 would not fail anywhere: it would quietly
+    /// switch detectors off (or on for everything), so it is refused up front.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let check = |key, ok: bool, value: &dyn std::fmt::Display, expected| match ok {
+            true => Ok(()),
+            false => Err(InvalidSetting { key, value: value.to_string(), expected }),
+        };
+        // A zero length is a setting (learn nothing, suppress nothing) except
+        // where the detector divides by it or needs a window to count in.
+        let days = |key, v: f64, zero: Zero| {
+            let ok = v.is_finite() && v <= MAX_DAYS && (v > 0.0 || (v == 0.0 && zero == Zero::Allowed));
+            check(key, ok, &v, zero.pick("a number of days from 0 to 36525", "a number of days above 0, at most 36525"))
+        };
+        let seconds = |key, v: i64, zero: Zero| {
+            let ok = v <= MAX_SECONDS && (v > 0 || (v == 0 && zero == Zero::Allowed));
+            check(
+                key,
+                ok,
+                &v,
+                zero.pick("a number of seconds from 0 to 3155760000", "a number of seconds from 1 to 3155760000"),
+            )
+        };
+        let probability = |key, v: f64| check(key, v > 0.0 && v <= 1.0, &v, "a probability above 0, at most 1");
+        let non_negative = |key, v: f64, expected| check(key, v.is_finite() && v >= 0.0, &v, expected);
+        days("learning_days", self.learning_days, Zero::Allowed)?;
+        days("half_life_days", self.half_life_days, Zero::Refused)?;
+        days("forget_after_days", self.forget_after_days, Zero::Refused)?;
+        days("rollout_window_days", self.rollout_window_days, Zero::Allowed)?;
+        days("dormant_min_days", self.dormant_min_days, Zero::Allowed)?;
+        seconds("suppression_window_s", self.suppression_window_s, Zero::Allowed)?;
+        seconds("window_s", self.window_s, Zero::Refused)?;
+        seconds("concurrency_window_s", self.concurrency_window_s, Zero::Allowed)?;
+        seconds("credential_reuse_window_s", self.credential_reuse_window_s, Zero::Allowed)?;
+        seconds("clock_skew_s", self.clock_skew_s, Zero::Allowed)?;
+        check("max_identities", self.max_identities >= 1, &self.max_identities, "at least 1")?;
+        let peers = self.rollout_min_peers;
+        check("rollout_min_peers", peers >= 1, &peers, "at least 1 (0 makes every new call a rollout)")?;
+        let windows = self.min_windows;
+        check("min_windows", windows >= 1, &windows, "at least 1 (a burst is judged against past windows)")?;
+        probability("novelty_max_probability", self.novelty_max_probability)?;
+        probability("burst_max_probability", self.burst_max_probability)?;
+        probability("path_max_probability", self.path_max_probability)?;
+        let weight = self.peer_weight;
+        check("peer_weight", (0.0..=1.0).contains(&weight), &weight, "a weight from 0 to 1")?;
+        non_negative("path_min_departures", self.path_min_departures, "a count of 0 or more")?;
+        non_negative("volume_min_ratio", self.volume_min_ratio, "a ratio of 0 or more")?;
+        non_negative("fanout_min_ratio", self.fanout_min_ratio, "a ratio of 0 or more")?;
+        non_negative("off_hours_max_ratio", self.off_hours_max_ratio, "a ratio of 0 or more")?;
+        Ok(())
+    }
+}
+
+/// Whether a duration setting may be 0.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Zero {
+    Allowed,
+    Refused,
+}
+
+impl Zero {
+    fn pick(self, allowed: &'static str, refused: &'static str) -> &'static str {
+        match self {
+            Zero::Allowed => allowed,
+            Zero::Refused => refused,
+        }
+    }
+}
+
+/// The longest duration a setting may hold, a century: long past any real
+/// history, and short enough that every product in milliseconds or minutes
+/// stays far inside its integer type.
+const MAX_DAYS: f64 = 36_525.0;
+const MAX_SECONDS: i64 = 36_525 * 86_400;
+
+/// A detection setting outside what it can mean.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("engine setting `{key}` is {value}; expected {expected}")]
+pub struct InvalidSetting {
+    pub key: &'static str,
+    pub value: String,
+    pub expected: &'static str,
 }
 
 /// Counters for the end-of-run summary and the metrics.

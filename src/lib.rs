@@ -15,6 +15,7 @@ pub mod features;
 pub mod grants;
 pub mod model;
 pub mod ocsf;
+pub mod paths;
 pub mod redact;
 pub mod replay;
 pub mod sanitize;

@@ -4,12 +4,14 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use overreach::backtest;
 use overreach::decode::{Format, Limits};
-use overreach::engine::EngineConfig;
+use overreach::engine::{EngineConfig, InvalidSetting};
 use overreach::ocsf::{self, AlertFormat};
+use overreach::paths::{self, Named, SameFile};
 use overreach::replay::{self, ReplayOptions};
 use overreach::simulate::{self, EventFormat, SimConfig};
+use overreach::text::escape_control;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -120,15 +122,14 @@ impl EngineFlags {
 
 fn output(path: &Option<String>, default: Box<dyn Write>) -> anyhow::Result<Box<dyn Write>> {
     Ok(match path {
-        Some(p) => {
-            Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot write {p}"))?))
-        }
+        Some(p) => Box::new(BufWriter::new(File::create(p).with_context(|| format!("cannot write {p}"))?)),
         None => default,
     })
 }
 
-fn replay(args: ReplayArgs) -> anyhow::Result<std::process::ExitCode> {
-    let engine = engine_config(&args.config)?;
+fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    refuse_overlap_for_replay(&args)?;
+    let engine = validated(args.engine.apply(engine_config(&args.config)?))?;
     let opts = ReplayOptions {
         inputs: args.files,
         format: args.format,
@@ -138,18 +139,43 @@ fn replay(args: ReplayArgs) -> anyhow::Result<std::process::ExitCode> {
         lateness_ms: args.lateness_s * 1000,
         state_in: args.state_in,
         state_out: args.state_out,
-        engine: args.engine.apply(engine),
+        engine,
         progress: !args.quiet,
     };
-    let mut alerts = output(&args.alerts_out, Box::new(std::io::BufWriter::new(std::io::stdout().lock())))?;
+    let mut alerts = output(&args.alerts_out, Box::new(BufWriter::new(std::io::stdout().lock())))?;
     let mut rejects = output(&args.rejects_out, Box::new(std::io::stderr()))?;
     let format = args.alert_format;
     let summary = replay::run(&opts, &mut alerts, &mut rejects, &|a| ocsf::render(a, format))?;
-    eprintln!("{}", summary.render());
+    say(&summary.render());
     for e in &summary.read_errors {
-        eprintln!("overreach: {e}");
+        say(&format!("overreach: {e}"));
     }
-    Ok(if summary.read_errors.is_empty() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
+    Ok(if summary.read_errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Every file `replay` reads against every file it writes.
+fn refuse_overlap_for_replay(args: &ReplayArgs) -> Result<(), SameFile> {
+    let inputs: Vec<Named> = (args.files.iter().map(|p| Named::new("input", p)))
+        .chain(args.grants.iter().map(|p| Named::new("--grants", p)))
+        .chain(args.policy.iter().map(|p| Named::new("--policy", p)))
+        .chain(args.config.iter().map(|p| Named::new("--config", p)))
+        .collect();
+    let state_in: Vec<Named> = args.state_in.iter().map(|p| Named::new("--state-in", p)).collect();
+    let state_out: Vec<Named> = args.state_out.iter().map(|p| Named::new("--state-out", p)).collect();
+    let streams: Vec<Named> = [("--alerts-out", &args.alerts_out), ("--rejects-out", &args.rejects_out)]
+        .into_iter()
+        .filter_map(|(role, path)| Some(Named::new(role, path.as_deref()?)))
+        .collect();
+    // Alerts and rejects are created (truncated) before anything is read.
+    paths::refuse_overlap(&[&inputs[..], &state_in].concat(), &streams)?;
+    // The state is read whole at the start and replaced by a rename at the end,
+    // so `--state-out` may roll `--state-in` forward; it may be nothing else.
+    paths::refuse_overlap(&inputs, &[streams, state_out].concat())
+}
+
+/// Engine settings from the user are checked before anything runs.
+fn validated(config: EngineConfig) -> Result<EngineConfig, InvalidSetting> {
+    config.validate().map(|()| config)
 }
 
 #[derive(Args)]
@@ -192,19 +218,46 @@ struct BacktestArgs {
     config: Option<String>,
 }
 
-fn main() -> anyhow::Result<ExitCode> {
+/// The exit status when a reader closed our output (`replay ... | head -1`):
+/// 128 + SIGPIPE, what a shell reports for `cat` in the same place. The run
+/// stopped early (no summary, no `--state-out`), so it must not look complete
+/// to a script with `pipefail`, yet it is no error worth a message.
+const OUTPUT_CLOSED: u8 = 141;
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Replay(args) => replay(args),
         Command::Simulate(args) => simulate_command(args).map(|()| ExitCode::SUCCESS),
         Command::Backtest(args) => backtest_command(args).map(|()| ExitCode::SUCCESS),
         Command::Run(args) => overreach::service::command(&args).map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => overreach::demo::command(&args).map(|()| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(OUTPUT_CLOSED),
+        Err(e) => {
+            // Errors quote paths and input; `{:#}` is the whole chain on one line.
+            say(&format!("overreach: {}", escape_control(&format!("{e:#}"))));
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == ErrorKind::BrokenPipe))
+}
+
+/// A line on stderr. A closed stderr is ignored: there is nowhere left to say anything.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn simulate_command(args: SimulateArgs) -> anyhow::Result<()> {
     let config = SimConfig { identities: args.identities, days: args.days, seed: args.seed, ..SimConfig::default() };
+    let outputs = [("--out", &args.out), ("--grants-out", &args.grants_out), ("--labels-out", &args.labels_out)];
+    let outputs: Vec<Named> = outputs.iter().map(|(role, path)| Named::new(role, path.as_path())).collect();
+    paths::refuse_overlap(&[], &outputs)?;
     let sim = simulate::generate(&config);
     write_file(&args.out, |w| simulate::write_events(&sim.events, args.format, w))?;
     let grants = match args.format {
@@ -213,12 +266,12 @@ fn simulate_command(args: SimulateArgs) -> anyhow::Result<()> {
     };
     write_file(&args.grants_out, |w| simulate::write_json_lines(&grants, w))?;
     write_file(&args.labels_out, |w| simulate::write_json_lines(&sim.labels, w))?;
-    eprintln!(
+    say(&format!(
         "{} events, {} grant and lifecycle events, {} incidents",
         sim.events.len(),
         sim.grants.len(),
         sim.labels.len()
-    );
+    ));
     Ok(())
 }
 
@@ -235,15 +288,17 @@ fn engine_config(path: &Option<String>) -> anyhow::Result<EngineConfig> {
 
 fn backtest_command(args: BacktestArgs) -> anyhow::Result<()> {
     let inputs = backtest::Inputs { events: args.events, labels: args.labels, grants: args.grants };
-    let report = backtest::run(&inputs, engine_config(&args.config)?)?;
+    let report = backtest::run(&inputs, validated(engine_config(&args.config)?)?)?;
     for reject in &report.input.first_rejects {
-        eprintln!("{reject}");
+        say(&escape_control(reject));
     }
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
     } else {
-        print!("{}", report.to_table());
+        write!(out, "{}", report.to_table())?;
     }
+    out.flush()?;
     Ok(())
 }
 

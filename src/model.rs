@@ -11,18 +11,33 @@ use std::sync::Arc;
 /// Event time in milliseconds since the Unix epoch, UTC.
 pub type Millis = i64;
 
-/// Where a record was read from: a file line or a Kafka message. The file
+/// Where a record was read from: a file line (or a record inside one) or a Kafka message. The file
 /// path and topic are shared, not copied, by every record read from them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Origin {
-    File { path: Arc<str>, line: u64 },
-    Kafka { topic: Arc<str>, partition: i32, offset: i64 },
+    File {
+        path: Arc<str>,
+        line: u64,
+    },
+    /// One record of a CloudTrail log file object (`{"Records": [...]}`) that
+    /// fills a whole line: `path:line:Records[element]`, element from 0.
+    Element {
+        path: Arc<str>,
+        line: u64,
+        element: u32,
+    },
+    Kafka {
+        topic: Arc<str>,
+        partition: i32,
+        offset: i64,
+    },
 }
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Origin::File { path, line } => write!(f, "{path}:{line}"),
+            Origin::Element { path, line, element } => write!(f, "{path}:{line}:Records[{element}]"),
             Origin::Kafka { topic, partition, offset } => write!(f, "{topic}/{partition}/{offset}"),
         }
     }

@@ -8,6 +8,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::source::file;
 use crate::source::merge::{Input, Merge, Reject};
 use crate::state_file;
+use crate::text::escape_control;
 use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -124,7 +125,8 @@ pub fn run(
 
     for input in &merge.inputs {
         if let Some(e) = &input.read_error {
-            summary.read_errors.push(format!("{}:{}: read error: {e}", input.path, input.lines_read() + 1));
+            let place = format!("{}:{}: read error: {e}", input.path, input.lines_read() + 1);
+            summary.read_errors.push(escape_control(&place).into_owned());
         }
     }
     if let Some(path) = &opts.state_out {
@@ -143,7 +145,8 @@ pub fn run(
 
 fn write_rejects(pending: &mut Vec<Reject>, out: &mut dyn Write, summary: &mut Summary) -> std::io::Result<()> {
     for r in pending.drain(..) {
-        writeln!(out, "{}: {}", r.origin, r.error)?;
+        // The file name is as untrusted as the record: one reject, one line.
+        writeln!(out, "{}", escape_control(&format!("{}: {}", r.origin, r.error)))?;
         summary.rejected += 1;
         *summary.rejected_by_reason.entry(r.error.kind()).or_default() += 1;
     }

@@ -8,6 +8,17 @@ pub const MINUTE: Millis = 60 * SECOND;
 pub const HOUR: Millis = 60 * MINUTE;
 pub const DAY: Millis = 24 * HOUR;
 
+/// The event times a record may carry: from 1970-01-01 to the end of 9999.
+/// Anything outside is a broken or hostile value (`1e300` saturates to
+/// `i64::MAX`): baselines count minutes since 1970, and every alert time
+/// must format as an RFC 3339 date with a four-digit year.
+pub const EARLIEST: Millis = 0;
+pub const LATEST: Millis = 253_402_300_799_999;
+
+pub fn in_range(t: Millis) -> bool {
+    (EARLIEST..=LATEST).contains(&t)
+}
+
 /// Parses an RFC 3339 timestamp ("2026-03-01T12:00:00Z", offsets and fractions allowed).
 pub fn parse_rfc3339(s: &str) -> Option<Millis> {
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
@@ -48,6 +59,14 @@ mod tests {
         assert_eq!(parse_json_time(&serde_json::json!(t)), Some(t));
         assert_eq!(parse_json_time(&serde_json::json!(t.to_string())), Some(t));
         assert_eq!(parse_json_time(&serde_json::json!("yesterday")), None);
+    }
+
+    #[test]
+    fn the_range_is_1970_to_the_end_of_9999() {
+        assert_eq!(format_rfc3339(EARLIEST), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_rfc3339(LATEST), "9999-12-31T23:59:59.999Z");
+        assert!(in_range(EARLIEST) && in_range(LATEST));
+        assert!(!in_range(EARLIEST - 1) && !in_range(LATEST + 1) && !in_range(i64::MAX));
     }
 
     #[test]

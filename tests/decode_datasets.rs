@@ -21,7 +21,10 @@ fn is_precise(e: &DecodeError) -> bool {
         | DecodeError::WrongType { field: f, .. }
         | DecodeError::InvalidValue { field: f, .. } => !f.is_empty() && text.contains(&format!("`{f}`")),
         DecodeError::UnknownFormat(_) | DecodeError::NotAnObject(_) | DecodeError::InvalidJson(_) => true,
-        DecodeError::LineTooLong { .. } | DecodeError::NotUtf8(_) | DecodeError::FieldTooLong { .. } => true,
+        DecodeError::LineTooLong { .. }
+        | DecodeError::ElementTooLong { .. }
+        | DecodeError::NotUtf8(_)
+        | DecodeError::FieldTooLong { .. } => true,
     }
 }
 

@@ -193,3 +193,264 @@ fn stdin_is_read_with_a_dash() {
     assert_eq!(alerts[0]["detector"], "post_purpose");
     assert_eq!(alerts[0]["source"], "-:1");
 }
+
+/// Issue 9, item 9: an output that names an input would be truncated before it is read.
+#[test]
+fn outputs_that_are_inputs_or_each_other_are_refused_and_nothing_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let line = r#"{"event_id":"e","time":"2026-03-02T10:00:00Z","identity":"i","target":"t","action":"a"}"#;
+    let (events, grants, policy, state) = (at("events.jsonl"), at("grants.jsonl"), at("policy.toml"), at("state.json"));
+    std::fs::write(&events, format!("{line}\n")).unwrap();
+    std::fs::write(&grants, "").unwrap();
+    std::fs::write(&policy, "").unwrap();
+    let (code, _, err) = overreach(&["replay", &events, "--state-out", &state]);
+    assert_eq!(code, 0, "{err}");
+    let originals: Vec<(String, Vec<u8>)> =
+        [&events, &grants, &policy, &state].iter().map(|p| (p.to_string(), std::fs::read(p).unwrap())).collect();
+    let fresh = at("alerts.jsonl");
+    let cases: [(&[&str], &str, &str); 6] = [
+        (&["--alerts-out", &events], "--alerts-out", "input"),
+        (&["--rejects-out", &grants, "--grants", &grants], "--rejects-out", "--grants"),
+        (&["--state-out", &events], "--state-out", "input"),
+        (&["--alerts-out", &policy, "--policy", &policy], "--alerts-out", "--policy"),
+        (&["--rejects-out", &state, "--state-in", &state], "--rejects-out", "--state-in"),
+        (&["--alerts-out", &fresh, "--rejects-out", &fresh], "--rejects-out", "--alerts-out"),
+    ];
+    for (extra, output, other) in cases {
+        let args: Vec<&str> = ["replay", events.as_str()].into_iter().chain(extra.iter().copied()).collect();
+        let (code, out, err) = overreach(&args);
+        assert_ne!(code, 0, "{args:?} must be refused");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert!(err.contains(output) && err.contains(&format!("same file as {other}")), "{args:?}: {err}");
+        for (path, bytes) in &originals {
+            assert_eq!(&std::fs::read(path).unwrap(), bytes, "{args:?} changed {path}");
+        }
+        assert!(!std::path::Path::new(&fresh).exists(), "{args:?} created an output before refusing");
+    }
+    // Rolling one state file forward is safe: it is read whole first and replaced by a rename.
+    let (code, _, err) = overreach(&["replay", &events, "--state-in", &state, "--state-out", &state]);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// A CloudTrail S3 log object: `{"Records":[...]}` on one line. Record 100 is over the
+/// line limit on its own, record 200 is not JSON (with a `]` and a `,` inside a string,
+/// which must not end it early).
+fn s3_log_object(records: usize) -> String {
+    let record = |i: usize| {
+        let key = if i == 100 { "k".repeat(1_100_000) } else { format!("logs/{i}") };
+        serde_json::json!({"eventVersion": "1.09", "eventTime": format!("2026-03-02T10:{:02}:{:02}Z", i / 60 % 60, i % 60),
+            "eventSource": "s3.amazonaws.com", "eventName": "GetObject", "eventID": format!("ev-{i}"),
+            "recipientAccountId": "111122223333", "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::111122223333:user/u{}", i % 7)},
+            "requestParameters": {"bucketName": "b", "key": key}, "sourceIPAddress": "10.0.0.1",
+            "userAgent": format!("aws-cli/2.15 {}", "x".repeat(1500))})
+        .to_string()
+    };
+    let elements: Vec<String> = (0..records)
+        .map(|i| if i == 200 { r#"{"eventTime": nope, "x": ["],", {"y": "\"]"}]}"#.to_string() } else { record(i) })
+        .collect();
+    format!("  {{ \"Records\" : [{}] }}\n", elements.join(", "))
+}
+
+#[test]
+fn a_cloudtrail_log_object_over_the_line_limit_is_read_record_by_record() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let object = s3_log_object(3000);
+    assert!(object.len() > 5_000_000, "{} bytes", object.len());
+    let plain = dir.path().join("s3.json");
+    std::fs::write(&plain, &object).unwrap();
+    let zipped = dir.path().join("s3.json.gz");
+    let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&zipped).unwrap(), flate2::Compression::fast());
+    gz.write_all(object.as_bytes()).unwrap();
+    gz.finish().unwrap();
+    for path in [plain, zipped] {
+        let p = path.to_string_lossy().into_owned();
+        let rejects = dir.path().join("rejects.txt");
+        let (code, _, err) = overreach(&["replay", &p, "--rejects-out", rejects.to_str().unwrap(), "--quiet"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("2998 events"), "{err}");
+        assert!(err.contains("2 rejected (element_too_long=1 invalid_json=1)"), "{err}");
+        let rejects = std::fs::read_to_string(rejects).unwrap();
+        let lines: Vec<&str> = rejects.lines().collect();
+        assert_eq!(lines.len(), 2, "{rejects}");
+        assert!(lines[0].starts_with(&format!("{p}:1:Records[100]: element is ")), "{}", lines[0]);
+        assert!(lines[0].ends_with("bytes, over the limit of 1048576"), "{}", lines[0]);
+        assert!(lines[1].starts_with(&format!("{p}:1:Records[200]: not valid JSON: ")), "{}", lines[1]);
+    }
+}
+
+#[test]
+fn records_objects_keep_their_neighbours_and_say_where_a_record_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.jsonl");
+    let native = r#"{"event_id":"n","time":"2026-03-02T09:00:00Z","identity":"i","target":"t","action":"a"}"#;
+    let good = r#"{"eventTime":"2026-03-02T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/u"}}"#;
+    let lines = [
+        native.to_string(),
+        format!(r#"{{"Records":[{good}, 3, {{"eventTime":"2026-03-02T10:00:00Z"}}, {good}]}}"#),
+        r#"{"Records":[]}"#.to_string(),
+        format!(r#"{{"Records":[{good},]}}"#),
+        format!(r#"{{"Records":[{good}]}} trailing"#),
+        format!(r#"{{"Records":[{good}, {{"eventTime": "2026"#),
+        native.to_string(),
+    ];
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let p = path.to_string_lossy().into_owned();
+    let rejects = dir.path().join("rejects.txt");
+    let (code, _, err) = overreach(&["replay", &p, "--rejects-out", rejects.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(rejects).unwrap().lines().collect::<Vec<_>>(),
+        [
+            format!("{p}:2:Records[1]: expected a JSON object, found a number"),
+            format!("{p}:2:Records[2]: missing required field `userIdentity`"),
+            format!("{p}:4:Records[1]: not valid JSON: empty element in the `Records` array"),
+            format!("{p}:5:Records[1]: not valid JSON: expected only `}}` after the `Records` array"),
+            format!("{p}:6:Records[1]: not valid JSON: the line ends before the `Records` array is closed"),
+        ]
+    );
+    assert!(err.contains("7 events"), "2 native and 5 CloudTrail records: {err}");
+}
+
+/// Issue 9, item 14: a field (or a file name) that clears the screen or forges a reject
+/// line must reach neither the terminal nor the rejects file raw.
+#[test]
+fn control_characters_in_records_and_file_names_never_reach_stderr_or_the_rejects_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("evil\x1b[2J\r\nforged.jsonl:1: x.jsonl");
+    let hostile = "\\u001b[2J\\r\\nforged.jsonl:1: missing required field `identity`";
+    let lines = [
+        format!(r#"{{"time":"2026-03-02T10:00:00Z","identity":"i","target":"t","action":"a","outcome":"{hostile}"}}"#),
+        format!(
+            r#"{{"kind":"grant","time":"2026-03-02T10:00:00Z","grant_id":"g","identity":"i","scope":{{"{hostile}":1}}}}"#
+        ),
+        format!(r#"{{"time":"{hostile}","identity":"i","target":"t","action":"a"}}"#),
+        r#"{"time":"2026-03-02T10:00:00Z","identity":"i","target":"t","action":"a"}"#.to_string(),
+    ];
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let p = path.to_str().unwrap();
+    let printable = |text: &str| text.chars().all(|c| c == '\n' || !c.is_control());
+
+    let rejects = dir.path().join("rejects.txt");
+    let (code, _, err) = overreach(&["replay", p, "--rejects-out", rejects.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let rejected = std::fs::read_to_string(&rejects).unwrap();
+    assert!(printable(&rejected) && printable(&err), "{rejected:?}\n{err:?}");
+    assert_eq!(rejected.lines().count(), 3, "{rejected}");
+    assert!(
+        rejected.lines().all(|l| l.contains("evil\\u{1b}[2J\\u{d}\\u{a}forged")),
+        "the file name, escaped: {rejected}"
+    );
+    assert!(
+        rejected.contains("\\u{1b}[2J\\u{d}\\u{a}forged.jsonl:1: missing"),
+        "the field is shown, escaped: {rejected}"
+    );
+
+    let (code, _, err) = overreach(&["replay", p, "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(printable(&err), "{err:?}");
+    assert_eq!(err.lines().count(), 4, "three rejects and the summary:\n{err}");
+}
+
+/// Issue 9, item 17: values no log can mean are rejected with the field named.
+#[test]
+fn event_times_out_of_range_and_blank_identities_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("values.jsonl");
+    let lines = [
+        r#"{"event_id":"a","time":1e300,"identity":"i","target":"t","action":"a"}"#,
+        r#"{"event_id":"b","time":-1,"identity":"i","target":"t","action":"a"}"#,
+        r#"{"event_id":"c","time":"2026-03-02T10:00:00Z","identity":"   ","target":"t","action":"a"}"#,
+        r#"{"kind":"identity_offboarded","time":"2026-03-01T00:00:00Z","identity":"gone"}"#,
+        r#"{"event_id":"d","time":9223372036854775807,"identity":"gone","target":"t","action":"a"}"#,
+    ];
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let p = path.to_string_lossy().into_owned();
+    let (code, out, err) = overreach(&["replay", &p, "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.is_empty(), "no alert may carry such a time: {out}");
+    let range = "field `time`: expected a time from 1970-01-01 to 9999-12-31, found";
+    for expected in [
+        format!("{p}:1: {range} 1e+300"),
+        format!("{p}:2: {range} -1"),
+        format!("{p}:3: field `identity`: is empty or only whitespace"),
+        format!("{p}:5: {range} 9223372036854775807"),
+    ] {
+        assert!(err.lines().any(|l| l == expected), "missing {expected:?} in\n{err}");
+    }
+}
+
+#[test]
+fn engine_settings_that_mean_nothing_are_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("e.jsonl");
+    std::fs::write(&events, r#"{"time":1,"identity":"i","target":"t","action":"a"}"#).unwrap();
+    let config = dir.path().join("engine.toml");
+    std::fs::write(&config, "[engine]\nnovelty_max_probability = 0.0\n").unwrap();
+    let e = events.to_str().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (&["--learning-days", "nan"], "`learning_days` is NaN"),
+        (&["--learning-days=-1"], "`learning_days` is -1"),
+        (&["--max-identities", "0"], "`max_identities` is 0"),
+        (&["--suppression-window-s=-5"], "`suppression_window_s` is -5"),
+        (&["--config", config.to_str().unwrap()], "`novelty_max_probability` is 0"),
+    ];
+    for (flags, expected) in cases {
+        let args: Vec<&str> = ["replay", e].into_iter().chain(flags.iter().copied()).collect();
+        let (code, out, err) = overreach(&args);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(out.is_empty());
+        assert!(err.contains(expected) && err.contains("expected"), "{args:?}: {err}");
+    }
+}
+
+/// With no learning period at all, a first call has no history: it cannot end a silence.
+#[test]
+fn no_learning_period_gives_no_dormancy_from_1970() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Scenario::new();
+    for i in 0..50 {
+        for day in 0..3 {
+            s.push(ev(&format!("svc-{i}"), t0() + day * DAY + i * 60_000, "s3", "GetObject"));
+        }
+    }
+    s.records.sort_by_key(|r| r.time());
+    let (events, _) = write_jsonl(dir.path(), "all", &s.records);
+    let (code, out, err) = overreach(&["replay", &events, "--learning-days", "0", "--learning-events", "0"]);
+    assert_eq!(code, 0, "{err}");
+    let dormant: Vec<&str> = out.lines().filter(|l| l.contains("\"dormant_reactivation\"")).collect();
+    assert!(dormant.is_empty(), "{} false dormancy alerts, e.g. {}", dormant.len(), dormant[0]);
+}
+
+/// Issue 9, item 18: `overreach replay ... | head -1` ends quietly, as `cat` does.
+#[test]
+fn a_reader_that_closes_stdout_early_ends_the_run_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    // Every call of an offboarded identity alerts: far more output than a pipe holds.
+    let mut s = Scenario::new();
+    for i in 0..3000 {
+        let identity = format!("gone-{i}");
+        s.fact(t0(), overreach::model::Lifecycle::IdentityOffboarded { identity: identity.clone() });
+        s.push(ev(&identity, t0() + DAY, "s3", "GetObject"));
+    }
+    let (events, grants) = write_jsonl(dir.path(), "all", &s.records);
+    let state = dir.path().join("state.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_overreach"))
+        .args(["replay", &events, "--grants", &grants, "--state-out", state.to_str().unwrap()])
+        .env("RUST_BACKTRACE", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.contains("post_purpose"), "{first}");
+    let out = child.wait_with_output().unwrap(); // the reader is dropped: stdout is closed
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(141), "128 + SIGPIPE, as a shell reports for `cat`: {err}");
+    assert!(err.is_empty(), "no message, no backtrace: {err}");
+    assert!(!state.exists(), "a run cut short saves no state");
+}

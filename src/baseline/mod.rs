@@ -118,9 +118,12 @@ pub struct IdentityBaseline {
 }
 
 impl IdentityBaseline {
-    /// True once the identity has enough history for learned detectors.
+    /// True once the identity has enough history for learned detectors. An
+    /// identity never seen has no history at all, whatever the settings: with
+    /// `learning_events = 0` its first call would otherwise be judged against
+    /// an empty baseline (a "silence" since 1970).
     pub fn is_learned(&self, min_days: f64, min_events: u64) -> bool {
-        self.events >= min_events && (self.last_seen - self.first_seen) as f64 >= min_days * 1440.0
+        self.events >= min_events.max(1) && (self.last_seen - self.first_seen) as f64 >= min_days * 1440.0
     }
 
     /// The session's state, unless it is unknown or idle too long to continue.

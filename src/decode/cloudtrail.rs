@@ -2,8 +2,8 @@
 //! AWS writes it to S3. See `docs/formats.md` for the field mapping.
 
 use super::fields::{
-    derived_id, first_str, opt_str, opt_string, parse_utc_time, path_obj, path_str, req_obj, req_str, req_utc_time,
-    type_name, Obj,
+    derived_id, first_str, in_range, opt_str, opt_string, parse_utc_time, path_obj, path_str, req_obj, req_str,
+    req_utc_time, type_name, Obj,
 };
 use super::{access_with_lifecycle, DecodeError, Decoded};
 use crate::model::{AccessEvent, Lifecycle, Millis, Outcome};
@@ -218,10 +218,12 @@ fn issued(obj: &Obj, credentials: &Obj, event: &AccessEvent) -> Result<Lifecycle
     const AT: &str = "responseElements.credentials";
     let credential_id = req_str(credentials, "accessKeyId").map_err(|e| e.within(AT))?.to_string();
     let expiration = req_str(credentials, "expiration").map_err(|e| e.within(AT))?;
+    let field = format!("{AT}.expiration");
     let expires_at = parse_expiration(expiration).ok_or_else(|| DecodeError::InvalidValue {
-        field: format!("{AT}.expiration"),
+        field: field.clone(),
         reason: format!("expected a time like `Jan 18, 2021, 8:46:52 PM` or RFC 3339, found {expiration:?}"),
     })?;
+    let expires_at = in_range(&field, expires_at, &format_args!("{expiration:?}"))?;
     let identity = path_str(obj, &["responseElements", "assumedRoleUser", "arn"])
         .and_then(role_arn)
         .or_else(|| path_str(obj, &["requestParameters", "roleArn"]).map(str::to_string))

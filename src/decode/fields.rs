@@ -62,14 +62,26 @@ pub fn str_list(obj: &Obj, field: &str) -> Result<Vec<String>, DecodeError> {
 pub fn opt_time(obj: &Obj, field: &str) -> Result<Option<Millis>, DecodeError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(v @ (Value::String(_) | Value::Number(_))) => {
-            crate::time::parse_json_time(v).map(Some).ok_or_else(|| DecodeError::InvalidValue {
+        Some(v @ (Value::String(_) | Value::Number(_))) => match crate::time::parse_json_time(v) {
+            Some(t) => in_range(field, t, v).map(Some),
+            None => Err(DecodeError::InvalidValue {
                 field: field.to_string(),
                 reason: format!("expected an RFC 3339 time or epoch milliseconds, found {v}"),
-            })
-        }
+            }),
+        },
         Some(other) => Err(wrong(field, "an RFC 3339 string or epoch milliseconds", other)),
     }
+}
+
+/// A parsed time, if it lies in the years every record must (see `time::in_range`).
+pub fn in_range(field: &str, t: Millis, found: &dyn std::fmt::Display) -> Result<Millis, DecodeError> {
+    if crate::time::in_range(t) {
+        return Ok(t);
+    }
+    Err(DecodeError::InvalidValue {
+        field: field.to_string(),
+        reason: format!("expected a time from 1970-01-01 to 9999-12-31, found {found}"),
+    })
 }
 
 pub fn req_time(obj: &Obj, field: &str) -> Result<Millis, DecodeError> {
@@ -83,16 +95,25 @@ pub fn req_time(obj: &Obj, field: &str) -> Result<Millis, DecodeError> {
 pub fn opt_utc_time(obj: &Obj, field: &str) -> Result<Option<Millis>, DecodeError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => parse_utc_time(s).map(Some).ok_or_else(|| DecodeError::InvalidValue {
-            field: field.to_string(),
-            reason: format!("expected an RFC 3339 or `YYYY-MM-DD HH:MM:SS` UTC time, found {s:?}"),
-        }),
+        Some(Value::String(s)) => utc_time(field, s, "an RFC 3339 or `YYYY-MM-DD HH:MM:SS` UTC time").map(Some),
         Some(other) => Err(wrong(field, "a time string", other)),
     }
 }
 
 pub fn req_utc_time(obj: &Obj, field: &str) -> Result<Millis, DecodeError> {
     opt_utc_time(obj, field)?.ok_or_else(|| DecodeError::MissingField(field.to_string()))
+}
+
+/// A vendor time string (see `parse_utc_time`) in the accepted range; `expected`
+/// words what the field should hold.
+pub fn utc_time(field: &str, s: &str, expected: &str) -> Result<Millis, DecodeError> {
+    match parse_utc_time(s) {
+        Some(t) => in_range(field, t, &format_args!("{s:?}")),
+        None => Err(DecodeError::InvalidValue {
+            field: field.to_string(),
+            reason: format!("expected {expected}, found {s:?}"),
+        }),
+    }
 }
 
 pub fn parse_utc_time(s: &str) -> Option<Millis> {

@@ -133,17 +133,12 @@ fn lifecycle(entry: &Obj, event: &AccessEvent) -> Option<Result<Lifecycle, Decod
             // The token itself is a secret and never logged; only its expiry is. The
             // issuing entry's id stands in for the token's id.
             let expiry = path_str(entry, &["protoPayload", "response", "expireTime"])?;
-            Some(match super::fields::parse_utc_time(expiry) {
-                Some(expires_at) => Ok(Lifecycle::CredentialIssued {
-                    credential_id: event.event_id.clone(),
-                    identity: account(entry, event).ok(),
-                    expires_at,
-                }),
-                None => Err(DecodeError::InvalidValue {
-                    field: "protoPayload.response.expireTime".into(),
-                    reason: format!("expected an RFC 3339 time, found {expiry:?}"),
-                }),
-            })
+            let expires_at = super::fields::utc_time("protoPayload.response.expireTime", expiry, "an RFC 3339 time");
+            Some(expires_at.map(|expires_at| Lifecycle::CredentialIssued {
+                credential_id: event.event_id.clone(),
+                identity: account(entry, event).ok(),
+                expires_at,
+            }))
         }
         _ => None,
     }

@@ -137,11 +137,10 @@ fn lifecycle(event: &Obj, access: &AccessEvent) -> Option<Result<Lifecycle, Deco
             // A TokenRequest; `status.token` is the secret and is never read. Only
             // responses logged at RequestResponse level carry the expiry.
             let expiry = path_str(event, &["responseObject", "status", "expirationTimestamp"])?;
-            let Some(expires_at) = super::fields::parse_utc_time(expiry) else {
-                return Some(Err(DecodeError::InvalidValue {
-                    field: "responseObject.status.expirationTimestamp".into(),
-                    reason: format!("expected an RFC 3339 time, found {expiry:?}"),
-                }));
+            let field = "responseObject.status.expirationTimestamp";
+            let expires_at = match super::fields::utc_time(field, expiry, "an RFC 3339 time") {
+                Ok(t) => t,
+                Err(e) => return Some(Err(e)),
             };
             // Since Kubernetes 1.29 the issued token's id is an audit annotation.
             let credential_id = path_str(event, &["annotations", "authentication.kubernetes.io/issued-credential-id"])

@@ -89,26 +89,38 @@ impl Default for Limits {
 }
 
 /// Why a record was rejected. `Display` is the reason printed after `file:line: `.
+/// Every string it holds may quote the input, so `Display` bounds each one and
+/// escapes its control characters: a reason is always one printable line.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
     #[error("line is {len} bytes, over the limit of {max}")]
     LineTooLong { len: usize, max: usize },
+    #[error("element is {len} bytes, over the limit of {max}")]
+    ElementTooLong { len: usize, max: usize },
     #[error("not valid UTF-8 (first bad byte at offset {0})")]
     NotUtf8(usize),
-    #[error("not valid JSON: {0}")]
+    #[error("not valid JSON: {}", shown(.0))]
     InvalidJson(String),
     #[error("expected a JSON object, found {0}")]
     NotAnObject(&'static str),
-    #[error("missing required field `{0}`")]
+    #[error("missing required field `{}`", shown(.0))]
     MissingField(String),
-    #[error("field `{field}` has the wrong type: expected {expected}, found {found}")]
+    #[error("field `{}` has the wrong type: expected {expected}, found {found}", shown(.field))]
     WrongType { field: String, expected: &'static str, found: &'static str },
     #[error("field `{field}` is {len} bytes, over the limit of {max}")]
     FieldTooLong { field: &'static str, len: usize, max: usize },
-    #[error("field `{field}`: {reason}")]
+    #[error("field `{}`: {}", shown(.field), shown(.reason))]
     InvalidValue { field: String, reason: String },
     #[error("record matches no known format (expected {0})")]
     UnknownFormat(&'static str),
+}
+
+/// Longest quote of the input a reason carries.
+const MAX_SHOWN_BYTES: usize = 256;
+
+fn shown(s: &str) -> String {
+    let cut = crate::text::truncate(s, MAX_SHOWN_BYTES);
+    crate::text::escape_control(cut.as_deref().unwrap_or(s)).into_owned()
 }
 
 impl DecodeError {
@@ -116,6 +128,7 @@ impl DecodeError {
     pub fn kind(&self) -> &'static str {
         match self {
             DecodeError::LineTooLong { .. } => "line_too_long",
+            DecodeError::ElementTooLong { .. } => "element_too_long",
             DecodeError::NotUtf8(_) => "not_utf8",
             DecodeError::InvalidJson(_) => "invalid_json",
             DecodeError::NotAnObject(_) => "not_an_object",
@@ -263,10 +276,17 @@ fn lifecycle_kind(fact: &Lifecycle) -> &'static str {
     }
 }
 
+/// The fields every baseline is keyed by: bounded, and naming something.
 fn check_limits(ev: &AccessEvent, limits: &Limits) -> Result<(), DecodeError> {
     for (field, value) in [("identity", &ev.identity), ("target", &ev.target), ("action", &ev.action)] {
         if value.len() > limits.max_field_bytes {
             return Err(DecodeError::FieldTooLong { field, len: value.len(), max: limits.max_field_bytes });
+        }
+        if value.trim().is_empty() {
+            return Err(DecodeError::InvalidValue {
+                field: field.into(),
+                reason: "is empty or only whitespace".into(),
+            });
         }
     }
     Ok(())

@@ -86,10 +86,14 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
 
     // An empty string counts as absent, as in the general path.
     let text_of = |v: Option<Cow<str>>| v.filter(|s| !s.is_empty()).map(Cow::into_owned);
-    let time_of = |t: Option<Time>| match t {
-        None => Some(None),
-        Some(Time::Millis(ms)) => Some(Some(ms)),
-        Some(Time::Text(s)) => crate::time::parse_rfc3339(&s).or_else(|| s.parse().ok()).map(Some),
+    // A time out of range steps aside too, for the general path to word.
+    let time_of = |t: Option<Time>| {
+        let parsed = match t {
+            None => Some(None),
+            Some(Time::Millis(ms)) => Some(Some(ms)),
+            Some(Time::Text(s)) => crate::time::parse_rfc3339(&s).or_else(|| s.parse().ok()).map(Some),
+        };
+        parsed.filter(|t| t.is_none_or(crate::time::in_range))
     };
     let line: Line = serde_json::from_str(text).ok()?;
     if line.act.is_some() {

@@ -29,7 +29,9 @@ pub struct Input {
 }
 
 impl Input {
-    pub fn new(path: String, reader: LineReader, format: Format) -> Input {
+    pub fn new(path: String, mut reader: LineReader, format: Format) -> Input {
+        // A CloudTrail log file object on one line is read record by record.
+        reader.split_records(matches!(format, Format::Auto | Format::Cloudtrail));
         Input { path: path.into(), reader, format, pending: VecDeque::new(), read_error: None }
     }
 
@@ -52,10 +54,17 @@ impl Input {
                     return None;
                 }
             };
-            let origin = Origin::File { path: self.path.clone(), line: line_no };
-            let decoded = match line {
-                Line::Ok(bytes) => decode_line(bytes, self.format, limits),
-                Line::TooLong(len) => vec![Err(DecodeError::LineTooLong { len, max: limits.max_line_bytes })],
+            let path = self.path.clone();
+            let (origin, decoded) = match line {
+                Line::Ok(bytes) => (Origin::File { path, line: line_no }, decode_line(bytes, self.format, limits)),
+                Line::TooLong(len) => (
+                    Origin::File { path, line: line_no },
+                    vec![Err(DecodeError::LineTooLong { len, max: limits.max_line_bytes })],
+                ),
+                Line::Element(element, body) => (
+                    Origin::Element { path, line: line_no, element },
+                    body.map_or_else(|e| vec![Err(e)], |bytes| decode_line(bytes, Format::Cloudtrail, limits)),
+                ),
             };
             for result in decoded {
                 match result {

@@ -1,0 +1,48 @@
+//! What every result of `decode_line` must satisfy, on any input: shared by the
+//! property tests (`tests/fuzz_decoders.rs`) and the cargo-fuzz targets (`fuzz/`).
+
+use overreach::decode::{decode_line, Format, Limits};
+use overreach::model::{Lifecycle, Record};
+use overreach::time::in_range;
+
+/// Longest reason `Display` may give: each quoted string is cut to 256 bytes,
+/// and escaping a control character takes at most 8.
+pub const MAX_REASON_BYTES: usize = 5000;
+
+/// Decodes `line` and checks every result: accepted records keep the limits
+/// (key fields bounded and not blank, times from 1970 to 9999), and every
+/// reason is one printable line of bounded length. Panics (a fuzz finding)
+/// are left to the caller's harness to catch.
+pub fn check(line: &[u8], format: Format, limits: &Limits) -> Result<(), String> {
+    for result in decode_line(line, format, limits) {
+        match result {
+            Ok(Record::Access(e)) => {
+                for (name, value) in [("identity", &e.identity), ("target", &e.target), ("action", &e.action)] {
+                    if value.len() > limits.max_field_bytes || value.trim().is_empty() {
+                        return Err(format!("{name} {value:?} accepted"));
+                    }
+                }
+                if !in_range(e.time) || !e.credential_expires_at.is_none_or(in_range) {
+                    return Err(format!("times {} / {:?} accepted", e.time, e.credential_expires_at));
+                }
+            }
+            Ok(Record::Lifecycle { time, fact, .. }) => {
+                let times = match &fact {
+                    Lifecycle::Grant(g) => vec![g.not_before, g.expires_at],
+                    Lifecycle::CredentialIssued { expires_at, .. } => vec![Some(*expires_at)],
+                    _ => vec![],
+                };
+                if !in_range(time) || !times.into_iter().flatten().all(in_range) {
+                    return Err(format!("lifecycle at {time} accepted: {fact:?}"));
+                }
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                if reason.chars().any(char::is_control) || reason.len() > MAX_REASON_BYTES {
+                    return Err(format!("reason of {} bytes: {reason:?}", reason.len()));
+                }
+            }
+        }
+    }
+    Ok(())
+}
