@@ -308,7 +308,7 @@ fn a_client_creation_error_at_start_names_the_key_but_not_the_secret() {
     let out = Command::new(env!("CARGO_BIN_EXE_overreach")).args(["run", "--config"]).arg(&config).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    assert!(stderr.contains("cannot create the Kafka consumer") && stderr.contains("sasl.jaas.config"), "{stderr}");
+    assert!(stderr.contains("cannot create the Kafka") && stderr.contains("sasl.jaas.config"), "{stderr}");
     assert!(!stderr.contains("jaas-pw-31d"), "the password is in the error:\n{stderr}");
 }
 
