@@ -7,6 +7,7 @@
 //! *refused*: retrying the same bytes forever would block the partition for good, so it is
 //! counted, logged, an alert's refusal is noted on the dead-letter topic, and the record is done.
 
+use super::AlertProducer;
 use super::{Backoff, TopicPartition};
 use crate::alert::Severity;
 use crate::decode::DecodeError;
@@ -17,7 +18,6 @@ use crate::text::{escape_control, truncate};
 use futures_util::future::join_all;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
-use super::AlertProducer;
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 use rdkafka::Message;

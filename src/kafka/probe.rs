@@ -5,11 +5,11 @@
 //! `socket.timeout.ms` (60 s) passes. A broker that creates a topic when asked about it
 //! (`auto.create.topics.enable`) makes the topic exist, which is fine.
 
+use super::AlertProducer;
 use super::Backoff;
 use crate::telemetry::events::{BrokerAnswering, TopicsMissing};
 use crate::telemetry::Telemetry;
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use super::AlertProducer;
 use rdkafka::producer::Producer;
 use std::fmt::Write as _;
 use std::sync::Arc;
