@@ -8,9 +8,10 @@
 //! (`make_alert`), counting repeats within the suppression window.
 
 use crate::alert::{alert_id, Alert, AlertEvent, Severity};
+use crate::baseline::admission::{Admission, Eviction};
 use crate::baseline::counts::{minute, Decay, Minute};
 use crate::baseline::fleet::Fleet;
-use crate::baseline::intern::{Names, Sym};
+use crate::baseline::intern::{IdVisitor, Ids, Live, Names, RangeCheck, Sym};
 use crate::baseline::{pairs, stable_hash, stable_hash_parts, CallKey, Client, IdentityBaseline, Observation};
 use crate::detect::{self, Context, Detector, Finding};
 use crate::features::{agent_family, network, resource_class, resource_prefix};
@@ -33,7 +34,9 @@ pub struct EngineConfig {
     pub half_life_days: f64,
     /// Behaviour not seen for this many days is forgotten.
     pub forget_after_days: f64,
-    /// Cap on identities held; the least recently seen are evicted past it.
+    /// Cap on identities held. Past it, identities still learning go first
+    /// (oldest first); learned ones only make room for newly learned ones,
+    /// least recently seen first (see `baseline::admission`).
     pub max_identities: usize,
     /// Repeats of the same finding for the same identity within this many
     /// seconds of event time are counted, not emitted.
@@ -218,6 +221,9 @@ pub struct Stats {
     pub suppressed: u64,
     pub identities: u64,
     pub evicted: u64,
+    /// Of the evicted, those that had learned a baseline.
+    #[serde(default)]
+    pub evicted_learned: u64,
 }
 
 /// What makes two findings "the same" for suppression.
@@ -251,11 +257,52 @@ struct State {
     stats: Stats,
     /// Event time of the last housekeeping pass.
     swept_at: Millis,
+    #[serde(default)]
+    admission: Admission,
+    /// (strings, calls) in use at the last collection of names.
+    #[serde(default)]
+    names_live: (usize, usize),
+}
+
+impl State {
+    /// Every part of the state that holds ids (all but the name tables
+    /// themselves), named for error messages.
+    fn id_parts(&mut self) -> [(&'static str, &mut dyn Ids); 5] {
+        [
+            ("identities", &mut self.identities),
+            ("fleet", &mut self.fleet),
+            ("credential users", &mut self.credentials),
+            ("suppression entries", &mut self.emitted),
+            ("probation", &mut self.admission),
+        ]
+    }
+}
+
+impl Ids for State {
+    fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
+        for (_, part) in self.id_parts() {
+            part.visit_ids(v);
+        }
+    }
+}
+
+impl Ids for SuppressKey {
+    fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
+        v.sym(&mut self.identity);
+    }
+}
+
+impl Ids for Emitted {
+    fn visit_ids(&mut self, _: &mut dyn IdVisitor) {}
 }
 
 const STATE_VERSION: u32 = 1;
 /// Identities a credential remembers for reuse.
 const MAX_CREDENTIAL_USERS: usize = 4;
+/// Names are collected once a table holds twice what was in use at the last
+/// collection, and never while it is smaller than twice this: the work of a
+/// collection is paid for by the names added since the last.
+const MIN_NAMES_COLLECTED: usize = 1024;
 
 pub struct Engine {
     config: EngineConfig,
@@ -295,6 +342,7 @@ impl Engine {
     fn access(&mut self, event: &AccessEvent, origin: &Origin) -> Vec<Alert> {
         self.state.stats.events += 1;
         self.sweep(event.time);
+        self.collect_names_if_grown();
         let identity = self.state.names.intern(&event.identity);
         let group = match self.state.identities.get(&identity).and_then(|b| b.peer_group) {
             Some(group) => group,
@@ -329,54 +377,68 @@ impl Engine {
         let forget_after = (self.config.forget_after_days * 1440.0) as Minute;
         let concurrency = (self.config.concurrency_window_s / 60) as Minute;
         let baseline = self.state.identities.get_mut(&identity).expect("joined above");
+        let last_seen_before = baseline.last_seen;
         let learned = baseline.learn(&obs, &self.state.names, self.config.decay(), forget_after, concurrency);
         if let Some(op) = learned.adopted_op {
             self.state.fleet.adopt(group, op, identity, obs.minute);
         }
-        for key in learned.forgotten_ops {
-            let empty = self.state.names.intern("");
-            let op = self.state.names.call_id(CallKey { class: empty, ..key });
+        for op in learned.forgotten_ops {
             self.state.fleet.forget(group, op);
         }
+        let is_learned = baseline.is_learned(self.config.learning_days, self.config.learning_events);
+        let gone =
+            self.state.admission.seen(identity, last_seen_before, baseline, is_learned, self.config.max_identities);
+        self.evict(gone);
         findings.into_iter().filter_map(|f| self.make_alert(f, identity, event, origin)).collect()
     }
 
-    /// First sight of an identity: a fresh baseline in its peer group.
+    /// First sight of an identity: a fresh baseline in its peer group, on probation.
     fn join(&mut self, identity: Sym, event: &AccessEvent) -> Sym {
         let group = self.state.names.intern(event.identity_type.as_deref().unwrap_or(""));
         let baseline = IdentityBaseline { peer_group: Some(group), ..IdentityBaseline::default() };
-        self.state.identities.insert(identity, baseline);
-        self.state.fleet.join(group);
-        self.state.stats.identities = self.state.identities.len() as u64;
-        if self.state.identities.len() > self.config.max_identities {
-            self.evict(identity);
+        if let Some(old) = self.state.identities.insert(identity, baseline) {
+            // A loaded baseline without a group: start it again.
+            self.state.admission.remove(identity, &old);
         }
+        self.state.fleet.join(group);
+        let held = self.state.identities.len();
+        let gone = self.state.admission.join(identity, minute(event.time), held, self.config.max_identities);
+        self.evict(gone);
         group
     }
 
-    /// Evicts the least recently seen identities, down to 90% of the cap so
-    /// eviction runs rarely; `keep` (the identity being added) stays.
-    fn evict(&mut self, keep: Sym) {
-        let target = (self.config.max_identities * 9 / 10).max(1);
-        let mut by_age: Vec<(Minute, Sym)> =
-            self.state.identities.iter().filter(|(id, _)| **id != keep).map(|(id, b)| (b.last_seen, *id)).collect();
-        by_age.sort_unstable();
-        let excess = self.state.identities.len().saturating_sub(target);
-        for (_, id) in by_age.into_iter().take(excess) {
-            if let Some(b) = self.state.identities.remove(&id) {
-                if let Some(group) = b.peer_group {
-                    let empty = self.state.names.intern("");
-                    let mut ops: Vec<_> =
-                        b.calls.iter().map(|(c, _)| CallKey { class: empty, ..self.state.names.call_key(c) }).collect();
-                    ops.sort_unstable();
-                    ops.dedup();
-                    let ops: Vec<_> = ops.into_iter().map(|k| self.state.names.call_id(k)).collect();
-                    self.state.fleet.leave(group, ops.into_iter());
-                }
-                self.state.stats.evicted += 1;
+    /// Drops evicted identities' baselines and their share of the fleet.
+    fn evict(&mut self, gone: Vec<Eviction>) {
+        for Eviction { identity, protected } in gone {
+            let Some(b) = self.state.identities.remove(&identity) else { continue };
+            if let Some(group) = b.peer_group {
+                self.state.fleet.leave(group, b.ops());
             }
+            self.state.stats.evicted += 1;
+            self.state.stats.evicted_learned += u64::from(protected);
         }
         self.state.stats.identities = self.state.identities.len() as u64;
+    }
+
+    /// Collects unused names once the tables have doubled since the last
+    /// collection. Runs at a point of the input alone (before an event's names
+    /// are interned), and renumbers in order, so detection cannot tell.
+    fn collect_names_if_grown(&mut self) {
+        let (strings, calls) = self.state.names_live;
+        let grown = |len: usize, live: usize| len > 2 * live.max(MIN_NAMES_COLLECTED);
+        if grown(self.state.names.strings.len(), strings) || grown(self.state.names.call_count(), calls) {
+            self.collect_names();
+        }
+    }
+
+    fn collect_names(&mut self) {
+        let mut live = Live::new(&self.state.names);
+        self.state.visit_ids(&mut live);
+        live.close_over_calls(&self.state.names);
+        let mut renumber = self.state.names.retain(&live);
+        self.state.visit_ids(&mut renumber);
+        self.state.admission.rebuild(&self.state.identities);
+        self.state.names_live = live.counts();
     }
 
     /// Interns the features of a call that baselines learn on.
@@ -385,8 +447,7 @@ impl Engine {
         let class = e.resource.as_deref().map(resource_class).unwrap_or_default();
         let call_key =
             CallKey { target: names.intern(&e.target), action: names.intern(&e.action), class: names.intern(&class) };
-        let no_class = names.intern("");
-        let op = names.call_id(CallKey { class: no_class, ..call_key });
+        let (call, op) = names.call(call_key);
         let client = (e.source_ip.is_some() || e.user_agent.is_some()).then(|| Client {
             network: names.intern(&network(e.source_ip.as_deref().unwrap_or("unknown"))),
             agent: names.intern(&agent_family(e.user_agent.as_deref().unwrap_or(""))),
@@ -401,7 +462,7 @@ impl Engine {
         Observation {
             minute: minute(e.time),
             window: (e.time.max(0) / (self.config.window_s.max(1) * 1000)) as u32,
-            call: names.call_id(call_key),
+            call,
             call_key,
             op,
             reach: stable_hash_parts(&[&e.target, resource_prefix(&class)]),
@@ -540,8 +601,43 @@ impl Engine {
         if state.version != STATE_VERSION {
             return Err(StateError::Version { found: state.version, expected: STATE_VERSION });
         }
+        state.check().map_err(StateError::Invalid)?;
         state.registry.reindex();
+        for b in state.identities.values_mut() {
+            b.index_ops(&state.names);
+        }
+        state.admission.rebuild(&state.identities);
         Ok(Engine { config, state })
+    }
+}
+
+impl State {
+    /// Checks a loaded state before anything relies on it: every id in the
+    /// tables, every count sorted, the probation list matching the baselines.
+    /// The first fault is named; nothing is repaired.
+    fn check(&mut self) -> Result<(), String> {
+        self.names.index()?;
+        let mut range = RangeCheck::new(&self.names);
+        // Identity by identity first, so that a fault names its identity.
+        let mut ids: Vec<Sym> = self.identities.keys().copied().collect();
+        ids.sort_unstable();
+        for mut id in ids {
+            let b = self.identities.get_mut(&id).expect("listed above");
+            b.visit_ids(&mut range);
+            let number = id.0;
+            id.visit_ids(&mut range);
+            if let Some(e) = range.error.take() {
+                return Err(format!("identity {number}: {e}"));
+            }
+            b.check().map_err(|e| format!("identity {number}: {e}"))?;
+        }
+        for (what, part) in self.id_parts() {
+            part.visit_ids(&mut range);
+            if let Some(e) = range.error.take() {
+                return Err(format!("{what}: {e}"));
+            }
+        }
+        self.admission.check(&self.identities)
     }
 }
 
@@ -554,4 +650,164 @@ pub fn config_from_toml(text: &str) -> Result<EngineConfig, String> {
         engine: EngineConfig,
     }
     toml::from_str::<File>(text).map(|f| f.engine).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baseline::{MAX_CALLS, MAX_TRANSITIONS};
+    use crate::time::MINUTE;
+
+    /// 2026-03-02T00:00:00Z, a Monday.
+    const T0: Millis = 1_772_409_600_000;
+
+    fn ev(identity: &str, time: Millis, target: &str, action: &str) -> AccessEvent {
+        AccessEvent {
+            event_id: format!("{identity}-{time}-{target}-{action}"),
+            time,
+            identity: identity.into(),
+            target: target.into(),
+            action: action.into(),
+            ..AccessEvent::default()
+        }
+    }
+
+    /// A pipeline's run: six calls a minute apart in one session, on behalf of
+    /// a team, from one client, with one credential.
+    fn run(identity: &str, start: Millis) -> Vec<AccessEvent> {
+        let calls = [("sts", "AssumeRole"), ("ecr", "GetAuthorizationToken"), ("ecr", "PutImage")];
+        let calls =
+            calls.into_iter().chain([("s3", "PutObject"), ("ecs", "RegisterTaskDefinition"), ("ecs", "UpdateService")]);
+        calls
+            .enumerate()
+            .map(|(i, (target, action))| AccessEvent {
+                identity_type: Some("ci_pipeline".into()),
+                on_behalf_of: Some("team-payments".into()),
+                session_id: Some(format!("{identity}-{start}")),
+                credential_id: Some(format!("{identity}-key")),
+                source_ip: Some("10.0.0.5".into()),
+                user_agent: Some("aws-cli/2.15".into()),
+                resource: (target == "s3").then(|| "arn:aws:s3:::releases/build.zip".to_string()),
+                ..ev(identity, start + i as i64 * MINUTE, target, action)
+            })
+            .collect()
+    }
+
+    /// Two runs a day (09:00 and 15:00) for `days` days from `T0`: learned after a week.
+    fn pipeline(identity: &str, days: i64) -> Vec<AccessEvent> {
+        (0..days).flat_map(|d| [9, 15].map(|h| run(identity, T0 + d * DAY + h * HOUR)).concat()).collect()
+    }
+
+    fn feed(engine: &mut Engine, events: &[AccessEvent]) -> Vec<Alert> {
+        let origin = Origin::File { path: "test".into(), line: 0 };
+        events.iter().flat_map(|e| engine.process(&Record::Access(e.clone()), &origin)).collect()
+    }
+
+    fn capped(max_identities: usize) -> EngineConfig {
+        EngineConfig { max_identities, ..EngineConfig::default() }
+    }
+
+    fn novel(alerts: &[Alert], identity: &str) -> usize {
+        alerts.iter().filter(|a| a.detector == Detector::NovelCall && a.identity == identity).count()
+    }
+
+    #[test]
+    fn identities_past_the_cap_leave_no_names_behind() {
+        let mut engine = Engine::new(capped(1000));
+        // 1 KiB names, each identity seen once.
+        let flood: Vec<AccessEvent> =
+            (0..30_000).map(|i| ev(&format!("{i:0>1024}"), T0 + i * 1000, "t", &format!("a{}", i % 7))).collect();
+        feed(&mut engine, &flood);
+        let s = &engine.state;
+        assert_eq!(s.identities.len(), 1000);
+        assert_eq!(s.stats.evicted, 29_000);
+        // At most twice what is in use (1,000 identity names and a few more).
+        assert!(s.names.strings.len() <= 2 * 1024 + 1, "{} names", s.names.strings.len());
+        assert!(s.names.call_count() <= 16, "{} calls", s.names.call_count());
+        let mut saved = Vec::new();
+        engine.save_state(&mut saved).unwrap();
+        assert!(saved.len() < 4 << 20, "saved state is {} bytes", saved.len());
+    }
+
+    #[test]
+    fn a_flood_of_new_identities_does_not_evict_an_established_one() {
+        let mut engine = Engine::new(capped(100));
+        feed(&mut engine, &pipeline("ci-payments", 14));
+        let flood: Vec<AccessEvent> =
+            (0..10_000).map(|i| ev(&format!("flood-{i}"), T0 + 14 * DAY + i * 1000, "s3", "GetObject")).collect();
+        feed(&mut engine, &flood);
+        assert_eq!(engine.state.stats.evicted, 10_001 - 100);
+        assert_eq!(engine.state.stats.evicted_learned, 0);
+        // It still knows its baseline: its usual run is quiet, a new call alerts.
+        let day = T0 + 15 * DAY;
+        assert!(feed(&mut engine, &run("ci-payments", day + 9 * HOUR)).is_empty());
+        let probe = AccessEvent {
+            identity_type: Some("ci_pipeline".into()),
+            ..ev("ci-payments", day + 10 * HOUR, "iam", "CreateAccessKey")
+        };
+        let alerts = feed(&mut engine, &[probe]);
+        assert_eq!(novel(&alerts, "ci-payments"), 1, "{alerts:#?}");
+    }
+
+    #[test]
+    fn a_cap_below_the_working_set_evicts_one_newcomer_per_newcomer() {
+        let mut engine = Engine::new(capped(5));
+        // Four pipelines learn and go quiet for a day.
+        for p in ["ci-a", "ci-b", "ci-c", "ci-d"] {
+            let mut events = pipeline(p, 8);
+            events.sort_by_key(|e| e.time);
+            feed(&mut engine, &events);
+        }
+        // Ten other identities take turns, 20,000 calls.
+        let churn: Vec<AccessEvent> =
+            (0..20_000).map(|i| ev(&format!("churn-{}", i % 10), T0 + 9 * DAY + i * 1000, "t", "a")).collect();
+        feed(&mut engine, &churn);
+        let s = &engine.state;
+        // Every churning call but the first finds its identity evicted and evicts the one before it.
+        assert_eq!(s.stats.evicted, 20_000 - 1);
+        assert_eq!(s.stats.evicted_learned, 0);
+        assert_eq!(s.identities.len(), 5);
+        for p in ["ci-a", "ci-b", "ci-c", "ci-d"] {
+            assert!(s.identities.contains_key(&s.names.strings.get(p).unwrap()), "{p} was evicted");
+        }
+    }
+
+    #[test]
+    fn distinct_actions_past_the_cap_keep_the_baseline_bounded_and_alerting() {
+        let config = EngineConfig { forget_after_days: 10.0, ..EngineConfig::default() };
+        let mut engine = Engine::new(config);
+        feed(&mut engine, &pipeline("ci-payments", 14));
+        // 100,000 distinct actions in sessions, one every two seconds (about 2.3 days).
+        let start = T0 + 14 * DAY;
+        let id = engine.state.names.strings.get("ci-payments").unwrap();
+        for chunk in 0..100 {
+            let flood: Vec<AccessEvent> = (0..1000)
+                .map(|i| {
+                    let n = chunk * 1000 + i;
+                    AccessEvent {
+                        session_id: Some(format!("probe-{}", n / 10)),
+                        ..ev("ci-payments", start + n * 2000, "k8s", &format!("get /api/x{n}"))
+                    }
+                })
+                .collect();
+            feed(&mut engine, &flood);
+            let b = &engine.state.identities[&id];
+            assert!(b.calls.len() <= MAX_CALLS && b.transitions.len() <= MAX_TRANSITIONS, "{}", b.calls.len());
+            assert_eq!(b.ops.len(), b.ops().count());
+            // Its group, and users and adopters of its operations.
+            assert!(engine.state.fleet.size() <= 1 + 2 * MAX_CALLS, "{}", engine.state.fleet.size());
+        }
+        // Its usual calls survived the flood; once the flood is forgotten they
+        // are all it knows, and a new call alerts again.
+        let after = T0 + 17 * DAY;
+        let normal: Vec<AccessEvent> = (0..12).flat_map(|d| run("ci-payments", after + d * DAY + 9 * HOUR)).collect();
+        let alerts = feed(&mut engine, &normal);
+        assert_eq!(novel(&alerts, "ci-payments"), 0, "{alerts:#?}");
+        assert_eq!(engine.state.identities[&id].calls.len(), 6);
+        let probe = AccessEvent {
+            identity_type: Some("ci_pipeline".into()),
+            ..ev("ci-payments", after + 12 * DAY + 10 * HOUR, "iam", "CreateAccessKey")
+        };
+        assert_eq!(novel(&feed(&mut engine, &[probe]), "ci-payments"), 1);
+    }
 }

@@ -6,7 +6,7 @@ use crate::decode::{Format, Limits};
 use crate::detect::Detector;
 use crate::engine::{Engine, EngineConfig};
 use crate::source::file;
-use crate::source::merge::{Input, Merge, Reject};
+use crate::source::merge::{Input, Item, Merge, Reject};
 use crate::state_file;
 use crate::text::escape_control;
 use anyhow::Context as _;
@@ -38,6 +38,8 @@ pub struct Summary {
     pub suppressed: u64,
     pub rejected: u64,
     pub rejected_by_reason: BTreeMap<&'static str, u64>,
+    /// Records the full reorder buffer let go before their lateness allowance.
+    pub released_early: u64,
     pub identities: u64,
     pub evicted: u64,
     pub read_errors: Vec<String>,
@@ -55,13 +57,17 @@ impl Summary {
         let by: Vec<String> = self.alerts.iter().map(|(d, n)| format!("{d}={n}")).collect();
         let reasons: Vec<String> = self.rejected_by_reason.iter().map(|(r, n)| format!("{r}={n}")).collect();
         format!(
-            "overreach: {} events, {} lifecycle records, {total} alerts ({}), {} repeats suppressed, {} rejected{}, {} identities tracked ({} evicted), {:.0} events/s in {:.2}s",
+            "overreach: {} events, {} lifecycle records, {total} alerts ({}), {} repeats suppressed, {} rejected{}{}, {} identities tracked ({} evicted), {:.0} events/s in {:.2}s",
             self.events,
             self.lifecycle_events,
             if by.is_empty() { "none".to_string() } else { by.join(" ") },
             self.suppressed,
             self.rejected,
             if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(" ")) },
+            match self.released_early {
+                0 => String::new(),
+                n => format!(", {n} released early from a full reorder buffer"),
+            },
             self.identities,
             self.evicted,
             self.events_per_second(),
@@ -106,19 +112,24 @@ pub fn run(
     }
     let mut merge = Merge::new(inputs, opts.limits, opts.lateness_ms);
     let mut summary = Summary::default();
-    let mut pending_rejects: Vec<Reject> = Vec::new();
     let mut progress = Progress::new(opts.progress);
     let mut emitted = 0u64;
 
-    while let Some((record, origin)) = merge.next(&mut pending_rejects) {
-        write_rejects(&mut pending_rejects, rejects, &mut summary)?;
+    while let Some(item) = merge.next() {
+        let (record, origin) = match item {
+            Item::Record(sourced) => sourced,
+            Item::Reject(reject) => {
+                write_reject(&reject, rejects, &mut summary)?;
+                continue;
+            }
+        };
         for alert in engine.process(&record, &origin) {
             writeln!(alerts, "{}", render(&alert))?;
             emitted += 1;
         }
         progress.tick(|| (merge.inputs.iter().map(Input::bytes_read).sum(), engine.stats().events, emitted));
     }
-    write_rejects(&mut pending_rejects, rejects, &mut summary)?;
+    summary.released_early = merge.released_early();
     progress.finish();
     alerts.flush()?;
     rejects.flush()?;
@@ -143,13 +154,11 @@ pub fn run(
     Ok(summary)
 }
 
-fn write_rejects(pending: &mut Vec<Reject>, out: &mut dyn Write, summary: &mut Summary) -> std::io::Result<()> {
-    for r in pending.drain(..) {
-        // The file name is as untrusted as the record: one reject, one line.
-        writeln!(out, "{}", escape_control(&format!("{}: {}", r.origin, r.error)))?;
-        summary.rejected += 1;
-        *summary.rejected_by_reason.entry(r.error.kind()).or_default() += 1;
-    }
+fn write_reject(r: &Reject, out: &mut dyn Write, summary: &mut Summary) -> std::io::Result<()> {
+    // The file name is as untrusted as the record: one reject, one line.
+    writeln!(out, "{}", escape_control(&format!("{}: {}", r.origin, r.error)))?;
+    summary.rejected += 1;
+    *summary.rejected_by_reason.entry(r.error.kind()).or_default() += 1;
     Ok(())
 }
 

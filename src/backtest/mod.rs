@@ -9,7 +9,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::model::{Millis, Origin, Record};
 use crate::simulate::Label;
 use crate::source::file::{self, Line};
-use crate::source::merge::{Input, Merge};
+use crate::source::merge::{Input, Item, Merge};
 use crate::time::SECOND;
 use first_seen::{FirstSeen, FirstSeenConfig};
 use score::{Hit, LabelIndex, Scores, Truth};
@@ -80,17 +80,16 @@ pub fn run(inputs: &Inputs, engine_config: EngineConfig) -> Result<Report, Backt
         spans: BTreeMap::new(),
         summary: InputSummary::default(),
     };
-    let mut rejects = Vec::new();
-    loop {
-        let next = merge.next(&mut rejects);
-        for reject in rejects.drain(..) {
-            replay.summary.rejected += 1;
-            if replay.summary.first_rejects.len() < REJECTS_KEPT {
-                replay.summary.first_rejects.push(format!("{}: {}", reject.origin, reject.error));
+    for item in merge.by_ref() {
+        match item {
+            Item::Record((record, origin)) => replay.feed(&record, &origin),
+            Item::Reject(reject) => {
+                replay.summary.rejected += 1;
+                if replay.summary.first_rejects.len() < REJECTS_KEPT {
+                    replay.summary.first_rejects.push(format!("{}: {}", reject.origin, reject.error));
+                }
             }
         }
-        let Some((record, origin)) = next else { break };
-        replay.feed(&record, &origin);
     }
     if let Some((input, e)) = merge.inputs.iter().find_map(|i| i.read_error.as_ref().map(|e| (i, e))) {
         let source = io::Error::new(e.kind(), e.to_string());

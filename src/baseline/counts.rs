@@ -120,6 +120,51 @@ impl<K: Ord + Copy> Counts<K> {
         }
     }
 
+    /// When more than `max` values are held, drops the weakest other than
+    /// `keep` (lowest decayed weight, then least recently seen, then lowest
+    /// key: deterministic) down to `max` less a sixteenth, and returns them. A
+    /// hostile stream of distinct values then costs a bounded map and a
+    /// bounded amount of work per value (one pass per sixteenth of `max` new
+    /// values), and only pushes out weak values, never the strong ones an
+    /// identity uses.
+    pub fn shed(&mut self, max: usize, keep: K, now: Minute, decay: Decay) -> Vec<K> {
+        if self.entries.len() <= max {
+            return Vec::new();
+        }
+        let excess = self.entries.len() - (max - max / 16);
+        let mut weakest: Vec<(f64, Minute, K)> = self
+            .entries
+            .iter()
+            .filter(|(k, _)| *k != keep)
+            .map(|(k, e)| (e.weight_at(now, decay), e.last, *k))
+            .collect();
+        let excess = excess.min(weakest.len());
+        if excess == 0 {
+            return Vec::new();
+        }
+        let order =
+            |a: &(f64, Minute, K), b: &(f64, Minute, K)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2));
+        weakest.select_nth_unstable_by(excess - 1, order);
+        let mut gone: Vec<K> = weakest[..excess].iter().map(|w| w.2).collect();
+        gone.sort_unstable();
+        self.entries.retain(|(k, _)| gone.binary_search(k).is_err());
+        gone
+    }
+
+    /// Checks what lookups rely on: keys strictly ascending (sorted, no repeats).
+    pub fn check_sorted(&self) -> Result<(), String> {
+        match self.entries.windows(2).position(|w| w[0].0 >= w[1].0) {
+            Some(i) => Err(format!("values not sorted or repeated at position {}", i + 1)),
+            None => Ok(()),
+        }
+    }
+
+    /// The keys, for visiting the ids they hold. A renumbering must keep their
+    /// order, or lookups break.
+    pub fn keys_mut(&mut self) -> impl Iterator<Item = &mut K> {
+        self.entries.iter_mut().map(|(k, _)| k)
+    }
+
     /// Drops values last seen before `cutoff`, returning them.
     pub fn forget_before(&mut self, cutoff: Minute) -> Vec<K> {
         let mut gone = Vec::new();
@@ -209,6 +254,45 @@ mod tests {
         assert!(b.p_unseen > 0.02, "{b:?}");
         assert_eq!(b.singletons, 40);
         assert_eq!(b.distinct, 200);
+    }
+
+    #[test]
+    fn a_full_map_sheds_its_weakest_values_and_keeps_the_strong() {
+        let mut c = Counts::default();
+        // Two strong values, seen every hour for a week.
+        for hour in 0..168 {
+            c.observe(1u32, hour * 60, DECAY);
+            c.observe(2u32, hour * 60, DECAY);
+        }
+        // A flood of distinct values, one a minute.
+        let mut shed = 0;
+        for (i, minute) in (10_000..110_000u32).zip(10_000..) {
+            c.observe(i, minute, DECAY);
+            let gone = c.shed(64, i, minute, DECAY);
+            assert!(!gone.contains(&i) && !gone.contains(&1) && !gone.contains(&2));
+            assert!(c.len() <= 64);
+            shed += gone.len();
+        }
+        // Every value but those held was shed once, five at a time.
+        assert_eq!(shed, 100_002 - c.len());
+        assert!(c.len() > 60 && c.get(1).is_some() && c.get(2).is_some());
+        // Of the flood, the most recent values stay (the older ones decayed more).
+        let oldest_kept = (10_000..110_000).find(|&k| c.get(k).is_some()).unwrap();
+        assert_eq!((oldest_kept..110_000).count(), c.len() - 2);
+        assert_eq!(c.check_sorted(), Ok(()));
+    }
+
+    #[test]
+    fn ties_shed_the_least_recently_seen_then_the_lowest_key() {
+        let mut c = Counts::default();
+        c.observe(8u32, 50, DECAY);
+        for k in [5u32, 3, 9] {
+            c.observe(k, 100, DECAY);
+        }
+        assert_eq!(c.shed(3, 9, 100, DECAY), vec![8]);
+        c.observe(7, 100, DECAY);
+        assert_eq!(c.shed(2, 7, 100, DECAY), vec![3, 5]);
+        assert_eq!(c.iter().map(|(k, _)| k).collect::<Vec<_>>(), vec![7, 9]);
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Fleet context: which calls identities of the same kind (peer group) make,
 //! and which they adopted recently. A release that adds a call to every
 //! pipeline is a rollout, not an incident; this is how the engine tells.
+//!
+//! Bounded by the identities held: a (group, call) has users only while some
+//! identity of the group makes it, and its adopters go with its last user.
 
 use super::counts::Minute;
-use super::intern::Sym;
+use super::intern::{IdVisitor, Ids, Sym};
 use super::pairs;
 use super::CallId;
 use serde::{Deserialize, Serialize};
@@ -42,7 +45,7 @@ pub struct Peers {
 
 impl Fleet {
     pub fn join(&mut self, group: Sym) {
-        *self.group_sizes.entry(group).or_default() += 1;
+        increment(&mut self.group_sizes, group);
     }
 
     pub fn leave(&mut self, group: Sym, calls: impl Iterator<Item = CallId>) {
@@ -54,14 +57,17 @@ impl Fleet {
 
     pub fn adopt(&mut self, group: Sym, call: CallId, identity: Sym, now: Minute) {
         let key = GroupCall { group, call };
-        *self.users.entry(key).or_default() += 1;
+        increment(&mut self.users, key);
         let adopters = self.adopters.entry(key).or_default();
         adopters.insert(0, (identity, now));
         adopters.truncate(MAX_ADOPTERS);
     }
 
     pub fn forget(&mut self, group: Sym, call: CallId) {
-        decrement(&mut self.users, GroupCall { group, call });
+        let key = GroupCall { group, call };
+        if decrement(&mut self.users, key) {
+            self.adopters.remove(&key);
+        }
     }
 
     pub fn peers(&self, group: Sym, call: CallId, identity: Sym, now: Minute, window: Minute) -> Peers {
@@ -76,6 +82,11 @@ impl Fleet {
         }
     }
 
+    /// Entries held: groups, (group, call) users and adoption lists.
+    pub fn size(&self) -> usize {
+        self.group_sizes.len() + self.users.len() + self.adopters.len()
+    }
+
     /// Drops adoption records older than the rollout window.
     pub fn expire(&mut self, cutoff: Minute) {
         self.adopters.retain(|_, a| {
@@ -85,11 +96,37 @@ impl Fleet {
     }
 }
 
-fn decrement<K: Eq + std::hash::Hash>(map: &mut HashMap<K, u32>, key: K) {
-    if let Some(n) = map.get_mut(&key) {
-        *n -= 1;
-        if *n == 0 {
-            map.remove(&key);
+fn increment<K: Eq + std::hash::Hash>(map: &mut HashMap<K, u32>, key: K) {
+    let n = map.entry(key).or_default();
+    *n = n.saturating_add(1);
+}
+
+/// Counts one down, removing the entry at zero; true when it was removed.
+fn decrement<K: Eq + std::hash::Hash>(map: &mut HashMap<K, u32>, key: K) -> bool {
+    match map.get_mut(&key) {
+        Some(n) if *n > 1 => {
+            *n -= 1;
+            false
         }
+        Some(_) => {
+            map.remove(&key);
+            true
+        }
+        None => false,
+    }
+}
+
+impl Ids for GroupCall {
+    fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
+        v.sym(&mut self.group);
+        v.call(&mut self.call);
+    }
+}
+
+impl Ids for Fleet {
+    fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
+        self.group_sizes.visit_ids(v);
+        self.users.visit_ids(v);
+        self.adopters.visit_ids(v);
     }
 }

@@ -1,8 +1,16 @@
 //! Interned strings: baselines hold small integer ids instead of strings, which
 //! keeps an identity's baseline small and its keys cheap to compare.
+//!
+//! Names are collected like garbage: evicted identities and forgotten values
+//! leave names nothing refers to, and an attacker's stream of distinct names
+//! would otherwise grow the tables without bound. `Ids` is the one place each
+//! structure says which of its fields hold ids; the engine uses it to find the
+//! live names, to renumber them after a collection, and to check a loaded state.
 
+use super::{CallId, CallKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Arc;
 
 /// An interned string's id. Ids are handed out in order of first sight, so the
@@ -44,6 +52,16 @@ impl Interner {
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
+
+    /// Keeps the names `live` marks, in their order.
+    fn retain(&mut self, live: &[bool]) {
+        let names = std::mem::take(&mut self.names);
+        self.ids.clear();
+        for (name, _) in names.into_iter().zip(live).filter(|(_, live)| **live) {
+            self.ids.insert(name.clone(), Sym(self.names.len() as u32));
+            self.names.push(name);
+        }
+    }
 }
 
 impl Serialize for Interner {
@@ -83,12 +101,115 @@ mod tests {
     }
 }
 
-/// The engine's names: interned strings and the table of call kinds.
+/// Something that holds interned ids (`Sym`, `CallId`).
+pub trait Ids {
+    /// Hands every id held to `v`, which may rewrite it.
+    fn visit_ids(&mut self, v: &mut dyn IdVisitor);
+}
+
+/// What is done with each id: marking it live, renumbering it, checking it.
+/// `CallId::START` is not an id of the table and is handed on as well: every
+/// visitor leaves it alone.
+pub trait IdVisitor {
+    fn sym(&mut self, s: &mut Sym);
+    fn call(&mut self, c: &mut CallId);
+}
+
+impl Ids for Sym {
+    fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
+        v.sym(self)
+    }
+}
+
+impl Ids for CallId {
+    fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
+        v.call(self)
+    }
+}
+
+impl<A: Ids, B: Ids> Ids for (A, B) {
+    fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
+        self.0.visit_ids(v);
+        self.1.visit_ids(v);
+    }
+}
+
+impl Ids for CallKey {
+    fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
+        for s in [&mut self.target, &mut self.action, &mut self.class] {
+            v.sym(s);
+        }
+    }
+}
+
+impl<T: Ids> Ids for Vec<T> {
+    fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
+        self.iter_mut().for_each(|t| t.visit_ids(v));
+    }
+}
+
+/// A map is rebuilt: its keys may be renumbered.
+impl<K: Ids + Eq + Hash, V: Ids> Ids for HashMap<K, V> {
+    fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
+        *self = self
+            .drain()
+            .map(|(mut k, mut val)| {
+                k.visit_ids(v);
+                val.visit_ids(v);
+                (k, val)
+            })
+            .collect();
+    }
+}
+
+/// Times, counts and hashes hold no ids.
+macro_rules! no_ids {
+    ($($t:ty),*) => {
+        $(impl Ids for $t {
+            fn visit_ids(&mut self, _: &mut dyn IdVisitor) {}
+        })*
+    };
+}
+no_ids!(u32, u64, i64);
+
+/// A map keyed by call id, hashed by one multiplication: ids are small
+/// integers handed out in order, and per-call scratch maps are hot.
+pub type IdMap<V> = HashMap<CallId, V, std::hash::BuildHasherDefault<IdHash>>;
+
+#[derive(Default)]
+pub struct IdHash(u64);
+
+impl std::hash::Hasher for IdHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u8(b);
+        }
+    }
+
+    fn write_u8(&mut self, b: u8) {
+        self.write_u32(b as u32);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        // Fibonacci hashing: spreads consecutive ids over the table.
+        self.0 = (self.0 ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// The engine's names: interned strings and the table of call kinds, with the
+/// operation (the call without its resource class) of each call.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Names {
     pub strings: Interner,
     #[serde(with = "call_table")]
-    calls: (HashMap<super::CallKey, super::CallId>, Vec<super::CallKey>),
+    calls: (HashMap<CallKey, CallId>, Vec<CallKey>),
+    /// The operation of each call, by call id: derived (see `index`).
+    #[serde(skip)]
+    ops: Vec<CallId>,
 }
 
 impl Names {
@@ -96,21 +217,43 @@ impl Names {
         self.strings.intern(s)
     }
 
-    pub fn call_id(&mut self, key: super::CallKey) -> super::CallId {
-        let (ids, keys) = &mut self.calls;
-        *ids.entry(key).or_insert_with(|| {
-            keys.push(key);
-            super::CallId(keys.len() as u32 - 1)
-        })
+    /// The ids of a call and of its operation, adding them to the table when new.
+    pub fn call(&mut self, key: CallKey) -> (CallId, CallId) {
+        let no_class = self.intern("");
+        let op = self.add_call(CallKey { class: no_class, ..key }, None);
+        (self.add_call(key, Some(op)), op)
     }
 
-    pub fn call_key(&self, id: super::CallId) -> super::CallKey {
+    /// `op`: the call's operation; `None` for an operation (its own).
+    fn add_call(&mut self, key: CallKey, op: Option<CallId>) -> CallId {
+        let (ids, keys) = &mut self.calls;
+        if let Some(&id) = ids.get(&key) {
+            return id;
+        }
+        let id = CallId(keys.len() as u32);
+        keys.push(key);
+        ids.insert(key, id);
+        self.ops.push(op.unwrap_or(id));
+        id
+    }
+
+    pub fn call_key(&self, id: CallId) -> CallKey {
         self.calls.1[id.0 as usize]
     }
 
+    /// The operation (target and action) of a call.
+    pub fn op_of(&self, id: CallId) -> CallId {
+        self.ops[id.0 as usize]
+    }
+
+    /// Calls in the table.
+    pub fn call_count(&self) -> usize {
+        self.calls.1.len()
+    }
+
     /// A call as an analyst reads it: `target action [resource class]`.
-    pub fn call_name(&self, id: super::CallId) -> String {
-        if id == super::CallId::START {
+    pub fn call_name(&self, id: CallId) -> String {
+        if id == CallId::START {
             return "(session start)".to_string();
         }
         let key = self.call_key(id);
@@ -125,6 +268,157 @@ impl Names {
 
     pub fn name(&self, s: Sym) -> &str {
         self.strings.name(s)
+    }
+
+    /// After loading: checks that the call table names only strings it has,
+    /// holds no call twice and has every call's operation, and derives `ops`.
+    pub fn index(&mut self) -> Result<(), String> {
+        let (ids, keys) = &self.calls;
+        let strings = self.strings.len();
+        let mut ops = Vec::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            if let Some(s) = [key.target, key.action, key.class].into_iter().find(|s| s.0 as usize >= strings) {
+                return Err(format!("call {i}: name id {} out of range (table has {strings})", s.0));
+            }
+            if ids.get(key) != Some(&CallId(i as u32)) {
+                return Err(format!("call {i}: the same call is in the table twice"));
+            }
+            let op_key = CallKey { class: self.strings.get("").unwrap_or(Sym(u32::MAX)), ..*key };
+            match ids.get(&op_key) {
+                Some(&op) => ops.push(op),
+                None => return Err(format!("call {i}: its operation is not in the table")),
+            }
+        }
+        self.ops = ops;
+        Ok(())
+    }
+
+    /// Keeps only the names and calls `live` marks (the calls' operations and
+    /// strings must be marked too), renumbering them in their order, and returns
+    /// the renumbering for everything that holds ids.
+    pub fn retain(&mut self, live: &Live) -> Renumber {
+        let mut renumber = Renumber { strings: new_ids(&live.strings), calls: new_ids(&live.calls) };
+        self.strings.retain(&live.strings);
+        let (ids, keys) = &mut self.calls;
+        let (old_keys, old_ops) = (std::mem::take(keys), std::mem::take(&mut self.ops));
+        ids.clear();
+        for ((mut key, mut op), _) in old_keys.into_iter().zip(old_ops).zip(&live.calls).filter(|(_, live)| **live) {
+            key.visit_ids(&mut renumber);
+            renumber.call(&mut op);
+            ids.insert(key, CallId(keys.len() as u32));
+            keys.push(key);
+            self.ops.push(op);
+        }
+        renumber
+    }
+}
+
+/// New ids for the marked entries, in their order; `u32::MAX` for the rest.
+fn new_ids(live: &[bool]) -> Vec<u32> {
+    let mut next = 0;
+    live.iter()
+        .map(|&l| {
+            if l {
+                next += 1;
+                next - 1
+            } else {
+                u32::MAX
+            }
+        })
+        .collect()
+}
+
+/// The names and calls found in use, by id.
+#[derive(Debug)]
+pub struct Live {
+    strings: Vec<bool>,
+    calls: Vec<bool>,
+}
+
+impl Live {
+    pub fn new(names: &Names) -> Live {
+        Live { strings: vec![false; names.strings.len()], calls: vec![false; names.call_count()] }
+    }
+
+    /// Marks what the live calls name: their operations and strings.
+    pub fn close_over_calls(&mut self, names: &Names) {
+        for i in 0..self.calls.len() {
+            if self.calls[i] {
+                self.calls[names.ops[i].0 as usize] = true;
+            }
+        }
+        for i in 0..self.calls.len() {
+            if self.calls[i] {
+                let mut key = names.calls.1[i];
+                key.visit_ids(self);
+            }
+        }
+    }
+
+    /// (strings, calls) marked.
+    pub fn counts(&self) -> (usize, usize) {
+        let n = |v: &[bool]| v.iter().filter(|&&l| l).count();
+        (n(&self.strings), n(&self.calls))
+    }
+}
+
+impl IdVisitor for Live {
+    fn sym(&mut self, s: &mut Sym) {
+        if let Some(l) = self.strings.get_mut(s.0 as usize) {
+            *l = true;
+        }
+    }
+
+    fn call(&mut self, c: &mut CallId) {
+        if let Some(l) = self.calls.get_mut(c.0 as usize) {
+            *l = true;
+        }
+    }
+}
+
+/// Old ids to new after a collection; order-preserving, so sorted maps stay sorted.
+#[derive(Debug)]
+pub struct Renumber {
+    strings: Vec<u32>,
+    calls: Vec<u32>,
+}
+
+impl IdVisitor for Renumber {
+    fn sym(&mut self, s: &mut Sym) {
+        s.0 = self.strings[s.0 as usize];
+    }
+
+    fn call(&mut self, c: &mut CallId) {
+        if *c != CallId::START {
+            c.0 = self.calls[c.0 as usize];
+        }
+    }
+}
+
+/// Checks that every id is in the tables, naming the first that is not.
+pub struct RangeCheck {
+    strings: usize,
+    calls: usize,
+    pub error: Option<String>,
+}
+
+impl RangeCheck {
+    pub fn new(names: &Names) -> RangeCheck {
+        RangeCheck { strings: names.strings.len(), calls: names.call_count(), error: None }
+    }
+}
+
+impl IdVisitor for RangeCheck {
+    fn sym(&mut self, s: &mut Sym) {
+        if s.0 as usize >= self.strings && self.error.is_none() {
+            self.error = Some(format!("name id {} out of range (table has {})", s.0, self.strings));
+        }
+    }
+
+    fn call(&mut self, c: &mut CallId) {
+        if *c != CallId::START && c.0 as usize >= self.calls && self.error.is_none() {
+            self.error = Some(format!("call id {} out of range (table has {})", c.0, self.calls));
+        }
     }
 }
 

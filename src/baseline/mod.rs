@@ -2,6 +2,7 @@
 //! which order, for whom, from where, when, how much, and how far it reaches.
 //! `IdentityBaseline::learn` is the one place a baseline is updated.
 
+pub mod admission;
 pub mod counts;
 pub mod fleet;
 pub mod hours;
@@ -11,7 +12,7 @@ pub mod window;
 
 use counts::{Counts, Decay, Minute, Novelty};
 use hours::Hours;
-use intern::Sym;
+use intern::{IdVisitor, Ids, Sym};
 use serde::{Deserialize, Serialize};
 use window::Activity;
 
@@ -71,6 +72,20 @@ pub fn stable_hash_parts(parts: &[&str]) -> u64 {
     parts.iter().fold(0xcbf2_9ce4_8422_2325, |h, p| step(p.bytes().fold(h, step), 0xff))
 }
 
+/// Most distinct values one identity holds of each kind. Past a cap the
+/// weakest values make room (`Counts::shed`), so an identity fed distinct
+/// values by an attacker (Kubernetes URIs and resource names are chosen by the
+/// caller) costs bounded memory and bounded work per call. The simulated
+/// fleet's largest identities hold 425 calls, 66 transitions, 40 networks, 3
+/// client families and 5 delegators (1,000 identities, 30 days, seeds 7 and
+/// 8). Each call's detectors scan the identity's values, so the caps are what
+/// one call can cost.
+pub const MAX_CALLS: usize = 1024;
+pub const MAX_TRANSITIONS: usize = 1024;
+pub const MAX_NETWORKS: usize = 512;
+pub const MAX_AGENTS: usize = 128;
+pub const MAX_DELEGATORS: usize = 1024;
+
 /// How long a session may idle before its next call counts as a new start.
 const SESSION_IDLE_MIN: Minute = 60;
 /// Sessions remembered per identity for transitions.
@@ -115,6 +130,11 @@ pub struct IdentityBaseline {
     pub sessions: Vec<SessionState>,
     /// Recent clients with the minute each was last seen.
     pub clients: Vec<(Client, Minute)>,
+    /// How many calls of the repertoire each operation has, sorted by
+    /// operation: derived from `calls` (`index_ops`), so that whether the
+    /// identity makes an operation is a lookup, not a scan.
+    #[serde(skip)]
+    pub ops: Vec<(CallId, u32)>,
 }
 
 impl IdentityBaseline {
@@ -154,8 +174,9 @@ impl IdentityBaseline {
             .collect()
     }
 
-    /// Folds one call into the baseline. Returns the calls newly added to the
-    /// identity's repertoire and those forgotten, for the fleet's adoption counts.
+    /// Folds one call into the baseline. Returns the operation newly added to
+    /// the identity's repertoire and those it no longer makes, for the fleet's
+    /// adoption counts.
     pub fn learn(
         &mut self,
         obs: &Observation,
@@ -174,23 +195,27 @@ impl IdentityBaseline {
         self.last_seen = self.last_seen.max(now);
 
         let new_call = self.calls.get(obs.call).is_none();
-        let new_op = new_call && !self.makes_op(obs.call_key, names);
-        self.calls.observe(obs.call, now, decay);
+        let new_op = new_call && !self.makes_op(obs.op);
+        let mut dropped = Vec::new();
+        if self.calls.observe(obs.call, now, decay) {
+            self.count_op(obs.op, 1);
+            dropped = self.calls.shed(MAX_CALLS, obs.call, now, decay);
+        }
         if let Some(session) = obs.session {
             let previous = self.previous_call(session, now);
             let surprise = self.session(session, now).map_or(0.0, |s| s.surprise)
                 + self.new_step(session, obs.op, now, decay).map_or(0.0, |n| -n.p_unseen.log10() as f32);
-            self.transitions.observe((previous, obs.op), now, decay);
+            observe_capped(&mut self.transitions, (previous, obs.op), now, decay, MAX_TRANSITIONS);
             self.sessions.retain(|s| s.id != session);
             self.sessions.insert(0, SessionState { id: session, last_op: obs.op, last: now, surprise });
             self.sessions.truncate(MAX_SESSIONS);
         }
         for &d in &obs.delegators {
-            self.delegators.observe(d, now, decay);
+            observe_capped(&mut self.delegators, d, now, decay, MAX_DELEGATORS);
         }
         if let Some(client) = obs.client {
-            self.networks.observe(client.network, now, decay);
-            self.agents.observe(client.agent, now, decay);
+            observe_capped(&mut self.networks, client.network, now, decay, MAX_NETWORKS);
+            observe_capped(&mut self.agents, client.agent, now, decay, MAX_AGENTS);
             let concurrent = 1 + self.other_active_clients(client, now, concurrency).len();
             self.max_concurrent_clients = self.max_concurrent_clients.max(concurrent.min(255) as u8);
             self.clients.retain(|(c, _)| *c != client);
@@ -202,28 +227,86 @@ impl IdentityBaseline {
 
         let cutoff = now.saturating_sub(forget_after);
         let forgotten_calls = self.calls.forget_before(cutoff);
-        let mut forgotten = Vec::new();
         if !forgotten_calls.is_empty() {
             self.transitions.forget_before(cutoff);
-            for call in forgotten_calls {
-                let key = names.call_key(call);
-                if !self.makes_op(key, names) && !forgotten.contains(&key) {
-                    forgotten.push(key);
-                }
+        }
+        let mut forgotten_ops = Vec::new();
+        for call in dropped.into_iter().chain(forgotten_calls) {
+            let op = names.op_of(call);
+            if self.count_op(op, -1) == 0 {
+                forgotten_ops.push(op);
             }
         }
         self.delegators.forget_before(cutoff);
         self.networks.forget_before(cutoff);
         self.agents.forget_before(cutoff);
-        Learned { adopted_op: new_op.then_some(obs.op), forgotten_ops: forgotten }
+        Learned { adopted_op: new_op.then_some(obs.op), forgotten_ops }
     }
 
-    /// True when some call in the repertoire has this call's target and action.
-    pub fn makes_op(&self, key: CallKey, names: &intern::Names) -> bool {
-        self.calls.iter().any(|(c, _)| {
-            let k = names.call_key(c);
-            k.target == key.target && k.action == key.action
-        })
+    /// True when some call in the repertoire has this operation (target and action).
+    pub fn makes_op(&self, op: CallId) -> bool {
+        self.ops.binary_search_by_key(&op, |(o, _)| *o).is_ok()
+    }
+
+    /// Adds `delta` to the calls counted for `op`; returns the new count.
+    fn count_op(&mut self, op: CallId, delta: i32) -> u32 {
+        match self.ops.binary_search_by_key(&op, |(o, _)| *o) {
+            Ok(i) => {
+                let n = self.ops[i].1.saturating_add_signed(delta);
+                if n == 0 {
+                    self.ops.remove(i);
+                } else {
+                    self.ops[i].1 = n;
+                }
+                n
+            }
+            Err(i) if delta > 0 => {
+                self.ops.insert(i, (op, delta as u32));
+                delta as u32
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// Derives `ops` from `calls` (after loading, or after ids were renumbered).
+    pub fn index_ops(&mut self, names: &intern::Names) {
+        self.ops.clear();
+        for (call, _) in self.calls.iter() {
+            let op = names.op_of(call);
+            match self.ops.binary_search_by_key(&op, |(o, _)| *o) {
+                Ok(i) => self.ops[i].1 += 1,
+                Err(i) => self.ops.insert(i, (op, 1)),
+            }
+        }
+    }
+
+    /// The operations the identity makes.
+    pub fn ops(&self) -> impl Iterator<Item = CallId> + '_ {
+        self.ops.iter().map(|(op, _)| *op)
+    }
+
+    /// Checks what a loaded baseline must hold for lookups and arithmetic:
+    /// sorted values, no session start among calls, a peer group, and time in order.
+    pub fn check(&self) -> Result<(), String> {
+        let sorted = |what: &str, r: Result<(), String>| r.map_err(|e| format!("{what}: {e}"));
+        sorted("calls", self.calls.check_sorted())?;
+        sorted("transitions", self.transitions.check_sorted())?;
+        sorted("delegators", self.delegators.check_sorted())?;
+        sorted("networks", self.networks.check_sorted())?;
+        sorted("agents", self.agents.check_sorted())?;
+        if self.calls.get(CallId::START).is_some() {
+            return Err("calls: holds the session start".into());
+        }
+        if self.activity.reached.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("activity: reached keys not sorted or repeated".into());
+        }
+        if self.peer_group.is_none() {
+            return Err("no peer group".into());
+        }
+        if self.first_seen > self.last_seen {
+            return Err(format!("first seen (minute {}) after last seen ({})", self.first_seen, self.last_seen));
+        }
+        Ok(())
     }
 
     /// Approximate heap and inline bytes this baseline holds (for the benchmark
@@ -240,12 +323,41 @@ impl IdentityBaseline {
     }
 }
 
+/// Records one observation in a capped count; the weakest values make room.
+fn observe_capped<K: Ord + Copy>(counts: &mut Counts<K>, key: K, now: Minute, decay: Decay, max: usize) {
+    if counts.observe(key, now, decay) {
+        counts.shed(max, key, now, decay);
+    }
+}
+
 /// What learning one call changed in the identity's repertoire of operations.
 #[derive(Debug, Default, PartialEq)]
 pub struct Learned {
     /// An operation (target and action) the identity had never made.
     pub adopted_op: Option<CallId>,
-    /// Operations no call in the repertoire makes any more (as call keys with
-    /// their resource class).
-    pub forgotten_ops: Vec<CallKey>,
+    /// Operations no call in the repertoire makes any more.
+    pub forgotten_ops: Vec<CallId>,
+}
+
+impl Ids for Client {
+    fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
+        v.sym(&mut self.network);
+        v.sym(&mut self.agent);
+    }
+}
+
+impl Ids for IdentityBaseline {
+    fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
+        if let Some(group) = &mut self.peer_group {
+            v.sym(group);
+        }
+        self.calls.keys_mut().for_each(|c| v.call(c));
+        self.transitions.keys_mut().for_each(|t| t.visit_ids(v));
+        for counts in [&mut self.delegators, &mut self.networks, &mut self.agents] {
+            counts.keys_mut().for_each(|s| v.sym(s));
+        }
+        self.sessions.iter_mut().for_each(|s| v.call(&mut s.last_op));
+        self.clients.iter_mut().for_each(|(c, _)| c.visit_ids(v));
+        self.ops.iter_mut().for_each(|(op, _)| v.call(op));
+    }
 }

@@ -13,8 +13,9 @@
 //! grant's scope names explicitly is declared, and never novel.
 
 use super::{novelty_json, round, score_from_probability, Context, Detector, Finding};
-use crate::baseline::counts::{Counts, Novelty};
-use crate::baseline::{CallId, CallKey};
+use crate::baseline::counts::Novelty;
+use crate::baseline::intern::IdMap;
+use crate::baseline::{CallId, IdentityBaseline};
 use serde_json::json;
 
 pub fn check(ctx: &Context) -> Option<Finding> {
@@ -26,17 +27,13 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     if ctx.grants.live.iter().any(|g| super::scope_violation::explicitly_allows(&g.grant.scope, ctx.event)) {
         return None;
     }
-    let key = ctx.obs.call_key;
-    let same_op = |c: CallId| {
-        let k = ctx.names.call_key(c);
-        k.target == key.target && k.action == key.action
-    };
-    let known_op = b.calls.iter().any(|(c, _)| same_op(c));
+    let same_op = |c: CallId| ctx.names.op_of(c) == ctx.obs.op;
+    let known_op = b.makes_op(ctx.obs.op);
     let (novelty, p, peers) = if known_op {
         let novelty = b.calls.novelty_where(ctx.now(), ctx.decay(), same_op);
         (novelty, novelty.p_unseen, None)
     } else {
-        let novelty = op_novelty(&b.calls, ctx);
+        let novelty = op_novelty(b, ctx);
         let peers =
             ctx.fleet.peers(ctx.obs.peer_group, ctx.obs.op, ctx.identity, ctx.now(), ctx.config.rollout_window_min());
         if peers.recent_adopters >= ctx.config.rollout_min_peers {
@@ -92,20 +89,20 @@ pub fn check(ctx: &Context) -> Option<Finding> {
 }
 
 /// Good-Turing over operations: a call's hits count for its operation, and an
-/// operation is a singleton when all its calls together were seen once.
-fn op_novelty(calls: &Counts<CallId>, ctx: &Context) -> Novelty {
-    let mut ops: Vec<(CallKey, f64, u32)> = Vec::new();
-    for (c, e) in calls.iter() {
-        let k = ctx.names.call_key(c);
-        let weight = e.weight_at(ctx.now(), ctx.decay());
-        match ops.iter_mut().find(|(o, _, _)| o.target == k.target && o.action == k.action) {
-            Some(op) => {
-                op.1 += weight;
-                op.2 += e.hits;
-            }
-            None => ops.push((k, weight, e.hits)),
-        }
+/// operation is a singleton when all its calls together were seen once. One
+/// pass over the calls, summing in the order of the calls.
+fn op_novelty(b: &IdentityBaseline, ctx: &Context) -> Novelty {
+    // Per operation, in the order the calls first name it: (decayed weight, hits).
+    let mut ops: Vec<(f64, u32)> = Vec::with_capacity(b.ops.len());
+    let mut index = IdMap::with_capacity_and_hasher(b.ops.len(), Default::default());
+    for (c, e) in b.calls.iter() {
+        let i = *index.entry(ctx.names.op_of(c)).or_insert_with(|| {
+            ops.push((0.0, 0));
+            ops.len() - 1
+        });
+        ops[i].0 += e.weight_at(ctx.now(), ctx.decay());
+        ops[i].1 = ops[i].1.saturating_add(e.hits);
     }
-    let observations: f64 = ops.iter().map(|o| o.1).sum();
-    Novelty::estimate(observations, ops.len(), ops.iter().filter(|o| o.2 == 1).count())
+    let observations: f64 = ops.iter().map(|o| o.0).sum();
+    Novelty::estimate(observations, ops.len(), ops.iter().filter(|o| o.1 == 1).count())
 }
