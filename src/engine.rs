@@ -722,4 +722,84 @@ mod tests {
         };
         assert_eq!(novel(&feed(&mut engine, &[probe]), "ci-payments"), 1);
     }
+
+    /// The state as saved, less what depends on how much input was seen.
+    fn comparable_state(engine: &mut Engine) -> serde_json::Value {
+        engine.collect_names();
+        let mut state = serde_json::to_value(&engine.state).unwrap();
+        let fields = state.as_object_mut().unwrap();
+        fields.remove("stats");
+        fields.remove("names_live");
+        state
+    }
+
+    fn without_source(alerts: &[Alert]) -> Vec<serde_json::Value> {
+        let strip = |a: &Alert| {
+            let mut v = serde_json::to_value(a).unwrap();
+            v.as_object_mut().unwrap().remove("source");
+            v
+        };
+        alerts.iter().map(strip).collect()
+    }
+
+    #[test]
+    fn collecting_names_keeps_exactly_what_the_survivors_hold() {
+        // A pipeline learns; then 3,000 identities, each with names of its
+        // own, pass through a cap of 3; half-way through, the pipeline makes a
+        // new call from a new client for a new delegator. One more identity
+        // comes before the pipeline, so that every id of the pipeline moves
+        // when its names are collected.
+        let other = |i: i64, time: Millis| AccessEvent {
+            identity_type: Some(format!("kind-{i}")),
+            on_behalf_of: Some(format!("delegator-{i}")),
+            source_ip: Some(format!("host-{i}.example")),
+            user_agent: Some(format!("agent{i}/1.0")),
+            ..ev(&format!("other-{i}"), time, &format!("target-{i}"), &format!("action-{i}"))
+        };
+        let first = other(-1, T0 - HOUR);
+        let mut stream = pipeline("ci-x", 10);
+        stream.push(first.clone());
+        let flood = T0 + 10 * DAY;
+        for i in 0..3000 {
+            stream.push(other(i, flood + i * 10_000));
+        }
+        stream.push(AccessEvent {
+            identity_type: Some("ci_pipeline".into()),
+            on_behalf_of: Some("team-new".into()),
+            session_id: Some("odd-run".into()),
+            credential_id: Some("ci-x-key".into()),
+            source_ip: Some("203.0.113.9".into()),
+            user_agent: Some("curl/8.0".into()),
+            ..ev("ci-x", flood + 4 * HOUR, "iam", "CreateAccessKey")
+        });
+        stream.extend(run("ci-x", T0 + 11 * DAY + 9 * HOUR));
+        stream.sort_by_key(|e| e.time);
+
+        // Suppression entries are kept to the end, so they are compared too.
+        let config = EngineConfig { suppression_window_s: 3 * 86_400, ..capped(3) };
+        let mut mixed = Engine::new(config.clone());
+        let alerts = feed(&mut mixed, &stream);
+        assert!(mixed.state.names_live != (0, 0), "names were never collected on the way");
+        assert_eq!(mixed.state.stats.evicted, 2999);
+        let survivors: Vec<String> =
+            mixed.state.identities.keys().map(|&id| mixed.state.names.name(id).to_string()).collect();
+
+        // An engine that only ever saw the survivors (and the first identity,
+        // evicted there as well).
+        let mut only = Engine::new(config);
+        let theirs = |e: &&AccessEvent| survivors.contains(&e.identity) || e.identity == first.identity;
+        let their_stream: Vec<AccessEvent> = stream.iter().filter(theirs).cloned().collect();
+        let their_alerts = feed(&mut only, &their_stream);
+
+        assert!(alerts.iter().any(|a| a.detector == Detector::NovelCall), "{alerts:#?}");
+        assert_eq!(without_source(&alerts), without_source(&their_alerts));
+        // Every id in every structure was renumbered to what the other engine holds.
+        let (collected, theirs) = (comparable_state(&mut mixed), comparable_state(&mut only));
+        assert_eq!(collected["names"], theirs["names"]);
+        assert!(
+            !collected["emitted"].as_array().unwrap().is_empty()
+                && !collected["credentials"].as_array().unwrap().is_empty()
+        );
+        assert_eq!(collected, theirs);
+    }
 }
