@@ -802,4 +802,62 @@ mod tests {
         );
         assert_eq!(collected, theirs);
     }
+
+    /// A small saved state: a learned pipeline and a second identity.
+    fn saved_state() -> serde_json::Value {
+        let mut engine = Engine::new(EngineConfig::default());
+        feed(&mut engine, &pipeline("ci-payments", 10));
+        feed(&mut engine, &[ev("agent-7", T0 + 10 * DAY, "tools", "search")]);
+        let mut saved = Vec::new();
+        engine.save_state(&mut saved).unwrap();
+        serde_json::from_slice(&saved).unwrap()
+    }
+
+    fn load(state: &serde_json::Value) -> Result<Engine, StateError> {
+        Engine::load_state(EngineConfig::default(), &mut state.to_string().as_bytes())
+    }
+
+    fn invalid(state: &serde_json::Value) -> String {
+        match load(state) {
+            Err(StateError::Invalid(reason)) => reason,
+            Err(e) => panic!("not an invalid-state error: {e}"),
+            Ok(_) => panic!("a corrupt state was accepted"),
+        }
+    }
+
+    #[test]
+    fn a_state_with_ids_out_of_range_is_refused_naming_the_fault() {
+        let good = saved_state();
+        assert!(load(&good).is_ok());
+        let calls = good["names"]["calls"].as_array().unwrap().len();
+        let names = good["names"]["strings"].as_array().unwrap().len();
+        // identities: [[identity id, baseline], ...], sorted by id.
+        let first_id = good["identities"][0][0].as_u64().unwrap();
+
+        let mut bad_call = good.clone();
+        bad_call["identities"][0][1]["calls"]["entries"][0][0] = 912.into();
+        let want = format!("identity {first_id}: call id 912 out of range (table has {calls})");
+        assert_eq!(invalid(&bad_call), want);
+
+        let mut bad_identity = good.clone();
+        bad_identity["identities"][1][0] = 7000.into();
+        assert_eq!(invalid(&bad_identity), format!("identity 7000: name id 7000 out of range (table has {names})"));
+
+        let mut short_names = good.clone();
+        short_names["names"]["strings"].as_array_mut().unwrap().truncate(names - 3);
+        assert!(invalid(&short_names).contains("out of range"), "{}", invalid(&short_names));
+
+        let mut bad_fleet = good.clone();
+        bad_fleet["fleet"]["users"][0][0]["call"] = 5000.into();
+        assert_eq!(invalid(&bad_fleet), format!("fleet: call id 5000 out of range (table has {calls})"));
+
+        let mut unsorted = good.clone();
+        unsorted["identities"][0][1]["calls"]["entries"].as_array_mut().unwrap().reverse();
+        assert!(invalid(&unsorted).starts_with(&format!("identity {first_id}: calls: values not sorted")));
+
+        let mut twice = good.clone();
+        let key = twice["names"]["calls"][0].clone();
+        twice["names"]["calls"].as_array_mut().unwrap().push(key);
+        assert_eq!(invalid(&twice), "call 0: the same call is in the table twice");
+    }
 }
