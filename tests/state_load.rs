@@ -81,7 +81,8 @@ enum Mutation {
 
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
-        (any::<usize>(), prop_oneof![0..64u32, any::<u32>()]).prop_map(|(place, value)| Mutation::Flip { place, value }),
+        (any::<usize>(), prop_oneof![0..64u32, any::<u32>()])
+            .prop_map(|(place, value)| Mutation::Flip { place, value }),
         (any::<usize>(), any::<usize>()).prop_map(|(place, index)| Mutation::Drop { place, index }),
         (any::<usize>(), 0..4usize).prop_map(|(place, len)| Mutation::Truncate { place, len }),
     ]
