@@ -810,4 +810,142 @@ mod tests {
         };
         assert_eq!(novel(&feed(&mut engine, &[probe]), "ci-payments"), 1);
     }
+
+    /// The state as saved, less what depends on how much input was seen.
+    fn comparable_state(engine: &mut Engine) -> serde_json::Value {
+        engine.collect_names();
+        let mut state = serde_json::to_value(&engine.state).unwrap();
+        let fields = state.as_object_mut().unwrap();
+        fields.remove("stats");
+        fields.remove("names_live");
+        state
+    }
+
+    fn without_source(alerts: &[Alert]) -> Vec<serde_json::Value> {
+        let strip = |a: &Alert| {
+            let mut v = serde_json::to_value(a).unwrap();
+            v.as_object_mut().unwrap().remove("source");
+            v
+        };
+        alerts.iter().map(strip).collect()
+    }
+
+    #[test]
+    fn collecting_names_keeps_exactly_what_the_survivors_hold() {
+        // A pipeline learns; then 3,000 identities, each with names of its
+        // own, pass through a cap of 3; half-way through, the pipeline makes a
+        // new call from a new client for a new delegator. One more identity
+        // comes before the pipeline, so that every id of the pipeline moves
+        // when its names are collected.
+        let other = |i: i64, time: Millis| AccessEvent {
+            identity_type: Some(format!("kind-{i}")),
+            on_behalf_of: Some(format!("delegator-{i}")),
+            source_ip: Some(format!("host-{i}.example")),
+            user_agent: Some(format!("agent{i}/1.0")),
+            ..ev(&format!("other-{i}"), time, &format!("target-{i}"), &format!("action-{i}"))
+        };
+        let first = other(-1, T0 - HOUR);
+        let mut stream = pipeline("ci-x", 10);
+        stream.push(first.clone());
+        let flood = T0 + 10 * DAY;
+        for i in 0..3000 {
+            stream.push(other(i, flood + i * 10_000));
+        }
+        stream.push(AccessEvent {
+            identity_type: Some("ci_pipeline".into()),
+            on_behalf_of: Some("team-new".into()),
+            session_id: Some("odd-run".into()),
+            credential_id: Some("ci-x-key".into()),
+            source_ip: Some("203.0.113.9".into()),
+            user_agent: Some("curl/8.0".into()),
+            ..ev("ci-x", flood + 4 * HOUR, "iam", "CreateAccessKey")
+        });
+        stream.extend(run("ci-x", T0 + 11 * DAY + 9 * HOUR));
+        stream.sort_by_key(|e| e.time);
+
+        // Suppression entries are kept to the end, so they are compared too.
+        let config = EngineConfig { suppression_window_s: 3 * 86_400, ..capped(3) };
+        let mut mixed = Engine::new(config.clone());
+        let alerts = feed(&mut mixed, &stream);
+        assert!(mixed.state.names_live != (0, 0), "names were never collected on the way");
+        assert_eq!(mixed.state.stats.evicted, 2999);
+        let survivors: Vec<String> =
+            mixed.state.identities.keys().map(|&id| mixed.state.names.name(id).to_string()).collect();
+
+        // An engine that only ever saw the survivors (and the first identity,
+        // evicted there as well).
+        let mut only = Engine::new(config);
+        let theirs = |e: &&AccessEvent| survivors.contains(&e.identity) || e.identity == first.identity;
+        let their_stream: Vec<AccessEvent> = stream.iter().filter(theirs).cloned().collect();
+        let their_alerts = feed(&mut only, &their_stream);
+
+        assert!(alerts.iter().any(|a| a.detector == Detector::NovelCall), "{alerts:#?}");
+        assert_eq!(without_source(&alerts), without_source(&their_alerts));
+        // Every id in every structure was renumbered to what the other engine holds.
+        let (collected, theirs) = (comparable_state(&mut mixed), comparable_state(&mut only));
+        assert_eq!(collected["names"], theirs["names"]);
+        assert!(
+            !collected["emitted"].as_array().unwrap().is_empty()
+                && !collected["credentials"].as_array().unwrap().is_empty()
+        );
+        assert_eq!(collected, theirs);
+    }
+
+    /// A small saved state: a learned pipeline and a second identity.
+    fn saved_state() -> serde_json::Value {
+        let mut engine = Engine::new(EngineConfig::default());
+        feed(&mut engine, &pipeline("ci-payments", 10));
+        feed(&mut engine, &[ev("agent-7", T0 + 10 * DAY, "tools", "search")]);
+        let mut saved = Vec::new();
+        engine.save_state(&mut saved).unwrap();
+        serde_json::from_slice(&saved).unwrap()
+    }
+
+    fn load(state: &serde_json::Value) -> Result<Engine, StateError> {
+        Engine::load_state(EngineConfig::default(), &mut state.to_string().as_bytes())
+    }
+
+    fn invalid(state: &serde_json::Value) -> String {
+        match load(state) {
+            Err(StateError::Invalid(reason)) => reason,
+            Err(e) => panic!("not an invalid-state error: {e}"),
+            Ok(_) => panic!("a corrupt state was accepted"),
+        }
+    }
+
+    #[test]
+    fn a_state_with_ids_out_of_range_is_refused_naming_the_fault() {
+        let good = saved_state();
+        assert!(load(&good).is_ok());
+        let calls = good["names"]["calls"].as_array().unwrap().len();
+        let names = good["names"]["strings"].as_array().unwrap().len();
+        // identities: [[identity id, baseline], ...], sorted by id.
+        let first_id = good["identities"][0][0].as_u64().unwrap();
+
+        let mut bad_call = good.clone();
+        bad_call["identities"][0][1]["calls"]["entries"][0][0] = 912.into();
+        let want = format!("identity {first_id}: call id 912 out of range (table has {calls})");
+        assert_eq!(invalid(&bad_call), want);
+
+        let mut bad_identity = good.clone();
+        bad_identity["identities"][1][0] = 7000.into();
+        assert_eq!(invalid(&bad_identity), format!("identity 7000: name id 7000 out of range (table has {names})"));
+
+        let mut short_names = good.clone();
+        short_names["names"]["strings"].as_array_mut().unwrap().truncate(names - 3);
+        assert!(invalid(&short_names).contains("out of range"), "{}", invalid(&short_names));
+
+        let mut bad_fleet = good.clone();
+        bad_fleet["fleet"]["users"][0][0]["call"] = 5000.into();
+        assert_eq!(invalid(&bad_fleet), format!("fleet: call id 5000 out of range (table has {calls})"));
+
+        let mut unsorted = good.clone();
+        unsorted["identities"][0][1]["calls"]["entries"].as_array_mut().unwrap().reverse();
+        assert!(invalid(&unsorted).starts_with(&format!("identity {first_id}: calls: values not sorted")));
+
+        let mut twice = good.clone();
+        let key = twice["names"]["calls"][0].clone();
+        twice["names"]["calls"].as_array_mut().unwrap().push(key);
+        assert_eq!(invalid(&twice), "call 0: the same call is in the table twice");
+    }
 }
