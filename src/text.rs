@@ -47,6 +47,13 @@ pub fn truncate(s: &str, max_bytes: usize) -> Option<String> {
     Some(format!("{}…[truncated {} bytes]", &s[..end], s.len() - end))
 }
 
+/// Text from a log made fit to print in a bounded place (a reject reason, a Kafka
+/// header): control characters escaped first, so the bound holds for what is shown.
+pub fn printable(s: &str, max_bytes: usize) -> String {
+    let escaped = escape_control(s);
+    truncate(&escaped, max_bytes).unwrap_or_else(|| escaped.into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,8 +119,7 @@ pub enum DecodeError {
 const MAX_SHOWN_BYTES: usize = 256;
 
 fn shown(s: &str) -> String {
-    let cut = crate::text::truncate(s, MAX_SHOWN_BYTES);
-    crate::text::escape_control(cut.as_deref().unwrap_or(s)).into_owned()
+    crate::text::printable(s, MAX_SHOWN_BYTES)
 }
 
 impl DecodeError {

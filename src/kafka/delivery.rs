@@ -14,7 +14,6 @@ use crate::decode::DecodeError;
 use crate::detect::Detector;
 use crate::telemetry::events::{DeliveryFailed, OutputRefused};
 use crate::telemetry::Telemetry;
-use crate::text::{escape_control, truncate};
 use futures_util::future::join_all;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
@@ -241,8 +240,7 @@ fn refusal_note(
 /// Text for a header: control characters escaped (a record must not reach a terminal that
 /// prints headers raw), then bounded.
 fn header_text(text: &str) -> String {
-    let escaped = escape_control(text);
-    truncate(&escaped, MAX_HEADER_TEXT).unwrap_or_else(|| escaped.into_owned())
+    crate::text::printable(text, MAX_HEADER_TEXT)
 }
 
 #[cfg(test)]
