@@ -119,13 +119,67 @@ pub struct Alert {
     /// see `sanitize`: what they show is not all the log held. Left out when nothing was cut.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub truncated: Vec<String>,
+    /// Present when the alert is an incident: the signals of one episode
+    /// combined (see `incident`). Left out for a finding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<IncidentInfo>,
+}
+
+/// Where an incident stands. Every send of one incident has the same `alert_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentStatus {
+    /// The first send.
+    Open,
+    /// Evidence joined: a new detector, a tenfold lower probability, or more
+    /// activity an update interval after the last send.
+    Updated,
+    /// No evidence joined for the quiet period; the last send.
+    Closed,
+}
+
+/// What makes an alert an incident: the episode and each signal in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentInfo {
+    pub status: IncidentStatus,
+    /// 0 for the first send, then one more per update (and for the close).
+    pub update: u32,
+    /// Event time of the episode's first and latest evidence.
+    pub started: String,
+    pub last_evidence: String,
+    /// Events that carried evidence; `event_ids` lists the first of them.
+    pub events: u64,
+    /// Fisher's combination of the signals' probabilities.
+    pub combined_probability: f64,
+    /// The strongest signal of each detector, in detector order.
+    pub signals: Vec<IncidentSignal>,
+}
+
+/// One detector's contribution to an incident, with its own baseline vs observed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentSignal {
+    pub detector: Detector,
+    pub strength: crate::detect::Strength,
+    pub score: f64,
+    /// Probability under the identity's baseline; null for declared detectors.
+    pub probability: Option<f64>,
+    pub time: String,
+    pub event_id: String,
+    pub summary: String,
+    pub observed: serde_json::Value,
+    pub baseline: serde_json::Value,
 }
 
 /// `alert_id`: a hash of what identifies the finding, never of where it was read.
 pub fn alert_id(detector: Detector, identity: &str, event_id: &str) -> String {
+    alert_id_parts(&[detector.name(), identity, event_id])
+}
+
+/// SHA-256 over the parts, each ended by a zero byte; the first 16 bytes in hex.
+pub fn alert_id_parts(parts: &[&str]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    for part in [detector.name(), identity, event_id] {
+    for part in parts {
         h.update(part.as_bytes());
         h.update([0u8]);
     }

@@ -12,10 +12,11 @@ use crate::baseline::admission::{Admission, Eviction};
 use crate::baseline::counts::{minute, Decay, Minute};
 use crate::baseline::fleet::Fleet;
 use crate::baseline::intern::{IdVisitor, Ids, Live, Names, RangeCheck, Sym};
-use crate::baseline::{pairs, stable_hash, stable_hash_parts, CallKey, Client, IdentityBaseline, Observation};
-use crate::detect::{self, Context, Detector, Finding};
-use crate::features::{agent_family, network, resource_class, resource_prefix};
+use crate::baseline::{pairs, stable_hash, stable_hash_parts, CallKey, Client, IdentityBaseline, Observation, Place};
+use crate::detect::{self, Context, Detector, Finding, Strength};
+use crate::features::{agent_family, agent_version, network, resource_class, resource_prefix, wide_network, AddressScope};
 use crate::grants::Registry;
+use crate::incident::{self, Episodes};
 use crate::model::{AccessEvent, Grant, Millis, Origin, Record};
 use crate::sanitize::sanitize;
 use crate::time::{format_rfc3339, DAY, HOUR};
@@ -84,6 +85,42 @@ pub struct EngineConfig {
     pub clock_skew_s: i64,
     /// Detectors switched off.
     pub disabled: Vec<Detector>,
+    /// What the engine emits: `incidents` (one alert per episode, updated as
+    /// evidence joins; see `incident`), `findings` (one alert per finding
+    /// that passes its detector's own threshold, repeats suppressed), or `both`.
+    pub alerts: AlertMode,
+    /// A learned detector reports a signal (evidence for an incident, never
+    /// an alert alone) when what it saw had at most this probability.
+    pub signal_max_probability: f64,
+    /// An episode's signals together raise an incident when Fisher's
+    /// combination of their probabilities is at most this.
+    pub incident_max_probability: f64,
+    /// An episode ends, and its incident closes, after this many seconds of
+    /// event time without evidence.
+    pub incident_close_after_s: i64,
+    /// An incident that keeps gathering evidence is sent again at least this
+    /// often (in seconds of event time), so an ongoing one stays visible.
+    pub incident_update_interval_s: i64,
+}
+
+/// What the engine emits (`EngineConfig::alerts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertMode {
+    #[default]
+    Incidents,
+    Findings,
+    Both,
+}
+
+impl AlertMode {
+    fn findings(self) -> bool {
+        matches!(self, AlertMode::Findings | AlertMode::Both)
+    }
+
+    fn incidents(self) -> bool {
+        matches!(self, AlertMode::Incidents | AlertMode::Both)
+    }
 }
 
 impl Default for EngineConfig {
@@ -115,6 +152,11 @@ impl Default for EngineConfig {
             credential_reuse_window_s: 86_400,
             clock_skew_s: 60,
             disabled: Vec::new(),
+            alerts: AlertMode::Incidents,
+            signal_max_probability: 0.05,
+            incident_max_probability: 1e-5,
+            incident_close_after_s: 6 * 3600,
+            incident_update_interval_s: 6 * 3600,
         }
     }
 }
@@ -126,6 +168,14 @@ impl EngineConfig {
 
     pub fn rollout_window_min(&self) -> Minute {
         (self.rollout_window_days * 1440.0) as Minute
+    }
+
+    fn incident_settings(&self) -> incident::Settings {
+        incident::Settings {
+            incident_max_probability: self.incident_max_probability,
+            close_after_ms: self.incident_close_after_s * 1000,
+            update_interval_ms: self.incident_update_interval_s * 1000,
+        }
     }
 
     /// Checks every setting against what it can mean. A NaN, a negative
@@ -163,6 +213,8 @@ impl EngineConfig {
         seconds("concurrency_window_s", self.concurrency_window_s, Zero::Allowed)?;
         seconds("credential_reuse_window_s", self.credential_reuse_window_s, Zero::Allowed)?;
         seconds("clock_skew_s", self.clock_skew_s, Zero::Allowed)?;
+        seconds("incident_close_after_s", self.incident_close_after_s, Zero::Allowed)?;
+        seconds("incident_update_interval_s", self.incident_update_interval_s, Zero::Refused)?;
         check("max_identities", self.max_identities >= 1, &self.max_identities, "at least 1")?;
         let peers = self.rollout_min_peers;
         check("rollout_min_peers", peers >= 1, &peers, "at least 1 (0 makes every new call a rollout)")?;
@@ -171,6 +223,8 @@ impl EngineConfig {
         probability("novelty_max_probability", self.novelty_max_probability)?;
         probability("burst_max_probability", self.burst_max_probability)?;
         probability("path_max_probability", self.path_max_probability)?;
+        probability("signal_max_probability", self.signal_max_probability)?;
+        probability("incident_max_probability", self.incident_max_probability)?;
         let weight = self.peer_weight;
         check("peer_weight", (0.0..=1.0).contains(&weight), &weight, "a weight from 0 to 1")?;
         non_negative("path_min_departures", self.path_min_departures, "a count of 0 or more")?;
@@ -224,6 +278,11 @@ pub struct Stats {
     /// Of the evicted, those that had learned a baseline.
     #[serde(default)]
     pub evicted_learned: u64,
+    /// Incidents raised, and sends of them after the first (updates, closes).
+    #[serde(default)]
+    pub incidents: u64,
+    #[serde(default)]
+    pub incident_updates: u64,
 }
 
 /// What makes two findings "the same" for suppression.
@@ -262,18 +321,22 @@ struct State {
     /// (strings, calls) in use at the last collection of names.
     #[serde(default)]
     names_live: (usize, usize),
+    /// Every identity's open episode of evidence (incidents mode).
+    #[serde(default)]
+    episodes: Episodes,
 }
 
 impl State {
     /// Every part of the state that holds ids (all but the name tables
     /// themselves), named for error messages.
-    fn id_parts(&mut self) -> [(&'static str, &mut dyn Ids); 5] {
+    fn id_parts(&mut self) -> [(&'static str, &mut dyn Ids); 6] {
         [
             ("identities", &mut self.identities),
             ("fleet", &mut self.fleet),
             ("credential users", &mut self.credentials),
             ("suppression entries", &mut self.emitted),
             ("probation", &mut self.admission),
+            ("episodes", &mut self.episodes),
         ]
     }
 }
@@ -341,7 +404,7 @@ impl Engine {
 
     fn access(&mut self, event: &AccessEvent, origin: &Origin) -> Vec<Alert> {
         self.state.stats.events += 1;
-        self.sweep(event.time);
+        let mut alerts = self.sweep(event.time);
         self.collect_names_if_grown();
         let identity = self.state.names.intern(&event.identity);
         let group = match self.state.identities.get(&identity).and_then(|b| b.peer_group) {
@@ -374,11 +437,39 @@ impl Engine {
             detect::run_all(&ctx)
         };
 
+        let mode = self.config.alerts;
+        let mut hold = false;
+        if mode.incidents() {
+            let signals = findings.iter().map(|f| (f.clone(), self.finding_alert(f, event, origin))).collect();
+            let accepted = self.state.episodes.accept(identity, signals, event.time, &self.config.incident_settings());
+            for held in accepted.release {
+                self.learn(identity, &held);
+            }
+            self.count_incidents(&accepted.alerts);
+            alerts.extend(accepted.alerts);
+            hold = accepted.hold;
+        }
+        if mode.findings() {
+            for f in findings.into_iter().filter(|f| f.strength == Strength::Alert) {
+                alerts.extend(self.suppress_or_alert(f, identity, event, origin));
+            }
+        }
+        match hold {
+            true => self.state.episodes.hold(identity, obs),
+            false => self.learn(identity, &obs),
+        }
+        alerts
+    }
+
+    /// Folds one call into its identity's baseline (`IdentityBaseline::learn`)
+    /// and the fleet's adoption counts; may evict other identities.
+    fn learn(&mut self, identity: Sym, obs: &Observation) {
         let forget_after = (self.config.forget_after_days * 1440.0) as Minute;
         let concurrency = (self.config.concurrency_window_s / 60) as Minute;
-        let baseline = self.state.identities.get_mut(&identity).expect("joined above");
+        let Some(baseline) = self.state.identities.get_mut(&identity) else { return };
         let last_seen_before = baseline.last_seen;
-        let learned = baseline.learn(&obs, &self.state.names, self.config.decay(), forget_after, concurrency);
+        let learned = baseline.learn(obs, &self.state.names, self.config.decay(), forget_after, concurrency);
+        let group = obs.peer_group;
         if let Some(op) = learned.adopted_op {
             self.state.fleet.adopt(group, op, identity, obs.minute);
         }
@@ -389,7 +480,16 @@ impl Engine {
         let gone =
             self.state.admission.seen(identity, last_seen_before, baseline, is_learned, self.config.max_identities);
         self.evict(gone);
-        findings.into_iter().filter_map(|f| self.make_alert(f, identity, event, origin)).collect()
+    }
+
+    fn count_incidents(&mut self, alerts: &[Alert]) {
+        for alert in alerts {
+            *self.state.stats.alerts.entry(alert.detector).or_default() += 1;
+            match alert.incident.as_ref().map(|i| i.update) {
+                Some(0) => self.state.stats.incidents += 1,
+                _ => self.state.stats.incident_updates += 1,
+            }
+        }
     }
 
     /// First sight of an identity: a fresh baseline in its peer group, on probation.
@@ -411,6 +511,7 @@ impl Engine {
     fn evict(&mut self, gone: Vec<Eviction>) {
         for Eviction { identity, protected } in gone {
             let Some(b) = self.state.identities.remove(&identity) else { continue };
+            self.state.episodes.forget(identity);
             if let Some(group) = b.peer_group {
                 self.state.fleet.leave(group, b.ops());
             }
@@ -452,6 +553,11 @@ impl Engine {
             network: names.intern(&network(e.source_ip.as_deref().unwrap_or("unknown"))),
             agent: names.intern(&agent_family(e.user_agent.as_deref().unwrap_or(""))),
         });
+        let place = e.source_ip.as_deref().map(|ip| Place {
+            wide_network: names.intern(&wide_network(ip)),
+            scope: AddressScope::of(ip),
+            agent_version: names.intern(&agent_version(e.user_agent.as_deref().unwrap_or(""))),
+        });
         let mut delegators = Vec::new();
         for d in e.on_behalf_of.iter().chain(&e.chain) {
             let sym = names.intern(d);
@@ -468,8 +574,11 @@ impl Engine {
             reach: stable_hash_parts(&[&e.target, resource_prefix(&class)]),
             session: e.session_id.as_deref().map(stable_hash),
             client,
+            place,
             delegators,
             peer_group,
+            environment: e.environment.as_deref().map(|env| names.intern(env)),
+            outcome: e.outcome,
         }
     }
 
@@ -486,8 +595,10 @@ impl Engine {
         sharers
     }
 
-    fn make_alert(&mut self, f: Finding, identity: Sym, e: &AccessEvent, origin: &Origin) -> Option<Alert> {
-        let key = SuppressKey { identity, detector: f.detector, subject: f.subject };
+    /// A finding as an alert of its own, unless it repeats one sent within the
+    /// suppression window (then it is counted, and reported with the next).
+    fn suppress_or_alert(&mut self, f: Finding, identity: Sym, e: &AccessEvent, origin: &Origin) -> Option<Alert> {
+        let key = SuppressKey { identity, detector: f.detector, subject: f.subject.clone() };
         let window = self.config.suppression_window_s * 1000;
         let repeats = match self.state.emitted.get_mut(&key) {
             Some(last) if e.time >= last.at && e.time - last.at < window => {
@@ -500,6 +611,11 @@ impl Engine {
         };
         self.state.emitted.insert(key, Emitted { at: e.time, repeats: 0 });
         *self.state.stats.alerts.entry(f.detector).or_default() += 1;
+        Some(Alert { suppressed_repeats: repeats, ..self.finding_alert(&f, e, origin) })
+    }
+
+    /// A finding as an alert, redacted and bounded.
+    fn finding_alert(&self, f: &Finding, e: &AccessEvent, origin: &Origin) -> Alert {
         let score = detect::round(f.score, 4);
         let mut alert = Alert {
             alert_id: alert_id(f.detector, &e.identity, &e.event_id),
@@ -525,26 +641,37 @@ impl Engine {
                 outcome: e.outcome,
             },
             source: origin.to_string(),
-            summary: f.summary,
-            evidence: f.evidence,
+            summary: f.summary.clone(),
+            evidence: f.evidence.clone(),
             owasp_nhi: f.detector.owasp_nhi().iter().map(|s| s.to_string()).collect(),
             attack: f.detector.attack().iter().map(|s| s.to_string()).collect(),
             recommended_action: f.detector.recommended_action().to_string(),
-            suppressed_repeats: repeats,
+            suppressed_repeats: 0,
             truncated: Vec::new(),
+            incident: None,
         };
         // Every alert leaves the engine redacted and bounded, whatever the sink or format.
         sanitize(&mut alert);
-        Some(alert)
+        alert
     }
 
-    /// Hourly housekeeping in event time: drops suppression entries, adoption
-    /// records and credential uses too old to matter, so state stays bounded.
-    fn sweep(&mut self, now: Millis) {
+    /// Hourly housekeeping in event time: closes quiet episodes (returning
+    /// the alerts that close their incidents, and learning what they held),
+    /// drops suppression entries, adoption records and credential uses too
+    /// old to matter, so state stays bounded.
+    fn sweep(&mut self, now: Millis) -> Vec<Alert> {
         if now - self.state.swept_at < HOUR {
-            return;
+            return Vec::new();
         }
         self.state.swept_at = now;
+        let mut closed = Vec::new();
+        for (identity, alert, held) in self.state.episodes.close_quiet(now, &self.config.incident_settings()) {
+            closed.extend(alert);
+            for obs in held {
+                self.learn(identity, &obs);
+            }
+        }
+        self.count_incidents(&closed);
         // An entry with counted repeats stays until the next alert reports them
         // (or the identity's behaviour would be forgotten anyway).
         let window = self.config.suppression_window_s * 1000;
@@ -557,6 +684,7 @@ impl Engine {
         });
         self.state.fleet.expire(minute(now).saturating_sub(self.config.rollout_window_min()));
         self.state.registry.forget_before(now - (self.config.forget_after_days * DAY as f64) as Millis);
+        closed
     }
 
     /// Approximate bytes held by all identity baselines (see `IdentityBaseline::approx_bytes`).

@@ -13,6 +13,7 @@ pub mod detect;
 pub mod engine;
 pub mod features;
 pub mod grants;
+pub mod incident;
 pub mod model;
 pub mod ocsf;
 pub mod paths;

@@ -6,7 +6,7 @@
 //! (the delegation chain, OWASP NHI ids, our score) goes under `unmapped`.
 //! The output depends on the alert alone: same alert, same bytes.
 
-use crate::alert::{Alert, Severity};
+use crate::alert::{Alert, IncidentStatus, Severity};
 use crate::detect::Detector;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -19,8 +19,16 @@ pub const OCSF_VERSION: &str = "1.5.0";
 
 const CLASS_UID: u32 = 2004;
 const CATEGORY_UID: u32 = 2;
-/// Activity 1, Create: every alert is a new finding; overreach never updates one.
-const ACTIVITY_ID: u32 = 1;
+/// Activities of a Detection Finding: a finding, and the first send of an
+/// incident, are Create; later sends of an incident (same `finding_info.uid`)
+/// are Update, and its last one Close.
+fn activity(alert: &Alert) -> (u32, &'static str) {
+    match alert.incident.as_ref().map(|i| i.status) {
+        None | Some(IncidentStatus::Open) => (1, "Create"),
+        Some(IncidentStatus::Updated) => (2, "Update"),
+        Some(IncidentStatus::Closed) => (3, "Close"),
+    }
+}
 /// Finding status 1, New: not yet reviewed by anyone.
 const STATUS_ID: u32 = 1;
 
@@ -82,15 +90,16 @@ pub fn to_ocsf(alert: &Alert) -> Value {
     let (severity_id, severity) = severity(alert.severity);
     let (confidence_id, confidence) = confidence(alert.score);
     let kind = FindingKind::of(alert.detector);
+    let (activity_id, activity_name) = activity(alert);
     json!({
-        "activity_id": ACTIVITY_ID,
-        "activity_name": "Create",
+        "activity_id": activity_id,
+        "activity_name": activity_name,
         "category_uid": CATEGORY_UID,
         "category_name": "Findings",
         "class_uid": CLASS_UID,
         "class_name": "Detection Finding",
-        "type_uid": CLASS_UID * 100 + ACTIVITY_ID,
-        "type_name": "Detection Finding: Create",
+        "type_uid": CLASS_UID * 100 + activity_id,
+        "type_name": format!("Detection Finding: {activity_name}"),
         "severity_id": severity_id,
         "severity": severity,
         "status_id": STATUS_ID,
@@ -208,9 +217,10 @@ fn finding_info(alert: &Alert, kind: &FindingKind, time: i64) -> Value {
         },
         "attacks": alert.attack.iter().map(|id| attack(id)).collect::<Vec<_>>(),
         "related_events": related,
-        // One triggering call: the finding is first and last seen at its event time.
-        "first_seen_time": time,
-        "last_seen_time": time,
+        // A finding is one call, first and last seen at its event time; an
+        // incident spans its episode.
+        "first_seen_time": alert.incident.as_ref().map_or(time, |i| epoch_ms(&i.started)),
+        "last_seen_time": alert.incident.as_ref().map_or(time, |i| epoch_ms(&i.last_evidence)),
     })
 }
 
@@ -433,6 +443,9 @@ fn unmapped(alert: &Alert) -> Value {
     }
     if !alert.truncated.is_empty() {
         unmapped.insert("truncated".into(), alert.truncated.clone().into());
+    }
+    if let Some(incident) = &alert.incident {
+        unmapped.insert("incident".into(), json!(incident));
     }
     Value::Object(unmapped)
 }

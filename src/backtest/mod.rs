@@ -14,7 +14,7 @@ use crate::time::SECOND;
 use first_seen::{FirstSeen, FirstSeenConfig};
 use score::{Hit, LabelIndex, Scores, Truth};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io;
 
@@ -76,6 +76,7 @@ pub fn run(inputs: &Inputs, engine_config: EngineConfig) -> Result<Report, Backt
         engine: Engine::new(engine_config),
         reference: FirstSeen::new(FirstSeenConfig::default()),
         engine_hits: Vec::new(),
+        by_alert_id: HashMap::new(),
         reference_hits: Vec::new(),
         spans: BTreeMap::new(),
         summary: InputSummary::default(),
@@ -110,6 +111,9 @@ struct Replay {
     engine: Engine,
     reference: FirstSeen,
     engine_hits: Vec<Hit>,
+    /// Index in `engine_hits` of each alert id: the later sends of an
+    /// incident (updates, the close) are the same alert, not new ones.
+    by_alert_id: HashMap<String, usize>,
     reference_hits: Vec<Hit>,
     /// First and last event time per identity, for identity-days.
     spans: BTreeMap<String, (Millis, Millis)>,
@@ -120,7 +124,14 @@ impl Replay {
     fn feed(&mut self, record: &Record, origin: &Origin) {
         for alert in self.engine.process(record, origin) {
             let incidents = self.index.incidents_of(&alert.event_ids);
-            self.engine_hits.push(Hit { detector: alert.detector.name().to_string(), time: record.time(), incidents });
+            match self.by_alert_id.get(&alert.alert_id) {
+                Some(&i) => self.engine_hits[i].merge(incidents),
+                None => {
+                    self.by_alert_id.insert(alert.alert_id, self.engine_hits.len());
+                    let detector = alert.detector.name().to_string();
+                    self.engine_hits.push(Hit { detector, time: record.time(), incidents });
+                }
+            }
         }
         match record {
             Record::Access(e) => {

@@ -28,6 +28,15 @@ pub struct Hit {
     pub incidents: Vec<usize>,
 }
 
+impl Hit {
+    /// Adds the incidents a later send of the same alert names.
+    pub fn merge(&mut self, incidents: Vec<usize>) {
+        self.incidents.extend(incidents);
+        self.incidents.sort_unstable();
+        self.incidents.dedup();
+    }
+}
+
 /// Finds the incidents an alert's event ids belong to.
 #[derive(Debug, Default)]
 pub struct LabelIndex {

@@ -1,17 +1,21 @@
-//! When in the day an identity is active: how many of its active hours fell
-//! in each UTC hour of the day. An hour with many calls counts once, so one
-//! busy run does not outweigh weeks of rhythm.
+//! When in the week an identity is active: how many of its active hours fell
+//! in each UTC hour of the day and on each day of the week. An hour with many
+//! calls counts once, so one busy run does not outweigh weeks of rhythm.
 
 use super::counts::Minute;
 use serde::{Deserialize, Serialize};
 
 const HOURS: usize = 24;
+const DAYS: usize = 7;
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Hours {
     /// Active hours per hour of the day; halved every half-life so old
     /// rhythms fade and `u16` never saturates.
     counts: [u16; HOURS],
+    /// Active hours per day of the week, Monday first, halved with `counts`.
+    #[serde(default)]
+    days: [u16; DAYS],
     /// The clock hour (minutes / 60) last counted.
     last_hour: u32,
     halved_at: Minute,
@@ -24,7 +28,7 @@ impl Hours {
             self.halved_at = now;
         }
         while (now.saturating_sub(self.halved_at)) as f64 >= half_life_min {
-            self.counts.iter_mut().for_each(|c| *c /= 2);
+            self.counts.iter_mut().chain(self.days.iter_mut()).for_each(|c| *c /= 2);
             self.halved_at += half_life_min as Minute;
         }
         let hour = now / 60;
@@ -32,6 +36,8 @@ impl Hours {
             self.last_hour = hour;
             let h = (hour % HOURS as u32) as usize;
             self.counts[h] = self.counts[h].saturating_add(1);
+            let d = weekday(now);
+            self.days[d] = self.days[d].saturating_add(1);
         }
     }
 
@@ -59,6 +65,32 @@ impl Hours {
         (1.0 - p_new) * near(hour % HOURS) / (2.5 * total) + p_new / HOURS as f64
     }
 
+    /// How unusual this hour of the day is for the identity, as a tail
+    /// probability: the share of its active hours that fall in hours at most
+    /// as likely as this one (by `probability`). An identity active evenly
+    /// around the clock gets about 1 for every hour; a pipeline that runs
+    /// only in the afternoon gets a tiny value at 03:00.
+    pub fn hour_tail(&self, hour: usize) -> f64 {
+        let here = self.probability(hour);
+        (0..HOURS).map(|h| self.probability(h)).filter(|&p| p <= here * (1.0 + 1e-9)).sum::<f64>().min(1.0)
+    }
+
+    /// The same tail over days of the week: the share of active hours on
+    /// days at most as likely as this one. Each day's count has add-one
+    /// smoothing (as if one hour of each day had been seen), so a week of
+    /// history makes no day impossible.
+    pub fn day_tail(&self, minute: Minute) -> f64 {
+        let total = self.days.iter().map(|&c| c as f64 + 1.0).sum::<f64>();
+        let p = |d: usize| (self.days[d] as f64 + 1.0) / total;
+        let here = p(weekday(minute));
+        (0..DAYS).map(p).filter(|&q| q <= here * (1.0 + 1e-9)).sum::<f64>().min(1.0)
+    }
+
+    /// Active hours counted on each day of the week, Monday first.
+    pub fn days(&self) -> [u16; DAYS] {
+        self.days
+    }
+
     /// The hours of the day it is active in, as "09-16" style ranges.
     pub fn active_ranges(&self) -> Vec<String> {
         let mut ranges = Vec::new();
@@ -77,6 +109,13 @@ impl Hours {
         ranges
     }
 }
+
+/// Day of the week of an event-time minute, Monday = 0 (1970-01-01 was a Thursday).
+pub fn weekday(minute: Minute) -> usize {
+    ((minute / 1440 + 3) % 7) as usize
+}
+
+pub const DAY_NAMES: [&str; DAYS] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
 #[cfg(test)]
 mod tests {
@@ -105,6 +144,26 @@ mod tests {
             h.record(i * 1440 / 3 + (i * 7 % 24) * 60, 1e9);
         }
         assert!((0..24).all(|hour| h.probability(hour) * 24.0 > 0.05));
+    }
+
+    #[test]
+    fn a_weekday_schedule_makes_the_weekend_and_the_night_unusual() {
+        let mut h = Hours::default();
+        // 2026-03-02 is a Monday: four weeks of weekday afternoons.
+        let monday = (1_772_409_600_000i64 / 60_000) as u32;
+        for day in 0..28u32 {
+            if day % 7 < 5 {
+                for minute in 0..90 {
+                    h.record(monday + day * 1440 + 14 * 60 + minute, 1e9);
+                }
+            }
+        }
+        assert_eq!(weekday(monday), 0);
+        let saturday_night = monday + 5 * 1440 + 23 * 60;
+        assert!(h.day_tail(saturday_night) < 0.05, "{}", h.day_tail(saturday_night));
+        assert!(h.day_tail(monday + 2 * 1440) > 0.5);
+        assert!(h.hour_tail(23) < 0.02, "{}", h.hour_tail(23));
+        assert!(h.hour_tail(14) > 0.5);
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub mod intern;
 pub mod pairs;
 pub mod window;
 
+use crate::features::AddressScope;
+use crate::model::Outcome;
 use counts::{Counts, Decay, Minute, Novelty};
 use hours::Hours;
 use intern::{IdVisitor, Ids, Sym};
@@ -40,8 +42,9 @@ pub struct Client {
     pub agent: Sym,
 }
 
-/// The features of one call that baselines learn on, already interned.
-#[derive(Debug, Clone, PartialEq)]
+/// The features of one call that baselines learn on, already interned. Held
+/// in state while an open incident keeps it from being learned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
     pub minute: Minute,
     /// Index of the rate/fan-out window the call falls in.
@@ -56,8 +59,22 @@ pub struct Observation {
     /// A hash of the session id: sessions are too many to intern.
     pub session: Option<u64>,
     pub client: Option<Client>,
+    /// The wider network (IPv4 /16, IPv6 /32), the address scope and the
+    /// client's version, when the call names a source.
+    pub place: Option<Place>,
     pub delegators: Vec<Sym>,
     pub peer_group: Sym,
+    /// The environment (account, project, namespace) the call was served in.
+    pub environment: Option<Sym>,
+    pub outcome: Outcome,
+}
+
+/// Where a call came from, beyond its /24 and client family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Place {
+    pub wide_network: Sym,
+    pub scope: AddressScope,
+    pub agent_version: Sym,
 }
 
 /// FNV-1a: a stable 64-bit hash for ids that are too many to intern (sessions,
@@ -85,15 +102,53 @@ pub const MAX_TRANSITIONS: usize = 1024;
 pub const MAX_NETWORKS: usize = 512;
 pub const MAX_AGENTS: usize = 128;
 pub const MAX_DELEGATORS: usize = 1024;
+pub const MAX_ENVIRONMENTS: usize = 256;
 
 /// How long a session may idle before its next call counts as a new start.
 const SESSION_IDLE_MIN: Minute = 60;
+/// Departures from an operation before its own are trusted over the pooled
+/// estimate (`new_step`).
+const STEP_MIN_DEPARTURES: f64 = 20.0;
 /// Sessions remembered per identity for transitions.
 const MAX_SESSIONS: usize = 4;
 /// Clients remembered per identity for concurrency.
 const MAX_CLIENTS: usize = 8;
 /// A silence shorter than this is not a gap between active periods.
 const MIN_GAP_MIN: Minute = 60;
+
+/// Runs counted for repertoire stability (see `IdentityBaseline::runs`).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Runs {
+    pub runs: u32,
+    pub novel_runs: u32,
+    /// The current run's key (a session hash, or a clock hour), and whether
+    /// it was already counted as novel.
+    current: u64,
+    current_novel: bool,
+}
+
+impl Runs {
+    /// Chance that the next run takes up an operation the identity never
+    /// made: the share of its runs that did, with Jeffreys' half-count
+    /// (`(novel + 0.5) / (runs + 1)`), so a settled pipeline with 40 runs and
+    /// no new operation since its first day gets 0.012, one with 200 runs
+    /// 0.0025, and an agent that takes up a new tool every tenth task 0.1.
+    pub fn p_new_operation(&self) -> f64 {
+        (self.novel_runs as f64 + 0.5) / (self.runs as f64 + 1.0)
+    }
+
+    fn record(&mut self, key: u64, novel: bool) {
+        if key != self.current || self.runs == 0 {
+            self.current = key;
+            self.current_novel = false;
+            self.runs = self.runs.saturating_add(1);
+        }
+        if novel && !self.current_novel {
+            self.current_novel = true;
+            self.novel_runs = self.novel_runs.saturating_add(1);
+        }
+    }
+}
 
 /// One execution path in progress.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -120,6 +175,23 @@ pub struct IdentityBaseline {
     pub delegators: Counts<Sym>,
     pub networks: Counts<Sym>,
     pub agents: Counts<Sym>,
+    /// Wider networks (/16, /32), address scopes and client versions used.
+    #[serde(default)]
+    pub wide_networks: Counts<Sym>,
+    #[serde(default)]
+    pub scopes: Counts<AddressScope>,
+    #[serde(default)]
+    pub agent_versions: Counts<Sym>,
+    /// Environments served in, and outcomes met (each at most once an hour).
+    #[serde(default)]
+    pub environments: Counts<Sym>,
+    #[serde(default)]
+    pub outcomes: Counts<Outcome>,
+    /// How settled the repertoire is: runs (sessions, or active clock hours
+    /// for calls without one) after the identity's first day, and how many
+    /// of them took up an operation it had never made.
+    #[serde(default)]
+    pub runs: Runs,
     pub hours: Hours,
     pub activity: Activity,
     /// Longest silence between active periods so far, in minutes.
@@ -158,11 +230,24 @@ impl IdentityBaseline {
 
     /// For a step from the session's previous operation to `op` that the
     /// identity never took: the novelty of its steps, whose `p_unseen` is the
-    /// step's probability (Good-Turing, pooled over all the identity's steps,
-    /// stable long before any one operation has many). `None` for a known step.
+    /// step's probability. Good-Turing pooled over all the identity's steps is
+    /// stable long before any one operation has many; once the previous
+    /// operation has been left `STEP_MIN_DEPARTURES` times, its own
+    /// departures say more (an agent whose paths vary may still always close
+    /// a task after commenting, and always start one by reading the ticket),
+    /// and the smaller of the two is taken. `None` for a known step.
     pub fn new_step(&self, session: u64, op: CallId, now: Minute, decay: Decay) -> Option<Novelty> {
         let previous = self.previous_call(session, now);
-        self.transitions.get((previous, op)).is_none().then(|| self.transitions.novelty(now, decay))
+        if self.transitions.get((previous, op)).is_some() {
+            return None;
+        }
+        let pooled = self.transitions.novelty(now, decay);
+        let from_here = self.transitions.novelty_where(now, decay, |(from, _)| from == previous);
+        let leave = match from_here.observations >= STEP_MIN_DEPARTURES && from_here.p_unseen < pooled.p_unseen {
+            true => from_here,
+            false => pooled,
+        };
+        Some(leave)
     }
 
     /// Distinct clients, other than `client`, seen within `window` minutes before `now`.
@@ -210,9 +295,24 @@ impl IdentityBaseline {
             self.sessions.insert(0, SessionState { id: session, last_op: obs.op, last: now, surprise });
             self.sessions.truncate(MAX_SESSIONS);
         }
+        // A run is a session, or a clock hour of calls without one; the
+        // first day is how a repertoire is learned, not a change of it.
+        if now.saturating_sub(self.first_seen) >= 1440 {
+            let key = obs.session.unwrap_or((now / 60) as u64 | 1 << 63);
+            self.runs.record(key, new_op);
+        }
         for &d in &obs.delegators {
             observe_capped(&mut self.delegators, d, now, decay, MAX_DELEGATORS);
         }
+        if let Some(place) = obs.place {
+            observe_capped(&mut self.wide_networks, place.wide_network, now, decay, MAX_NETWORKS);
+            self.scopes.observe(place.scope, now, decay);
+            observe_capped(&mut self.agent_versions, place.agent_version, now, decay, MAX_AGENTS);
+        }
+        if let Some(environment) = obs.environment {
+            observe_capped(&mut self.environments, environment, now, decay, MAX_ENVIRONMENTS);
+        }
+        self.outcomes.observe(obs.outcome, now, decay);
         if let Some(client) = obs.client {
             observe_capped(&mut self.networks, client.network, now, decay, MAX_NETWORKS);
             observe_capped(&mut self.agents, client.agent, now, decay, MAX_AGENTS);
@@ -237,9 +337,18 @@ impl IdentityBaseline {
                 forgotten_ops.push(op);
             }
         }
-        self.delegators.forget_before(cutoff);
-        self.networks.forget_before(cutoff);
-        self.agents.forget_before(cutoff);
+        for counts in [
+            &mut self.delegators,
+            &mut self.networks,
+            &mut self.agents,
+            &mut self.wide_networks,
+            &mut self.agent_versions,
+            &mut self.environments,
+        ] {
+            counts.forget_before(cutoff);
+        }
+        self.scopes.forget_before(cutoff);
+        self.outcomes.forget_before(cutoff);
         Learned { adopted_op: new_op.then_some(obs.op), forgotten_ops }
     }
 
@@ -294,6 +403,11 @@ impl IdentityBaseline {
         sorted("delegators", self.delegators.check_sorted())?;
         sorted("networks", self.networks.check_sorted())?;
         sorted("agents", self.agents.check_sorted())?;
+        sorted("wide networks", self.wide_networks.check_sorted())?;
+        sorted("scopes", self.scopes.check_sorted())?;
+        sorted("agent versions", self.agent_versions.check_sorted())?;
+        sorted("environments", self.environments.check_sorted())?;
+        sorted("outcomes", self.outcomes.check_sorted())?;
         if self.calls.get(CallId::START).is_some() {
             return Err("calls: holds the session start".into());
         }
@@ -316,7 +430,14 @@ impl IdentityBaseline {
         size_of::<Self>()
             + self.calls.len() * size_of::<(CallId, counts::Entry)>()
             + self.transitions.len() * size_of::<((CallId, CallId), counts::Entry)>()
-            + (self.delegators.len() + self.networks.len() + self.agents.len()) * size_of::<(Sym, counts::Entry)>()
+            + (self.delegators.len()
+                + self.networks.len()
+                + self.agents.len()
+                + self.wide_networks.len()
+                + self.agent_versions.len()
+                + self.environments.len())
+                * size_of::<(Sym, counts::Entry)>()
+            + (self.scopes.len() + self.outcomes.len()) * size_of::<(Outcome, counts::Entry)>()
             + self.activity.reached.capacity() * size_of::<u64>()
             + self.sessions.capacity() * size_of::<SessionState>()
             + self.clients.capacity() * size_of::<(Client, Minute)>()
@@ -346,6 +467,26 @@ impl Ids for Client {
     }
 }
 
+impl Ids for Observation {
+    fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
+        v.call(&mut self.call);
+        self.call_key.visit_ids(v);
+        v.call(&mut self.op);
+        if let Some(client) = &mut self.client {
+            client.visit_ids(v);
+        }
+        if let Some(place) = &mut self.place {
+            v.sym(&mut place.wide_network);
+            v.sym(&mut place.agent_version);
+        }
+        self.delegators.iter_mut().for_each(|d| v.sym(d));
+        v.sym(&mut self.peer_group);
+        if let Some(environment) = &mut self.environment {
+            v.sym(environment);
+        }
+    }
+}
+
 impl Ids for IdentityBaseline {
     fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
         if let Some(group) = &mut self.peer_group {
@@ -353,7 +494,14 @@ impl Ids for IdentityBaseline {
         }
         self.calls.keys_mut().for_each(|c| v.call(c));
         self.transitions.keys_mut().for_each(|t| t.visit_ids(v));
-        for counts in [&mut self.delegators, &mut self.networks, &mut self.agents] {
+        for counts in [
+            &mut self.delegators,
+            &mut self.networks,
+            &mut self.agents,
+            &mut self.wide_networks,
+            &mut self.agent_versions,
+            &mut self.environments,
+        ] {
             counts.keys_mut().for_each(|s| v.sym(s));
         }
         self.sessions.iter_mut().for_each(|s| v.call(&mut s.last_op));

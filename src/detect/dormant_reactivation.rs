@@ -12,9 +12,10 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     // Silences modelled as exponential with the longest one as scale: a
     // deliberately generous tail, so only silences many times longer alert.
     let p = (-(gap as f64) / usual as f64).exp();
-    if gap < min_gap || p > ctx.config.novelty_max_probability {
+    if gap < min_gap {
         return None;
     }
+    let strength = ctx.strength(p, ctx.config.novelty_max_probability)?;
     let days = gap as f64 / 1440.0;
     let summary = format!(
         "{} acted after {days:.1} days of silence (last call {}); its longest silence before was {:.1} days.",
@@ -30,6 +31,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     evidence.window_s = Some(gap as i64 * 60);
     Some(Finding {
         detector: Detector::DormantReactivation,
+        strength,
         score: score_from_probability(p).max(0.5),
         subject: String::new(),
         summary,

@@ -1,7 +1,7 @@
 //! `expired_credential` (NHI7): a call made with a credential past its expiry,
 //! taken from the call itself or from the issuing event (e.g. STS AssumeRole).
 
-use super::{declared_score, post_purpose::humanize, Context, Detector, Finding};
+use super::{declared_score, Context, Detector, Finding};
 use crate::time::format_rfc3339;
 use serde_json::json;
 
@@ -16,7 +16,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     let summary = format!(
         "{} used credential {credential} {} after it expired at {}.",
         e.identity,
-        humanize(e.time - expires),
+        super::duration_text(e.time - expires),
         format_rfc3339(expires)
     );
     let evidence = ctx.evidence(
@@ -25,6 +25,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     );
     Some(Finding {
         detector: Detector::ExpiredCredential,
+        strength: super::Strength::Alert,
         score: declared_score(ctx, 0.85),
         subject: credential.to_string(),
         summary,

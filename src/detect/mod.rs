@@ -133,10 +133,22 @@ impl FromStr for Detector {
     }
 }
 
+/// How much one finding says on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strength {
+    /// Below the signal ceiling but above the detector's own threshold:
+    /// evidence for an incident, never an alert alone.
+    Signal,
+    /// Passes the detector's own threshold: an alert alone in `findings` mode.
+    Alert,
+}
+
 /// What a detector found for one event, before it becomes an alert.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
     pub detector: Detector,
+    pub strength: Strength,
     /// 0 to 1: how sure we are that this is not normal for the identity.
     pub score: f64,
     /// What makes two findings "the same" for suppression (e.g. the new call).
@@ -218,6 +230,39 @@ impl Context<'_> {
         let mut all: Vec<(K, f64)> = counts.iter().map(|(k, e)| (k, e.weight_at(self.now(), self.decay()))).collect();
         all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         all.into_iter().take(n).map(|(k, _)| name(k)).collect()
+    }
+}
+
+impl Finding {
+    /// The finding's probability under the identity's baseline; `None` for
+    /// declared detectors, which state a fact rather than estimate one.
+    pub fn probability(&self) -> Option<f64> {
+        self.evidence.probability.filter(|_| self.detector.is_learned())
+    }
+}
+
+impl Context<'_> {
+    /// How strong a finding with probability `p` is for a detector whose own
+    /// threshold is `alert_at`: alert strength at or below it, a signal at
+    /// or below `signal_max_probability`, nothing above.
+    pub fn strength(&self, p: f64, alert_at: f64) -> Option<Strength> {
+        if p <= alert_at {
+            Some(Strength::Alert)
+        } else if p <= self.config.signal_max_probability {
+            Some(Strength::Signal)
+        } else {
+            None
+        }
+    }
+}
+
+/// "45 min", "3 h 12 min", "4 days": a span of event time in a natural unit.
+pub fn duration_text(ms: i64) -> String {
+    let min = ms.max(0) / 60_000;
+    match min {
+        m if m < 60 => format!("{m} min"),
+        m if m < 2 * 1440 => format!("{} h {} min", m / 60, m % 60),
+        m => format!("{} days", m / 1440),
     }
 }
 
@@ -316,9 +361,7 @@ pub fn window_burst(ctx: &Context, burst: Burst) -> Option<Finding> {
         return None;
     }
     let p = history.tail(observed);
-    if p > ctx.config.burst_max_probability {
-        return None;
-    }
+    let strength = ctx.strength(p, ctx.config.burst_max_probability)?;
     let (window_s, mean, sd) = (ctx.config.window_s, history.mean as f64, (history.var.max(0.0) as f64).sqrt());
     let summary = format!(
         "{} {verb} {observed} {measure} within {} minutes; its past active windows averaged {mean:.1} (sd {sd:.1}), so this many had an estimated probability of {p:.2e}.",
@@ -331,7 +374,7 @@ pub fn window_burst(ctx: &Context, burst: Burst) -> Option<Finding> {
     );
     evidence.probability = Some(round(p, 10));
     evidence.window_s = Some(window_s);
-    Some(Finding { detector, score: score_from_probability(p), subject: String::new(), summary, evidence })
+    Some(Finding { detector, strength, score: score_from_probability(p), subject: String::new(), summary, evidence })
 }
 
 /// Declared detectors are sure of the fact; a call the target denied shows the

@@ -16,9 +16,10 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     let declared = ctx.registry.declared_delegators(&ctx.event.identity);
     let novelty = b.delegators.novelty(ctx.now(), ctx.decay());
     let undeclared = !declared.is_empty() && ctx.event.on_behalf_of.as_deref() == Some(delegator.as_str());
-    if !undeclared && novelty.p_unseen > ctx.config.novelty_max_probability {
-        return None;
-    }
+    let strength = match undeclared {
+        true => super::Strength::Alert,
+        false => ctx.strength(novelty.p_unseen, ctx.config.novelty_max_probability)?,
+    };
     let reason = if undeclared {
         format!("its grants name only {}", declared.join(", "))
     } else {
@@ -38,5 +39,5 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     );
     evidence.probability = Some(round(novelty.p_unseen, 8));
     let score = if undeclared { 0.85 } else { score_from_probability(novelty.p_unseen) };
-    Some(Finding { detector: Detector::NewDelegator, score, subject: delegator, summary, evidence })
+    Some(Finding { detector: Detector::NewDelegator, strength, score, subject: delegator, summary, evidence })
 }

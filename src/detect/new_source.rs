@@ -1,57 +1,118 @@
-//! `new_source`: the identity calls from a network it has never used, when
-//! its history of networks is narrow enough that a new one is unlikely. A new
-//! client software family on top makes it less likely still.
+//! `new_source`: the identity calls from somewhere it has never called from,
+//! when its own history makes that unlikely. Where is judged at several
+//! levels, each a Good-Turing estimate over the identity's own values
+//! (`Counts::novelty`), and the levels that are new multiply:
+//!
+//! - the network: a new IPv4 /16 (IPv6 /32) is judged against the /16s it
+//!   used; a new /24 inside a known /16 is the same network growing (runner
+//!   pools and autoscaled nodes churn through /24s), judged against its /24s
+//!   and only ever a signal;
+//! - the address scope: a public address for an identity that always called
+//!   from private ranges (or the reverse);
+//! - the client: a new software family, or a new minor version of a known one.
+//!
+//! Treating the levels as independent is a simplification; they are
+//! correlated (a new /16 often brings a new client), which errs towards
+//! stronger evidence when everything is new at once, as with a stolen
+//! credential used from an attacker's host.
 
-use super::{novelty_json, round, score_from_probability, Context, Detector, Finding};
-use crate::features::ipv4_region;
+use super::{novelty_json, round, score_from_probability, Context, Detector, Finding, Strength};
+use crate::baseline::counts::Counts;
+use crate::baseline::intern::Sym;
 use serde_json::json;
 
 pub fn check(ctx: &Context) -> Option<Finding> {
     let b = ctx.baseline;
     let client = ctx.obs.client?;
-    if b.networks.is_empty() || b.networks.get(client.network).is_some() {
+    let place = ctx.obs.place;
+    if b.networks.is_empty() {
         return None;
-    }
-    // A new subnet next to ones it uses (the same IPv4 /16) is the same
-    // network growing, not a new source.
-    let network = ctx.names.name(client.network);
-    if let Some(region) = ipv4_region(network) {
-        if b.networks.iter().any(|(n, _)| ipv4_region(ctx.names.name(n)) == Some(region)) {
-            return None;
-        }
     }
     let (now, decay) = (ctx.now(), ctx.decay());
-    let networks = b.networks.novelty(now, decay);
-    let new_agent = b.agents.get(client.agent).is_none();
-    // Networks and client software vary together only partly; treating them as
-    // independent is a simplification that errs towards fewer alerts when the
-    // agent is known (its factor is 1).
-    let agent_factor = if new_agent { b.agents.novelty(now, decay).p_unseen } else { 1.0 };
-    let p = networks.p_unseen * agent_factor;
-    if p > ctx.config.novelty_max_probability {
+    let p_new = |counts: &Counts<Sym>, key: Sym| counts.get(key).is_none().then(|| counts.novelty(now, decay).p_unseen);
+    let new_24 = b.networks.get(client.network).is_none();
+    // States saved before wide networks were learned hold none: judge only /24s then.
+    let new_16 = place.filter(|_| !b.wide_networks.is_empty()).and_then(|pl| p_new(&b.wide_networks, pl.wide_network));
+    let new_scope = place
+        .filter(|pl| !b.scopes.is_empty() && b.scopes.get(pl.scope).is_none())
+        .map(|_| b.scopes.novelty(now, decay).p_unseen);
+    let new_family = p_new(&b.agents, client.agent);
+    let new_version = match (new_family, place) {
+        (None, Some(pl)) if !b.agent_versions.is_empty() => p_new(&b.agent_versions, pl.agent_version),
+        _ => None,
+    };
+    let network_p = match (new_24, new_16) {
+        (false, _) => None,
+        (true, Some(p16)) => Some(p16),
+        (true, None) => Some(b.networks.novelty(now, decay).p_unseen),
+    };
+    let factors = [network_p, new_scope, new_family, new_version];
+    if factors.iter().all(Option::is_none) {
         return None;
     }
-    let network = network.to_string();
+    let p: f64 = factors.iter().flatten().product();
+    // Alone, only a new wide network (with whatever else is new) or a new
+    // client family alerts; a /24 inside a known /16 or a version bump only
+    // adds to other evidence.
+    let may_alert = new_16.is_some() || (new_24 && b.wide_networks.is_empty()) || new_family.is_some();
+    let strength = match may_alert {
+        true => ctx.strength(p, ctx.config.novelty_max_probability)?,
+        false => ctx.strength(p, 0.0)?,
+    };
+    debug_assert!(strength == Strength::Alert || strength == Strength::Signal);
+
+    let network = ctx.names.name(client.network).to_string();
     let agent = ctx.names.name(client.agent);
+    let mut what = Vec::new();
+    if new_16.is_some() {
+        what.push(format!("network {network} in a wider network it never used"));
+    } else if new_24 {
+        what.push(format!("a new subnet {network} of a network it uses"));
+    }
+    if let (Some(_), Some(pl)) = (new_scope, place) {
+        what.push(format!("a {} address, which it never used before", pl.scope.name()));
+    }
+    if new_family.is_some() {
+        what.push(format!("a new client ({agent})"));
+    } else if let (Some(_), Some(pl)) = (new_version, place) {
+        what.push(format!("a new client version ({})", ctx.names.name(pl.agent_version)));
+    }
     let summary = format!(
-        "{} called from network {network}{}, never used by it before; its {} known networks make a new one an estimated {p:.2e} likely.",
+        "{} called from {}; its {} networks in {} wider networks and {} client families make this an estimated {p:.2e} likely.",
         ctx.event.identity,
-        if new_agent { format!(" with a new client ({agent})") } else { String::new() },
-        networks.distinct
+        what.join(", with "),
+        b.networks.len(),
+        b.wide_networks.len(),
+        b.agents.len(),
     );
     let mut evidence = ctx.evidence(
-        json!({ "network": network, "source_ip": ctx.event.source_ip, "user_agent_family": agent, "new_user_agent_family": new_agent }),
+        json!({
+            "network": network,
+            "wide_network": place.map(|pl| ctx.names.name(pl.wide_network)),
+            "address_scope": place.map(|pl| pl.scope.name()),
+            "source_ip": ctx.event.source_ip,
+            "user_agent_family": agent,
+            "user_agent_version": place.map(|pl| ctx.names.name(pl.agent_version)),
+            "new_network": new_24,
+            "new_wide_network": new_16.is_some(),
+            "new_address_scope": new_scope.is_some(),
+            "new_user_agent_family": new_family.is_some(),
+            "new_user_agent_version": new_version.is_some(),
+        }),
         json!({
             "networks": ctx.top(&b.networks, 5, |n| ctx.names.name(n).to_string()),
+            "wide_networks": ctx.top(&b.wide_networks, 5, |n| ctx.names.name(n).to_string()),
+            "address_scopes": b.scopes.iter().map(|(s, _)| s.name()).collect::<Vec<_>>(),
             "user_agent_families": ctx.top(&b.agents, 5, |a| ctx.names.name(a).to_string()),
-            "novelty": novelty_json(&networks),
+            "novelty": novelty_json(&b.networks.novelty(now, decay)),
         }),
     );
     evidence.probability = Some(round(p, 8));
     Some(Finding {
         detector: Detector::NewSource,
+        strength,
         score: score_from_probability(p),
-        subject: network,
+        subject: if new_24 { network } else { agent.to_string() },
         summary,
         evidence,
     })

@@ -2,7 +2,13 @@
 //! own history says that is unlikely.
 //!
 //! Two levels: a new operation (target and action) is judged against how
-//! often the identity took up new operations; a known operation on a new
+//! often the identity took up new operations, measured two ways, and the
+//! smaller estimate is used: Good-Turing over its active hours, and the share
+//! of its runs (sessions) that took up a new operation (`Runs`). A quiet CI
+//! role has few active hours but every one of its runs says the same thing:
+//! forty runs with nothing new since its first day make a new operation about
+//! 1e-2 likely, where its 70 active hours alone leave it near 1.4e-2. A known
+//! operation on a new
 //! resource class against how varied that operation's resources are. Both
 //! estimates are Good-Turing (see `Counts::novelty`): a pipeline that made the
 //! same 6 calls 10,000 times gets a tiny probability for a 7th, an agent with
@@ -29,11 +35,13 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     }
     let same_op = |c: CallId| ctx.names.op_of(c) == ctx.obs.op;
     let known_op = b.makes_op(ctx.obs.op);
+    let p_runs = b.runs.p_new_operation();
     let (novelty, p, peers) = if known_op {
         let novelty = b.calls.novelty_where(ctx.now(), ctx.decay(), same_op);
         (novelty, novelty.p_unseen, None)
     } else {
         let novelty = op_novelty(b, ctx);
+        let p_new = novelty.p_unseen.min(p_runs);
         let peers =
             ctx.fleet.peers(ctx.obs.peer_group, ctx.obs.op, ctx.identity, ctx.now(), ctx.config.rollout_window_min());
         if peers.recent_adopters >= ctx.config.rollout_min_peers {
@@ -41,11 +49,9 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         }
         let share = if peers.group_size > 0 { peers.using as f64 / peers.group_size as f64 } else { 0.0 };
         let lambda = ctx.config.peer_weight;
-        (novelty, (1.0 - lambda) * novelty.p_unseen + lambda * share, Some((peers, share)))
+        (novelty, (1.0 - lambda) * p_new + lambda * share, Some((peers, share)))
     };
-    if p > ctx.config.novelty_max_probability {
-        return None;
-    }
+    let strength = ctx.strength(p, ctx.config.novelty_max_probability)?;
     let call = ctx.names.call_name(ctx.obs.call);
     let what = if known_op {
         format!(
@@ -56,8 +62,8 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         )
     } else {
         format!(
-            "an operation it has never made ({call}); its history holds {} operations in {:.0} active hours",
-            novelty.distinct, novelty.observations
+            "an operation it has never made ({call}); its history holds {} operations in {:.0} active hours, and {} of its {} runs since its first day took up a new one",
+            novelty.distinct, novelty.observations, b.runs.novel_runs, b.runs.runs
         )
     };
     let peer_note = match &peers {
@@ -76,6 +82,8 @@ pub fn check(ctx: &Context) -> Option<Finding> {
             "known_calls": b.calls.len(),
             "top_calls": ctx.top(&b.calls, 5, |c| ctx.names.call_name(c)),
             "novelty": novelty_json(&novelty),
+            "runs": b.runs.runs,
+            "runs_with_new_operation": b.runs.novel_runs,
         }),
     );
     evidence.probability = Some(round(p, 8));
@@ -85,7 +93,14 @@ pub fn check(ctx: &Context) -> Option<Finding> {
             "recent_adopters": peers.recent_adopters, "peer_share": round(share, 4),
         })
     });
-    Some(Finding { detector: Detector::NovelCall, score: score_from_probability(p), subject: call, summary, evidence })
+    Some(Finding {
+        detector: Detector::NovelCall,
+        strength,
+        score: score_from_probability(p),
+        subject: call,
+        summary,
+        evidence,
+    })
 }
 
 /// Good-Turing over operations: a call's hits count for its operation, and an

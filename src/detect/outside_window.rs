@@ -38,6 +38,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     );
     Some(Finding {
         detector: Detector::OutsideWindow,
+        strength: super::Strength::Alert,
         score: declared_score(ctx, 0.75),
         subject: ids.join(","),
         summary,

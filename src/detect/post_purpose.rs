@@ -8,7 +8,7 @@ use serde_json::json;
 
 pub fn check(ctx: &Context) -> Option<Finding> {
     let (e, t) = (ctx.event, ctx.event.time);
-    let ago = |at: i64| humanize(t - at);
+    let ago = |at: i64| super::duration_text(t - at);
     if let Some(at) = ctx.registry.offboarded_at(&e.identity, t) {
         let summary = format!(
             "{} called {} {} {} after it was offboarded at {}.",
@@ -58,6 +58,7 @@ fn finding(ctx: &Context, score: f64, subject: &str, summary: String, baseline: 
         ctx.evidence(json!({ "call": format!("{} {}", e.target, e.action), "outcome": e.outcome }), baseline);
     Finding {
         detector: Detector::PostPurpose,
+        strength: super::Strength::Alert,
         score: declared_score(ctx, score),
         subject: subject.into(),
         summary,
@@ -65,12 +66,3 @@ fn finding(ctx: &Context, score: f64, subject: &str, summary: String, baseline: 
     }
 }
 
-/// "3 h 12 min", "4 days": how long after an end a call came.
-pub fn humanize(ms: i64) -> String {
-    let min = ms.max(0) / 60_000;
-    match min {
-        m if m < 60 => format!("{m} min"),
-        m if m < 2 * 1440 => format!("{} h {} min", m / 60, m % 60),
-        m => format!("{} days", m / 1440),
-    }
-}

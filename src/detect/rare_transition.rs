@@ -35,9 +35,10 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         b.transitions.iter().filter(|((from, _), _)| *from == previous).map(|(_, e)| e.weight_at(now, decay)).sum();
     let path = b.session(session, now).map_or(0.0, |s| s.surprise as f64) + step;
     let p = 10f64.powf(-path);
-    if departures < ctx.config.path_min_departures || p > ctx.config.path_max_probability {
+    if departures < ctx.config.path_min_departures {
         return None;
     }
+    let strength = ctx.strength(p, ctx.config.path_max_probability)?;
     let (from, to) = (ctx.names.call_name(previous), ctx.names.call_name(ctx.obs.op));
     let usual: Vec<String> = {
         let mut next: Vec<_> = b.transitions.iter().filter(|((f, _), _)| *f == previous).collect();
@@ -58,6 +59,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     evidence.probability = Some(round(p, 10));
     Some(Finding {
         detector: Detector::RareTransition,
+        strength,
         score: super::score_from_probability(p),
         subject: ctx.event.session_id.clone().unwrap_or_default(),
         summary,

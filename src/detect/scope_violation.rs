@@ -35,6 +35,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     );
     Some(Finding {
         detector: Detector::ScopeViolation,
+        strength: super::Strength::Alert,
         score: declared_score(ctx, 0.8),
         subject: format!("{} {}", e.target, e.action),
         summary,

@@ -33,6 +33,7 @@ fn sharing_identities(ctx: &Context) -> Option<Finding> {
     evidence.window_s = Some(ctx.config.concurrency_window_s);
     Some(Finding {
         detector: Detector::SharedIdentity,
+        strength: super::Strength::Alert,
         score: 0.85,
         subject: format!("credential {credential}"),
         summary,
@@ -86,5 +87,6 @@ fn concurrent_clients(ctx: &Context) -> Option<Finding> {
     evidence.probability = Some(round(share, 6));
     evidence.window_s = Some(ctx.config.concurrency_window_s);
     let score = if share == 0.0 { 0.8 } else { 0.65 };
-    Some(Finding { detector: Detector::SharedIdentity, score, subject: "concurrent clients".into(), summary, evidence })
+    let strength = super::Strength::Alert;
+    Some(Finding { detector: Detector::SharedIdentity, strength, score, subject: "concurrent clients".into(), summary, evidence })
 }

@@ -1,0 +1,382 @@
+//! Incidents: the findings of one identity within one episode, combined into
+//! one alert that is raised once, updated as evidence joins, and closed after
+//! a quiet period.
+//!
+//! An episode is a stretch of one identity's event time in which findings
+//! follow each other with no gap longer than `incident_close_after_s`. Every
+//! finding of the identity in that stretch joins it, weak ones included: a
+//! detector reports a *signal* when what it saw has a probability of at most
+//! `signal_max_probability` under the identity's baseline, and an *alert*-
+//! strength finding when it passes its own threshold (what `findings` mode
+//! emits alone).
+//!
+//! How signals combine: each detector contributes its strongest signal of the
+//! episode (its smallest probability `p`), so thirty denied calls are one piece
+//! of evidence, not thirty. With `k` detectors contributing and `S = -Σ ln p`,
+//! the combined probability is Fisher's: `P = e^-S Σ_{j<k} S^j / j!`, the
+//! chance that `k` independent tail probabilities have a product this small.
+//! It is calibrated to the extent that each `p` is (a tail probability under
+//! the identity's own history) and the detectors look at different things
+//! (what was called, from where, when, how much, how it ended), which is why
+//! each detector counts once. Fisher penalises combining: two signals of 0.05
+//! give 0.017, not 0.0025. An episode is raised as an incident when one of its
+//! findings has alert strength, or when at least two detectors contribute and
+//! `P <= incident_max_probability`. That threshold is per episode, and an
+//! identity has an episode's chance every active hour or so, about ten a day:
+//! 1e-5 keeps chance incidents near one per 10,000 identity-days where the
+//! signals' probabilities are honest, leaving room for where they are not.
+//!
+//! After it is raised, the incident is re-sent with the same `alert_id` (OCSF
+//! activity Update) when a detector joins it, when its combined probability
+//! falls tenfold, or when evidence keeps coming `incident_update_interval_s`
+//! after the last send: an identity still active days after its purpose ended
+//! stays visible. When no evidence has joined for `incident_close_after_s` of
+//! event time it is sent once more as closed.
+//!
+//! While an incident is open, calls that carry evidence are held, not learned:
+//! an attacker who keeps going must not become the baseline. When the incident
+//! closes, the held calls are learned in their order: the episode passed, and a
+//! change nobody stopped (a new job, a new runner pool) should not alert again
+//! and again. A call that carries no evidence is learned as always.
+
+use crate::alert::{Alert, Evidence, IncidentInfo, IncidentSignal, IncidentStatus, Severity};
+use crate::baseline::intern::{IdVisitor, Ids, Sym};
+use crate::baseline::{pairs, Observation};
+use crate::detect::{self, Detector, Finding, Strength};
+use crate::model::Millis;
+use crate::time::format_rfc3339;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Calls held per open incident; past it, further evidence calls are dropped
+/// unlearned (an incident this long is being handled, or should be).
+const MAX_HELD: usize = 256;
+/// Event ids an incident carries; `events` counts them all.
+pub const MAX_EVENT_IDS: usize = 256;
+
+/// The settings incidents use, taken from `EngineConfig`.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub incident_max_probability: f64,
+    pub close_after_ms: Millis,
+    pub update_interval_ms: Millis,
+}
+
+/// One signal as the episode keeps it: a finding already made into an alert,
+/// so that the incident can show its own summary and evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Signal {
+    detector: Detector,
+    strength: Strength,
+    /// The finding's probability under the baseline; `None` for declared
+    /// detectors, which state a fact.
+    probability: Option<f64>,
+    alert: Alert,
+}
+
+impl Signal {
+    /// The stronger of two signals of one detector: alert strength first, then
+    /// the smaller probability, then the higher score, then the earlier.
+    fn stronger_than(&self, other: &Signal) -> bool {
+        let key = |s: &Signal| (s.strength == Strength::Alert, -s.probability.unwrap_or(0.0), s.alert.score);
+        let (a, b) = (key(self), key(other));
+        (a.0, a.1, a.2) > (b.0, b.1, b.2)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Raised {
+    /// 0 for the first send, then one more per update.
+    update: u32,
+    at: Millis,
+    probability: f64,
+    detectors: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Episode {
+    /// The incident's alert id: fixed by the episode's first evidence.
+    id: String,
+    opened: Millis,
+    last_evidence: Millis,
+    /// Strongest signal per detector, in detector order.
+    signals: Vec<Signal>,
+    event_ids: Vec<String>,
+    events: u64,
+    /// The alert of the latest evidence: the incident's `event`, `time` and `source`.
+    latest: Alert,
+    raised: Option<Raised>,
+    /// Calls not learned while the incident is open, and how many were dropped.
+    held: Vec<Observation>,
+    dropped: u64,
+}
+
+impl Episode {
+    fn open(first: &Alert, now: Millis) -> Episode {
+        Episode {
+            id: crate::alert::alert_id_parts(&["incident", &first.identity, &first.event_ids[0]]),
+            opened: now,
+            last_evidence: now,
+            signals: Vec::new(),
+            event_ids: Vec::new(),
+            events: 0,
+            latest: first.clone(),
+            raised: None,
+            held: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Fisher's combined probability of the episode's signals (see the module
+    /// comment), and the number of detectors it combines.
+    fn combined(&self) -> (f64, usize) {
+        let ps: Vec<f64> = self.signals.iter().filter_map(|s| s.probability).collect();
+        (fisher(&ps), ps.len())
+    }
+
+    fn has_alert_strength(&self) -> bool {
+        self.signals.iter().any(|s| s.strength == Strength::Alert)
+    }
+
+    fn add(&mut self, signal: Signal, now: Millis) {
+        let event_id = signal.alert.event_ids[0].clone();
+        if !self.event_ids.contains(&event_id) {
+            self.events += 1;
+            if self.event_ids.len() < MAX_EVENT_IDS {
+                self.event_ids.push(event_id);
+            }
+        }
+        self.last_evidence = self.last_evidence.max(now);
+        self.latest = signal.alert.clone();
+        match self.signals.iter().position(|s| s.detector == signal.detector) {
+            Some(i) if signal.stronger_than(&self.signals[i]) => self.signals[i] = signal,
+            Some(_) => {}
+            None => {
+                let at = self.signals.partition_point(|s| s.detector < signal.detector);
+                self.signals.insert(at, signal);
+            }
+        }
+    }
+
+    /// Whether this evidence is reason to send the incident (again), and how.
+    fn due(&self, now: Millis, settings: &Settings) -> Option<IncidentStatus> {
+        let (p, detectors) = self.combined();
+        match self.raised {
+            // One signal alone stays below its detector's own threshold by
+            // definition: only evidence from two detectors or more combines.
+            None => (self.has_alert_strength() || (detectors >= 2 && p <= settings.incident_max_probability))
+                .then_some(IncidentStatus::Open),
+            Some(r) => (detectors > r.detectors
+                || p * 10.0 <= r.probability
+                || now - r.at >= settings.update_interval_ms)
+                .then_some(IncidentStatus::Updated),
+        }
+    }
+
+    /// The incident as an alert, in its current state.
+    fn alert(&self, status: IncidentStatus) -> Alert {
+        let (p, _) = self.combined();
+        let lead = self
+            .signals
+            .iter()
+            .reduce(|best, s| if s.stronger_than(best) { s } else { best })
+            .expect("an episode holds a signal");
+        // Declared findings are facts: the incident is as sure as the surest.
+        let declared = self.signals.iter().filter(|s| s.probability.is_none()).map(|s| s.alert.score);
+        let score = detect::round(declared.fold(detect::score_from_probability(p), f64::max), 4);
+        let mut alert = self.latest.clone();
+        alert.alert_id = self.id.clone();
+        alert.detector = lead.detector;
+        alert.score = score;
+        alert.severity = Severity::from_score(score);
+        alert.event_ids = self.event_ids.clone();
+        alert.summary = self.summary(p);
+        alert.evidence = Evidence { probability: Some(detect::round(p, 10)), ..lead.alert.evidence.clone() };
+        alert.owasp_nhi = union(self.signals.iter().map(|s| &s.alert.owasp_nhi));
+        alert.attack = union(self.signals.iter().map(|s| &s.alert.attack));
+        alert.recommended_action = lead.alert.recommended_action.clone();
+        alert.suppressed_repeats = 0;
+        alert.incident = Some(IncidentInfo {
+            status,
+            update: self.raised.map_or(0, |r| r.update + u32::from(status != IncidentStatus::Open)),
+            started: format_rfc3339(self.opened),
+            last_evidence: format_rfc3339(self.last_evidence),
+            events: self.events,
+            combined_probability: detect::round(p, 10),
+            signals: self.signals.iter().map(|s| s.as_incident_signal()).collect(),
+        });
+        alert
+    }
+
+    fn summary(&self, p: f64) -> String {
+        let span = detect::duration_text(self.last_evidence - self.opened);
+        let detectors: Vec<&str> = self.signals.iter().map(|s| s.detector.name()).collect();
+        format!(
+            "{} shows {} signal(s) ({}) over {span} in {} event(s); together they had an estimated probability of {p:.2e} under its baseline. {}",
+            self.latest.identity,
+            self.signals.len(),
+            detectors.join(", "),
+            self.events,
+            self.signals.iter().map(|s| s.alert.summary.as_str()).collect::<Vec<_>>().join(" "),
+        )
+    }
+}
+
+impl Signal {
+    fn as_incident_signal(&self) -> IncidentSignal {
+        IncidentSignal {
+            detector: self.detector,
+            strength: self.strength,
+            score: self.alert.score,
+            probability: self.probability,
+            time: self.alert.time.clone(),
+            event_id: self.alert.event_ids[0].clone(),
+            summary: self.alert.summary.clone(),
+            observed: self.alert.evidence.observed.clone(),
+            baseline: self.alert.evidence.baseline.clone(),
+        }
+    }
+}
+
+/// The items of several lists, each once, in first-seen order.
+fn union<'a>(lists: impl Iterator<Item = &'a Vec<String>>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in lists.flatten() {
+        if !out.contains(item) {
+            out.push(item.clone());
+        }
+    }
+    out
+}
+
+/// Fisher's method: the probability that `ps.len()` independent uniform tail
+/// probabilities have a product at most `Π ps`. 1 for no signals.
+pub fn fisher(ps: &[f64]) -> f64 {
+    if ps.is_empty() {
+        return 1.0;
+    }
+    let s: f64 = ps.iter().map(|p| -p.clamp(1e-300, 1.0).ln()).sum();
+    let (mut term, mut sum) = (1.0, 1.0);
+    for j in 1..ps.len() {
+        term *= s / j as f64;
+        sum += term;
+    }
+    ((-s).exp() * sum).min(1.0)
+}
+
+/// What the engine does with one call's findings in incidents mode.
+#[derive(Debug, Default)]
+pub struct Accepted {
+    /// Incident alerts to send now (a close of an earlier episode, then this one's).
+    pub alerts: Vec<Alert>,
+    /// The call carries evidence of an open incident: hold it, do not learn it.
+    pub hold: bool,
+    /// Calls to learn now: those held by an episode that has closed.
+    pub release: Vec<Observation>,
+}
+
+/// Every identity's open episode.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Episodes {
+    #[serde(with = "pairs")]
+    open: HashMap<Sym, Episode>,
+}
+
+impl Episodes {
+    /// Adds one call's findings (already made into alerts) to the identity's
+    /// episode, opening one when there is none or the last has gone quiet.
+    pub fn accept(&mut self, identity: Sym, findings: Vec<(Finding, Alert)>, now: Millis, s: &Settings) -> Accepted {
+        let mut accepted = Accepted::default();
+        if findings.is_empty() {
+            return accepted;
+        }
+        if self.open.get(&identity).is_some_and(|ep| now - ep.last_evidence > s.close_after_ms) {
+            let ep = self.open.remove(&identity).expect("checked above");
+            accepted.alerts.extend(ep.raised.map(|_| ep.alert(IncidentStatus::Closed)));
+            accepted.release = ep.held;
+        }
+        let ep = self.open.entry(identity).or_insert_with(|| Episode::open(&findings[0].1, now));
+        for (finding, alert) in findings {
+            let signal =
+                Signal { detector: finding.detector, strength: finding.strength, probability: finding.probability(), alert };
+            ep.add(signal, now);
+        }
+        if let Some(status) = ep.due(now, s) {
+            accepted.alerts.push(ep.alert(status));
+            let (probability, detectors) = ep.combined();
+            let update = ep.raised.map_or(0, |r| r.update + 1);
+            ep.raised = Some(Raised { update, at: now, probability, detectors });
+        }
+        accepted.hold = ep.raised.is_some();
+        accepted
+    }
+
+    /// Keeps a call of an open incident from being learned.
+    pub fn hold(&mut self, identity: Sym, obs: Observation) {
+        let ep = self.open.get_mut(&identity).expect("held only while an incident is open");
+        if ep.held.len() < MAX_HELD {
+            ep.held.push(obs);
+        } else {
+            ep.dropped += 1;
+        }
+    }
+
+    /// Closes the episodes quiet for `close_after`: the alerts that say so
+    /// (for raised ones) and every identity's held calls, in identity order.
+    pub fn close_quiet(&mut self, now: Millis, s: &Settings) -> Vec<(Sym, Option<Alert>, Vec<Observation>)> {
+        let mut quiet: Vec<Sym> =
+            self.open.iter().filter(|(_, ep)| now - ep.last_evidence > s.close_after_ms).map(|(&id, _)| id).collect();
+        quiet.sort_unstable();
+        quiet
+            .into_iter()
+            .map(|id| {
+                let ep = self.open.remove(&id).expect("listed above");
+                (id, ep.raised.map(|_| ep.alert(IncidentStatus::Closed)), ep.held)
+            })
+            .collect()
+    }
+
+    /// Drops an evicted identity's episode.
+    pub fn forget(&mut self, identity: Sym) {
+        self.open.remove(&identity);
+    }
+
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+}
+
+impl Ids for Episodes {
+    fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
+        self.open.visit_ids(v);
+    }
+}
+
+impl Ids for Episode {
+    fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
+        self.held.visit_ids(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fisher_is_the_tail_of_a_product_of_uniforms() {
+        assert_eq!(fisher(&[]), 1.0);
+        assert!((fisher(&[0.01]) - 0.01).abs() < 1e-12);
+        // Two of 0.05: e^-S (1 + S) with S = -ln 0.0025.
+        let two = fisher(&[0.05, 0.05]);
+        assert!((two - 0.0025 * (1.0 - 0.0025f64.ln())).abs() < 1e-12, "{two}");
+        assert!(two > 0.0025 && two < 0.05);
+        // More weak signals of the same size make the whole less likely.
+        assert!(fisher(&[0.05, 0.05, 0.05]) < two);
+        // A signal of 1 adds nothing but the penalty of one more term.
+        assert!(fisher(&[0.01, 1.0]) > 0.01);
+    }
+}
