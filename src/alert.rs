@@ -80,6 +80,9 @@ pub struct AlertEvent {
     pub action: String,
     pub resource: Option<String>,
     pub environment: Option<String>,
+    /// Cloud region where the call was served; left out when the log names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub session_id: Option<String>,
     pub grant_id: Option<String>,
     pub credential_id: Option<String>,

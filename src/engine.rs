@@ -633,6 +633,7 @@ impl Engine {
                 action: e.action.clone(),
                 resource: e.resource.clone(),
                 environment: e.environment.clone(),
+                region: e.region.clone(),
                 session_id: e.session_id.clone(),
                 grant_id: e.grant_id.clone(),
                 credential_id: e.credential_id.clone(),

@@ -76,6 +76,10 @@ pub struct AccessEvent {
     pub action: String,
     pub resource: Option<String>,
     pub environment: Option<String>,
+    /// Cloud region or location where the call was served (`us-east-1`, `europe-west1`).
+    /// Left out of the JSON when unknown, so records of logs without one read as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// Groups the calls of one execution path (a CI run, an agent task).
     pub session_id: Option<String>,
     pub source_ip: Option<String>,

@@ -434,6 +434,9 @@ fn unmapped(alert: &Alert) -> Value {
     unmapped.insert("suppressed_repeats".into(), alert.suppressed_repeats.into());
     unmapped.insert("source".into(), alert.source.as_str().into());
     put(&mut unmapped, "environment", alert.event.environment.as_deref());
+    // OCSF's `cloud.region` sits in a `cloud` object whose `provider` is required, and an
+    // alert does not know its provider (a native log need not say): the region is unmapped.
+    put(&mut unmapped, "region", alert.event.region.as_deref());
     put(&mut unmapped, "grant_id", alert.event.grant_id.as_deref());
     unmapped.insert("outcome".into(), json!(alert.event.outcome));
     put(&mut unmapped, "probability", alert.evidence.probability);

@@ -22,7 +22,7 @@ use serde_json::Value;
 use std::borrow::Cow;
 
 /// Ids of events, sessions, grants and credentials; targets, actions,
-/// environments, source addresses and identity types.
+/// environments, regions, source addresses and identity types.
 pub const ID_MAX_BYTES: usize = 256;
 /// Principals: the identity, its delegator and each hop of the chain (long
 /// ARNs with paths, federated subjects).
@@ -52,6 +52,7 @@ pub fn sanitize(alert: &mut Alert) {
     cuts.text("event.action", &mut event.action, ID_MAX_BYTES);
     cuts.optional("event.resource", &mut event.resource, TEXT_MAX_BYTES);
     cuts.optional("event.environment", &mut event.environment, ID_MAX_BYTES);
+    cuts.optional("event.region", &mut event.region, ID_MAX_BYTES);
     cuts.optional("event.session_id", &mut event.session_id, ID_MAX_BYTES);
     cuts.optional("event.grant_id", &mut event.grant_id, ID_MAX_BYTES);
     cuts.optional("event.credential_id", &mut event.credential_id, ID_MAX_BYTES);
@@ -180,6 +181,7 @@ mod tests {
                 target: "s3.amazonaws.com".into(),
                 action: "GetObject".into(),
                 resource: Some("arn:aws:s3:::b/k".into()),
+                region: Some("eu-west-1".into()),
                 ..AlertEvent::default()
             },
             source: "in.jsonl:1".into(),
@@ -214,6 +216,7 @@ mod tests {
         a.chain[0] = long(5_000);
         a.event.resource = Some(long(400_000));
         a.event.user_agent = Some(long(400_000));
+        a.event.region = Some(long(400_000));
         a.event.session_id = Some(long(400_000));
         a.summary = long(400_000);
         // Keys in sorted order: the visiting order is the same whether or not serde_json keeps insertion order.
@@ -227,6 +230,7 @@ mod tests {
         assert!(a.chain[0].len() <= PRINCIPAL_MAX_BYTES && a.chain[1] == "hop-1");
         assert!(a.event.resource.as_ref().unwrap().len() <= TEXT_MAX_BYTES);
         assert!(a.event.user_agent.as_ref().unwrap().len() <= TEXT_MAX_BYTES);
+        assert!(a.event.region.as_ref().unwrap().len() <= ID_MAX_BYTES);
         assert!(a.event.session_id.as_ref().unwrap().len() <= ID_MAX_BYTES);
         assert!(a.summary.len() <= SUMMARY_MAX_BYTES);
         let many = a.evidence.observed["many"].as_array().unwrap();
@@ -244,6 +248,7 @@ mod tests {
                 "identity",
                 "chain",
                 "event.resource",
+                "event.region",
                 "event.session_id",
                 "event.user_agent",
                 "summary",

@@ -106,7 +106,7 @@ fn corpus() -> Vec<(&'static str, String, Vec<&'static str>)> {
 }
 
 /// The fields of a native record an alert echoes, each holding `text` once.
-const FIELDS: [&str; 15] = [
+const FIELDS: [&str; 16] = [
     "identity",
     "identity_type",
     "on_behalf_of",
@@ -119,6 +119,7 @@ const FIELDS: [&str; 15] = [
     "action",
     "resource",
     "environment",
+    "region",
     "session_id",
     "source_ip",
     "user_agent",
@@ -338,6 +339,7 @@ fn an_alert_made_of_nothing_but_huge_fields_stays_under_a_fixed_ceiling() {
         action: huge("action"),
         resource: Some(huge("resource")),
         environment: Some(huge("env")),
+        region: Some(huge("region")),
         session_id: Some(huge("session")),
         source_ip: Some(huge("ip")),
         user_agent: Some(huge("ua")),
@@ -378,7 +380,8 @@ fn every_bound_at_its_dearest_stays_under_100_kib() {
         "time": "2026-03-02T00:00:00Z", "identity": huge(), "identity_type": huge(), "on_behalf_of": huge(),
         "chain": many(), "event_ids": many(),
         "event": {
-            "target": huge(), "action": huge(), "resource": huge(), "environment": huge(), "session_id": huge(),
+            "target": huge(), "action": huge(), "resource": huge(), "environment": huge(), "region": huge(),
+            "session_id": huge(),
             "grant_id": huge(), "credential_id": huge(), "source_ip": huge(), "user_agent": huge(), "outcome": "success",
         },
         "source": huge(), "summary": huge(),

@@ -72,6 +72,8 @@ fn broken_alerts_fail_validation() {
         ("OWASP id out of range", |a| a["owasp_nhi"] = json!(["NHI11:2025"]), "/owasp_nhi/0"),
         ("ATT&CK id malformed", |a| a["attack"] = json!(["T1078.4"]), "/attack/0"),
         ("unknown outcome", |a| a["event"]["outcome"] = json!("ok"), "/event/outcome"),
+        ("empty region (it is left out instead)", |a| a["event"]["region"] = json!(""), "/event/region"),
+        ("null region (it is left out instead)", |a| a["event"]["region"] = json!(null), "/event/region"),
         ("probability above 1", |a| a["evidence"]["probability"] = json!(2.0), "/evidence/probability"),
         ("negative repeats", |a| a["suppressed_repeats"] = json!(-1), "/suppressed_repeats"),
         ("field the schema does not know", |a| a["secret"] = json!("hunter2"), "'secret' was unexpected"),
@@ -114,5 +116,20 @@ fn the_engines_alerts_validate() {
     assert!(detectors.len() >= 3, "the made-up history should trip several detectors, got {detectors:?}");
     for alert in &alerts {
         schema::assert_valid_alert(&serde_json::to_value(alert).unwrap());
+        // The engine copies the call's region into the alert.
+        assert_eq!(alert.event.region.as_deref(), Some("eu-west-1"), "{}", alert.detector);
     }
+}
+
+/// `event.region` is optional: a call whose log names no region gives an alert without the
+/// key, so alerts of such logs are byte for byte what they were before regions existed.
+#[test]
+fn region_is_left_out_when_the_log_names_none() {
+    let sparse = serde_json::to_value(sample_alerts::sparse(Detector::NovelCall)).unwrap();
+    assert!(sparse["event"].get("region").is_none(), "{sparse}");
+    schema::assert_valid_alert(&sparse);
+    let full = serde_json::to_value(sample_alerts::full(Detector::NovelCall)).unwrap();
+    assert_eq!(full["event"]["region"], "us-east-1");
+    let required = &schema_json()["$defs"]["event"]["required"];
+    assert!(!required.as_array().unwrap().contains(&json!("region")), "{required}");
 }

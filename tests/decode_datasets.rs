@@ -3,6 +3,7 @@
 //! that names a field or the JSON problem, with `auto` and with its explicit format.
 
 use overreach::decode::{decode_value, DecodeError, Format};
+use overreach::model::{AccessEvent, Record};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -146,4 +147,43 @@ fn no_decoder_panics_on_foreign_records() {
         }
     }
     assert!(decoded > 10_000, "only {decoded} decodes ran");
+}
+
+/// The access events of a corpus file that decode, each with the log it came from.
+fn decoded_calls(file: &str, format: Format) -> Vec<(Value, AccessEvent)> {
+    dataset(file)
+        .lines()
+        .filter_map(|line| {
+            let log = serde_json::from_str::<Value>(line).ok()?.get("log")?.clone();
+            match decode_value(&log, format).into_iter().next() {
+                Some(Ok(Record::Access(event))) => Some((log, event)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Real records keep where they were served: CloudTrail's `awsRegion` as logged, and a
+/// GCP zone as its region (`us-central1-f` is `us-central1`).
+#[test]
+fn real_records_keep_their_region() {
+    let cloudtrail = decoded_calls("aws_cloudtrail.jsonl", Format::Cloudtrail);
+    for (log, event) in &cloudtrail {
+        assert_eq!(event.region.as_deref(), log["awsRegion"].as_str().filter(|r| !r.is_empty()), "{log}");
+    }
+    let regional = cloudtrail.iter().filter(|(_, e)| e.region.is_some()).count();
+    assert!(regional >= 400, "only {regional} CloudTrail records with a region");
+
+    let gcp = decoded_calls("gcp_audit.jsonl", Format::GcpAudit);
+    let mut zoned = 0;
+    for (log, event) in &gcp {
+        if let Some(zone) = log.pointer("/resource/labels/zone").and_then(Value::as_str).filter(|z| !z.is_empty()) {
+            assert_eq!(event.region.as_deref(), zone.rsplit_once('-').map(|(region, _)| region), "{log}");
+            zoned += 1;
+        }
+        if let Some(region) = &event.region {
+            assert_eq!(region, &region.to_lowercase(), "{log}");
+        }
+    }
+    assert!(zoned >= 5, "only {zoned} GCP records with a zone");
 }

@@ -57,6 +57,10 @@ fn schemas_reject_bad_events() {
     let access = validator("access-event.v1.schema.json");
     let ok = json!({"time": "2026-03-02T10:00:00Z", "identity": "ci", "target": "s3", "action": "GetObject"});
     assert!(access.is_valid(&ok));
+    for region in [json!("eu-west-1"), json!(""), json!(null), json!("x".repeat(1024))] {
+        let with_region = json!({"time": 1, "identity": "ci", "target": "s3", "action": "x", "region": region});
+        assert!(access.is_valid(&with_region), "refused {with_region}");
+    }
     let bad_access = [
         json!({"time": "2026-03-02T10:00:00Z", "identity": "ci", "target": "s3"}),
         json!({"time": "2026-03-02T10:00:00Z", "identity": 7, "target": "s3", "action": "GetObject"}),
@@ -64,6 +68,9 @@ fn schemas_reject_bad_events() {
         json!({"time": 1, "identity": "ci", "target": "s3", "action": "x", "chain": ["a"], "act": {"sub": "a"}}),
         json!({"time": 1, "identity": "ci", "target": "s3", "action": "x", "act": {"sub": "a", "act": {}}}),
         json!({"time": 1, "identity": "x".repeat(1025), "target": "s3", "action": "x"}),
+        json!({"time": 1, "identity": "ci", "target": "s3", "action": "x", "region": "x".repeat(1025)}),
+        json!({"time": 1, "identity": "ci", "target": "s3", "action": "x", "region": " \t"}),
+        json!({"time": 1, "identity": "ci", "target": "s3", "action": "x", "region": 5}),
     ];
     for bad in bad_access {
         assert!(!access.is_valid(&bad), "accepted {bad}");

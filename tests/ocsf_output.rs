@@ -73,6 +73,7 @@ fn finding_carries_the_alerts_identity_and_ids() {
         assert_eq!(unmapped["score"], alert.score);
         assert_eq!(unmapped["suppressed_repeats"], alert.suppressed_repeats);
         assert_eq!(unmapped["detector"], alert.detector.name());
+        assert_eq!(unmapped.get("region").and_then(Value::as_str), alert.event.region.as_deref());
     }
 }
 

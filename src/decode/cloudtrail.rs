@@ -103,6 +103,7 @@ fn access(obj: &Obj) -> Result<AccessEvent, DecodeError> {
         action: req_str(obj, "eventName")?.to_string(),
         resource: resource(obj),
         environment: opt_string(obj, "recipientAccountId")?,
+        region: opt_string(obj, "awsRegion")?,
         session_id,
         source_ip: opt_string(obj, "sourceIPAddress")?,
         user_agent: opt_string(obj, "userAgent")?,

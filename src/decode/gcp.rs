@@ -63,12 +63,41 @@ fn access(entry: &Obj) -> Result<AccessEvent, DecodeError> {
         action: req_str(payload, "methodName").map_err(in_payload)?.to_string(),
         resource: opt_string(payload, "resourceName").map_err(in_payload)?,
         environment: path_str(entry, &["resource", "labels", "project_id"]).map(str::to_string),
+        region: region(entry),
         session_id: None,
         // The documented key is `callerIp`; some exporters write `callerIP`.
         source_ip: metadata.and_then(|m| first_str(m, &["callerIp", "callerIP"])).map(str::to_string),
         user_agent: metadata.and_then(|m| path_str(m, &["callerSuppliedUserAgent"])).map(str::to_string),
         outcome: outcome(payload).map_err(in_payload)?,
     })
+}
+
+/// Where the call was served: the most specific location the entry names, first of the
+/// monitored resource's `zone`, `region` and `location` labels, then the resource's
+/// `protoPayload.resourceLocation.currentLocations[0]`. A zone counts as its region
+/// (`us-central1-a` is `us-central1`), so the zones of one region are one region, as
+/// CloudTrail's `awsRegion` is; a multi-region (`us`, `eu`) or `global` stays as it is.
+/// GCP names locations in lower case but some services log multi-regions in upper case
+/// (`US`), so every location is lower-cased.
+fn region(entry: &Obj) -> Option<String> {
+    let labelled = path_obj(entry, &["resource", "labels"]).and_then(|l| first_str(l, &["zone", "region", "location"]));
+    let location = labelled.or_else(|| {
+        let current = path_obj(entry, &["protoPayload", "resourceLocation"])?.get("currentLocations")?;
+        current.as_array()?.first()?.as_str().filter(|s| !s.is_empty())
+    })?;
+    let mut location = location.to_ascii_lowercase();
+    if let Some(region) = zone_region(&location).map(str::len) {
+        location.truncate(region);
+    }
+    Some(location)
+}
+
+/// The region of a zone name (`REGION-X`: a region, which ends in a digit, and a one-letter
+/// zone), or `None` for anything else.
+fn zone_region(location: &str) -> Option<&str> {
+    let (region, zone) = location.rsplit_once('-')?;
+    let one_letter = zone.len() == 1 && zone.bytes().all(|b| b.is_ascii_lowercase());
+    (one_letter && region.ends_with(|c: char| c.is_ascii_digit())).then_some(region)
 }
 
 /// Every hop of `serviceAccountDelegationInfo`, in log order. A first-party hop is named
@@ -210,6 +239,34 @@ mod tests {
         assert_eq!(e.environment.as_deref(), Some("acme-prod"));
         assert_eq!(e.source_ip.as_deref(), Some("10.1.2.3"));
         assert_eq!(e.event_id, "ins-1");
+    }
+
+    #[test]
+    fn region_is_the_most_specific_location_and_a_zone_counts_as_its_region() {
+        let cases = [
+            (json!({"zone": "us-central1-f"}), json!(null), Some("us-central1")),
+            (json!({"zone": "us-central1-f", "region": "europe-west1"}), json!(null), Some("us-central1")),
+            (json!({"region": "asia-northeast2", "location": "asia"}), json!(null), Some("asia-northeast2")),
+            (json!({"zone": "", "location": "europe-west1"}), json!(null), Some("europe-west1")),
+            (json!({"location": "US"}), json!(null), Some("us")),
+            (json!({"location": "global"}), json!(null), Some("global")),
+            (json!({"location": "nam4"}), json!(null), Some("nam4")),
+            // Not a zone: the suffix is more than one letter, or what precedes it is no region.
+            (json!({"location": "us-central1-ab"}), json!(null), Some("us-central1-ab")),
+            (json!({"location": "us-central-a"}), json!(null), Some("us-central-a")),
+            (json!({}), json!({"currentLocations": ["europe-north1-a"]}), Some("europe-north1")),
+            (json!({"location": "us"}), json!({"currentLocations": ["us-east1"]}), Some("us")),
+            (json!({}), json!("..."), None),
+            (json!({}), json!({"currentLocations": [5]}), None),
+            (json!({"zone": 3}), json!(null), None),
+            (json!({}), json!(null), None),
+        ];
+        for (labels, location, expected) in cases {
+            let mut v = entry(json!({"serviceName": "s", "methodName": "m", "resourceLocation": location,
+                "authenticationInfo": {"principalEmail": "a@b.c"}}));
+            v["resource"]["labels"] = labels.clone();
+            assert_eq!(access_of(v).region.as_deref(), expected, "{labels} {location}");
+        }
     }
 
     #[test]

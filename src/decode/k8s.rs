@@ -71,6 +71,7 @@ fn access(event: &Obj) -> Result<AccessEvent, DecodeError> {
         action: req_str(event, "verb")?.to_string(),
         resource,
         environment: None,
+        region: None,
         session_id: None,
         source_ip: event
             .get("sourceIPs")

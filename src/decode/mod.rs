@@ -78,7 +78,7 @@ impl FromStr for Format {
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_line_bytes: usize,
-    /// Longest identity, target or action accepted.
+    /// Longest identity, target, action or region accepted.
     pub max_field_bytes: usize,
 }
 
@@ -275,9 +275,13 @@ fn lifecycle_kind(fact: &Lifecycle) -> &'static str {
     }
 }
 
-/// The fields every baseline is keyed by: bounded, and naming something.
+/// The fields every baseline is keyed by: bounded, and naming something. The region is
+/// optional, but when a log gives one it is a name a baseline may learn per identity, like
+/// a target, so it keeps the same rules.
 fn check_limits(ev: &AccessEvent, limits: &Limits) -> Result<(), DecodeError> {
-    for (field, value) in [("identity", &ev.identity), ("target", &ev.target), ("action", &ev.action)] {
+    let required = [("identity", &ev.identity), ("target", &ev.target), ("action", &ev.action)];
+    let present = ev.region.as_ref().map(|region| ("region", region));
+    for (field, value) in required.into_iter().chain(present) {
         if value.len() > limits.max_field_bytes {
             return Err(DecodeError::FieldTooLong { field, len: value.len(), max: limits.max_field_bytes });
         }
@@ -289,6 +293,63 @@ fn check_limits(ev: &AccessEvent, limits: &Limits) -> Result<(), DecodeError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal record of each format that keeps a region, with `REGION` where it goes.
+    /// Native twice: with an `event_id` it takes the fast path, without one the general path.
+    const REGIONAL: [(Format, &str); 5] = [
+        (Format::Native, r#"{"event_id":"e","time":1,"identity":"i","target":"t","action":"a","region":REGION}"#),
+        (Format::Native, r#"{"time":1,"identity":"i","target":"t","action":"a","region":REGION}"#),
+        (
+            Format::Cloudtrail,
+            r#"{"eventTime":"2026-03-02T10:00:00Z","eventSource":"s3","eventName":"Get","userIdentity":{"type":"IAMUser","arn":"u"},"awsRegion":REGION}"#,
+        ),
+        (
+            Format::GcpAudit,
+            r#"{"timestamp":"2026-03-02T10:00:00Z","resource":{"labels":{"location":REGION}},"protoPayload":{"authenticationInfo":{"principalEmail":"a@b.c"},"serviceName":"storage","methodName":"get"}}"#,
+        ),
+        (
+            Format::Ocsf,
+            r#"{"class_uid":6003,"time":1,"actor":{"user":{"uid":"u"}},"api":{"service":{"name":"s3"},"operation":"Get"},"cloud":{"provider":"AWS","region":REGION}}"#,
+        ),
+    ];
+
+    fn region_of(format: Format, template: &str, region: &str) -> Result<Option<String>, String> {
+        let line = template.replace("REGION", region);
+        match decode_line(line.as_bytes(), format, &Limits::default()).as_slice() {
+            [Ok(Record::Access(e))] => Ok(e.region.clone()),
+            [Err(e)] => Err(e.to_string()),
+            other => panic!("{format} {line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_region_is_kept_bounded_and_not_blank_in_every_format() {
+        let longest = format!("\"{}\"", "x".repeat(1024));
+        let over = format!("\"{}\"", "x".repeat(1025));
+        let cases: [(&str, Result<Option<String>, String>); 6] = [
+            (r#""eu-west-1""#, Ok(Some("eu-west-1".into()))),
+            ("null", Ok(None)),
+            (r#""""#, Ok(None)),
+            (longest.as_str(), Ok(Some("x".repeat(1024)))),
+            (over.as_str(), Err("field `region` is 1025 bytes, over the limit of 1024".into())),
+            (r#"" \t""#, Err("field `region`: is empty or only whitespace".into())),
+        ];
+        for (format, template) in REGIONAL {
+            for (region, expected) in &cases {
+                assert_eq!(&region_of(format, template, region), expected, "{format} {template} {region}");
+            }
+            // A record without the field at all has no region either.
+            let absent = template.replace(",\"awsRegion\":REGION", "").replace(",\"region\":REGION", "");
+            let absent = absent.replace("\"location\":REGION", "");
+            assert!(!absent.contains("REGION"), "{absent}");
+            assert_eq!(region_of(format, &absent, ""), Ok(None), "{format} {absent}");
+        }
+    }
 }
 
 /// Helpers shared by the decoders' unit tests.

@@ -23,6 +23,7 @@ pub fn decode(obj: &Obj) -> Result<Record, DecodeError> {
         action: req_str(obj, "action")?.to_string(),
         resource: opt_string(obj, "resource")?,
         environment: opt_string(obj, "environment")?,
+        region: opt_string(obj, "region")?,
         session_id: opt_string(obj, "session_id")?,
         source_ip: opt_string(obj, "source_ip")?,
         user_agent: opt_string(obj, "user_agent")?,
@@ -75,6 +76,8 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
         #[serde(borrow)]
         environment: Option<Cow<'a, str>>,
         #[serde(borrow)]
+        region: Option<Cow<'a, str>>,
+        #[serde(borrow)]
         session_id: Option<Cow<'a, str>>,
         #[serde(borrow)]
         source_ip: Option<Cow<'a, str>>,
@@ -119,6 +122,7 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
         action: text_of(line.action)?,
         resource: text_of(line.resource),
         environment: text_of(line.environment),
+        region: text_of(line.region),
         session_id: text_of(line.session_id),
         source_ip: text_of(line.source_ip),
         user_agent: text_of(line.user_agent),

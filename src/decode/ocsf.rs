@@ -64,6 +64,7 @@ fn access(event: &Obj) -> Result<AccessEvent, DecodeError> {
         action: req_str(api, "operation").map_err(|e| e.within("api"))?.to_string(),
         resource: resource(event),
         environment: path_str(event, &["cloud", "account", "uid"]).map(str::to_string),
+        region: path_str(event, &["cloud", "region"]).map(str::to_string),
         session_id: path_str(actor, &["session", "uid"]).map(str::to_string),
         source_ip: path_str(event, &["src_endpoint", "ip"]).map(str::to_string),
         user_agent: path_str(event, &["http_request", "user_agent"]).map(str::to_string),

@@ -14,6 +14,7 @@
 //! | `source_ip`, `user_agent`, `event_id`, `time` | `sourceIPAddress`, `userAgent`, `eventID`, `eventTime` |
 //!
 //! | `environment` | `recipientAccountId`: each environment is its own account |
+//! | (`region`) | `awsRegion`: the resource ARN's region, else `us-east-1`. Simulated native events name no region; the decoder reads this one back as `region` |
 //!
 //! CloudTrail has no place for `grant_id`, `identity_type` or `credential_expires_at`:
 //! grants match by identity, and an expired token shows as `ExpiredToken`. Because

@@ -296,6 +296,9 @@ impl Identity {
             action: call.action.to_string(),
             resource: call.resource.clone(),
             environment: ctx.environment.clone(),
+            // Native output names no region, so simulated files stay as they were; the
+            // CloudTrail form still writes `awsRegion` from the resource's ARN.
+            region: None,
             session_id: Some(ctx.session_id.clone()),
             source_ip: Some(ctx.source.ip(rng)),
             user_agent: Some(ctx.source.user_agent.clone()),

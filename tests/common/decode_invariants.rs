@@ -10,14 +10,15 @@ use overreach::time::in_range;
 pub const MAX_REASON_BYTES: usize = 5000;
 
 /// Decodes `line` and checks every result: accepted records keep the limits
-/// (key fields bounded and not blank, times from 1970 to 9999), and every
+/// (key fields and any region bounded and not blank, times from 1970 to 9999), and every
 /// reason is one printable line of bounded length. Panics (a fuzz finding)
 /// are left to the caller's harness to catch.
 pub fn check(line: &[u8], format: Format, limits: &Limits) -> Result<(), String> {
     for result in decode_line(line, format, limits) {
         match result {
             Ok(Record::Access(e)) => {
-                for (name, value) in [("identity", &e.identity), ("target", &e.target), ("action", &e.action)] {
+                let keys = [("identity", &e.identity), ("target", &e.target), ("action", &e.action)];
+                for (name, value) in keys.into_iter().chain(e.region.as_ref().map(|r| ("region", r))) {
                     if value.len() > limits.max_field_bytes || value.trim().is_empty() {
                         return Err(format!("{name} {value:?} accepted"));
                     }

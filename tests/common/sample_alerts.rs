@@ -33,6 +33,7 @@ pub fn full(detector: Detector) -> Alert {
             action: "CreateUser".into(),
             resource: Some("arn:aws:iam::111122223333:user/backdoor".into()),
             environment: Some("prod".into()),
+            region: Some("us-east-1".into()),
             session_id: Some("run-4711".into()),
             grant_id: Some("grant-ci-deploy".into()),
             credential_id: Some("ASIAEXAMPLEKEYID0001".into()),
@@ -129,6 +130,7 @@ pub fn from_engine() -> Vec<Alert> {
             target: target.into(),
             action: action.into(),
             source_ip: Some(ip.into()),
+            region: Some("eu-west-1".into()),
             ..AccessEvent::default()
         })
     };
