@@ -18,7 +18,7 @@ const EMBEDDED: &str = include_str!("../data/sensitive-operations.toml");
 
 /// Why an operation is sensitive. A closed set: alert text and the engine's weighting
 /// match on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SensitiveClass {
     Logging,
