@@ -20,6 +20,7 @@ pub mod paths;
 pub mod redact;
 pub mod replay;
 pub mod sanitize;
+pub mod sensitive;
 pub mod simulate;
 pub mod source;
 pub mod state_file;
