@@ -455,7 +455,14 @@ impl Engine {
             }
         }
         match hold {
-            true => self.state.episodes.hold(identity, obs),
+            true => {
+                let (op, minute, new_op) = (obs.op, obs.minute, !self.state.identities[&identity].makes_op(obs.op));
+                // Bounded with what is held: a flood of distinct calls under
+                // an open incident costs no more than the incident holds.
+                if self.state.episodes.hold(identity, obs) && new_op {
+                    self.state.fleet.note_adopter(group, op, identity, minute);
+                }
+            }
             false => self.learn(identity, &obs),
         }
         alerts
@@ -468,10 +475,14 @@ impl Engine {
         let concurrency = (self.config.concurrency_window_s / 60) as Minute;
         let Some(baseline) = self.state.identities.get_mut(&identity) else { return };
         let last_seen_before = baseline.last_seen;
+        let was_learned = baseline.is_learned(self.config.learning_days, self.config.learning_events);
         let learned = baseline.learn(obs, &self.state.names, self.config.decay(), forget_after, concurrency);
         let group = obs.peer_group;
         if let Some(op) = learned.adopted_op {
             self.state.fleet.adopt(group, op, identity, obs.minute);
+            if was_learned {
+                self.state.fleet.count_adoption(detect::sensitive(&self.state.names, obs).is_some());
+            }
         }
         for op in learned.forgotten_ops {
             self.state.fleet.forget(group, op);

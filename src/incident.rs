@@ -311,14 +311,16 @@ impl Episodes {
         accepted
     }
 
-    /// Keeps a call of an open incident from being learned.
-    pub fn hold(&mut self, identity: Sym, obs: Observation) {
+    /// Keeps a call of an open incident from being learned; false when the
+    /// incident holds all it may and the call is dropped.
+    pub fn hold(&mut self, identity: Sym, obs: Observation) -> bool {
         let ep = self.open.get_mut(&identity).expect("held only while an incident is open");
-        if ep.held.len() < MAX_HELD {
-            ep.held.push(obs);
-        } else {
-            ep.dropped += 1;
+        let kept = ep.held.len() < MAX_HELD;
+        match kept {
+            true => ep.held.push(obs),
+            false => ep.dropped += 1,
         }
+        kept
     }
 
     /// Closes the episodes quiet for `close_after`: the alerts that say so

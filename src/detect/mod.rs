@@ -266,6 +266,12 @@ pub fn duration_text(ms: i64) -> String {
     }
 }
 
+/// The catalogue's class of a call's operation (`sensitive::embedded`).
+pub fn sensitive<'a>(names: &Names, obs: &Observation) -> Option<crate::sensitive::Sensitive<'a>> {
+    let key = obs.call_key;
+    crate::sensitive::embedded().classify(names.name(key.target), names.name(key.action))
+}
+
 pub fn format_minute(m: Minute) -> String {
     format_rfc3339(m as i64 * 60_000)
 }

@@ -17,6 +17,14 @@
 //! an incident, and one common among peers is less surprising (the estimate
 //! is interpolated with the share of peers that make it). A call that a live
 //! grant's scope names explicitly is declared, and never novel.
+//!
+//! A new operation in a sensitive class (the catalogue in
+//! `data/sensitive-operations.toml`: stopping logs, creating credentials,
+//! users or trust, reading secrets, sharing data, running code elsewhere,
+//! changing policy) is judged as what it is: a new operation *and* a
+//! sensitive one, `p_new × p_sensitive`, where `p_sensitive` is the share of
+//! operations settled identities of this fleet took up that were sensitive
+//! (`Adoptions::p_sensitive`). A habitual sensitive call is never novel.
 
 use super::{novelty_json, round, score_from_probability, Context, Detector, Finding};
 use crate::baseline::counts::Novelty;
@@ -51,6 +59,9 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         let lambda = ctx.config.peer_weight;
         (novelty, (1.0 - lambda) * p_new + lambda * share, Some((peers, share)))
     };
+    let sensitive = (!known_op).then(|| super::sensitive(ctx.names, ctx.obs)).flatten();
+    let p_sensitive = ctx.fleet.adoptions().p_sensitive();
+    let p = if sensitive.is_some() { p * p_sensitive } else { p };
     let strength = ctx.strength(p, ctx.config.novelty_max_probability)?;
     let call = ctx.names.call_name(ctx.obs.call);
     let what = if known_op {
@@ -74,16 +85,32 @@ pub fn check(ctx: &Context) -> Option<Finding> {
             (n, r) => format!(", and {n} of {} peers make it, {r} took it up recently", peers.group_size),
         },
     };
-    let summary =
-        format!("{} made {what}, so this had an estimated probability of {p:.2e}{peer_note}.", ctx.event.identity);
+    let sensitive_note = match sensitive {
+        Some(s) => format!(
+            "; it is sensitive ({}: {}), and {:.1}% of the operations settled identities here took up were",
+            s.class.name(),
+            s.class.description(),
+            p_sensitive * 100.0
+        ),
+        None => String::new(),
+    };
+    let summary = format!(
+        "{} made {what}{sensitive_note}, so this had an estimated probability of {p:.2e}{peer_note}.",
+        ctx.event.identity
+    );
     let mut evidence = ctx.evidence(
-        json!({ "call": call, "target": ctx.event.target, "action": ctx.event.action, "resource": ctx.event.resource, "new_operation": !known_op }),
+        json!({
+            "call": call, "target": ctx.event.target, "action": ctx.event.action, "resource": ctx.event.resource,
+            "new_operation": !known_op, "sensitive_class": sensitive.map(|s| s.class.name()),
+            "sensitive_source": sensitive.map(|s| s.source),
+        }),
         json!({
             "known_calls": b.calls.len(),
             "top_calls": ctx.top(&b.calls, 5, |c| ctx.names.call_name(c)),
             "novelty": novelty_json(&novelty),
             "runs": b.runs.runs,
             "runs_with_new_operation": b.runs.novel_runs,
+            "fleet_share_sensitive": round(p_sensitive, 4),
         }),
     );
     evidence.probability = Some(round(p, 8));
