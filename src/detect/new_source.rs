@@ -2,9 +2,25 @@
 //! its history of networks is narrow enough that a new one is unlikely. A new
 //! client software family on top makes it less likely still.
 
-use super::{novelty_json, round, score_from_probability, Context, Detector, Finding};
+use super::{novelty_json, round, score_from_probability, Context, Finding, Kind, OcsfKind, Spec};
 use crate::features::ipv4_region;
 use serde_json::json;
+
+pub const SPEC: Spec = Spec {
+    name: "new_source",
+    kind: Kind::Learned,
+    owasp_nhi: &["NHI2:2025", "NHI10:2025"],
+    attack: &["T1078.004", "T1550.001"],
+    recommended_action: "Verify the new network or client with the workload owner; if unknown, revoke the credential, rotate the secret and check where it was stored.",
+    ocsf: OcsfKind {
+        title: "Delegated identity acted from a new source",
+        parameter: "source",
+        observation_type: Some("Frequency Analysis"),
+        observed_pattern: Some("UNSEEN"),
+    },
+    yields_to_post_purpose: false,
+    check,
+};
 
 pub fn check(ctx: &Context) -> Option<Finding> {
     let b = ctx.baseline;
@@ -48,11 +64,5 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         }),
     );
     evidence.probability = Some(round(p, 8));
-    Some(Finding {
-        detector: Detector::NewSource,
-        score: score_from_probability(p),
-        subject: network,
-        summary,
-        evidence,
-    })
+    Some(Finding { detector: SPEC.detector(), score: score_from_probability(p), subject: network, summary, evidence })
 }
