@@ -1,6 +1,8 @@
 //! Alerts: what an analyst and a SIEM receive (`schemas/alert.v1.schema.json`).
 
 use crate::detect::Detector;
+/// An alert's evidence is its finding's, as the detector wrote it.
+pub use crate::detect::Evidence;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -44,33 +46,6 @@ impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
-}
-
-/// Observed behaviour against the identity's own baseline: the "why" of an alert.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct Evidence {
-    /// What this identity did now, e.g. `{"call": "iam.amazonaws.com CreateUser"}`.
-    pub observed: serde_json::Value,
-    /// What it usually does, e.g. its known calls, sources or rate.
-    pub baseline: serde_json::Value,
-    /// Estimated probability of the observation under the baseline (learned detectors).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub probability: Option<f64>,
-    /// Events of history the baseline holds, and since when.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub history_events: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub history_since: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub first_seen: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_seen: Option<String>,
-    /// The window the observation covers, in seconds, where it is a window.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub window_s: Option<i64>,
-    /// Fleet context: how peers of the same kind behave.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub peers: Option<serde_json::Value>,
 }
 
 /// The call that triggered an alert.

@@ -209,7 +209,7 @@ impl Episode {
     }
 
     fn summary(&self, p: f64) -> String {
-        let span = detect::duration_text(self.last_evidence - self.opened);
+        let span = detect::duration::elapsed(self.last_evidence - self.opened);
         let detectors: Vec<&str> = self.signals.iter().map(|s| s.detector.name()).collect();
         format!(
             "{} shows {} signal(s) ({}) over {span} in {} event(s); together they had an estimated probability of {p:.2e} under its baseline. {}",

@@ -7,7 +7,7 @@
 //! The output depends on the alert alone: same alert, same bytes.
 
 use crate::alert::{Alert, IncidentStatus, Severity};
-use crate::detect::Detector;
+use crate::detect::OcsfKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::fmt;
@@ -89,7 +89,7 @@ pub fn to_ocsf(alert: &Alert) -> Value {
     let time = epoch_ms(&alert.time);
     let (severity_id, severity) = severity(alert.severity);
     let (confidence_id, confidence) = confidence(alert.score);
-    let kind = FindingKind::of(alert.detector);
+    let kind = &alert.detector.spec().ocsf;
     let (activity_id, activity_name) = activity(alert);
     json!({
         "activity_id": activity_id,
@@ -121,87 +121,16 @@ pub fn to_ocsf(alert: &Alert) -> Value {
                 "version": env!("CARGO_PKG_VERSION"),
             },
         },
-        "finding_info": finding_info(alert, &kind, time),
+        "finding_info": finding_info(alert, kind, time),
         "observables": observables(alert),
         "evidences": [evidence(alert)],
-        "anomaly_analyses": [anomaly_analysis(alert, &kind, time)],
+        "anomaly_analyses": [anomaly_analysis(alert, kind, time)],
         "remediation": { "desc": alert.recommended_action },
         "unmapped": unmapped(alert),
     })
 }
 
-/// What OCSF shows about each detector: a stable title and how the anomaly analysis
-/// names what was measured. Observation types and patterns use the examples of the
-/// OCSF `anomaly` and `baseline` objects; declared detectors judge a rule, not a
-/// distribution, so they name none.
-struct FindingKind {
-    title: &'static str,
-    parameter: &'static str,
-    observation_type: Option<&'static str>,
-    observed_pattern: Option<&'static str>,
-}
-
-impl FindingKind {
-    fn of(detector: Detector) -> FindingKind {
-        let (title, parameter, observation_type, observed_pattern) = match detector {
-            Detector::NovelCall => (
-                "Delegated identity made a call outside its baseline",
-                "call",
-                Some("Frequency Analysis"),
-                Some("UNSEEN"),
-            ),
-            Detector::RareTransition => (
-                "Delegated identity took a rare path between calls",
-                "call transition",
-                Some("Sequence Analysis"),
-                Some("RARE"),
-            ),
-            Detector::FanoutBurst => (
-                "Delegated identity touched an unusual number of resources",
-                "distinct targets and resources per window",
-                Some("Volume Analysis"),
-                Some("HIGH_VOLUME"),
-            ),
-            Detector::VolumeSpike => {
-                ("Delegated identity's call volume spiked", "call rate", Some("Volume Analysis"), Some("SURGE"))
-            }
-            Detector::NewSource => {
-                ("Delegated identity acted from a new source", "source", Some("Frequency Analysis"), Some("UNSEEN"))
-            }
-            Detector::OffHours => (
-                "Delegated identity acted at an unusual hour",
-                "hour of week",
-                Some("Time Pattern Analysis"),
-                Some("OFF_HOURS"),
-            ),
-            Detector::NewDelegator => (
-                "Delegated identity acted for a new delegator",
-                "delegator",
-                Some("Frequency Analysis"),
-                Some("UNSEEN"),
-            ),
-            Detector::SharedIdentity => (
-                "Identity or credential used by several clients at once",
-                "distinct clients",
-                Some("Distribution Analysis"),
-                None,
-            ),
-            Detector::DormantReactivation => (
-                "Dormant identity became active again",
-                "silence before activity",
-                Some("Time Pattern Analysis"),
-                Some("UNUSUAL_TIME"),
-            ),
-            Detector::PostPurpose => ("Identity acted after its delegation ended", "delegation state", None, None),
-            Detector::ExpiredCredential => ("Expired credential was used", "credential expiry", None, None),
-            Detector::OutsideWindow => ("Grant used outside its time window", "grant time window", None, None),
-            Detector::ScopeViolation => ("Call outside the grant's declared scope", "grant scope", None, None),
-        };
-        FindingKind { title, parameter, observation_type, observed_pattern }
-    }
-}
-
-fn finding_info(alert: &Alert, kind: &FindingKind, time: i64) -> Value {
+fn finding_info(alert: &Alert, kind: &OcsfKind, time: i64) -> Value {
     // Learned detectors judge behaviour against a baseline; declared ones apply a rule.
     let (type_id, analytic_type) = if alert.detector.is_learned() { (2, "Behavioral") } else { (1, "Rule") };
     let related: Vec<Value> = alert.event_ids.iter().map(|id| json!({ "uid": id })).collect();
@@ -380,7 +309,7 @@ fn evidence(alert: &Alert) -> Value {
 }
 
 /// The why of the alert: the identity's baseline next to what it did now.
-fn anomaly_analysis(alert: &Alert, kind: &FindingKind, time: i64) -> Value {
+fn anomaly_analysis(alert: &Alert, kind: &OcsfKind, time: i64) -> Value {
     let evidence = &alert.evidence;
     let measured = |observation: Map<String, Value>, pattern: Option<&str>| {
         let mut measured = Map::new();

@@ -162,13 +162,13 @@ fn cut_items<T>(items: &mut Vec<T>) -> Option<String> {
 mod tests {
     use super::*;
     use crate::alert::{AlertEvent, Evidence, Severity};
-    use crate::detect::Detector;
+    use crate::detect;
     use serde_json::json;
 
     fn alert() -> Alert {
         Alert {
             alert_id: "0".repeat(32),
-            detector: Detector::NovelCall,
+            detector: detect::novel_call::SPEC.detector(),
             severity: Severity::High,
             score: 0.9,
             time: "2026-03-02T00:00:00Z".into(),

@@ -7,7 +7,7 @@
 mod schema;
 
 use overreach::alert::{alert_id, Alert};
-use overreach::detect::Detector;
+use overreach::detect::{self, Detector};
 use overreach::engine::{Engine, EngineConfig};
 use overreach::model::{AccessEvent, Grant, Origin, Record, Scope};
 use overreach::ocsf::{render, to_ocsf, AlertFormat};
@@ -292,10 +292,10 @@ fn alert_id_is_computed_from_the_identity_as_logged() {
     let dir = tempfile::tempdir().unwrap();
     let alerts = replay(dir.path(), &[call(0, "identity", json!(identity))], "native", "native");
     let alert: Alert = serde_json::from_str(&alerts[0]).unwrap();
-    assert_eq!(alert.detector, Detector::ExpiredCredential);
+    assert_eq!(alert.detector, detect::expired_credential::SPEC.detector());
     assert!(alert.identity.len() < identity.len() && alert.identity.ends_with(" bytes]"), "{}", alert.identity);
     assert_eq!(alert.truncated.first().map(String::as_str), Some("identity"));
-    assert_eq!(alert.alert_id, alert_id(Detector::ExpiredCredential, &identity, "e-0"));
+    assert_eq!(alert.alert_id, alert_id(detect::expired_credential::SPEC.detector(), &identity, "e-0"));
 }
 
 /// Every field at once, far past any decoder limit, straight into the engine: the alert
@@ -348,7 +348,7 @@ fn an_alert_made_of_nothing_but_huge_fields_stays_under_a_fixed_ceiling() {
     let origin = Origin::File { path: huge("path").into(), line: 1 };
     let alerts = engine.process(&Record::Access(event), &origin);
     let detectors: Vec<Detector> = alerts.iter().map(|a| a.detector).collect();
-    assert_eq!(detectors, [Detector::ExpiredCredential, Detector::ScopeViolation]);
+    assert_eq!(detectors, [detect::expired_credential::SPEC.detector(), detect::scope_violation::SPEC.detector()]);
     for alert in &alerts {
         let (native, ocsf) = (render(alert, AlertFormat::Native), render(alert, AlertFormat::Ocsf));
         eprintln!("{}: native {} bytes, OCSF {} bytes", alert.detector, native.len(), ocsf.len());

@@ -7,7 +7,7 @@ mod sample_alerts;
 mod schema;
 
 use overreach::alert::Severity;
-use overreach::detect::Detector;
+use overreach::detect::{self, Detector};
 use serde_json::{json, Value};
 
 fn schema_json() -> Value {
@@ -25,22 +25,57 @@ fn every_detectors_alert_validates() {
 fn json_lines_output_validates_line_by_line() {
     let text: String = sample_alerts::all().iter().map(|a| a.to_json_line() + "\n").collect();
     let alerts = schema::assert_valid_alert_lines(&text);
-    assert_eq!(alerts.len(), 2 * Detector::ALL.len());
+    assert_eq!(alerts.len(), 2 * detect::REGISTRY.len());
+}
+
+/// Detector names as every list of them shows them: learned first, each in registry order.
+fn detector_names() -> Vec<&'static str> {
+    let mut detectors = detect::REGISTRY.to_vec();
+    detectors.sort();
+    detectors.iter().map(|d| d.name()).collect()
 }
 
 #[test]
 fn schema_enums_are_the_code_enums() {
     let schema = schema_json();
-    let detectors: Vec<&str> = Detector::ALL.iter().map(|d| d.name()).collect();
-    assert_eq!(schema["properties"]["detector"]["enum"], json!(detectors));
+    assert_eq!(schema["properties"]["detector"]["enum"], json!(detector_names()));
+    let ocsf: Value = serde_json::from_str(schema::OCSF_SCHEMA).unwrap();
+    assert_eq!(ocsf["$defs"]["detector"]["enum"], json!(detector_names()), "OCSF schema");
     let severities: Vec<&str> = Severity::ALL.iter().map(|s| s.name()).collect();
     assert_eq!(schema["properties"]["severity"]["enum"], json!(severities));
+}
+
+/// The README's detector table and docs/alerts.md name every registered detector
+/// and no other, and the table's OWASP NHI and ATT&CK columns are the specs'.
+#[test]
+fn docs_list_the_registered_detectors() {
+    let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+    let table = readme.split("| detector | fires when |").nth(1).expect("README has the detector table");
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
+        .collect();
+    let names: Vec<&str> = rows.iter().map(|r| r[0].trim_matches('`')).collect();
+    assert_eq!(names, detector_names());
+    for row in &rows {
+        let spec = row[0].trim_matches('`').parse::<Detector>().unwrap().spec();
+        let owasp: Vec<&str> = spec.owasp_nhi.iter().map(|id| id.trim_end_matches(":2025")).collect();
+        assert_eq!(row[row.len() - 2], owasp.join(", "), "{}", spec.name);
+        assert_eq!(row[row.len() - 1], spec.attack.join(", "), "{}", spec.name);
+    }
+
+    let alerts_doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/alerts.md"));
+    let row = alerts_doc.lines().find(|l| l.starts_with("| `detector` |")).expect("docs/alerts.md lists detectors");
+    let listed: Vec<&str> = row.split('`').skip(3).step_by(2).collect();
+    assert_eq!(listed, detector_names());
 }
 
 #[test]
 fn schema_requires_every_field_an_alert_serializes() {
     // A sparse alert leaves out the optional evidence members; everything else is always there.
-    let alert = serde_json::to_value(sample_alerts::sparse(Detector::NovelCall)).unwrap();
+    let alert = serde_json::to_value(sample_alerts::sparse(detect::novel_call::SPEC.detector())).unwrap();
     let mut fields: Vec<&String> = alert.as_object().unwrap().keys().collect();
     fields.sort();
     let schema = schema_json();
@@ -85,7 +120,7 @@ fn broken_alerts_fail_validation() {
         ("empty truncated (it is left out instead)", |a| a["truncated"] = json!([]), "/truncated"),
         ("truncated names no field", |a| a["truncated"] = json!(["alert_id"]), "/truncated/0"),
     ];
-    let valid = serde_json::to_value(sample_alerts::full(Detector::ScopeViolation)).unwrap();
+    let valid = serde_json::to_value(sample_alerts::full(detect::scope_violation::SPEC.detector())).unwrap();
     schema::assert_valid_alert(&valid);
     for (what, break_it, path) in cases {
         let mut alert = valid.clone();
@@ -102,7 +137,7 @@ fn truncated_is_optional_and_names_the_cut_fields() {
     let schema = schema_json();
     let required: Vec<&Value> = schema["required"].as_array().unwrap().iter().collect();
     assert!(!required.contains(&&json!("truncated")));
-    let mut alert = serde_json::to_value(sample_alerts::full(Detector::NovelCall)).unwrap();
+    let mut alert = serde_json::to_value(sample_alerts::full(detect::novel_call::SPEC.detector())).unwrap();
     alert["truncated"] = json!(["event.resource", "chain", "evidence.observed.resource", "evidence.baseline"]);
     schema::assert_valid_alert(&alert);
 }

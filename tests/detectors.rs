@@ -4,7 +4,8 @@
 mod common;
 
 use common::*;
-use overreach::detect::Detector;
+use overreach::alert::Alert;
+use overreach::detect::{self, Detector};
 use overreach::engine::EngineConfig;
 use overreach::model::{AccessEvent, Grant, GrantEndReason, Lifecycle, Scope, TimeWindow};
 use overreach::time::{DAY, HOUR, MINUTE};
@@ -87,7 +88,7 @@ fn weekdays_14_to_16() -> Vec<TimeWindow> {
 const CASES: &[Case] = &[
     Case {
         name: "a pipeline's 7th call after thousands of the same 6",
-        detector: Detector::NovelCall,
+        detector: detect::novel_call::SPEC.detector(),
         fires: true,
         build: |s| {
             learned_pipeline(s);
@@ -96,7 +97,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a broad agent trying one more tool",
-        detector: Detector::NovelCall,
+        detector: detect::novel_call::SPEC.detector(),
         fires: false,
         build: |s| {
             broad_agent(s);
@@ -111,7 +112,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a new call while the identity still learns",
-        detector: Detector::NovelCall,
+        detector: detect::novel_call::SPEC.detector(),
         fires: false,
         build: |s| {
             s.pipeline("ci-payments", 3, 3);
@@ -120,7 +121,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a new call that two peers adopted the same day (a rollout)",
-        detector: Detector::NovelCall,
+        detector: detect::novel_call::SPEC.detector(),
         fires: false,
         build: |s| {
             for p in ["ci-a", "ci-b", "ci-c"] {
@@ -143,7 +144,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a session jumping around the pipeline's fixed order",
-        detector: Detector::RareTransition,
+        detector: detect::rare_transition::SPEC.detector(),
         fires: true,
         build: |s| {
             learned_pipeline(s);
@@ -154,7 +155,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a single new step (weak evidence on its own)",
-        detector: Detector::RareTransition,
+        detector: detect::rare_transition::SPEC.detector(),
         fires: false,
         build: |s| {
             learned_pipeline(s);
@@ -164,7 +165,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "the usual order",
-        detector: Detector::RareTransition,
+        detector: detect::rare_transition::SPEC.detector(),
         fires: false,
         build: |s| {
             learned_pipeline(s);
@@ -174,7 +175,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "forty storage prefixes in ten minutes",
-        detector: Detector::FanoutBurst,
+        detector: detect::fanout_burst::SPEC.detector(),
         fires: true,
         build: |s| {
             learned_pipeline(s);
@@ -190,7 +191,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "three hundred calls in ten minutes from a pipeline of six",
-        detector: Detector::VolumeSpike,
+        detector: detect::volume_spike::SPEC.detector(),
         fires: true,
         build: |s| {
             learned_pipeline(s);
@@ -205,7 +206,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a usual run's volume",
-        detector: Detector::VolumeSpike,
+        detector: detect::volume_spike::SPEC.detector(),
         fires: false,
         build: |s| {
             learned_pipeline(s);
@@ -217,7 +218,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a new network and client for a single-homed pipeline",
-        detector: Detector::NewSource,
+        detector: detect::new_source::SPEC.detector(),
         fires: true,
         build: |s| {
             learned_pipeline(s);
@@ -233,7 +234,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a new network for a workload that roams across many",
-        detector: Detector::NewSource,
+        detector: detect::new_source::SPEC.detector(),
         fires: false,
         build: |s| {
             for i in 0..400i64 {
@@ -253,7 +254,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a weekday-afternoon pipeline acting on Sunday at 03:00",
-        detector: Detector::OffHours,
+        detector: detect::off_hours::SPEC.detector(),
         fires: true,
         build: |s| {
             learned_pipeline(s);
@@ -265,7 +266,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "an hourly integration at 03:00",
-        detector: Detector::OffHours,
+        detector: detect::off_hours::SPEC.detector(),
         fires: false,
         build: |s| {
             for h in 0..(28 * 24) {
@@ -276,7 +277,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "acting for a business unit never served and not declared",
-        detector: Detector::NewDelegator,
+        detector: detect::new_delegator::SPEC.detector(),
         fires: true,
         build: |s| {
             learned_pipeline(s);
@@ -285,7 +286,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "acting for a new business unit that a grant declares",
-        detector: Detector::NewDelegator,
+        detector: detect::new_delegator::SPEC.detector(),
         fires: false,
         build: |s| {
             learned_pipeline(s);
@@ -306,7 +307,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a second, unknown client while the usual one is active",
-        detector: Detector::SharedIdentity,
+        detector: detect::shared_identity::SPEC.detector(),
         fires: true,
         build: |s| {
             learned_pipeline(s);
@@ -323,7 +324,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "one credential used by two identities",
-        detector: Detector::SharedIdentity,
+        detector: detect::shared_identity::SPEC.detector(),
         fires: true,
         build: |s| {
             learned_pipeline(s);
@@ -337,7 +338,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "the usual client only",
-        detector: Detector::SharedIdentity,
+        detector: detect::shared_identity::SPEC.detector(),
         fires: false,
         build: |s| {
             learned_pipeline(s);
@@ -347,7 +348,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a daily pipeline back after 40 days of silence",
-        detector: Detector::DormantReactivation,
+        detector: detect::dormant_reactivation::SPEC.detector(),
         fires: true,
         build: |s| {
             learned_pipeline(s);
@@ -356,7 +357,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a weekend gap",
-        detector: Detector::DormantReactivation,
+        detector: detect::dormant_reactivation::SPEC.detector(),
         fires: false,
         build: |s| {
             learned_pipeline(s);
@@ -365,7 +366,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a call after the identity was offboarded",
-        detector: Detector::PostPurpose,
+        detector: detect::post_purpose::SPEC.detector(),
         fires: true,
         build: |s| {
             s.pipeline("ci-payments", 2, 1);
@@ -375,7 +376,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a call with a revoked credential",
-        detector: Detector::PostPurpose,
+        detector: detect::post_purpose::SPEC.detector(),
         fires: true,
         build: |s| {
             s.fact(t0(), Lifecycle::CredentialRevoked { credential_id: "AKIAOLD".into() });
@@ -387,7 +388,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a call after the only grant ended",
-        detector: Detector::PostPurpose,
+        detector: detect::post_purpose::SPEC.detector(),
         fires: true,
         build: |s| {
             s.fact(t0(), grant("g1", "saas-sync", Scope::default(), vec![]));
@@ -398,7 +399,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a call before the offboarding",
-        detector: Detector::PostPurpose,
+        detector: detect::post_purpose::SPEC.detector(),
         fires: false,
         build: |s| {
             s.fact(t0(), grant("g1", "saas-sync", Scope::default(), vec![]));
@@ -408,7 +409,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a call with a credential past its stated expiry",
-        detector: Detector::ExpiredCredential,
+        detector: detect::expired_credential::SPEC.detector(),
         fires: true,
         build: |s| {
             probe(
@@ -423,7 +424,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a call with an STS credential past the expiry its issue recorded",
-        detector: Detector::ExpiredCredential,
+        detector: detect::expired_credential::SPEC.detector(),
         fires: true,
         build: |s| {
             s.fact(
@@ -435,7 +436,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a call within the clock-skew tolerance of expiry",
-        detector: Detector::ExpiredCredential,
+        detector: detect::expired_credential::SPEC.detector(),
         fires: false,
         build: |s| {
             probe(
@@ -450,7 +451,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a deploy at 20:00, outside the 14:00-16:00 release window",
-        detector: Detector::OutsideWindow,
+        detector: detect::outside_window::SPEC.detector(),
         fires: true,
         build: |s| {
             s.fact(t0(), grant("g-deploy", "ci-payments", Scope::default(), weekdays_14_to_16()));
@@ -459,7 +460,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a deploy inside the window",
-        detector: Detector::OutsideWindow,
+        detector: detect::outside_window::SPEC.detector(),
         fires: false,
         build: |s| {
             s.fact(t0(), grant("g-deploy", "ci-payments", Scope::default(), weekdays_14_to_16()));
@@ -468,7 +469,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a read outside the granted prefix",
-        detector: Detector::ScopeViolation,
+        detector: detect::scope_violation::SPEC.detector(),
         fires: true,
         build: |s| {
             let scope = Scope { resources: vec!["arn:aws:s3:::lake/finance/*".into()], ..Scope::default() };
@@ -484,7 +485,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "a read inside the granted prefix, at any depth",
-        detector: Detector::ScopeViolation,
+        detector: detect::scope_violation::SPEC.detector(),
         fires: false,
         build: |s| {
             let scope = Scope { resources: vec!["arn:aws:s3:::lake/finance/*".into()], ..Scope::default() };
@@ -524,11 +525,11 @@ fn every_case_fires_or_stays_silent_as_expected() {
 
 #[test]
 fn every_detector_has_a_case_that_fires_and_one_that_does_not() {
-    for d in Detector::ALL {
+    for &d in detect::REGISTRY {
         let fires = CASES.iter().any(|c| c.detector == d && c.fires);
         let silent = CASES.iter().any(|c| c.detector == d && !c.fires);
         assert!(fires, "{d} has no firing case");
-        assert!(silent || d == Detector::FanoutBurst, "{d} has no silent case");
+        assert!(silent || d == detect::fanout_burst::SPEC.detector(), "{d} has no silent case");
     }
 }
 
@@ -537,8 +538,8 @@ fn a_disabled_detector_stays_silent() {
     let mut s = Scenario::new();
     learned_pipeline(&mut s);
     let probe = probe(&mut s, pipeline_call("iam", "CreateAccessKey"));
-    let config = EngineConfig { disabled: vec![Detector::NovelCall], ..EngineConfig::default() };
-    assert!(!fired(&s.run(config), Detector::NovelCall, &probe));
+    let config = EngineConfig { disabled: vec![detect::novel_call::SPEC.detector()], ..EngineConfig::default() };
+    assert!(!fired(&s.run(config), detect::novel_call::SPEC.detector(), &probe));
 }
 
 #[test]
@@ -550,8 +551,57 @@ fn repeats_within_the_suppression_window_are_counted_not_emitted() {
     }
     s.push(ev("gone", t0() + 3 * HOUR, "s3", "GetObject"));
     let alerts = s.run(EngineConfig::default());
-    let post: Vec<_> = alerts.iter().filter(|a| a.detector == Detector::PostPurpose).collect();
+    let post: Vec<_> = alerts.iter().filter(|a| a.detector == detect::post_purpose::SPEC.detector()).collect();
     assert_eq!(post.len(), 2, "one at the start, one after the window");
     assert_eq!(post[0].suppressed_repeats, 0);
     assert_eq!(post[1].suppressed_repeats, 4);
+}
+
+/// The alert the case's detector raised on the case's probe under `config`.
+fn probe_alert(case_name: &str, config: EngineConfig) -> Option<Alert> {
+    let case = CASES.iter().find(|c| c.name == case_name).expect("no such case");
+    let mut s = Scenario::new();
+    let probe = (case.build)(&mut s);
+    s.run(config).into_iter().find(|a| fired(std::slice::from_ref(a), case.detector, &probe))
+}
+
+/// Every window a summary names is the one the detector applied, in the
+/// evidence too: here the credential reuse window, not the concurrency one.
+#[test]
+fn shared_credential_summary_names_the_reuse_window_applied() {
+    // The other identity used the credential an hour before the probe.
+    let case = "one credential used by two identities";
+    for (window_s, words) in [(86_400, "within 24 hours"), (2 * 3_600, "within 2 hours")] {
+        let config = EngineConfig { credential_reuse_window_s: window_s, ..EngineConfig::default() };
+        let alert = probe_alert(case, config).unwrap_or_else(|| panic!("no alert with a {window_s} s reuse window"));
+        assert!(alert.summary.starts_with("Credential AKIAEXAMPLE1"), "{}", alert.summary);
+        assert!(alert.summary.contains(words), "{window_s} s: {}", alert.summary);
+        assert_eq!(alert.evidence.window_s, Some(window_s));
+    }
+    let shorter = EngineConfig { credential_reuse_window_s: 1_800, ..EngineConfig::default() };
+    assert!(probe_alert(case, shorter).is_none(), "uses an hour apart are outside a 30 minute window");
+}
+
+/// Baselines count concurrency in whole minutes, so that is what the summary says.
+#[test]
+fn concurrent_clients_summary_names_the_window_applied() {
+    let case = "a second, unknown client while the usual one is active";
+    for (setting_s, applied_s, words) in [(600, 600, "within 10 minutes"), (150, 120, "within 2 minutes")] {
+        let config = EngineConfig { concurrency_window_s: setting_s, ..EngineConfig::default() };
+        let alert = probe_alert(case, config).unwrap_or_else(|| panic!("no alert with a {setting_s} s window"));
+        assert!(alert.summary.contains(words), "{setting_s} s: {}", alert.summary);
+        assert_eq!(alert.evidence.window_s, Some(applied_s));
+    }
+}
+
+/// A rate window that is not whole minutes is printed as it is, not cut to minutes.
+#[test]
+fn burst_summary_names_the_window_applied() {
+    let case = "three hundred calls in ten minutes from a pipeline of six";
+    for (window_s, words) in [(900, "within 15 minutes"), (630, "within 630 seconds")] {
+        let config = EngineConfig { window_s, ..EngineConfig::default() };
+        let alert = probe_alert(case, config).unwrap_or_else(|| panic!("no alert with a {window_s} s window"));
+        assert!(alert.summary.contains(words), "{window_s} s: {}", alert.summary);
+        assert_eq!(alert.evidence.window_s, Some(window_s));
+    }
 }

@@ -12,7 +12,7 @@ mod tansu;
 
 use overreach::alert::alert_id;
 use overreach::config::ServiceConfig;
-use overreach::detect::Detector;
+use overreach::detect::{self, Detector};
 use overreach::service::{self, RunSummary};
 use overreach::telemetry::Telemetry;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -293,9 +293,11 @@ async fn alerts_reach_the_alert_topic_and_a_clean_stop_commits_the_end_of_input(
 
     assert_eq!(committed(&broker.brokers(), &names.group, &names.input), ends, "committed offsets = end of input");
 
-    let expected: BTreeSet<String> =
-        [alert_id(Detector::PostPurpose, "agent-1", "ev-late"), alert_id(Detector::ScopeViolation, "ci-1", "ev-scope")]
-            .into();
+    let expected: BTreeSet<String> = [
+        alert_id(detect::post_purpose::SPEC.detector(), "agent-1", "ev-late"),
+        alert_id(detect::scope_violation::SPEC.detector(), "ci-1", "ev-scope"),
+    ]
+    .into();
     let messages = read_topic(&broker.brokers(), &names.alerts, |m| alert_ids(m).is_superset(&expected)).await;
     assert_eq!(alert_ids(&messages), expected, "exactly the declared/lifecycle alerts");
     for (m, alert) in messages.iter().zip(alerts_of(&messages)) {
@@ -372,7 +374,7 @@ async fn poison_records_go_to_the_dead_letter_topic_and_good_ones_around_them_ar
 
     // The good records around the poison were judged: each access after offboarding alerts.
     let expected: BTreeSet<String> =
-        (1..=4).map(|i| alert_id(Detector::PostPurpose, "agent-9", &format!("late-{i}"))).collect();
+        (1..=4).map(|i| alert_id(detect::post_purpose::SPEC.detector(), "agent-9", &format!("late-{i}"))).collect();
     let alerts = read_topic(&broker.brokers(), &names.alerts, |m| !alert_ids(m).is_empty()).await;
     let ids = alert_ids(&alerts);
     assert!(!ids.is_empty() && ids.is_subset(&expected), "alerts {ids:?} not from the good records {expected:?}");
@@ -505,7 +507,7 @@ async fn hard_kill_mid_stream_and_restart_loses_no_alert_and_restores_baselines(
     assert_eq!(committed(&broker.brokers(), &names.group, &names.input), ends);
 
     let expected: BTreeSet<String> = (0..AGENTS)
-        .map(|i| alert_id(Detector::PostPurpose, &format!("agent-{i}"), &format!("late-agent-{i}")))
+        .map(|i| alert_id(detect::post_purpose::SPEC.detector(), &format!("agent-{i}"), &format!("late-agent-{i}")))
         .collect();
     let alerts = read_topic(&broker.brokers(), &names.alerts, |m| alert_ids(m).is_superset(&expected)).await;
     assert_eq!(alert_ids(&alerts), expected, "every alert delivered, none invented");
@@ -573,8 +575,9 @@ async fn broker_stopped_and_restarted_mid_stream_the_service_recovers_and_loses_
     service.stop().await;
     assert_eq!(committed(&broker.brokers(), &names.group, &names.input), ends);
 
-    let expected: BTreeSet<String> =
-        (0..AGENTS).map(|i| alert_id(Detector::PostPurpose, &format!("agent-{i}"), &format!("late-{i}"))).collect();
+    let expected: BTreeSet<String> = (0..AGENTS)
+        .map(|i| alert_id(detect::post_purpose::SPEC.detector(), &format!("agent-{i}"), &format!("late-{i}")))
+        .collect();
     let alerts = read_topic(&broker.brokers(), &names.alerts, |m| alert_ids(m).is_superset(&expected)).await;
     assert_eq!(alert_ids(&alerts), expected);
 }
@@ -679,7 +682,7 @@ async fn an_alert_the_producer_refuses_is_noted_on_the_dead_letter_topic_and_the
     let summary = service.stop().await;
     assert_eq!(summary.alerts, 3, "the alerts before and after the refused one were delivered");
 
-    let refused_id = alert_id(Detector::PostPurpose, "agent-7", "late-2");
+    let refused_id = alert_id(detect::post_purpose::SPEC.detector(), "agent-7", "late-2");
     let notes = read_topic(&broker.brokers(), &names.dlq, |m| !m.is_empty()).await;
     assert_eq!(notes.len(), 1, "one note on the dead-letter topic");
     let note = &notes[0];
@@ -692,8 +695,10 @@ async fn an_alert_the_producer_refuses_is_noted_on_the_dead_letter_topic_and_the
     assert_eq!(header(note, "source_partition"), Some(partition.to_string()));
     assert!(header(note, "alert_bytes").unwrap().parse::<usize>().unwrap() > 2000);
 
-    let expected: BTreeSet<String> =
-        [1, 3, 4].iter().map(|i| alert_id(Detector::PostPurpose, "agent-7", &format!("late-{i}"))).collect();
+    let expected: BTreeSet<String> = [1, 3, 4]
+        .iter()
+        .map(|i| alert_id(detect::post_purpose::SPEC.detector(), "agent-7", &format!("late-{i}")))
+        .collect();
     let alerts = read_topic(&broker.brokers(), &names.alerts, |m| alert_ids(m).is_superset(&expected)).await;
     assert_eq!(alert_ids(&alerts), expected);
 }

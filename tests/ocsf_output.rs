@@ -7,7 +7,7 @@ mod sample_alerts;
 mod schema;
 
 use overreach::alert::{Alert, Severity};
-use overreach::detect::Detector;
+use overreach::detect;
 use overreach::ocsf::{render, to_ocsf, AlertFormat, OCSF_VERSION};
 use overreach::time::parse_rfc3339;
 use serde_json::{json, Value};
@@ -79,7 +79,7 @@ fn finding_carries_the_alerts_identity_and_ids() {
 
 #[test]
 fn analytic_is_behavioral_for_learned_detectors_and_rule_for_declared_ones() {
-    for detector in Detector::ALL {
+    for &detector in detect::REGISTRY {
         let analytic = &to_ocsf(&sample_alerts::full(detector))["finding_info"]["analytic"];
         let expected = if detector.is_learned() { json!([2, "Behavioral"]) } else { json!([1, "Rule"]) };
         assert_eq!(json!([analytic["type_id"], analytic["type"]]), expected, "{detector}");
@@ -96,7 +96,7 @@ fn severity_maps_to_the_ocsf_severity_of_the_same_name() {
         (Severity::Critical, 5, "Critical"),
     ];
     for (severity, id, caption) in table {
-        let alert = Alert { severity, ..sample_alerts::full(Detector::NovelCall) };
+        let alert = Alert { severity, ..sample_alerts::full(detect::novel_call::SPEC.detector()) };
         let finding = to_ocsf(&alert);
         assert_eq!((finding["severity_id"].as_u64(), finding["severity"].as_str()), (Some(id), Some(caption)));
     }
@@ -104,11 +104,11 @@ fn severity_maps_to_the_ocsf_severity_of_the_same_name() {
 
 #[test]
 fn every_attack_id_of_every_detector_has_a_named_technique_and_tactics() {
-    for detector in Detector::ALL {
+    for &detector in detect::REGISTRY {
         let finding = to_ocsf(&sample_alerts::full(detector));
         let attacks = finding["finding_info"]["attacks"].as_array().unwrap();
-        assert_eq!(attacks.len(), detector.attack().len(), "{detector}");
-        for (attack, id) in attacks.iter().zip(detector.attack()) {
+        assert_eq!(attacks.len(), detector.spec().attack.len(), "{detector}");
+        for (attack, id) in attacks.iter().zip(detector.spec().attack) {
             let named = if id.contains('.') { &attack["sub_technique"] } else { &attack["technique"] };
             assert_eq!(named["uid"], *id, "{detector}");
             assert!(named["name"].is_string(), "{detector}: {id} has no name");
@@ -147,7 +147,7 @@ fn observables_point_at_their_values() {
 
 #[test]
 fn anomaly_analysis_shows_baseline_and_observation() {
-    let alert = sample_alerts::full(Detector::VolumeSpike);
+    let alert = sample_alerts::full(detect::volume_spike::SPEC.detector());
     let analysis = &to_ocsf(&alert)["anomaly_analyses"][0];
     assert_eq!(analysis["analysis_targets"][0]["name"], alert.identity.as_str());
     let observed = &analysis["anomalies"][0]["observations"][0];
@@ -179,7 +179,7 @@ fn render_writes_one_deterministic_line_per_format() {
 /// version is masked: it changes with every release, not with the mapping.
 #[test]
 fn golden_finding_for_a_novel_call() {
-    let mut finding = to_ocsf(&sample_alerts::full(Detector::NovelCall));
+    let mut finding = to_ocsf(&sample_alerts::full(detect::novel_call::SPEC.detector()));
     finding["metadata"]["product"]["version"] = json!("VERSION");
     let actual = serde_json::to_string_pretty(&finding).unwrap() + "\n";
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/ocsf_novel_call.json");
@@ -214,7 +214,7 @@ fn a_source_that_is_not_an_ip_never_lands_in_an_ip_field() {
         ("AWS Internal", None, None),
     ];
     for (source, endpoint, observable) in cases {
-        let mut alert = sample_alerts::full(Detector::NewSource);
+        let mut alert = sample_alerts::full(detect::new_source::SPEC.detector());
         alert.event.source_ip = Some(source.into());
         let finding = to_ocsf(&alert);
         schema::assert_valid_ocsf(&finding);
@@ -236,7 +236,7 @@ fn a_source_that_is_not_an_ip_never_lands_in_an_ip_field() {
 /// regression in the mapping fails every test that validates a finding.
 #[test]
 fn the_schema_refuses_a_non_ip_in_an_ip_field() {
-    let valid = to_ocsf(&sample_alerts::full(Detector::NewSource));
+    let valid = to_ocsf(&sample_alerts::full(detect::new_source::SPEC.detector()));
     let broken = [
         json!({ "ip": "AWS Internal" }),
         json!({ "ip": "ec2.amazonaws.com" }),
@@ -261,7 +261,7 @@ fn the_schema_refuses_a_non_ip_in_an_ip_field() {
 /// leaves it out.
 #[test]
 fn truncated_fields_are_listed_under_unmapped() {
-    let mut alert = sample_alerts::full(Detector::ScopeViolation);
+    let mut alert = sample_alerts::full(detect::scope_violation::SPEC.detector());
     assert!(to_ocsf(&alert)["unmapped"].get("truncated").is_none());
     alert.truncated = vec!["event.resource".into(), "summary".into()];
     let finding = to_ocsf(&alert);

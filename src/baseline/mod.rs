@@ -66,6 +66,8 @@ pub struct Observation {
     pub peer_group: Sym,
     /// The environment (account, project, namespace) the call was served in.
     pub environment: Option<Sym>,
+    #[serde(default)]
+    pub region: Option<Sym>,
     pub outcome: Outcome,
 }
 
@@ -185,6 +187,8 @@ pub struct IdentityBaseline {
     /// Environments served in, and outcomes met (each at most once an hour).
     #[serde(default)]
     pub environments: Counts<Sym>,
+    #[serde(default)]
+    pub regions: Counts<Sym>,
     #[serde(default)]
     pub outcomes: Counts<Outcome>,
     /// How settled the repertoire is: runs (sessions, or active clock hours
@@ -312,6 +316,9 @@ impl IdentityBaseline {
         if let Some(environment) = obs.environment {
             observe_capped(&mut self.environments, environment, now, decay, MAX_ENVIRONMENTS);
         }
+        if let Some(region) = obs.region {
+            observe_capped(&mut self.regions, region, now, decay, MAX_ENVIRONMENTS);
+        }
         self.outcomes.observe(obs.outcome, now, decay);
         if let Some(client) = obs.client {
             observe_capped(&mut self.networks, client.network, now, decay, MAX_NETWORKS);
@@ -344,6 +351,7 @@ impl IdentityBaseline {
             &mut self.wide_networks,
             &mut self.agent_versions,
             &mut self.environments,
+            &mut self.regions,
         ] {
             counts.forget_before(cutoff);
         }
@@ -407,6 +415,7 @@ impl IdentityBaseline {
         sorted("scopes", self.scopes.check_sorted())?;
         sorted("agent versions", self.agent_versions.check_sorted())?;
         sorted("environments", self.environments.check_sorted())?;
+        sorted("regions", self.regions.check_sorted())?;
         sorted("outcomes", self.outcomes.check_sorted())?;
         if self.calls.get(CallId::START).is_some() {
             return Err("calls: holds the session start".into());
@@ -435,7 +444,8 @@ impl IdentityBaseline {
                 + self.agents.len()
                 + self.wide_networks.len()
                 + self.agent_versions.len()
-                + self.environments.len())
+                + self.environments.len()
+                + self.regions.len())
                 * size_of::<(Sym, counts::Entry)>()
             + (self.scopes.len() + self.outcomes.len()) * size_of::<(Outcome, counts::Entry)>()
             + self.activity.reached.capacity() * size_of::<u64>()
@@ -481,8 +491,8 @@ impl Ids for Observation {
         }
         self.delegators.iter_mut().for_each(|d| v.sym(d));
         v.sym(&mut self.peer_group);
-        if let Some(environment) = &mut self.environment {
-            v.sym(environment);
+        for s in self.environment.iter_mut().chain(self.region.iter_mut()) {
+            v.sym(s);
         }
     }
 }
@@ -501,6 +511,7 @@ impl Ids for IdentityBaseline {
             &mut self.wide_networks,
             &mut self.agent_versions,
             &mut self.environments,
+            &mut self.regions,
         ] {
             counts.keys_mut().for_each(|s| v.sym(s));
         }

@@ -1,8 +1,25 @@
 //! `dormant_reactivation`: the identity's first call after a silence far
 //! beyond its usual cadence (its longest silence so far).
 
-use super::{format_minute, round, score_from_probability, Context, Detector, Finding};
+use super::{format_minute, round, score_from_probability, Context, Finding, Kind, OcsfKind, Spec};
 use serde_json::json;
+
+pub const SPEC: Spec = Spec {
+    name: "dormant_reactivation",
+    kind: Kind::Learned,
+    owasp_nhi: &["NHI1:2025", "NHI7:2025"],
+    attack: &["T1078.004"],
+    recommended_action:
+        "Confirm the identity still has an owner and a purpose; if not, offboard it and revoke its credentials.",
+    ocsf: OcsfKind {
+        title: "Dormant identity became active again",
+        parameter: "silence before activity",
+        observation_type: Some("Time Pattern Analysis"),
+        observed_pattern: Some("UNUSUAL_TIME"),
+    },
+    yields_to_post_purpose: false,
+    check,
+};
 
 pub fn check(ctx: &Context) -> Option<Finding> {
     let b = ctx.baseline;
@@ -30,7 +47,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     evidence.probability = Some(round(p, 10));
     evidence.window_s = Some(gap as i64 * 60);
     Some(Finding {
-        detector: Detector::DormantReactivation,
+        detector: SPEC.detector(),
         strength,
         score: score_from_probability(p).max(0.5),
         subject: String::new(),

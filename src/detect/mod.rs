@@ -1,137 +1,11 @@
 //! Detectors: one module each, each a function from (baseline, event) to an
 //! optional [`Finding`]. The engine turns findings into alerts.
+//!
+//! A detector is one file: its `SPEC` (name, kind, OWASP NHI and ATT&CK ids,
+//! recommended action, OCSF wording) and its check. Adding one is that file, its
+//! `mod` line and its line in [`REGISTRY`].
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
-
-/// The stable detector names. Scripts and SIEM rules depend on them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Detector {
-    NovelCall,
-    RareTransition,
-    FanoutBurst,
-    VolumeSpike,
-    NewSource,
-    OffHours,
-    NewDelegator,
-    SharedIdentity,
-    DormantReactivation,
-    PostPurpose,
-    ExpiredCredential,
-    OutsideWindow,
-    ScopeViolation,
-}
-
-impl Detector {
-    pub const ALL: [Detector; 13] = [
-        Detector::NovelCall,
-        Detector::RareTransition,
-        Detector::FanoutBurst,
-        Detector::VolumeSpike,
-        Detector::NewSource,
-        Detector::OffHours,
-        Detector::NewDelegator,
-        Detector::SharedIdentity,
-        Detector::DormantReactivation,
-        Detector::PostPurpose,
-        Detector::ExpiredCredential,
-        Detector::OutsideWindow,
-        Detector::ScopeViolation,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Detector::NovelCall => "novel_call",
-            Detector::RareTransition => "rare_transition",
-            Detector::FanoutBurst => "fanout_burst",
-            Detector::VolumeSpike => "volume_spike",
-            Detector::NewSource => "new_source",
-            Detector::OffHours => "off_hours",
-            Detector::NewDelegator => "new_delegator",
-            Detector::SharedIdentity => "shared_identity",
-            Detector::DormantReactivation => "dormant_reactivation",
-            Detector::PostPurpose => "post_purpose",
-            Detector::ExpiredCredential => "expired_credential",
-            Detector::OutsideWindow => "outside_window",
-            Detector::ScopeViolation => "scope_violation",
-        }
-    }
-
-    /// Learned detectors need a baseline and stay silent while an identity learns;
-    /// declared and lifecycle detectors fire from the first event.
-    pub fn is_learned(self) -> bool {
-        !matches!(
-            self,
-            Detector::PostPurpose | Detector::ExpiredCredential | Detector::OutsideWindow | Detector::ScopeViolation
-        )
-    }
-
-    /// OWASP Non-Human Identity Top 10 (2025) risks this detector surfaces.
-    pub fn owasp_nhi(self) -> &'static [&'static str] {
-        match self {
-            Detector::NovelCall | Detector::RareTransition => &["NHI5:2025", "NHI2:2025"],
-            Detector::FanoutBurst | Detector::VolumeSpike => &["NHI5:2025", "NHI2:2025"],
-            Detector::NewSource | Detector::OffHours => &["NHI2:2025", "NHI10:2025"],
-            Detector::NewDelegator => &["NHI5:2025", "NHI3:2025"],
-            Detector::SharedIdentity => &["NHI9:2025"],
-            Detector::DormantReactivation => &["NHI1:2025", "NHI7:2025"],
-            Detector::PostPurpose => &["NHI1:2025"],
-            Detector::ExpiredCredential => &["NHI7:2025"],
-            Detector::OutsideWindow => &["NHI5:2025", "NHI7:2025"],
-            Detector::ScopeViolation => &["NHI5:2025"],
-        }
-    }
-
-    /// MITRE ATT&CK techniques the behaviour is consistent with.
-    pub fn attack(self) -> &'static [&'static str] {
-        match self {
-            Detector::NovelCall | Detector::RareTransition | Detector::OffHours | Detector::ScopeViolation => {
-                &["T1078.004"]
-            }
-            Detector::FanoutBurst => &["T1580", "T1619", "T1526"],
-            Detector::VolumeSpike => &["T1530", "T1078.004"],
-            Detector::NewSource | Detector::NewDelegator | Detector::SharedIdentity | Detector::PostPurpose => {
-                &["T1078.004", "T1550.001"]
-            }
-            Detector::DormantReactivation | Detector::OutsideWindow => &["T1078.004"],
-            Detector::ExpiredCredential => &["T1550.001"],
-        }
-    }
-
-    /// What an analyst should do first.
-    pub fn recommended_action(self) -> &'static str {
-        match self {
-            Detector::NovelCall => "Confirm with the owner that this call belongs to the identity's purpose; if not, revoke its active credentials and narrow its policy to the calls in its baseline.",
-            Detector::RareTransition => "Review the session's full call sequence with the owner of the workflow; if the path was not intended, stop the session and rotate the identity's credentials.",
-            Detector::FanoutBurst => "Treat as possible discovery: review the resources touched in the window, and suspend the credential if the owner cannot explain the enumeration.",
-            Detector::VolumeSpike => "Treat as possible exfiltration: check what data was read in the window and throttle or suspend the credential until the owner confirms the load.",
-            Detector::NewSource => "Verify the new network or client with the workload owner; if unknown, revoke the credential, rotate the secret and check where it was stored.",
-            Detector::OffHours => "Confirm a scheduled or emergency job ran at this hour; if none did, treat the credential as exposed and rotate it.",
-            Detector::NewDelegator => "Confirm that the new delegator approved this delegation; if not, revoke the delegation and review what was done on its behalf.",
-            Detector::SharedIdentity => "Find every client using this identity or credential, give each its own identity, and rotate the shared secret.",
-            Detector::DormantReactivation => "Confirm the identity still has an owner and a purpose; if not, offboard it and revoke its credentials.",
-            Detector::PostPurpose => "The delegation had ended: revoke every credential the identity still holds, remove its access, and review what it did after the end.",
-            Detector::ExpiredCredential => "A credential was used after it expired: find which system still accepts it, and block it there.",
-            Detector::OutsideWindow => "Confirm whether an approved change justified use outside the window; if not, suspend the credential and review the actions taken.",
-            Detector::ScopeViolation => "Deny the out-of-scope action in the policy, and ask the owner whether the grant or the workload is wrong.",
-        }
-    }
-}
-
-impl fmt::Display for Detector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Detector {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Detector::ALL.into_iter().find(|d| d.name() == s).ok_or_else(|| format!("unknown detector `{s}`"))
-    }
-}
 
 /// How much one finding says on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -154,13 +28,42 @@ pub struct Finding {
     /// What makes two findings "the same" for suppression (e.g. the new call).
     pub subject: String,
     pub summary: String,
-    pub evidence: crate::alert::Evidence,
+    pub evidence: Evidence,
+}
+
+/// Observed behaviour against the identity's own baseline: the "why" of an alert.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Evidence {
+    /// What this identity did now, e.g. `{"call": "iam.amazonaws.com CreateUser"}`.
+    pub observed: serde_json::Value,
+    /// What it usually does, e.g. its known calls, sources or rate.
+    pub baseline: serde_json::Value,
+    /// Estimated probability of the observation under the baseline (learned detectors).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+    /// Events of history the baseline holds, and since when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_events: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_since: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    /// The window the observation covers, in seconds, where it is a window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_s: Option<i64>,
+    /// Fleet context: how peers of the same kind behave.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peers: Option<serde_json::Value>,
 }
 
 pub mod dormant_reactivation;
+pub mod duration;
 pub mod expired_credential;
 pub mod fanout_burst;
 pub mod new_delegator;
+pub mod new_environment;
 pub mod new_source;
 pub mod novel_call;
 pub mod off_hours;
@@ -168,18 +71,21 @@ pub mod outside_window;
 pub mod post_purpose;
 pub mod rare_transition;
 pub mod scope_violation;
+pub mod settings;
 pub mod shared_identity;
+pub mod spec;
+pub mod unusual_outcome;
 pub mod volume_spike;
 
-use crate::alert::Evidence;
 use crate::baseline::counts::{Decay, Minute, Novelty};
 use crate::baseline::fleet::Fleet;
 use crate::baseline::intern::{Names, Sym};
 use crate::baseline::{IdentityBaseline, Observation};
-use crate::engine::EngineConfig;
 use crate::grants::{Applicable, Registry};
 use crate::model::AccessEvent;
 use crate::time::format_rfc3339;
+use settings::EngineConfig;
+pub use spec::{Detector, Kind, OcsfKind, Spec};
 
 /// Everything a detector may read about one call. Detectors only read: the
 /// engine learns from the call after every detector has judged it.
@@ -195,7 +101,7 @@ pub struct Context<'a> {
     pub registry: &'a Registry,
     /// The grants that bear on this call, looked up once for all detectors.
     pub grants: &'a Applicable<'a>,
-    /// Other identities that used this call's credential within the concurrency window.
+    /// Other identities that used this call's credential within `credential_reuse_window_s`.
     pub credential_sharers: &'a [Sym],
 }
 
@@ -256,16 +162,6 @@ impl Context<'_> {
     }
 }
 
-/// "45 min", "3 h 12 min", "4 days": a span of event time in a natural unit.
-pub fn duration_text(ms: i64) -> String {
-    let min = ms.max(0) / 60_000;
-    match min {
-        m if m < 60 => format!("{m} min"),
-        m if m < 2 * 1440 => format!("{} h {} min", m / 60, m % 60),
-        m => format!("{} days", m / 1440),
-    }
-}
-
 /// The catalogue's class of a call's operation (`sensitive::embedded`).
 pub fn sensitive<'a>(names: &Names, obs: &Observation) -> Option<crate::sensitive::Sensitive<'a>> {
     let key = obs.call_key;
@@ -300,38 +196,39 @@ pub fn round(x: f64, digits: i32) -> f64 {
 
 /// Every detector in the order it runs: declared ones first, so that
 /// `post_purpose` can speak for a call made after the purpose ended.
-type Check = fn(&Context) -> Option<Finding>;
-
-const CHECKS: [(Detector, Check); 13] = [
-    (Detector::PostPurpose, post_purpose::check),
-    (Detector::ExpiredCredential, expired_credential::check),
-    (Detector::OutsideWindow, outside_window::check),
-    (Detector::ScopeViolation, scope_violation::check),
-    (Detector::NovelCall, novel_call::check),
-    (Detector::RareTransition, rare_transition::check),
-    (Detector::FanoutBurst, fanout_burst::check),
-    (Detector::VolumeSpike, volume_spike::check),
-    (Detector::NewSource, new_source::check),
-    (Detector::OffHours, off_hours::check),
-    (Detector::NewDelegator, new_delegator::check),
-    (Detector::SharedIdentity, shared_identity::check),
-    (Detector::DormantReactivation, dormant_reactivation::check),
+pub const REGISTRY: &[Detector] = &[
+    post_purpose::SPEC.detector(),
+    expired_credential::SPEC.detector(),
+    outside_window::SPEC.detector(),
+    scope_violation::SPEC.detector(),
+    novel_call::SPEC.detector(),
+    rare_transition::SPEC.detector(),
+    fanout_burst::SPEC.detector(),
+    volume_spike::SPEC.detector(),
+    new_source::SPEC.detector(),
+    off_hours::SPEC.detector(),
+    new_delegator::SPEC.detector(),
+    shared_identity::SPEC.detector(),
+    dormant_reactivation::SPEC.detector(),
+    unusual_outcome::SPEC.detector(),
+    new_environment::SPEC.detector(),
 ];
 
-/// Runs every enabled detector on one call, in a fixed order. Learned
+/// Runs every enabled detector on one call, in registry order. Learned
 /// detectors stay silent while the identity learns.
 pub fn run_all(ctx: &Context) -> Vec<Finding> {
     let learned = ctx.baseline.is_learned(ctx.config.learning_days, ctx.config.learning_events);
+    let post_purpose = post_purpose::SPEC.detector();
     let mut purpose_over = false;
     let mut findings = Vec::new();
-    for (detector, check) in CHECKS {
-        // Once the purpose is over every call is out of bounds; one alert says so.
-        let superseded = purpose_over && matches!(detector, Detector::OutsideWindow | Detector::ScopeViolation);
+    for &detector in REGISTRY {
+        let spec = detector.spec();
+        let superseded = purpose_over && spec.yields_to_post_purpose;
         if ctx.config.disabled.contains(&detector) || (detector.is_learned() && !learned) || superseded {
             continue;
         }
-        if let Some(finding) = check(ctx) {
-            purpose_over |= detector == Detector::PostPurpose;
+        if let Some(finding) = (spec.check)(ctx) {
+            purpose_over |= detector == post_purpose;
             findings.push(finding);
         }
     }
@@ -370,9 +267,9 @@ pub fn window_burst(ctx: &Context, burst: Burst) -> Option<Finding> {
     let strength = ctx.strength(p, ctx.config.burst_max_probability)?;
     let (window_s, mean, sd) = (ctx.config.window_s, history.mean as f64, (history.var.max(0.0) as f64).sqrt());
     let summary = format!(
-        "{} {verb} {observed} {measure} within {} minutes; its past active windows averaged {mean:.1} (sd {sd:.1}), so this many had an estimated probability of {p:.2e}.",
+        "{} {verb} {observed} {measure} within {}; its past active windows averaged {mean:.1} (sd {sd:.1}), so this many had an estimated probability of {p:.2e}.",
         ctx.event.identity,
-        window_s / 60,
+        duration::exact(window_s),
     );
     let mut evidence = ctx.evidence(
         serde_json::json!({ evidence_key: observed, "latest": ctx.names.call_name(ctx.obs.call) }),

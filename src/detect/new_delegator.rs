@@ -4,8 +4,24 @@
 //! that alone is enough; otherwise its own history must make a new delegator
 //! unlikely.
 
-use super::{novelty_json, round, score_from_probability, Context, Detector, Finding};
+use super::{novelty_json, round, score_from_probability, Context, Finding, Kind, OcsfKind, Spec};
 use serde_json::json;
+
+pub const SPEC: Spec = Spec {
+    name: "new_delegator",
+    kind: Kind::Learned,
+    owasp_nhi: &["NHI5:2025", "NHI3:2025"],
+    attack: &["T1078.004", "T1550.001"],
+    recommended_action: "Confirm that the new delegator approved this delegation; if not, revoke the delegation and review what was done on its behalf.",
+    ocsf: OcsfKind {
+        title: "Delegated identity acted for a new delegator",
+        parameter: "delegator",
+        observation_type: Some("Frequency Analysis"),
+        observed_pattern: Some("UNSEEN"),
+    },
+    yields_to_post_purpose: false,
+    check,
+};
 
 pub fn check(ctx: &Context) -> Option<Finding> {
     let b = ctx.baseline;
@@ -39,5 +55,5 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     );
     evidence.probability = Some(round(novelty.p_unseen, 8));
     let score = if undeclared { 0.85 } else { score_from_probability(novelty.p_unseen) };
-    Some(Finding { detector: Detector::NewDelegator, strength, score, subject: delegator, summary, evidence })
+    Some(Finding { detector: SPEC.detector(), strength, score, subject: delegator, summary, evidence })
 }

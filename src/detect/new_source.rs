@@ -16,10 +16,26 @@
 //! stronger evidence when everything is new at once, as with a stolen
 //! credential used from an attacker's host.
 
-use super::{novelty_json, round, score_from_probability, Context, Detector, Finding, Strength};
+use super::{novelty_json, round, score_from_probability, Context, Finding, Kind, OcsfKind, Spec, Strength};
 use crate::baseline::counts::Counts;
 use crate::baseline::intern::Sym;
 use serde_json::json;
+
+pub const SPEC: Spec = Spec {
+    name: "new_source",
+    kind: Kind::Learned,
+    owasp_nhi: &["NHI2:2025", "NHI10:2025"],
+    attack: &["T1078.004", "T1550.001"],
+    recommended_action: "Verify the new network or client with the workload owner; if unknown, revoke the credential, rotate the secret and check where it was stored.",
+    ocsf: OcsfKind {
+        title: "Delegated identity acted from a new source",
+        parameter: "source",
+        observation_type: Some("Frequency Analysis"),
+        observed_pattern: Some("UNSEEN"),
+    },
+    yields_to_post_purpose: false,
+    check,
+};
 
 pub fn check(ctx: &Context) -> Option<Finding> {
     let b = ctx.baseline;
@@ -109,7 +125,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     );
     evidence.probability = Some(round(p, 8));
     Some(Finding {
-        detector: Detector::NewSource,
+        detector: SPEC.detector(),
         strength,
         score: score_from_probability(p),
         subject: if new_24 { network } else { agent.to_string() },

@@ -26,11 +26,27 @@
 //! operations settled identities of this fleet took up that were sensitive
 //! (`Adoptions::p_sensitive`). A habitual sensitive call is never novel.
 
-use super::{novelty_json, round, score_from_probability, Context, Detector, Finding};
+use super::{novelty_json, round, score_from_probability, Context, Finding, Kind, OcsfKind, Spec};
 use crate::baseline::counts::Novelty;
 use crate::baseline::intern::IdMap;
 use crate::baseline::{CallId, IdentityBaseline};
 use serde_json::json;
+
+pub const SPEC: Spec = Spec {
+    name: "novel_call",
+    kind: Kind::Learned,
+    owasp_nhi: &["NHI5:2025", "NHI2:2025"],
+    attack: &["T1078.004"],
+    recommended_action: "Confirm with the owner that this call belongs to the identity's purpose; if not, revoke its active credentials and narrow its policy to the calls in its baseline.",
+    ocsf: OcsfKind {
+        title: "Delegated identity made a call outside its baseline",
+        parameter: "call",
+        observation_type: Some("Frequency Analysis"),
+        observed_pattern: Some("UNSEEN"),
+    },
+    yields_to_post_purpose: false,
+    check,
+};
 
 pub fn check(ctx: &Context) -> Option<Finding> {
     let b = ctx.baseline;
@@ -121,7 +137,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         })
     });
     Some(Finding {
-        detector: Detector::NovelCall,
+        detector: SPEC.detector(),
         strength,
         score: score_from_probability(p),
         subject: call,

@@ -10,9 +10,25 @@
 //! (`Hours::day_tail`). A weekday pipeline at 23:00 on a Saturday gets both
 //! small; an identity that works every day at every hour gets both near 1.
 
-use super::{round, score_from_probability, Context, Detector, Finding, Strength};
+use super::{round, score_from_probability, Context, Finding, Kind, OcsfKind, Spec, Strength};
 use crate::baseline::hours::{weekday, DAY_NAMES};
 use serde_json::json;
+
+pub const SPEC: Spec = Spec {
+    name: "off_hours",
+    kind: Kind::Learned,
+    owasp_nhi: &["NHI2:2025", "NHI10:2025"],
+    attack: &["T1078.004"],
+    recommended_action: "Confirm a scheduled or emergency job ran at this hour; if none did, treat the credential as exposed and rotate it.",
+    ocsf: OcsfKind {
+        title: "Delegated identity acted at an unusual hour",
+        parameter: "hour of week",
+        observation_type: Some("Time Pattern Analysis"),
+        observed_pattern: Some("OFF_HOURS"),
+    },
+    yields_to_post_purpose: false,
+    check,
+};
 
 pub fn check(ctx: &Context) -> Option<Finding> {
     let hours = &ctx.baseline.hours;
@@ -47,7 +63,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     );
     evidence.probability = Some(round(p, 8));
     Some(Finding {
-        detector: Detector::OffHours,
+        detector: SPEC.detector(),
         strength,
         score: score_from_probability(p),
         subject: String::new(),

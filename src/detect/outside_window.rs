@@ -2,9 +2,25 @@
 //! the `not_before`) of the grants it holds, e.g. a deploy token used outside
 //! its release window.
 
-use super::{declared_score, Context, Detector, Finding};
+use super::{declared_score, Context, Finding, Kind, OcsfKind, Spec};
 use crate::time::format_rfc3339;
 use serde_json::json;
+
+pub const SPEC: Spec = Spec {
+    name: "outside_window",
+    kind: Kind::Declared,
+    owasp_nhi: &["NHI5:2025", "NHI7:2025"],
+    attack: &["T1078.004"],
+    recommended_action: "Confirm whether an approved change justified use outside the window; if not, suspend the credential and review the actions taken.",
+    ocsf: OcsfKind {
+        title: "Grant used outside its time window",
+        parameter: "grant time window",
+        observation_type: None,
+        observed_pattern: None,
+    },
+    yields_to_post_purpose: true,
+    check,
+};
 
 pub fn check(ctx: &Context) -> Option<Finding> {
     let e = ctx.event;
@@ -37,7 +53,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         json!({ "grants": declared }),
     );
     Some(Finding {
-        detector: Detector::OutsideWindow,
+        detector: SPEC.detector(),
         strength: super::Strength::Alert,
         score: declared_score(ctx, 0.75),
         subject: ids.join(","),

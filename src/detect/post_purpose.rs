@@ -2,13 +2,29 @@
 //! was offboarded, with a revoked credential, or after every grant it acts
 //! under ended, was revoked or expired. Fires from the first event.
 
-use super::{declared_score, Context, Detector, Finding};
+use super::{declared_score, Context, Finding, Kind, OcsfKind, Spec};
 use crate::time::format_rfc3339;
 use serde_json::json;
 
+pub const SPEC: Spec = Spec {
+    name: "post_purpose",
+    kind: Kind::Declared,
+    owasp_nhi: &["NHI1:2025"],
+    attack: &["T1078.004", "T1550.001"],
+    recommended_action: "The delegation had ended: revoke every credential the identity still holds, remove its access, and review what it did after the end.",
+    ocsf: OcsfKind {
+        title: "Identity acted after its delegation ended",
+        parameter: "delegation state",
+        observation_type: None,
+        observed_pattern: None,
+    },
+    yields_to_post_purpose: false,
+    check,
+};
+
 pub fn check(ctx: &Context) -> Option<Finding> {
     let (e, t) = (ctx.event, ctx.event.time);
-    let ago = |at: i64| super::duration_text(t - at);
+    let ago = |at: i64| super::duration::elapsed(t - at);
     if let Some(at) = ctx.registry.offboarded_at(&e.identity, t) {
         let summary = format!(
             "{} called {} {} {} after it was offboarded at {}.",
@@ -57,7 +73,7 @@ fn finding(ctx: &Context, score: f64, subject: &str, summary: String, baseline: 
     let evidence =
         ctx.evidence(json!({ "call": format!("{} {}", e.target, e.action), "outcome": e.outcome }), baseline);
     Finding {
-        detector: Detector::PostPurpose,
+        detector: SPEC.detector(),
         strength: super::Strength::Alert,
         score: declared_score(ctx, score),
         subject: subject.into(),

@@ -10,8 +10,24 @@
 //! several steps it has never taken. Steps that touch an operation peers of
 //! the same kind took up within the rollout window are part of a rollout.
 
-use super::{round, Context, Detector, Finding};
+use super::{round, Context, Finding, Kind, OcsfKind, Spec};
 use serde_json::json;
+
+pub const SPEC: Spec = Spec {
+    name: "rare_transition",
+    kind: Kind::Learned,
+    owasp_nhi: &["NHI5:2025", "NHI2:2025"],
+    attack: &["T1078.004"],
+    recommended_action: "Review the session's full call sequence with the owner of the workflow; if the path was not intended, stop the session and rotate the identity's credentials.",
+    ocsf: OcsfKind {
+        title: "Delegated identity took a rare path between calls",
+        parameter: "call transition",
+        observation_type: Some("Sequence Analysis"),
+        observed_pattern: Some("RARE"),
+    },
+    yields_to_post_purpose: false,
+    check,
+};
 
 pub fn check(ctx: &Context) -> Option<Finding> {
     let b = ctx.baseline;
@@ -58,7 +74,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     );
     evidence.probability = Some(round(p, 10));
     Some(Finding {
-        detector: Detector::RareTransition,
+        detector: SPEC.detector(),
         strength,
         score: super::score_from_probability(p),
         subject: ctx.event.session_id.clone().unwrap_or_default(),

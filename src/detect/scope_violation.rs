@@ -1,10 +1,27 @@
 //! `scope_violation` (NHI5): the identity calls a target, action, resource or
 //! environment that none of its live grants allows.
 
-use super::{declared_score, Context, Detector, Finding};
+use super::{declared_score, Context, Finding, Kind, OcsfKind, Spec};
 use crate::grants::glob_match;
 use crate::model::{AccessEvent, Scope};
 use serde_json::json;
+
+pub const SPEC: Spec = Spec {
+    name: "scope_violation",
+    kind: Kind::Declared,
+    owasp_nhi: &["NHI5:2025"],
+    attack: &["T1078.004"],
+    recommended_action:
+        "Deny the out-of-scope action in the policy, and ask the owner whether the grant or the workload is wrong.",
+    ocsf: OcsfKind {
+        title: "Call outside the grant's declared scope",
+        parameter: "grant scope",
+        observation_type: None,
+        observed_pattern: None,
+    },
+    yields_to_post_purpose: true,
+    check,
+};
 
 pub fn check(ctx: &Context) -> Option<Finding> {
     let e = ctx.event;
@@ -34,7 +51,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         json!({ "grant_id": closest, "scope": scope, "outside": axes }),
     );
     Some(Finding {
-        detector: Detector::ScopeViolation,
+        detector: SPEC.detector(),
         strength: super::Strength::Alert,
         score: declared_score(ctx, 0.8),
         subject: format!("{} {}", e.target, e.action),

@@ -1,14 +1,31 @@
 //! `shared_identity` (NHI9): one credential or identity used by several
 //! distinct clients at once. Two signals: the same credential used by another
-//! identity within the concurrency window, or a rarely seen client acting while
+//! identity within the credential reuse window, or a rarely seen client acting while
 //! the identity's usual client is active, when the identity never runs more
 //! clients at once than that.
 
-use super::{round, Context, Detector, Finding};
+use super::{duration, round, Context, Finding, Kind, OcsfKind, Spec};
 use serde_json::json;
 
 /// A client with less than this share of the identity's calls counts as rare.
 const RARE_SHARE: f64 = 0.05;
+
+pub const SPEC: Spec = Spec {
+    name: "shared_identity",
+    kind: Kind::Learned,
+    owasp_nhi: &["NHI9:2025"],
+    attack: &["T1078.004", "T1550.001"],
+    recommended_action:
+        "Find every client using this identity or credential, give each its own identity, and rotate the shared secret.",
+    ocsf: OcsfKind {
+        title: "Identity or credential used by several clients at once",
+        parameter: "distinct clients",
+        observation_type: Some("Distribution Analysis"),
+        observed_pattern: None,
+    },
+    yields_to_post_purpose: false,
+    check,
+};
 
 pub fn check(ctx: &Context) -> Option<Finding> {
     sharing_identities(ctx).or_else(|| concurrent_clients(ctx))
@@ -20,19 +37,21 @@ fn sharing_identities(ctx: &Context) -> Option<Finding> {
         return None;
     }
     let credential = ctx.event.credential_id.as_deref().unwrap_or_default();
+    // The engine found the sharers within the credential reuse window.
+    let window_s = ctx.config.credential_reuse_window_s;
     let summary = format!(
-        "Credential {credential} was used by {} and, within {} minutes, by {}: one credential shared by several identities.",
+        "Credential {credential} was used by {} and, within {}, by {}: one credential shared by several identities.",
         ctx.event.identity,
-        ctx.config.concurrency_window_s / 60,
+        duration::exact(window_s),
         others.join(", ")
     );
     let mut evidence = ctx.evidence(
         json!({ "credential_id": credential, "other_identities": others }),
         json!({ "identities_expected_per_credential": 1 }),
     );
-    evidence.window_s = Some(ctx.config.concurrency_window_s);
+    evidence.window_s = Some(window_s);
     Some(Finding {
-        detector: Detector::SharedIdentity,
+        detector: SPEC.detector(),
         strength: super::Strength::Alert,
         score: 0.85,
         subject: format!("credential {credential}"),
@@ -44,7 +63,9 @@ fn sharing_identities(ctx: &Context) -> Option<Finding> {
 fn concurrent_clients(ctx: &Context) -> Option<Finding> {
     let b = ctx.baseline;
     let client = ctx.obs.client?;
+    // Baselines count concurrency in whole minutes: that is the window applied.
     let window = (ctx.config.concurrency_window_s / 60) as u32;
+    let window_s = i64::from(window) * 60;
     // Subnets of one IPv4 /16 are one network growing (autoscaled nodes), not
     // another client.
     let region =
@@ -72,11 +93,11 @@ fn concurrent_clients(ctx: &Context) -> Option<Finding> {
     let name = |c: crate::baseline::Client| format!("{} ({})", ctx.names.name(c.network), ctx.names.name(c.agent));
     let others: Vec<String> = others.into_iter().map(name).collect();
     let summary = format!(
-        "{} was used from {} while {} was active within {} minutes; it has never run more than {} client(s) at once, and this network carries {:.1}% of its calls.",
+        "{} was used from {} while {} was active within {}; it has never run more than {} client(s) at once, and this network carries {:.1}% of its calls.",
         ctx.event.identity,
         name(client),
         others.join(", "),
-        window,
+        duration::exact(window_s),
         b.max_concurrent_clients,
         share * 100.0
     );
@@ -85,8 +106,8 @@ fn concurrent_clients(ctx: &Context) -> Option<Finding> {
         json!({ "max_concurrent_clients": b.max_concurrent_clients, "network_share": round(share, 4) }),
     );
     evidence.probability = Some(round(share, 6));
-    evidence.window_s = Some(ctx.config.concurrency_window_s);
+    evidence.window_s = Some(window_s);
     let score = if share == 0.0 { 0.8 } else { 0.65 };
-    let strength = super::Strength::Alert;
-    Some(Finding { detector: Detector::SharedIdentity, strength, score, subject: "concurrent clients".into(), summary, evidence })
+    Some(Finding { detector: SPEC.detector(),
+        strength: super::Strength::Alert, score, subject: "concurrent clients".into(), summary, evidence })
 }

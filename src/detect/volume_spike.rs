@@ -2,7 +2,23 @@
 //! past windows, judged by a negative-binomial tail fitted to its own history
 //! (a Poisson where its history is not bursty), as exfiltration does.
 
-use super::{window_burst, Burst, Context, Detector, Finding};
+use super::{window_burst, Burst, Context, Finding, Kind, OcsfKind, Spec};
+
+pub const SPEC: Spec = Spec {
+    name: "volume_spike",
+    kind: Kind::Learned,
+    owasp_nhi: &["NHI5:2025", "NHI2:2025"],
+    attack: &["T1530", "T1078.004"],
+    recommended_action: "Treat as possible exfiltration: check what data was read in the window and throttle or suspend the credential until the owner confirms the load.",
+    ocsf: OcsfKind {
+        title: "Delegated identity's call volume spiked",
+        parameter: "call rate",
+        observation_type: Some("Volume Analysis"),
+        observed_pattern: Some("SURGE"),
+    },
+    yields_to_post_purpose: false,
+    check,
+};
 
 pub fn check(ctx: &Context) -> Option<Finding> {
     let activity = &ctx.baseline.activity;
@@ -10,7 +26,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     window_burst(
         ctx,
         Burst {
-            detector: Detector::VolumeSpike,
+            detector: SPEC.detector(),
             observed: calls,
             history: &activity.calls_history,
             min_count: ctx.config.volume_min_calls,

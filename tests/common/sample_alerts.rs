@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use overreach::alert::{alert_id, Alert, AlertEvent, Evidence, Severity};
-use overreach::detect::Detector;
+use overreach::detect::{self, Detector};
 use overreach::model::Outcome;
 use overreach::time::{format_rfc3339, parse_rfc3339, DAY, HOUR};
 use serde_json::json;
@@ -44,9 +44,9 @@ pub fn full(detector: Detector) -> Alert {
         source: "tests/fixtures/native.jsonl:42".into(),
         summary: format!("{identity} triggered {detector} when it called iam.amazonaws.com CreateUser."),
         evidence: evidence(detector, time),
-        owasp_nhi: detector.owasp_nhi().iter().map(|s| s.to_string()).collect(),
-        attack: detector.attack().iter().map(|s| s.to_string()).collect(),
-        recommended_action: detector.recommended_action().into(),
+        owasp_nhi: detector.spec().owasp_nhi.iter().map(|s| s.to_string()).collect(),
+        attack: detector.spec().attack.iter().map(|s| s.to_string()).collect(),
+        recommended_action: detector.spec().recommended_action.into(),
         suppressed_repeats: 3,
         truncated: vec![],
     }
@@ -71,7 +71,7 @@ pub fn sparse(detector: Detector) -> Alert {
 
 /// Every detector, full and sparse.
 pub fn all() -> Vec<Alert> {
-    Detector::ALL.into_iter().flat_map(|d| [full(d), sparse(d)]).collect()
+    detect::REGISTRY.iter().copied().flat_map(|d| [full(d), sparse(d)]).collect()
 }
 
 fn evidence(detector: Detector, time: i64) -> Evidence {
@@ -89,21 +89,21 @@ fn evidence(detector: Detector, time: i64) -> Evidence {
         window_s: None,
         peers: Some(json!({ "identities": 12, "made_this_call": 0 })),
     };
-    match detector {
-        Detector::FanoutBurst | Detector::VolumeSpike => Evidence {
+    match detector.name() {
+        "fanout_burst" | "volume_spike" => Evidence {
             observed: json!({ "calls": 950, "distinct_resources": 240 }),
             baseline: json!({ "calls_p99": 40, "distinct_resources_p99": 8 }),
             window_s: Some(300),
             ..learned
         },
-        Detector::DormantReactivation => Evidence {
+        "dormant_reactivation" => Evidence {
             observed: json!({ "silence_s": 90 * DAY / 1000 }),
             baseline: json!({ "usual_silence_s_p99": 2 * DAY / 1000 }),
             first_seen: Some(format_rfc3339(time - 400 * DAY)),
             last_seen: Some(format_rfc3339(time - 90 * DAY)),
             ..learned
         },
-        d if d.is_learned() => learned,
+        _ if detector.is_learned() => learned,
         _ => Evidence {
             observed: json!({ "call": "iam.amazonaws.com CreateUser", "at": format_rfc3339(time) }),
             baseline: json!({ "grant_id": "grant-ci-deploy", "scope": { "targets": ["s3.amazonaws.com"] } }),
