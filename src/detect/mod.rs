@@ -3,7 +3,8 @@
 //!
 //! A detector is one file: its `SPEC` (name, kind, OWASP NHI and ATT&CK ids,
 //! recommended action, OCSF wording) and its check. Adding one is that file, its
-//! `mod` line and its line in [`REGISTRY`].
+//! `mod` line and its line in [`REGISTRY`]; the schemas' detector enums and the
+//! README's detector table then list its name (tests hold them to the registry).
 
 use serde::{Deserialize, Serialize};
 
