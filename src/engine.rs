@@ -602,8 +602,10 @@ mod tests {
         events.iter().flat_map(|e| engine.process(&Record::Access(e.clone()), &origin)).collect()
     }
 
+    /// Findings mode: these tests count what each detector says, and learn
+    /// every call (no incident holds any).
     fn capped(max_identities: usize) -> EngineConfig {
-        EngineConfig { max_identities, ..EngineConfig::default() }
+        EngineConfig { max_identities, alerts: AlertMode::Findings, ..EngineConfig::default() }
     }
 
     fn novel(alerts: &[Alert], identity: &str) -> usize {
@@ -673,7 +675,7 @@ mod tests {
 
     #[test]
     fn distinct_actions_past_the_cap_keep_the_baseline_bounded_and_alerting() {
-        let config = EngineConfig { forget_after_days: 10.0, ..EngineConfig::default() };
+        let config = EngineConfig { forget_after_days: 10.0, ..capped(1_000_000) };
         let mut engine = Engine::new(config);
         feed(&mut engine, &pipeline("ci-payments", 14));
         // 100,000 distinct actions in sessions, one every two seconds (about 2.3 days).

@@ -382,3 +382,113 @@ mod tests {
         assert!(fisher(&[0.01, 1.0]) > 0.01);
     }
 }
+
+#[cfg(test)]
+mod episode_tests {
+    use super::*;
+    use crate::alert::AlertEvent;
+    use crate::detect::{novel_call, off_hours, post_purpose, unusual_outcome, Evidence};
+
+    const HOUR: Millis = 3_600_000;
+
+    fn settings() -> Settings {
+        Settings { incident_max_probability: 1e-3, close_after_ms: 6 * HOUR, update_interval_ms: 6 * HOUR }
+    }
+
+    /// A finding of `detector` on event `id` with probability `p`, and its alert.
+    fn finding(detector: Detector, strength: Strength, p: Option<f64>, id: &str) -> (Finding, Alert) {
+        let evidence = Evidence { probability: p, ..Evidence::default() };
+        let f = Finding { detector, strength, score: 0.5, subject: String::new(), summary: format!("{detector} on {id}."), evidence: evidence.clone() };
+        let alert = Alert {
+            alert_id: String::new(),
+            detector,
+            severity: Severity::Low,
+            score: 0.5,
+            time: "2026-03-02T00:00:00Z".into(),
+            identity: "ci".into(),
+            identity_type: None,
+            on_behalf_of: None,
+            chain: vec![],
+            event_ids: vec![id.into()],
+            event: AlertEvent::default(),
+            source: "test:1".into(),
+            summary: f.summary.clone(),
+            evidence,
+            owasp_nhi: detector.spec().owasp_nhi.iter().map(|s| s.to_string()).collect(),
+            attack: detector.spec().attack.iter().map(|s| s.to_string()).collect(),
+            recommended_action: detector.spec().recommended_action.into(),
+            suppressed_repeats: 0,
+            truncated: vec![],
+            incident: None,
+        };
+        (f, alert)
+    }
+
+    fn weak(detector: Detector, p: f64, id: &str) -> (Finding, Alert) {
+        finding(detector, Strength::Signal, Some(p), id)
+    }
+
+    const ID: Sym = Sym(1);
+
+    #[test]
+    fn one_weak_signal_stays_quiet_two_from_different_detectors_combine() {
+        let (novel, hours) = (novel_call::SPEC.detector(), off_hours::SPEC.detector());
+        let mut episodes = Episodes::default();
+        let a = episodes.accept(ID, vec![weak(novel, 0.004, "e1")], 0, &settings());
+        assert!(a.alerts.is_empty() && !a.hold);
+        // The same detector again is the same evidence, not more.
+        let a = episodes.accept(ID, vec![weak(novel, 0.004, "e2")], HOUR, &settings());
+        assert!(a.alerts.is_empty());
+        // Fisher of 0.004 and 0.01 is 5.6e-4, under 1e-3: one incident with both.
+        let a = episodes.accept(ID, vec![weak(hours, 0.01, "e3")], 2 * HOUR, &settings());
+        assert_eq!(a.alerts.len(), 1);
+        let incident = a.alerts[0].incident.as_ref().unwrap();
+        assert_eq!((incident.status, incident.update, incident.events), (IncidentStatus::Open, 0, 3));
+        assert_eq!(incident.signals.len(), 2);
+        assert!((incident.combined_probability - fisher(&[0.004, 0.01])).abs() < 1e-9);
+        assert_eq!(a.alerts[0].event_ids, ["e1", "e2", "e3"]);
+        assert!(a.hold, "calls of an open incident are held");
+    }
+
+    #[test]
+    fn an_incident_is_updated_under_its_id_and_closed_after_a_quiet_period() {
+        let post = post_purpose::SPEC.detector();
+        let mut episodes = Episodes::default();
+        let first = episodes.accept(ID, vec![finding(post, Strength::Alert, None, "e0")], 0, &settings());
+        let id = first.alerts[0].alert_id.clone();
+        // Every 10 minutes for two days: an update at least every 6 hours, never silent.
+        let mut sends = vec![];
+        for i in 1..288 {
+            let at = i * HOUR / 6;
+            let a = episodes.accept(ID, vec![finding(post, Strength::Alert, None, &format!("e{i}"))], at, &settings());
+            sends.extend(a.alerts.into_iter().map(|alert| (at, alert)));
+        }
+        assert_eq!(sends.len(), 7, "one update per 6 hours of ongoing evidence");
+        assert!(sends.iter().all(|(_, a)| a.alert_id == id));
+        let updates: Vec<u32> = sends.iter().map(|(_, a)| a.incident.as_ref().unwrap().update).collect();
+        assert_eq!(updates, (1..=7).collect::<Vec<_>>());
+        // A new detector joining is news at once.
+        let a = episodes.accept(ID, vec![weak(unusual_outcome::SPEC.detector(), 0.01, "x")], 48 * HOUR, &settings());
+        assert_eq!(a.alerts[0].incident.as_ref().unwrap().status, IncidentStatus::Updated);
+        // Quiet for longer than the close period: closed once, and gone.
+        assert!(episodes.close_quiet(53 * HOUR, &settings()).is_empty());
+        let closed = episodes.close_quiet(55 * HOUR, &settings());
+        assert_eq!(closed.len(), 1);
+        let alert = closed[0].1.as_ref().unwrap();
+        assert_eq!((alert.alert_id.as_str(), alert.incident.as_ref().unwrap().status), (id.as_str(), IncidentStatus::Closed));
+        assert!(episodes.is_empty());
+    }
+
+    #[test]
+    fn evidence_after_the_quiet_period_opens_a_new_incident_and_releases_the_held_calls() {
+        let post = post_purpose::SPEC.detector();
+        let mut episodes = Episodes::default();
+        let first = episodes.accept(ID, vec![finding(post, Strength::Alert, None, "e0")], 0, &settings());
+        assert!(first.hold);
+        let later = episodes.accept(ID, vec![finding(post, Strength::Alert, None, "e1")], 7 * HOUR, &settings());
+        assert_eq!(later.alerts.len(), 2, "the old one closes, a new one opens");
+        assert_eq!(later.alerts[0].incident.as_ref().unwrap().status, IncidentStatus::Closed);
+        assert_eq!(later.alerts[1].incident.as_ref().unwrap().status, IncidentStatus::Open);
+        assert_ne!(later.alerts[0].alert_id, later.alerts[1].alert_id);
+    }
+}

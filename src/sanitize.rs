@@ -196,6 +196,7 @@ mod tests {
             recommended_action: "Confirm.".into(),
             suppressed_repeats: 0,
             truncated: Vec::new(),
+            incident: None,
         }
     }
 
