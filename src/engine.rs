@@ -208,6 +208,9 @@ impl Engine {
 
         let mode = self.config.alerts;
         let mut hold = false;
+        // Only a learned baseline is held back from: an identity still
+        // learning learns everything, and its history must start somewhere.
+        let learned = self.state.identities[&identity].is_learned(self.config.learning_days, self.config.learning_events);
         if mode.incidents() {
             let signals = findings.iter().map(|f| (f.clone(), self.finding_alert(f, event, origin))).collect();
             let accepted = self.state.episodes.accept(identity, signals, event.time, &incident_settings(&self.config));
@@ -216,7 +219,7 @@ impl Engine {
             }
             self.count_incidents(&accepted.alerts);
             alerts.extend(accepted.alerts);
-            hold = accepted.hold;
+            hold = accepted.hold && learned;
         }
         if mode.findings() {
             for f in findings.into_iter().filter(|f| f.strength == Strength::Alert) {

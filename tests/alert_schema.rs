@@ -160,10 +160,10 @@ fn the_engines_alerts_validate() {
 /// key, so alerts of such logs are byte for byte what they were before regions existed.
 #[test]
 fn region_is_left_out_when_the_log_names_none() {
-    let sparse = serde_json::to_value(sample_alerts::sparse(Detector::NovelCall)).unwrap();
+    let sparse = serde_json::to_value(sample_alerts::sparse(overreach::detect::novel_call::SPEC.detector())).unwrap();
     assert!(sparse["event"].get("region").is_none(), "{sparse}");
     schema::assert_valid_alert(&sparse);
-    let full = serde_json::to_value(sample_alerts::full(Detector::NovelCall)).unwrap();
+    let full = serde_json::to_value(sample_alerts::full(overreach::detect::novel_call::SPEC.detector())).unwrap();
     assert_eq!(full["event"]["region"], "us-east-1");
     let required = &schema_json()["$defs"]["event"]["required"];
     assert!(!required.as_array().unwrap().contains(&json!("region")), "{required}");

@@ -6,8 +6,8 @@ mod common;
 use common::*;
 use overreach::alert::Alert;
 use overreach::detect::{self, Detector};
-use overreach::engine::EngineConfig;
-use overreach::model::{AccessEvent, Grant, GrantEndReason, Lifecycle, Scope, TimeWindow};
+use overreach::engine::{AlertMode, EngineConfig};
+use overreach::model::{AccessEvent, Grant, GrantEndReason, Lifecycle, Outcome, Scope, TimeWindow};
 use overreach::time::{DAY, HOUR, MINUTE};
 
 struct Case {
@@ -26,6 +26,28 @@ fn learned_pipeline(s: &mut Scenario) {
 }
 
 const LEARNED_DAYS: i64 = 42;
+
+/// Six weeks of a pipeline that deploys to one account, four times a day.
+fn one_account_pipeline(s: &mut Scenario) {
+    for day in 0..LEARNED_DAYS {
+        for run in 0..4 {
+            s.push(AccessEvent {
+                environment: Some("111111111111".into()),
+                session_id: Some(format!("run-{day}-{run}")),
+                ..pipeline_call("ecs", "UpdateService")
+            });
+            let time = t0() + day * DAY + (10 + run) * HOUR;
+            if let Some(overreach::model::Record::Access(e)) = s.records.last_mut() {
+                (e.time, e.event_id) = (time, format!("h-{day}-{run}"));
+            }
+        }
+    }
+}
+
+/// The default settings, alerting in incidents.
+fn incidents() -> EngineConfig {
+    EngineConfig { alerts: AlertMode::Incidents, ..EngineConfig::default() }
+}
 
 /// Monday of the seventh week, 10:05, inside the usual run hours.
 fn probe_time() -> i64 {
@@ -468,6 +490,42 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "a denied new call by a pipeline never denied (with the new call, an incident)",
+        detector: detect::unusual_outcome::SPEC.detector(),
+        fires: true,
+        build: |s| {
+            learned_pipeline(s);
+            probe(s, AccessEvent { outcome: Outcome::Denied, ..pipeline_call("iam", "CreateAccessKey") })
+        },
+    },
+    Case {
+        name: "the same new call, allowed",
+        detector: detect::unusual_outcome::SPEC.detector(),
+        fires: false,
+        build: |s| {
+            learned_pipeline(s);
+            probe(s, pipeline_call("iam", "CreateAccessKey"))
+        },
+    },
+    Case {
+        name: "a deploy to an account the pipeline never deployed to",
+        detector: detect::new_environment::SPEC.detector(),
+        fires: true,
+        build: |s| {
+            one_account_pipeline(s);
+            probe(s, AccessEvent { environment: Some("999999999999".into()), ..pipeline_call("ecs", "UpdateService") })
+        },
+    },
+    Case {
+        name: "a deploy to its usual account",
+        detector: detect::new_environment::SPEC.detector(),
+        fires: false,
+        build: |s| {
+            one_account_pipeline(s);
+            probe(s, AccessEvent { environment: Some("111111111111".into()), ..pipeline_call("ecs", "UpdateService") })
+        },
+    },
+    Case {
         name: "a read outside the granted prefix",
         detector: detect::scope_violation::SPEC.detector(),
         fires: true,
@@ -507,7 +565,9 @@ fn every_case_fires_or_stays_silent_as_expected() {
     for case in CASES {
         let mut s = Scenario::new();
         let probe = (case.build)(&mut s);
-        let alerts = s.run(EngineConfig::default());
+        // A signal-only detector speaks only inside an incident.
+        let signal_only = case.detector == detect::unusual_outcome::SPEC.detector();
+        let alerts = s.run(if signal_only { incidents() } else { EngineConfig::default() });
         if fired(&alerts, case.detector, &probe) != case.fires {
             let on_probe: Vec<String> = alerts
                 .iter()

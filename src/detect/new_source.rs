@@ -66,16 +66,25 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     if factors.iter().all(Option::is_none) {
         return None;
     }
-    let p: f64 = factors.iter().flatten().product();
+    let mut p: f64 = factors.iter().flatten().product();
     // Alone, only a new wide network (with whatever else is new) or a new
-    // client family alerts; a /24 inside a known /16 or a version bump only
-    // adds to other evidence.
+    // client family alerts, and a new wide network only when the /24s are
+    // narrow too: an identity that roams hundreds of /24s in a hundred /16s
+    // finds a new /16 unremarkable. A /24 inside a known /16 or a version
+    // bump only adds to other evidence.
+    let p_24 = b.networks.novelty(now, decay).p_unseen;
     let may_alert = new_16.is_some() || (new_24 && b.wide_networks.is_empty()) || new_family.is_some();
-    let strength = match may_alert {
-        true => ctx.strength(p, ctx.config.novelty_max_probability)?,
-        false => ctx.strength(p, 0.0)?,
+    let strength = match (may_alert, new_16) {
+        (true, Some(p16)) if p16 < p_24 && p / p16 * p_24 > ctx.config.novelty_max_probability => {
+            ctx.strength(p, 0.0)?
+        }
+        (true, _) => ctx.strength(p, ctx.config.novelty_max_probability)?,
+        (false, _) => ctx.strength(p, 0.0)?,
     };
-    debug_assert!(strength == Strength::Alert || strength == Strength::Signal);
+    if strength == Strength::Alert {
+        // What alerts is the stricter estimate.
+        p = p.max(new_16.map_or(p, |p16| p / p16 * p_24.max(p16)));
+    }
 
     let network = ctx.names.name(client.network).to_string();
     let agent = ctx.names.name(client.agent);

@@ -104,10 +104,14 @@ pub fn weekday(t: Millis) -> usize {
 }
 
 /// True when `detector` alerted on an event whose id is `event_id` or starts
-/// with `event_id-` (a burst of probe events).
+/// with `event_id-` (a burst of probe events), or, for an incident, when one
+/// of its signals is that detector's on such an event.
 pub fn fired(alerts: &[Alert], detector: Detector, event_id: &str) -> bool {
-    let matches = |e: &String| e == event_id || e.strip_prefix(event_id).is_some_and(|rest| rest.starts_with('-'));
-    alerts.iter().any(|a| a.detector == detector && a.event_ids.iter().any(matches))
+    let matches = |e: &str| e == event_id || e.strip_prefix(event_id).is_some_and(|rest| rest.starts_with('-'));
+    alerts.iter().any(|a| match &a.incident {
+        None => a.detector == detector && a.event_ids.iter().any(|e| matches(e)),
+        Some(incident) => incident.signals.iter().any(|s| s.detector == detector && matches(&s.event_id)),
+    })
 }
 
 /// Writes records as the files a user would replay: access events in the

@@ -49,6 +49,7 @@ pub fn full(detector: Detector) -> Alert {
         recommended_action: detector.spec().recommended_action.into(),
         suppressed_repeats: 3,
         truncated: vec![],
+        incident: None,
     }
 }
 
