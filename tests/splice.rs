@@ -128,6 +128,10 @@ fn every_technique_is_spliced_in_both_variants_as_each_variant_says() {
         let credentials = one(|e| e.credential_id.as_deref());
         assert_eq!((sessions.len(), ips.len(), credentials.len()), (1, 1, 1), "{technique}: one session");
         let (session, ip, credential) = (sessions.first().unwrap(), ips.first().unwrap(), credentials.first().unwrap());
+        assert!(
+            calls.iter().all(|e| e.credential_expires_at.is_none_or(|expiry| e.time < expiry)),
+            "{technique}: the credential is valid for every call"
+        );
         match label.variant.unwrap() {
             AttackVariant::Own => {
                 let anchor = own.iter().find(|e| {

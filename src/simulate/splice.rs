@@ -86,20 +86,14 @@ pub fn splice(
         for (v, &variant) in attacks.variants.iter().enumerate() {
             let victims = Victims::alternate(t + v);
             let chosen = match variant {
-                AttackVariant::Foreign => foreign(victims, window, members, own, &taken, rng),
-                AttackVariant::Own => from_inside(victims, window, members, own, &taken, rng),
+                AttackVariant::Foreign => foreign(detonation, victims, window, members, own, &taken, rng),
+                AttackVariant::Own => from_inside(detonation, victims, window, members, own, &taken, rng),
             };
             let Some(Chosen { member, start, disguise }) = chosen else { continue };
             taken[member] = true;
             let incident_id = format!("inc-{:04}", first_number + spliced.labels.len());
             let identity = &members[member].identity;
-            let mut events = episode(detonation, &incident_id, start, &disguise, identity, variant);
-            if variant == AttackVariant::Foreign && !matches!(identity.credentials, Credentials::Keys(_)) {
-                // Valid an hour past the last call: an episode that outlasted its token
-                // would show an expiry, not the attack.
-                let expires = events.last().map(|e| e.time + HOUR);
-                events.iter_mut().for_each(|e| e.credential_expires_at = expires);
-            }
+            let events = episode(detonation, &incident_id, start, &disguise, identity, variant);
             spliced.labels.push(Label {
                 incident_id,
                 class: IncidentClass::RealAttack,
@@ -126,6 +120,7 @@ struct Chosen {
 
 /// A stolen credential used elsewhere, at any hour of any day of the evaluation period.
 fn foreign(
+    detonation: &Detonation,
     victims: Victims,
     window: (Millis, Millis),
     members: &mut [Member],
@@ -150,9 +145,14 @@ fn foreign(
     let prefix =
         own[member].iter().find_map(|e| e.session_id.as_deref()?.rsplit_once('-')).map_or("session", |(p, _)| p);
     let session_id = identity.new_session(prefix);
-    let credential_id = match identity.credentials {
-        Credentials::Keys(_) => key_id("AKIA", rng.next_u64()),
-        _ => key_id("ASIA", rng.next_u64()),
+    // A stolen access key, or session credentials valid an hour past the last call:
+    // an episode that outlasted its token would show an expiry, not the attack.
+    let (credential_id, credential_expires_at) = match identity.credentials {
+        Credentials::Keys(_) => (key_id("AKIA", rng.next_u64()), None),
+        _ => {
+            let last = offsets(detonation).last().copied().unwrap_or(0);
+            (key_id("ASIA", rng.next_u64()), Some(at + last + HOUR))
+        }
     };
     let disguise = AccessEvent {
         identity: identity.name.clone(),
@@ -161,6 +161,7 @@ fn foreign(
         chain: delegation.chain,
         grant_id: delegation.grant_id,
         credential_id: Some(credential_id),
+        credential_expires_at,
         environment: usual_environment(own[member], at),
         session_id: Some(session_id),
         source_ip: Some(source_ip),
@@ -171,8 +172,10 @@ fn foreign(
 
 /// Abuse from inside the runner or pod: 1 to 5 minutes after one of the identity's
 /// own calls in the evaluation period, as that call: same session, credential,
-/// address and client.
+/// address and client. Only calls whose credential outlives the episode qualify: a
+/// token past its expiry would be refused, and would show an expiry, not the attack.
 fn from_inside(
+    detonation: &Detonation,
     victims: Victims,
     window: (Millis, Millis),
     members: &[Member],
@@ -180,14 +183,21 @@ fn from_inside(
     taken: &[bool],
     rng: &mut Rng,
 ) -> Option<Chosen> {
+    let (earliest, latest) = (MINUTE, 5 * MINUTE);
+    let span = offsets(detonation).last().copied().unwrap_or(0);
     let anchors = |i: usize| {
         let identity = &members[i].identity;
-        own[i].iter().filter(move |e| window.0 <= e.time && e.time < window.1 && settled(identity, e.time, e.time))
+        own[i].iter().filter(move |e| {
+            window.0 <= e.time
+                && e.time < window.1
+                && settled(identity, e.time, e.time)
+                && e.credential_expires_at.is_none_or(|expiry| e.time + latest + span < expiry)
+        })
     };
     let member = pick(victims, members, |i| !taken[i] && anchors(i).next().is_some(), rng)?;
     let candidates: Vec<&AccessEvent> = anchors(member).collect();
     let anchor = *rng.pick(&candidates);
-    let start = anchor.time + rng.range(MINUTE / SECOND, 5 * MINUTE / SECOND + 1) * SECOND;
+    let start = anchor.time + rng.range(earliest / SECOND, latest / SECOND + 1) * SECOND;
     Some(Chosen { member, start, disguise: anchor.clone() })
 }
 
@@ -215,22 +225,19 @@ fn episode(
         Some(environment) => account(environment),
         None => identity.name.split(':').nth(4).unwrap_or_default(),
     };
-    let mut time = start;
-    let mut previous = detonation.calls.first().map_or(0, |c| c.event.time);
     detonation
         .calls
         .iter()
+        .zip(offsets(detonation))
         .enumerate()
-        .map(|(n, call)| {
-            time += (call.event.time - previous).clamp(0, MAX_GAP);
-            previous = call.event.time;
+        .map(|(n, (call, offset))| {
             let user_agent = match variant {
                 AttackVariant::Foreign => call.event.user_agent.clone(),
                 AttackVariant::Own => disguise.user_agent.clone(),
             };
             AccessEvent {
                 event_id: format!("{incident_id}-{:0width$}", n + 1),
-                time,
+                time: start + offset,
                 target: call.event.target.clone(),
                 action: call.event.action.clone(),
                 resource: call.event.resource.as_deref().map(|r| rehome(r, call, victim_account, identity.region)),
@@ -239,6 +246,19 @@ fn episode(
                 ..disguise.clone()
             }
         })
+        .collect()
+}
+
+/// Each call's time after the first, as detonated, with every pause cut to [`MAX_GAP`].
+fn offsets(detonation: &Detonation) -> Vec<Millis> {
+    let times: Vec<Millis> = detonation.calls.iter().map(|c| c.event.time).collect();
+    let mut offset = 0;
+    let gaps = times.windows(2).map(|w| (w[1] - w[0]).clamp(0, MAX_GAP));
+    std::iter::once(0)
+        .chain(gaps.map(|gap| {
+            offset += gap;
+            offset
+        }))
         .collect()
 }
 
