@@ -284,7 +284,7 @@ async fn print_alerts(
                 let incidents = index.incidents_of(&alert.event_ids);
                 let labels: Vec<&Label> = incidents.iter().map(|&i| &sim.labels[i]).collect();
                 print_alert(&alert, time, &labels, &mut actions_shown);
-                hits.push(Hit { detector: alert.detector.name().to_string(), time, incidents });
+                hits.push(Hit { alert_id: alert.alert_id.clone(), detector: alert.detector.name().to_string(), time, incidents });
             }
             changed = expected.changed() => changed?,
         }

@@ -8,7 +8,7 @@ use overreach::engine::{EngineConfig, InvalidSetting};
 use overreach::ocsf::{self, AlertFormat};
 use overreach::paths::{self, Named, SameFile};
 use overreach::replay::{self, ReplayOptions};
-use overreach::simulate::{self, EventFormat, SimConfig};
+use overreach::simulate::{self, detonation, AttackVariant, Attacks, EventFormat, SimConfig};
 use overreach::text::escape_control;
 use std::fs::File;
 use std::io::{BufWriter, ErrorKind, Write};
@@ -197,6 +197,14 @@ struct SimulateArgs {
     labels_out: PathBuf,
     #[arg(long, value_enum, default_value_t = EventFormat::Native)]
     format: EventFormat,
+    /// Splice the real attack detonations of this directory into the fleet: each
+    /// `*.json` (CloudTrail records) is one technique, labelled `real_attack`.
+    #[arg(long)]
+    attacks: Option<PathBuf>,
+    /// How each technique is spliced in: `foreign` (stolen credential used elsewhere),
+    /// `own` (from inside the identity's own session), or both.
+    #[arg(long, value_delimiter = ',', default_value = "foreign,own", requires = "attacks")]
+    attack_variants: Vec<AttackVariant>,
 }
 
 #[derive(Args)]
@@ -254,7 +262,16 @@ fn say(line: &str) {
 }
 
 fn simulate_command(args: SimulateArgs) -> anyhow::Result<()> {
-    let config = SimConfig { identities: args.identities, days: args.days, seed: args.seed, ..SimConfig::default() };
+    // In one order whatever the command line's, so the splice depends on the set only.
+    let variants: Vec<AttackVariant> =
+        AttackVariant::ALL.into_iter().filter(|v| args.attack_variants.contains(v)).collect();
+    let attacks = match &args.attacks {
+        Some(dir) => Some(Attacks { detonations: detonation::read_dir(dir)?, variants }),
+        None => None,
+    };
+    let wanted = attacks.as_ref().map_or(0, |a| a.detonations.len() * a.variants.len());
+    let config =
+        SimConfig { identities: args.identities, days: args.days, seed: args.seed, attacks, ..SimConfig::default() };
     let outputs = [("--out", &args.out), ("--grants-out", &args.grants_out), ("--labels-out", &args.labels_out)];
     let outputs: Vec<Named> = outputs.iter().map(|(role, path)| Named::new(role, path.as_path())).collect();
     paths::refuse_overlap(&[], &outputs)?;
@@ -272,6 +289,13 @@ fn simulate_command(args: SimulateArgs) -> anyhow::Result<()> {
         sim.grants.len(),
         sim.labels.len()
     ));
+    if wanted > 0 {
+        let spliced = sim.labels.iter().filter(|l| l.technique.is_some()).count();
+        say(&format!("{spliced} of {wanted} real attacks spliced (technique x variant)"));
+        if spliced < wanted {
+            say("overreach: some real attacks found no free identity with 8 days of history; use a larger fleet");
+        }
+    }
     Ok(())
 }
 

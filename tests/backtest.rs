@@ -9,8 +9,14 @@ use std::process::Command;
 #[test]
 fn scores_a_hand_made_case() {
     let (x, y) = (IncidentClass::ExfiltrationBurst, IncidentClass::NewDelegator);
-    let truths = [Truth { class: x, start: 0 }, Truth { class: x, start: 100_000 }, Truth { class: y, start: 0 }];
-    let hit = |time, incidents: &[usize]| Hit { detector: "d".into(), time, incidents: incidents.to_vec() };
+    let truth = |class, start| Truth { class, start, attack: None };
+    let truths = [truth(x, 0), truth(x, 100_000), truth(y, 0)];
+    let hit = |time: i64, incidents: &[usize]| Hit {
+        alert_id: time.to_string(),
+        detector: "d".into(),
+        time,
+        incidents: incidents.to_vec(),
+    };
     let hits = [
         hit(10_000, &[0]),
         hit(5_000, &[0]), // the earliest alert on incident 0 counts, whatever the order
@@ -33,7 +39,7 @@ fn scores_a_hand_made_case() {
 
 #[test]
 fn no_alerts_means_no_precision_and_no_false_rate() {
-    let s = score(&[Truth { class: IncidentClass::ScopeViolation, start: 0 }], &[], 10.0);
+    let s = score(&[Truth { class: IncidentClass::ScopeViolation, start: 0, attack: None }], &[], 10.0);
     assert_eq!(s.overall.recall, Some(0.0));
     assert_eq!(s.overall.precision, None);
     assert_eq!(s.overall.false_per_1k_identity_days, 0.0);

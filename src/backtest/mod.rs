@@ -7,12 +7,13 @@ pub mod score;
 use crate::decode::{Format, Limits};
 use crate::engine::{Engine, EngineConfig};
 use crate::model::{Millis, Origin, Record};
+use crate::simulate::AttackVariant;
 use crate::simulate::Label;
 use crate::source::file::{self, Line};
 use crate::source::merge::{Input, Item, Merge};
 use crate::time::SECOND;
 use first_seen::{FirstSeen, FirstSeenConfig};
-use score::{Hit, LabelIndex, Scores, Truth};
+use score::{AlertsPerIncident, ClassScore, Hit, LabelIndex, Scores, Truth};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -124,12 +125,14 @@ impl Replay {
     fn feed(&mut self, record: &Record, origin: &Origin) {
         for alert in self.engine.process(record, origin) {
             let incidents = self.index.incidents_of(&alert.event_ids);
+            // A later send of an incident (an update, its close) is the same
+            // alert: it may name more events, never count twice.
             match self.by_alert_id.get(&alert.alert_id) {
                 Some(&i) => self.engine_hits[i].merge(incidents),
                 None => {
-                    self.by_alert_id.insert(alert.alert_id, self.engine_hits.len());
+                    self.by_alert_id.insert(alert.alert_id.clone(), self.engine_hits.len());
                     let detector = alert.detector.name().to_string();
-                    self.engine_hits.push(Hit { detector, time: record.time(), incidents });
+                    self.engine_hits.push(Hit { alert_id: alert.alert_id, detector, time: record.time(), incidents });
                 }
             }
         }
@@ -140,7 +143,9 @@ impl Replay {
                 *span = (span.0.min(e.time), span.1.max(e.time));
                 if self.reference.observe(e) {
                     let incidents = self.index.incidents_of(std::slice::from_ref(&e.event_id));
-                    self.reference_hits.push(Hit { detector: "first_seen".into(), time: e.time, incidents });
+                    // One alert per event: the event id serves as its alert id.
+                    let alert_id = e.event_id.clone();
+                    self.reference_hits.push(Hit { alert_id, detector: "first_seen".into(), time: e.time, incidents });
                 }
             }
             Record::Lifecycle { .. } => self.summary.lifecycle_events += 1,
@@ -186,29 +191,22 @@ impl Report {
     pub fn to_table(&self) -> String {
         let (e, r) = (&self.engine, &self.reference);
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{:<30} {:>9} | {:>12} {:>7} {:>10} | {:>12} {:>7} {:>10}",
-            "class", "incidents", "overreach", "recall", "median TTD", "first-seen", "recall", "median TTD"
-        );
+        scores_header(&mut out, "class");
         for (class, ours) in &e.classes {
-            let theirs = &r.classes[class];
-            let _ = writeln!(
-                out,
-                "{:<30} {:>9} | {:>12} {:>7} {:>10} | {:>12} {:>7} {:>10}",
-                class.name(),
-                ours.incidents,
-                format!("{} caught", ours.caught),
-                fixed(ours.recall),
-                duration(ours.median_time_to_detect_s),
-                format!("{} caught", theirs.caught),
-                fixed(theirs.recall),
-                duration(theirs.median_time_to_detect_s),
-            );
+            scores_row(&mut out, class.name(), ours, &r.classes[class]);
+        }
+        if !e.variants.is_empty() {
+            let _ = writeln!(out);
+            scores_header(&mut out, "real attacks by variant");
+            for (variant, ours) in &e.variants {
+                scores_row(&mut out, variant.name(), ours, &r.variants[variant]);
+            }
+            let _ = writeln!(out);
+            techniques_table(&mut out, e);
         }
         let _ = writeln!(out);
         let _ = writeln!(out, "{:<34} {:>14} {:>14}", "overall", "overreach", "first-seen");
-        let rows: [(&str, String, String); 6] = [
+        let rows: [(&str, String, String); 7] = [
             ("recall", fixed(e.overall.recall), fixed(r.overall.recall)),
             ("precision", fixed(e.overall.precision), fixed(r.overall.precision)),
             (
@@ -223,6 +221,7 @@ impl Report {
                 duration(e.overall.median_time_to_detect_s),
                 duration(r.overall.median_time_to_detect_s),
             ),
+            ("alerts per caught incident", told(&e.overall.alerts_per_incident), told(&r.overall.alerts_per_incident)),
         ];
         for (name, ours, theirs) in rows {
             let _ = writeln!(out, "{name:<34} {ours:>14} {theirs:>14}");
@@ -240,6 +239,64 @@ impl Report {
         );
         out
     }
+}
+
+/// Per technique and variant: caught or missed by overreach, how soon, by which
+/// detectors (the reference's results are in `--json`).
+fn techniques_table(out: &mut String, scores: &Scores) {
+    let variants: Vec<AttackVariant> = scores.variants.keys().copied().collect();
+    let mut rows: Vec<Vec<String>> = vec![std::iter::once("technique (overreach)".to_string())
+        .chain(variants.iter().map(|v| v.name().to_string()))
+        .collect()];
+    for (technique, by_variant) in &scores.techniques {
+        let cells = variants.iter().map(|variant| match by_variant.get(variant) {
+            None => "-".to_string(),
+            Some(t) if t.score.caught == 0 => "missed".to_string(),
+            Some(t) => {
+                let detectors = t.detectors.iter().map(String::as_str).collect::<Vec<_>>().join(",");
+                let of = match t.score.incidents {
+                    1 => String::new(),
+                    n => format!(" {}/{n}", t.score.caught),
+                };
+                format!("caught{of} {} {detectors}", duration(t.score.median_time_to_detect_s))
+            }
+        });
+        rows.push(std::iter::once(technique.clone()).chain(cells).collect());
+    }
+    let widths: Vec<usize> =
+        (0..=variants.len()).map(|c| rows.iter().map(|row| row[c].len()).max().unwrap_or(0)).collect();
+    for row in rows {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, &w)| format!("{cell:<w$}")).collect();
+        let _ = writeln!(out, "{}", cells.join(" | ").trim_end());
+    }
+}
+
+fn scores_header(out: &mut String, what: &str) {
+    let _ = writeln!(
+        out,
+        "{:<30} {:>9} | {:>12} {:>7} {:>10} | {:>12} {:>7} {:>10}",
+        what, "incidents", "overreach", "recall", "median TTD", "first-seen", "recall", "median TTD"
+    );
+}
+
+fn scores_row(out: &mut String, name: &str, ours: &ClassScore, theirs: &ClassScore) {
+    let _ = writeln!(
+        out,
+        "{:<30} {:>9} | {:>12} {:>7} {:>10} | {:>12} {:>7} {:>10}",
+        name,
+        ours.incidents,
+        format!("{} caught", ours.caught),
+        fixed(ours.recall),
+        duration(ours.median_time_to_detect_s),
+        format!("{} caught", theirs.caught),
+        fixed(theirs.recall),
+        duration(theirs.median_time_to_detect_s),
+    );
+}
+
+/// Mean and maximum alerts per caught incident; `n/a` when nothing was caught.
+fn told(value: &Option<AlertsPerIncident>) -> String {
+    value.as_ref().map_or_else(|| "n/a".to_string(), |t| format!("{:.2} / {}", t.mean, t.max))
 }
 
 fn fixed(value: Option<f64>) -> String {

@@ -15,13 +15,13 @@ use crate::model::{AccessEvent, Millis, Outcome};
 use crate::time::{DAY, HOUR, MINUTE};
 
 /// Incidents start after this much history, so every identity has a baseline.
-const BASELINE: Millis = 8 * DAY;
+pub const BASELINE: Millis = 8 * DAY;
 
 /// One incident per class for every 5,000 identity-days (six in a 1000 x 30 run).
 const IDENTITY_DAYS_PER_INCIDENT: f64 = 5000.0;
 
 /// Networks attackers come from (hosting providers), and their clients.
-const HOSTILE_NETWORKS: [&str; 8] =
+pub const HOSTILE_NETWORKS: [&str; 8] =
     ["45.137.21", "185.220.101", "194.26.192", "5.188.206", "91.219.236", "103.75.201", "146.70.38", "23.94.61"];
 const HOSTILE_CLIENTS: [&str; 4] = [
     "python-requests/2.31.0",
@@ -47,7 +47,7 @@ pub fn plan(seed: u64, cal: &Calendar, members: &mut [Member], records: &mut Rec
     let per_class = ((members.len() as f64 * cal.days as f64) / IDENTITY_DAYS_PER_INCIDENT).round().max(1.0) as usize;
     let mut taken = vec![false; members.len()];
     let mut planned = Vec::new();
-    for class in IncidentClass::ALL {
+    for &class in IncidentClass::SIMULATED {
         for _ in 0..per_class {
             // A dormant identity needs a baseline, then a long silence.
             let silence = if class == IncidentClass::DormantReactivation { rng.range(9, 14) * DAY } else { 0 };
@@ -76,12 +76,8 @@ pub fn plan(seed: u64, cal: &Calendar, members: &mut [Member], records: &mut Rec
 /// Whether a member can suffer this class of incident at `at`: the right kind, and
 /// a normal life around it (active for a baseline before `quiet_from`, not retired).
 fn fits(class: IncidentClass, m: &Member, quiet_from: Millis, at: Millis) -> bool {
-    let id = &m.identity;
-    let settled = id.active_from <= quiet_from - BASELINE
-        && id.active_until > at + DAY
-        && id.quiet.iter().all(|&(a, b)| b < quiet_from - BASELINE || a > at + DAY);
-    let kind = id.kind;
-    settled
+    let kind = m.identity.kind;
+    settled(&m.identity, quiet_from, at)
         && match class {
             IncidentClass::StolenTokenOutsideWindow => kind == Kind::Pipeline,
             IncidentClass::AgentNewPath => kind == Kind::Agent,
@@ -97,7 +93,18 @@ fn fits(class: IncidentClass, m: &Member, quiet_from: Millis, at: Millis) -> boo
                 _ => matches!(kind, Kind::Integration | Kind::DataPlatform),
             },
             IncidentClass::NewDelegator => matches!(kind, Kind::DataPlatform | Kind::Federated),
+            // Spliced from detonation files, never planned here.
+            IncidentClass::RealAttack => false,
         }
+}
+
+/// Whether an identity leads a normal life around an incident at `at`: active for a
+/// baseline before `quiet_from`, not retired within a day after, and no quiet
+/// stretch in between.
+pub fn settled(id: &Identity, quiet_from: Millis, at: Millis) -> bool {
+    id.active_from <= quiet_from - BASELINE
+        && id.active_until > at + DAY
+        && id.quiet.iter().all(|&(a, b)| b < quiet_from - BASELINE || a > at + DAY)
 }
 
 /// Changes to an identity's life that must be known before its normal behaviour runs.
@@ -295,6 +302,7 @@ pub fn realize(
                 events.extend(identity.emit(&plan, &ctx, rng));
             }
         }
+        IncidentClass::RealAttack => unreachable!("`fits` never plans a real attack; `splice` makes them"),
     }
     let label = Label {
         incident_id: incident.id.clone(),
@@ -303,6 +311,8 @@ pub fn realize(
         start: events.iter().map(|e| e.time).min().unwrap_or(at),
         end: events.iter().map(|e| e.time).max().unwrap_or(at),
         event_ids: events.iter().map(|e| e.event_id.clone()).collect(),
+        technique: None,
+        variant: None,
     };
     own.extend(events);
     label

@@ -6,6 +6,7 @@ use super::fleet::{retire, rollout_time, Identity, Kind};
 use super::incidents;
 use super::kinds::{self, Behaviour, FleetChanges, Records, VENDORS};
 use super::rng::Rng;
+use super::splice;
 use super::{Label, SimConfig, Simulation};
 use crate::model::AccessEvent;
 use crate::time::{DAY, HOUR};
@@ -14,6 +15,8 @@ use crate::time::{DAY, HOUR};
 const CALENDAR_STREAM: u64 = 1;
 const CHANGES_STREAM: u64 = 2;
 pub const INCIDENT_STREAM: u64 = 3;
+/// Its own stream, so splicing attacks leaves everything else as it was.
+const SPLICE_STREAM: u64 = 4;
 const IDENTITY_STREAMS: u64 = 1 << 20;
 const ACTIVITY_STREAMS: u64 = 2 << 20;
 
@@ -39,13 +42,25 @@ pub fn generate(config: &SimConfig) -> Simulation {
 
     let mut events = Vec::new();
     let mut labels: Vec<Label> = Vec::new();
+    // Where each member's events are in `events`.
+    let mut spans = Vec::with_capacity(members.len());
     for (i, m) in members.iter_mut().enumerate() {
         let mut rng = Rng::stream(config.seed, ACTIVITY_STREAMS + i as u64);
         let mut own = normal_activity(m, &cal, &mut rng);
         for incident in planned.iter().filter(|p| p.member == i) {
             labels.push(incidents::realize(incident, m, &cal, &mut own, &mut rng));
         }
+        spans.push(events.len()..events.len() + own.len());
         events.extend(own);
+    }
+    if let Some(attacks) = &config.attacks {
+        let own: Vec<&[AccessEvent]> = spans.into_iter().map(|span| &events[span]).collect();
+        let mut taken = vec![false; members.len()];
+        planned.iter().for_each(|p| taken[p.member] = true);
+        let mut rng = Rng::stream(config.seed, SPLICE_STREAM);
+        let spliced = splice::splice(attacks, &cal, &mut members, &own, taken, planned.len() + 1, &mut rng);
+        events.extend(spliced.events);
+        labels.extend(spliced.labels);
     }
     events.sort_by(|a: &AccessEvent, b: &AccessEvent| (a.time, &a.event_id).cmp(&(b.time, &b.event_id)));
     // Stable: records of the same time keep the order they were made in.
