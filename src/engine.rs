@@ -17,7 +17,9 @@ use crate::detect::{self, Context, Detector, Finding, Strength};
 // The settings live beside the detectors that read them; the engine's callers
 // build them here.
 pub use crate::detect::settings::{config_from_toml, AlertMode, EngineConfig, InvalidSetting};
-use crate::features::{agent_family, agent_version, network, resource_class, resource_prefix, wide_network, AddressScope};
+use crate::features::{
+    agent_family, agent_version, network, resource_class, resource_prefix, wide_network, AddressScope,
+};
 use crate::grants::Registry;
 use crate::incident::{self, Episodes};
 use crate::model::{AccessEvent, Grant, Millis, Origin, Record};
@@ -210,7 +212,8 @@ impl Engine {
         let mut hold = false;
         // Only a learned baseline is held back from: an identity still
         // learning learns everything, and its history must start somewhere.
-        let learned = self.state.identities[&identity].is_learned(self.config.learning_days, self.config.learning_events);
+        let learned =
+            self.state.identities[&identity].is_learned(self.config.learning_days, self.config.learning_events);
         if mode.incidents() {
             let signals = findings.iter().map(|f| (f.clone(), self.finding_alert(f, event, origin))).collect();
             let accepted = self.state.episodes.accept(identity, signals, event.time, &incident_settings(&self.config));

@@ -105,15 +105,22 @@ pub enum AddressScope {
 impl AddressScope {
     pub fn of(source: &str) -> AddressScope {
         match source.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V4(v4)) => match v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]) {
+            Ok(std::net::IpAddr::V4(v4)) => match v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1])
+            {
                 true => AddressScope::Private,
                 false => AddressScope::Public,
             },
             // fc00::/7 unique local, fe80::/10 link local, ::1.
-            Ok(std::net::IpAddr::V6(v6)) => match v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80 {
-                true => AddressScope::Private,
-                false => AddressScope::Public,
-            },
+            Ok(std::net::IpAddr::V6(v6)) => {
+                match v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80
+                {
+                    true => AddressScope::Private,
+                    false => AddressScope::Public,
+                }
+            }
             Err(_) => AddressScope::NotAnAddress,
         }
     }
@@ -153,7 +160,8 @@ pub fn agent_version(user_agent: &str) -> String {
     let family = agent_family(user_agent);
     let first = user_agent.trim().split([' ', '(', ';']).next().unwrap_or("");
     let version = first.split_once('/').map_or("", |(_, v)| v);
-    let mut parts = version.split(['.', '-', '+']).take(2).map(|p| p.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()));
+    let mut parts =
+        version.split(['.', '-', '+']).take(2).map(|p| p.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()));
     match (parts.next().filter(|p| !p.is_empty()), parts.next()) {
         (Some(major), Some(minor)) => format!("{family}/{}.{}", bounded(major), bounded(minor)),
         (Some(major), None) => format!("{family}/{}", bounded(major)),

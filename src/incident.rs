@@ -166,10 +166,10 @@ impl Episode {
             // definition: only evidence from two detectors or more combines.
             None => (self.has_alert_strength() || (detectors >= 2 && p <= settings.incident_max_probability))
                 .then_some(IncidentStatus::Open),
-            Some(r) => (detectors > r.detectors
-                || p * 10.0 <= r.probability
-                || now - r.at >= settings.update_interval_ms)
-                .then_some(IncidentStatus::Updated),
+            Some(r) => {
+                (detectors > r.detectors || p * 10.0 <= r.probability || now - r.at >= settings.update_interval_ms)
+                    .then_some(IncidentStatus::Updated)
+            }
         }
     }
 
@@ -297,8 +297,12 @@ impl Episodes {
         }
         let ep = self.open.entry(identity).or_insert_with(|| Episode::open(&findings[0].1, now));
         for (finding, alert) in findings {
-            let signal =
-                Signal { detector: finding.detector, strength: finding.strength, probability: finding.probability(), alert };
+            let signal = Signal {
+                detector: finding.detector,
+                strength: finding.strength,
+                probability: finding.probability(),
+                alert,
+            };
             ep.add(signal, now);
         }
         if let Some(status) = ep.due(now, s) {
@@ -398,7 +402,14 @@ mod episode_tests {
     /// A finding of `detector` on event `id` with probability `p`, and its alert.
     fn finding(detector: Detector, strength: Strength, p: Option<f64>, id: &str) -> (Finding, Alert) {
         let evidence = Evidence { probability: p, ..Evidence::default() };
-        let f = Finding { detector, strength, score: 0.5, subject: String::new(), summary: format!("{detector} on {id}."), evidence: evidence.clone() };
+        let f = Finding {
+            detector,
+            strength,
+            score: 0.5,
+            subject: String::new(),
+            summary: format!("{detector} on {id}."),
+            evidence: evidence.clone(),
+        };
         let alert = Alert {
             alert_id: String::new(),
             detector,
@@ -475,7 +486,10 @@ mod episode_tests {
         let closed = episodes.close_quiet(55 * HOUR, &settings());
         assert_eq!(closed.len(), 1);
         let alert = closed[0].1.as_ref().unwrap();
-        assert_eq!((alert.alert_id.as_str(), alert.incident.as_ref().unwrap().status), (id.as_str(), IncidentStatus::Closed));
+        assert_eq!(
+            (alert.alert_id.as_str(), alert.incident.as_ref().unwrap().status),
+            (id.as_str(), IncidentStatus::Closed)
+        );
         assert!(episodes.is_empty());
     }
 

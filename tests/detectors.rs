@@ -665,3 +665,47 @@ fn burst_summary_names_the_window_applied() {
         assert_eq!(alert.evidence.window_s, Some(window_s));
     }
 }
+
+#[test]
+fn an_identity_acting_for_days_after_offboarding_is_one_incident_that_stays_visible() {
+    let mut s = Scenario::new();
+    s.fact(t0(), Lifecycle::IdentityOffboarded { identity: "sync".into() });
+    // A sync every 10 minutes for four days.
+    for i in 0..(4 * 24 * 6) {
+        s.push(ev("sync", t0() + HOUR + i * 10 * MINUTE, "s3", "PutObject"));
+    }
+    let alerts = s.run(incidents());
+    let ids: std::collections::BTreeSet<&str> = alerts.iter().map(|a| a.alert_id.as_str()).collect();
+    assert_eq!(ids.len(), 1, "one incident: {ids:?}");
+    // Sent when opened and again every 6 hours of ongoing evidence: never silent.
+    assert_eq!(alerts.len(), 1 + 4 * 24 / 6 - 1, "{}", alerts.len());
+    let updates: Vec<u32> = alerts.iter().map(|a| a.incident.as_ref().unwrap().update).collect();
+    assert_eq!(updates, (0..alerts.len() as u32).collect::<Vec<_>>());
+    let last = alerts.last().unwrap().incident.as_ref().unwrap();
+    // The last send is at most 6 hours (36 syncs) before the input ends.
+    assert!(4 * 24 * 6 - last.events < 36, "{}", last.events);
+    assert_eq!(alerts.last().unwrap().event_ids.len(), 256, "event ids are bounded, events counted");
+}
+
+#[test]
+fn an_open_incident_holds_the_attack_back_from_the_baseline_and_a_closed_one_lets_it_in() {
+    let mut s = Scenario::new();
+    learned_pipeline(&mut s);
+    let attack = |s: &mut Scenario, at: i64, id: &str| {
+        s.push(AccessEvent { event_id: id.into(), time: at, ..pipeline_call("iam", "CreateAccessKey") });
+    };
+    // Three calls an hour apart: the first opens the incident, the others
+    // are still new (not learned) and join it as evidence.
+    for (i, h) in [0, 1, 2].into_iter().enumerate() {
+        attack(&mut s, probe_time() + h * HOUR, &format!("atk-{i}"));
+    }
+    // Long after the incident closed, the same call: learned at the close, so quiet.
+    attack(&mut s, probe_time() + 3 * DAY, "later");
+    let alerts = s.run(incidents());
+    let first = alerts.iter().find(|a| a.event_ids.contains(&"atk-0".to_string())).expect("an incident");
+    let sends: Vec<_> = alerts.iter().filter(|a| a.alert_id == first.alert_id).collect();
+    let last = sends.last().unwrap().incident.as_ref().unwrap();
+    assert_eq!(last.status, overreach::alert::IncidentStatus::Closed);
+    assert_eq!(last.events, 3, "every attack call carried evidence: none was learned while open");
+    assert!(!fired(&alerts, detect::novel_call::SPEC.detector(), "later"), "{alerts:#?}");
+}

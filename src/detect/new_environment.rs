@@ -43,10 +43,11 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     let strength = ctx.strength(p, ctx.config.novelty_max_probability)?;
     let name = |v: Option<(Sym, _)>| v.map(|(s, _)| ctx.names.name(s).to_string());
     let (env_name, region_name) = (name(environment), name(region));
-    let what: Vec<String> = [env_name.as_ref().map(|e| format!("environment {e}")), region_name.as_ref().map(|r| format!("region {r}"))]
-        .into_iter()
-        .flatten()
-        .collect();
+    let what: Vec<String> =
+        [env_name.as_ref().map(|e| format!("environment {e}")), region_name.as_ref().map(|r| format!("region {r}"))]
+            .into_iter()
+            .flatten()
+            .collect();
     let summary = format!(
         "{} acted in {}, where it never acted before; its {} environments and {} regions make this an estimated {p:.2e} likely.",
         ctx.event.identity,

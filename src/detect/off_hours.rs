@@ -42,7 +42,8 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     let p_hour = hours.probability(hour);
     let tail = hours.hour_tail(hour) * hours.day_tail(ctx.now());
     // Relative to an identity active evenly around the clock.
-    let alone = hours.total() >= ctx.config.off_hours_min_active_hours && p_hour * 24.0 <= ctx.config.off_hours_max_ratio;
+    let alone =
+        hours.total() >= ctx.config.off_hours_min_active_hours && p_hour * 24.0 <= ctx.config.off_hours_max_ratio;
     let (strength, p) = match alone {
         true => (Strength::Alert, p_hour),
         false => (ctx.strength(tail, 0.0)?, tail),

@@ -81,4 +81,3 @@ fn finding(ctx: &Context, score: f64, subject: &str, summary: String, baseline: 
         evidence,
     }
 }
-

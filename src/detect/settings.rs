@@ -152,8 +152,6 @@ impl EngineConfig {
         (self.rollout_window_days * 1440.0) as Minute
     }
 
-
-
     /// Checks every setting against what it can mean. A NaN, a negative
     /// duration or a probability of 0 would not fail anywhere: it would quietly
     /// switch detectors off (or on for everything), so it is refused up front.
@@ -241,7 +239,6 @@ pub struct InvalidSetting {
     pub value: String,
     pub expected: &'static str,
 }
-
 
 /// Reads the `[engine]` table of a TOML configuration file; other tables (the
 /// service's) are left to their readers.

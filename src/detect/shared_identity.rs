@@ -108,6 +108,12 @@ fn concurrent_clients(ctx: &Context) -> Option<Finding> {
     evidence.probability = Some(round(share, 6));
     evidence.window_s = Some(window_s);
     let score = if share == 0.0 { 0.8 } else { 0.65 };
-    Some(Finding { detector: SPEC.detector(),
-        strength: super::Strength::Alert, score, subject: "concurrent clients".into(), summary, evidence })
+    Some(Finding {
+        detector: SPEC.detector(),
+        strength: super::Strength::Alert,
+        score,
+        subject: "concurrent clients".into(),
+        summary,
+        evidence,
+    })
 }
