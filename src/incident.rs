@@ -79,8 +79,7 @@ impl Signal {
     /// the smaller probability, then the higher score, then the earlier.
     fn stronger_than(&self, other: &Signal) -> bool {
         let key = |s: &Signal| (s.strength == Strength::Alert, -s.probability.unwrap_or(0.0), s.alert.score);
-        let (a, b) = (key(self), key(other));
-        (a.0, a.1, a.2) > (b.0, b.1, b.2)
+        key(self) > key(other)
     }
 }
 

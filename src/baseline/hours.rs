@@ -52,9 +52,14 @@ impl Hours {
     /// spread evenly: an identity that often turns up at new hours is not
     /// surprising when it does again.
     pub fn probability(&self, hour: usize) -> f64 {
+        self.probabilities()[hour % HOURS]
+    }
+
+    /// `probability` of every hour, the totals counted once.
+    fn probabilities(&self) -> [f64; HOURS] {
         let total = self.total() as f64;
         if total == 0.0 {
-            return 1.0 / HOURS as f64;
+            return [1.0 / HOURS as f64; HOURS];
         }
         let near = |h: usize| {
             let c = |h: usize| self.counts[h % HOURS] as f64;
@@ -62,7 +67,7 @@ impl Hours {
         };
         let used_once = self.counts.iter().filter(|&&c| c == 1).count() as f64;
         let p_new = ((used_once + 1.0) / (total + 1.0)).min(1.0);
-        (1.0 - p_new) * near(hour % HOURS) / (2.5 * total) + p_new / HOURS as f64
+        std::array::from_fn(|h| (1.0 - p_new) * near(h) / (2.5 * total) + p_new / HOURS as f64)
     }
 
     /// How unusual this hour of the day is for the identity, as a tail
@@ -71,8 +76,9 @@ impl Hours {
     /// around the clock gets about 1 for every hour; a pipeline that runs
     /// only in the afternoon gets a tiny value at 03:00.
     pub fn hour_tail(&self, hour: usize) -> f64 {
-        let here = self.probability(hour);
-        (0..HOURS).map(|h| self.probability(h)).filter(|&p| p <= here * (1.0 + 1e-9)).sum::<f64>().min(1.0)
+        let all = self.probabilities();
+        let here = all[hour % HOURS];
+        all.iter().filter(|&&p| p <= here * (1.0 + 1e-9)).sum::<f64>().min(1.0)
     }
 
     /// The same tail over days of the week: the share of active hours on

@@ -344,7 +344,17 @@ impl IdentityBaseline {
                 forgotten_ops.push(op);
             }
         }
-        for counts in [
+        for counts in self.sym_counts_mut() {
+            counts.forget_before(cutoff);
+        }
+        self.scopes.forget_before(cutoff);
+        self.outcomes.forget_before(cutoff);
+        Learned { adopted_op: new_op.then_some(obs.op), forgotten_ops }
+    }
+
+    /// Every count keyed by a name: what forgetting and id visits walk.
+    fn sym_counts_mut(&mut self) -> [&mut Counts<Sym>; 7] {
+        [
             &mut self.delegators,
             &mut self.networks,
             &mut self.agents,
@@ -352,12 +362,7 @@ impl IdentityBaseline {
             &mut self.agent_versions,
             &mut self.environments,
             &mut self.regions,
-        ] {
-            counts.forget_before(cutoff);
-        }
-        self.scopes.forget_before(cutoff);
-        self.outcomes.forget_before(cutoff);
-        Learned { adopted_op: new_op.then_some(obs.op), forgotten_ops }
+        ]
     }
 
     /// True when some call in the repertoire has this operation (target and action).
@@ -504,15 +509,7 @@ impl Ids for IdentityBaseline {
         }
         self.calls.keys_mut().for_each(|c| v.call(c));
         self.transitions.keys_mut().for_each(|t| t.visit_ids(v));
-        for counts in [
-            &mut self.delegators,
-            &mut self.networks,
-            &mut self.agents,
-            &mut self.wide_networks,
-            &mut self.agent_versions,
-            &mut self.environments,
-            &mut self.regions,
-        ] {
+        for counts in self.sym_counts_mut() {
             counts.keys_mut().for_each(|s| v.sym(s));
         }
         self.sessions.iter_mut().for_each(|s| v.call(&mut s.last_op));

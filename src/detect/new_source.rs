@@ -57,34 +57,28 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         (None, Some(pl)) if !b.agent_versions.is_empty() => p_new(&b.agent_versions, pl.agent_version),
         _ => None,
     };
-    let network_p = match (new_24, new_16) {
-        (false, _) => None,
-        (true, Some(p16)) => Some(p16),
-        (true, None) => Some(b.networks.novelty(now, decay).p_unseen),
-    };
-    let factors = [network_p, new_scope, new_family, new_version];
-    if factors.iter().all(Option::is_none) {
+    if !new_24 && [new_scope, new_family, new_version].iter().all(Option::is_none) {
         return None;
     }
-    let mut p: f64 = factors.iter().flatten().product();
-    // Alone, only a new wide network (with whatever else is new) or a new
-    // client family alerts, and a new wide network only when the /24s are
-    // narrow too: an identity that roams hundreds of /24s in a hundred /16s
-    // finds a new /16 unremarkable. A /24 inside a known /16 or a version
-    // bump only adds to other evidence.
+    let rest: f64 = [new_scope, new_family, new_version].iter().flatten().product();
+    // The network's factor as evidence: the /16's estimate when the /16 is
+    // new, else the /24's. Alone the stricter of the two counts: an identity
+    // that roams hundreds of /24s in a hundred /16s finds a new /16
+    // unremarkable, however few of its /16s were seen once.
     let p_24 = b.networks.novelty(now, decay).p_unseen;
-    let may_alert = new_16.is_some() || (new_24 && b.wide_networks.is_empty()) || new_family.is_some();
-    let strength = match (may_alert, new_16) {
-        (true, Some(p16)) if p16 < p_24 && p / p16 * p_24 > ctx.config.novelty_max_probability => {
-            ctx.strength(p, 0.0)?
-        }
-        (true, _) => ctx.strength(p, ctx.config.novelty_max_probability)?,
-        (false, _) => ctx.strength(p, 0.0)?,
+    let (signal_net, alert_net) = match (new_24, new_16) {
+        (false, _) => (1.0, 1.0),
+        (true, Some(p16)) => (p16, p16.max(p_24)),
+        (true, None) => (p_24, p_24),
     };
-    if strength == Strength::Alert {
-        // What alerts is the stricter estimate.
-        p = p.max(new_16.map_or(p, |p16| p / p16 * p_24.max(p16)));
-    }
+    // Alone, only a new wide network (with whatever else is new) or a new
+    // client family alerts; a /24 inside a known /16 or a version bump only
+    // adds to other evidence.
+    let may_alert = new_16.is_some() || (new_24 && b.wide_networks.is_empty()) || new_family.is_some();
+    let (p, strength) = match may_alert && rest * alert_net <= ctx.config.novelty_max_probability {
+        true => (rest * alert_net, Strength::Alert),
+        false => (rest * signal_net, ctx.strength(rest * signal_net, 0.0)?),
+    };
 
     let network = ctx.names.name(client.network).to_string();
     let agent = ctx.names.name(client.agent);
