@@ -31,15 +31,27 @@ fn alerts_come_out_in_event_time_order() {
     assert_eq!(times, sorted);
 }
 
+/// The mixed scenario cut at day 22 into files A and B, and where a state goes.
+struct Split {
+    a_events: String,
+    a_grants: String,
+    b_events: String,
+    b_grants: String,
+    state: String,
+}
+
+fn split(dir: &std::path::Path) -> Split {
+    let at = t0() + 22 * DAY;
+    let (a, b): (Vec<_>, Vec<_>) = mixed_scenario().records.into_iter().partition(|r| r.time() < at);
+    let (a_events, a_grants) = write_jsonl(dir, "a", &a);
+    let (b_events, b_grants) = write_jsonl(dir, "b", &b);
+    Split { a_events, a_grants, b_events, b_grants, state: dir.join("state.json").to_string_lossy().into_owned() }
+}
+
 #[test]
 fn replaying_a_then_b_with_state_equals_replaying_a_and_b() {
     let dir = tempfile::tempdir().unwrap();
-    let records = mixed_scenario().records;
-    let split = t0() + 22 * DAY;
-    let (a, b): (Vec<_>, Vec<_>) = records.into_iter().partition(|r| r.time() < split);
-    let (a_events, a_grants) = write_jsonl(dir.path(), "a", &a);
-    let (b_events, b_grants) = write_jsonl(dir.path(), "b", &b);
-    let state = dir.path().join("state.json").to_string_lossy().into_owned();
+    let Split { a_events, a_grants, b_events, b_grants, state } = split(dir.path());
 
     let (code, whole, err) = overreach(&["replay", &a_events, &b_events, "--grants", &a_grants, "--grants", &b_grants]);
     assert_eq!(code, 0, "{err}");
@@ -461,12 +473,7 @@ fn in_incidents_mode_a_then_b_with_state_equals_a_and_b_and_replays_are_identica
     let config = dir.path().join("incidents.toml");
     std::fs::write(&config, "[engine]\nalerts = \"incidents\"\n").unwrap();
     let config = config.to_string_lossy().into_owned();
-    let records = mixed_scenario().records;
-    let split = t0() + 22 * DAY;
-    let (a, b): (Vec<_>, Vec<_>) = records.into_iter().partition(|r| r.time() < split);
-    let (a_events, a_grants) = write_jsonl(dir.path(), "a", &a);
-    let (b_events, b_grants) = write_jsonl(dir.path(), "b", &b);
-    let state = dir.path().join("state.json").to_string_lossy().into_owned();
+    let Split { a_events, a_grants, b_events, b_grants, state } = split(dir.path());
     let both = ["replay", "--config", &config, &a_events, &b_events, "--grants", &a_grants, "--grants", &b_grants];
 
     let (code, whole, err) = overreach(&both);
