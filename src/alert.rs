@@ -153,6 +153,12 @@ pub fn alert_id(detector: Detector, identity: &str, event_id: &str) -> String {
     alert_id_parts(&[detector.name(), identity, event_id])
 }
 
+/// An incident's `alert_id`, the same for every send: its identity and the
+/// first event that carried evidence.
+pub fn incident_id(identity: &str, first_event_id: &str) -> String {
+    alert_id_parts(&["incident", identity, first_event_id])
+}
+
 /// SHA-256 over the parts, each ended by a zero byte; the first 16 bytes in hex.
 pub fn alert_id_parts(parts: &[&str]) -> String {
     use sha2::{Digest, Sha256};

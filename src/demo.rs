@@ -6,7 +6,7 @@
 //! alert as it arrives on the alert topic. Ends with a summary: events, alerts by detector,
 //! and the injected incidents caught per class, scored as `overreach backtest` scores them.
 
-use crate::alert::{Alert, Severity};
+use crate::alert::{Alert, IncidentStatus, Severity};
 use crate::backtest::score::{self, Hit, LabelIndex, Truth};
 use crate::config::ServiceConfig;
 use crate::detect::Detector;
@@ -299,11 +299,25 @@ fn print_alert(alert: &Alert, time: Millis, incidents: &[&Label], actions_shown:
     let when = chrono::DateTime::from_timestamp_millis(time)
         .map_or_else(|| alert.time.clone(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string());
     let severity = alert.severity.name().to_uppercase();
-    // Summaries name the identity first; print it once.
-    let summary = if alert.summary.starts_with(alert.identity.as_str()) {
-        alert.summary.clone()
-    } else {
-        format!("{}: {}", alert.identity, alert.summary)
+    // Summaries name the identity first; print it once. A later send of an
+    // incident already printed says only what changed.
+    let summary = match &alert.incident {
+        Some(incident) if incident.status != IncidentStatus::Open => {
+            let signals: Vec<&str> = incident.signals.iter().map(|s| s.detector.name()).collect();
+            let status = if incident.status == IncidentStatus::Closed { "closed" } else { "updated" };
+            format!(
+                "{}: incident {status} (send {}): {} signal(s) ({}) in {} event(s) since {}, combined probability {:.2e}",
+                alert.identity,
+                incident.update + 1,
+                signals.len(),
+                signals.join(", "),
+                incident.events,
+                incident.started,
+                incident.combined_probability
+            )
+        }
+        _ if alert.summary.starts_with(alert.identity.as_str()) => alert.summary.clone(),
+        _ => format!("{}: {}", alert.identity, alert.summary),
     };
     println!("{when}  {severity:<8}  {:<20}  {summary}", alert.detector.name());
     for label in incidents {

@@ -7,7 +7,7 @@
 //! from it (`IdentityBaseline::learn`), and turn findings into alerts
 //! (`make_alert`), counting repeats within the suppression window.
 
-use crate::alert::{alert_id, Alert, AlertEvent, Severity};
+use crate::alert::{alert_id, incident_id, Alert, AlertEvent, Severity};
 use crate::baseline::admission::{Admission, Eviction};
 use crate::baseline::counts::{minute, Minute};
 use crate::baseline::fleet::Fleet;
@@ -216,7 +216,9 @@ impl Engine {
             self.state.identities[&identity].is_learned(self.config.learning_days, self.config.learning_events);
         if mode.incidents() {
             let signals = findings.iter().map(|f| (f.clone(), self.finding_alert(f, event, origin))).collect();
-            let accepted = self.state.episodes.accept(identity, signals, event.time, &incident_settings(&self.config));
+            let id = incident_id(&event.identity, &event.event_id);
+            let settings = incident_settings(&self.config);
+            let accepted = self.state.episodes.accept(identity, id, signals, event.time, &settings);
             for held in accepted.release {
                 self.learn(identity, &held);
             }

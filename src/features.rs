@@ -31,7 +31,7 @@ pub fn resource_prefix(resource: &str) -> &str {
 
 /// Replaces tokens that look like ids (digit runs, long hex, UUIDs) with `#`.
 fn push_generalized(out: &mut String, segment: &str) {
-    for (j, token) in segment.split(['-', '_', '.', ':', '=']).enumerate() {
+    for (j, token) in segment.split(['-', '_', '.', ':', '=', ' ']).enumerate() {
         if j > 0 {
             // Re-insert the separator that split removed.
             let at = segment_offset(segment, token);
@@ -54,7 +54,10 @@ fn looks_like_id(token: &str) -> bool {
     !token.is_empty()
         && (digits == token.len()
             || (token.len() >= 8 && token.bytes().all(|b| b.is_ascii_hexdigit()) && digits > 0)
-            || (token.len() >= 6 && digits * 2 >= token.len()))
+            || (token.len() >= 6 && digits * 2 >= token.len())
+            // Random tokens (session ids, and secrets pasted where a name
+            // belongs): a class never keeps them, so no call name carries one.
+            || (token.len() >= 16 && digits > 0 && token.bytes().all(|b| b.is_ascii_alphanumeric())))
 }
 
 /// The network a source address belongs to: /24 for IPv4, /48 for IPv6; a
@@ -192,6 +195,7 @@ mod tests {
             ("i-0abc12def3456789a", "i-#"),
             ("table/orders", "table/orders"),
             ("job_7f3e2a1b9c", "job_#"),
+            ("hooks/xoxb-7391-R7kQ2mVx9Lp4Wz8N", "hooks/xoxb-#-#"),
         ];
         for (input, class) in cases {
             assert_eq!(resource_class(input), class, "{input}");

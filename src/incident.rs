@@ -111,9 +111,9 @@ pub struct Episode {
 }
 
 impl Episode {
-    fn open(first: &Alert, now: Millis) -> Episode {
+    fn open(id: String, first: &Alert, now: Millis) -> Episode {
         Episode {
-            id: crate::alert::alert_id_parts(&["incident", &first.identity, &first.event_ids[0]]),
+            id,
             opened: now,
             last_evidence: now,
             signals: Vec::new(),
@@ -204,19 +204,33 @@ impl Episode {
             combined_probability: detect::round(p, 10),
             signals: self.signals.iter().map(|s| s.as_incident_signal()).collect(),
         });
+        // Its signals came sanitized; the incident, which repeats them, is bounded as a whole.
+        crate::sanitize::sanitize(&mut alert);
         alert
     }
 
+    /// One signal in one event reads as that signal; otherwise the episode is
+    /// named first, with the learned signals' combined probability when there
+    /// are any (declared findings are facts and carry none).
     fn summary(&self, p: f64) -> String {
+        let signals: Vec<&str> = self.signals.iter().map(|s| s.alert.summary.as_str()).collect();
+        if self.signals.len() == 1 && self.events == 1 {
+            return signals[0].to_string();
+        }
         let span = detect::duration::elapsed(self.last_evidence - self.opened);
         let detectors: Vec<&str> = self.signals.iter().map(|s| s.detector.name()).collect();
+        let combined = match self.signals.iter().filter(|s| s.probability.is_some()).count() {
+            0 => String::new(),
+            1 => format!("; the learned one had an estimated probability of {p:.2e} under its baseline"),
+            n => format!("; together the {n} learned ones had an estimated probability of {p:.2e} under its baseline"),
+        };
         format!(
-            "{} shows {} signal(s) ({}) over {span} in {} event(s); together they had an estimated probability of {p:.2e} under its baseline. {}",
+            "{} shows {} signal(s) ({}) over {span} in {} event(s){combined}. {}",
             self.latest.identity,
             self.signals.len(),
             detectors.join(", "),
             self.events,
-            self.signals.iter().map(|s| s.alert.summary.as_str()).collect::<Vec<_>>().join(" "),
+            signals.join(" "),
         )
     }
 }
@@ -283,8 +297,17 @@ pub struct Episodes {
 
 impl Episodes {
     /// Adds one call's findings (already made into alerts) to the identity's
-    /// episode, opening one when there is none or the last has gone quiet.
-    pub fn accept(&mut self, identity: Sym, findings: Vec<(Finding, Alert)>, now: Millis, s: &Settings) -> Accepted {
+    /// episode, opening one when there is none or the last has gone quiet;
+    /// `id` is the `alert_id` a new episode takes (`alert::incident_id` of the
+    /// identity and event as logged, before any cut).
+    pub fn accept(
+        &mut self,
+        identity: Sym,
+        id: String,
+        findings: Vec<(Finding, Alert)>,
+        now: Millis,
+        s: &Settings,
+    ) -> Accepted {
         let mut accepted = Accepted::default();
         if findings.is_empty() {
             return accepted;
@@ -294,7 +317,7 @@ impl Episodes {
             accepted.alerts.extend(ep.raised.map(|_| ep.alert(IncidentStatus::Closed)));
             accepted.release = ep.held;
         }
-        let ep = self.open.entry(identity).or_insert_with(|| Episode::open(&findings[0].1, now));
+        let ep = self.open.entry(identity).or_insert_with(|| Episode::open(id, &findings[0].1, now));
         for (finding, alert) in findings {
             let signal = Signal {
                 detector: finding.detector,
@@ -444,13 +467,13 @@ mod episode_tests {
     fn one_weak_signal_stays_quiet_two_from_different_detectors_combine() {
         let (novel, hours) = (novel_call::SPEC.detector(), off_hours::SPEC.detector());
         let mut episodes = Episodes::default();
-        let a = episodes.accept(ID, vec![weak(novel, 0.004, "e1")], 0, &settings());
+        let a = episodes.accept(ID, "inc".into(), vec![weak(novel, 0.004, "e1")], 0, &settings());
         assert!(a.alerts.is_empty() && !a.hold);
         // The same detector again is the same evidence, not more.
-        let a = episodes.accept(ID, vec![weak(novel, 0.004, "e2")], HOUR, &settings());
+        let a = episodes.accept(ID, "inc".into(), vec![weak(novel, 0.004, "e2")], HOUR, &settings());
         assert!(a.alerts.is_empty());
         // Fisher of 0.004 and 0.01 is 5.6e-4, under 1e-3: one incident with both.
-        let a = episodes.accept(ID, vec![weak(hours, 0.01, "e3")], 2 * HOUR, &settings());
+        let a = episodes.accept(ID, "inc".into(), vec![weak(hours, 0.01, "e3")], 2 * HOUR, &settings());
         assert_eq!(a.alerts.len(), 1);
         let incident = a.alerts[0].incident.as_ref().unwrap();
         assert_eq!((incident.status, incident.update, incident.events), (IncidentStatus::Open, 0, 3));
@@ -464,13 +487,19 @@ mod episode_tests {
     fn an_incident_is_updated_under_its_id_and_closed_after_a_quiet_period() {
         let post = post_purpose::SPEC.detector();
         let mut episodes = Episodes::default();
-        let first = episodes.accept(ID, vec![finding(post, Strength::Alert, None, "e0")], 0, &settings());
+        let first = episodes.accept(ID, "inc".into(), vec![finding(post, Strength::Alert, None, "e0")], 0, &settings());
         let id = first.alerts[0].alert_id.clone();
         // Every 10 minutes for two days: an update at least every 6 hours, never silent.
         let mut sends = vec![];
         for i in 1..288 {
             let at = i * HOUR / 6;
-            let a = episodes.accept(ID, vec![finding(post, Strength::Alert, None, &format!("e{i}"))], at, &settings());
+            let a = episodes.accept(
+                ID,
+                "inc".into(),
+                vec![finding(post, Strength::Alert, None, &format!("e{i}"))],
+                at,
+                &settings(),
+            );
             sends.extend(a.alerts.into_iter().map(|alert| (at, alert)));
         }
         assert_eq!(sends.len(), 7, "one update per 6 hours of ongoing evidence");
@@ -478,7 +507,13 @@ mod episode_tests {
         let updates: Vec<u32> = sends.iter().map(|(_, a)| a.incident.as_ref().unwrap().update).collect();
         assert_eq!(updates, (1..=7).collect::<Vec<_>>());
         // A new detector joining is news at once.
-        let a = episodes.accept(ID, vec![weak(unusual_outcome::SPEC.detector(), 0.01, "x")], 48 * HOUR, &settings());
+        let a = episodes.accept(
+            ID,
+            "inc".into(),
+            vec![weak(unusual_outcome::SPEC.detector(), 0.01, "x")],
+            48 * HOUR,
+            &settings(),
+        );
         assert_eq!(a.alerts[0].incident.as_ref().unwrap().status, IncidentStatus::Updated);
         // Quiet for longer than the close period: closed once, and gone.
         assert!(episodes.close_quiet(53 * HOUR, &settings()).is_empty());
@@ -496,9 +531,16 @@ mod episode_tests {
     fn evidence_after_the_quiet_period_opens_a_new_incident_and_releases_the_held_calls() {
         let post = post_purpose::SPEC.detector();
         let mut episodes = Episodes::default();
-        let first = episodes.accept(ID, vec![finding(post, Strength::Alert, None, "e0")], 0, &settings());
+        let first =
+            episodes.accept(ID, "inc-e0".into(), vec![finding(post, Strength::Alert, None, "e0")], 0, &settings());
         assert!(first.hold);
-        let later = episodes.accept(ID, vec![finding(post, Strength::Alert, None, "e1")], 7 * HOUR, &settings());
+        let later = episodes.accept(
+            ID,
+            "inc-e1".into(),
+            vec![finding(post, Strength::Alert, None, "e1")],
+            7 * HOUR,
+            &settings(),
+        );
         assert_eq!(later.alerts.len(), 2, "the old one closes, a new one opens");
         assert_eq!(later.alerts[0].incident.as_ref().unwrap().status, IncidentStatus::Closed);
         assert_eq!(later.alerts[1].incident.as_ref().unwrap().status, IncidentStatus::Open);

@@ -31,21 +31,31 @@ pub const PRINCIPAL_MAX_BYTES: usize = 512;
 /// each string inside `evidence`.
 pub const TEXT_MAX_BYTES: usize = 1024;
 pub const SUMMARY_MAX_BYTES: usize = 2048;
-/// Items of a list (`chain`, `event_ids`, arrays inside `evidence`); a cut list
+/// Items of a list (`chain`, a finding's `event_ids`, arrays inside `evidence`); a cut list
 /// ends with a marker item `…[truncated N items]` within this count.
 pub const MAX_ITEMS: usize = 16;
 /// Each of `evidence.observed`, `evidence.baseline` and `evidence.peers` as
 /// compact JSON; past it the member becomes that JSON as a cut string.
 pub const EVIDENCE_MAX_BYTES: usize = 4096;
+/// An incident repeats each signal's summary, observed and baseline (at most
+/// one signal per detector), so each is held to a quarter of its bound there:
+/// the incident's own summary and evidence already tell the lead signal whole.
+pub const SIGNAL_SUMMARY_MAX_BYTES: usize = SUMMARY_MAX_BYTES / 4;
+pub const SIGNAL_EVIDENCE_MAX_BYTES: usize = EVIDENCE_MAX_BYTES / 4;
 
 /// Redacts and bounds `alert` in place and lists the fields it cut.
+/// Cuts already listed stay listed, so an alert made from sanitized ones (an
+/// incident) still says what its parts lost.
 pub fn sanitize(alert: &mut Alert) {
-    let mut cuts = Cuts::default();
+    let mut cuts = Cuts { fields: std::mem::take(&mut alert.truncated) };
     cuts.text("identity", &mut alert.identity, PRINCIPAL_MAX_BYTES);
     cuts.optional("identity_type", &mut alert.identity_type, ID_MAX_BYTES);
     cuts.optional("on_behalf_of", &mut alert.on_behalf_of, PRINCIPAL_MAX_BYTES);
-    cuts.list("chain", &mut alert.chain, PRINCIPAL_MAX_BYTES);
-    cuts.list("event_ids", &mut alert.event_ids, ID_MAX_BYTES);
+    cuts.list("chain", &mut alert.chain, MAX_ITEMS, PRINCIPAL_MAX_BYTES);
+    // A finding names one event; an incident the first `incident::MAX_EVENT_IDS`
+    // of its evidence (its `events` counts them all).
+    let max_ids = if alert.incident.is_some() { crate::incident::MAX_EVENT_IDS } else { MAX_ITEMS };
+    cuts.list("event_ids", &mut alert.event_ids, max_ids, ID_MAX_BYTES);
 
     let event = &mut alert.event;
     cuts.text("event.target", &mut event.target, ID_MAX_BYTES);
@@ -67,6 +77,12 @@ pub fn sanitize(alert: &mut Alert) {
     cuts.evidence("evidence.baseline", &mut evidence.baseline);
     if let Some(peers) = &mut evidence.peers {
         cuts.evidence("evidence.peers", peers);
+    }
+    for signal in alert.incident.iter_mut().flat_map(|i| i.signals.iter_mut()) {
+        cuts.text("incident.signals.summary", &mut signal.summary, SIGNAL_SUMMARY_MAX_BYTES);
+        cuts.text("incident.signals.event_id", &mut signal.event_id, ID_MAX_BYTES);
+        cuts.evidence_within("incident.signals.observed", &mut signal.observed, SIGNAL_EVIDENCE_MAX_BYTES);
+        cuts.evidence_within("incident.signals.baseline", &mut signal.baseline, SIGNAL_EVIDENCE_MAX_BYTES);
     }
     alert.truncated = cuts.fields;
 }
@@ -107,8 +123,8 @@ impl Cuts {
         }
     }
 
-    fn list(&mut self, path: &str, items: &mut Vec<String>, max_bytes: usize) {
-        if let Some(marker) = cut_items(items) {
+    fn list(&mut self, path: &str, items: &mut Vec<String>, max_items: usize, max_bytes: usize) {
+        if let Some(marker) = cut_items(items, max_items) {
             items.push(marker);
             self.note(path);
         }
@@ -118,8 +134,12 @@ impl Cuts {
     }
 
     fn evidence(&mut self, path: &str, member: &mut Value) {
+        self.evidence_within(path, member, EVIDENCE_MAX_BYTES);
+    }
+
+    fn evidence_within(&mut self, path: &str, member: &mut Value, max_bytes: usize) {
         self.value(path, member);
-        if let Some(cut) = truncate(&member.to_string(), EVIDENCE_MAX_BYTES) {
+        if let Some(cut) = truncate(&member.to_string(), max_bytes) {
             *member = Value::String(cut);
             self.note(path);
         }
@@ -129,7 +149,7 @@ impl Cuts {
         match value {
             Value::String(text) => self.text(path, text, TEXT_MAX_BYTES),
             Value::Array(items) => {
-                if let Some(marker) = cut_items(items) {
+                if let Some(marker) = cut_items(items, MAX_ITEMS) {
                     items.push(Value::String(marker));
                     self.note(path);
                 }
@@ -149,12 +169,12 @@ impl Cuts {
 
 /// Keeps the first `MAX_ITEMS - 1` items of a longer list and returns the
 /// marker that takes the last place.
-fn cut_items<T>(items: &mut Vec<T>) -> Option<String> {
-    if items.len() <= MAX_ITEMS {
+fn cut_items<T>(items: &mut Vec<T>, max_items: usize) -> Option<String> {
+    if items.len() <= max_items {
         return None;
     }
-    let dropped = items.len() - (MAX_ITEMS - 1);
-    items.truncate(MAX_ITEMS - 1);
+    let dropped = items.len() - (max_items - 1);
+    items.truncate(max_items - 1);
     Some(format!("…[truncated {dropped} items]"))
 }
 

@@ -6,9 +6,9 @@
 #[path = "common/schema.rs"]
 mod schema;
 
-use overreach::alert::{alert_id, Alert};
+use overreach::alert::{alert_id, incident_id, Alert};
 use overreach::detect::{self, Detector};
-use overreach::engine::{Engine, EngineConfig};
+use overreach::engine::{AlertMode, Engine, EngineConfig};
 use overreach::model::{AccessEvent, Grant, Origin, Record, Scope};
 use overreach::ocsf::{render, to_ocsf, AlertFormat};
 use serde_json::{json, Value};
@@ -34,9 +34,15 @@ fn call(i: usize, field: &str, value: Value) -> Value {
     call
 }
 
-/// Replays `lines` of `input_format` under the policy that gives `agent-7` its grant;
-/// returns the alert lines. No line may be rejected.
+/// Replays `lines` of `input_format` under the policy that gives `agent-7` its grant,
+/// alerting per finding; returns the alert lines. No line may be rejected.
 fn replay(dir: &Path, lines: &[Value], input_format: &str, alert_format: &str) -> Vec<String> {
+    replay_in("findings", dir, lines, input_format, alert_format)
+}
+
+/// As `replay`, with `alerts = mode`: `both` puts every finding and the incidents that
+/// repeat them in one stream.
+fn replay_in(mode: &str, dir: &Path, lines: &[Value], input_format: &str, alert_format: &str) -> Vec<String> {
     let input = dir.join("calls.jsonl");
     std::fs::write(&input, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
     let policy = dir.join("policy.toml");
@@ -45,9 +51,13 @@ fn replay(dir: &Path, lines: &[Value], input_format: &str, alert_format: &str) -
         "[[grant]]\ngrant_id = \"g-7\"\nidentity = \"agent-7\"\nscope = { targets = [\"s3.amazonaws.com\"] }\n",
     )
     .unwrap();
+    let config = dir.join("alerts.toml");
+    std::fs::write(&config, format!("[engine]\nalerts = {mode:?}\n")).unwrap();
     let rejects = dir.join("rejects.txt");
     let out = Command::new(env!("CARGO_BIN_EXE_overreach"))
-        .args(["replay", "--quiet", "--format", input_format, "--alert-format", alert_format, "--policy"])
+        .args(["replay", "--quiet", "--format", input_format, "--alert-format", alert_format, "--config"])
+        .arg(&config)
+        .arg("--policy")
         .arg(&policy)
         .arg("--rejects-out")
         .arg(&rejects)
@@ -152,7 +162,7 @@ fn no_secret_shape_in_any_echoed_field_reaches_a_native_or_ocsf_alert() {
         .collect();
 
     for format in ["native", "ocsf"] {
-        let lines = replay(dir.path(), &calls, "native", format);
+        let lines = replay_in("both", dir.path(), &calls, "native", format);
         let out = lines.join("\n");
         let alerts = parse(&lines);
         for alert in &alerts {
@@ -296,6 +306,11 @@ fn alert_id_is_computed_from_the_identity_as_logged() {
     assert!(alert.identity.len() < identity.len() && alert.identity.ends_with(" bytes]"), "{}", alert.identity);
     assert_eq!(alert.truncated.first().map(String::as_str), Some("identity"));
     assert_eq!(alert.alert_id, alert_id(detect::expired_credential::SPEC.detector(), &identity, "e-0"));
+
+    let incidents = replay_in("incidents", dir.path(), &[call(0, "identity", json!(identity))], "native", "native");
+    let incident: Alert = serde_json::from_str(&incidents[0]).unwrap();
+    assert!(incident.incident.is_some() && incident.identity == alert.identity);
+    assert_eq!(incident.alert_id, incident_id(&identity, "e-0"));
 }
 
 /// Every field at once, far past any decoder limit, straight into the engine: the alert
@@ -310,7 +325,7 @@ fn an_alert_made_of_nothing_but_huge_fields_stays_under_a_fixed_ceiling() {
     // times the longest bound; longer costs the test memory, not the alert.
     let huge = |tag: &str| format!("{tag}{}", "\"".repeat(16 * 1024));
     let identity = huge("id");
-    let mut engine = Engine::new(EngineConfig::default());
+    let mut engine = Engine::new(EngineConfig { alerts: AlertMode::Both, ..EngineConfig::default() });
     engine.add_policy(vec![Grant {
         grant_id: huge("grant"),
         identity: identity.clone(),
@@ -347,8 +362,9 @@ fn an_alert_made_of_nothing_but_huge_fields_stays_under_a_fixed_ceiling() {
     };
     let origin = Origin::File { path: huge("path").into(), line: 1 };
     let alerts = engine.process(&Record::Access(event), &origin);
-    let detectors: Vec<Detector> = alerts.iter().map(|a| a.detector).collect();
-    assert_eq!(detectors, [detect::expired_credential::SPEC.detector(), detect::scope_violation::SPEC.detector()]);
+    let findings: Vec<Detector> = alerts.iter().filter(|a| a.incident.is_none()).map(|a| a.detector).collect();
+    assert_eq!(findings, [detect::expired_credential::SPEC.detector(), detect::scope_violation::SPEC.detector()]);
+    assert_eq!(alerts.iter().filter(|a| a.incident.is_some()).count(), 1, "and the incident that holds both");
     for alert in &alerts {
         let (native, ocsf) = (render(alert, AlertFormat::Native), render(alert, AlertFormat::Ocsf));
         eprintln!("{}: native {} bytes, OCSF {} bytes", alert.detector, native.len(), ocsf.len());

@@ -49,6 +49,12 @@ fn incidents() -> EngineConfig {
     EngineConfig { alerts: AlertMode::Incidents, ..EngineConfig::default() }
 }
 
+/// The default settings, alerting in findings: the cases say what each detector
+/// alone makes of a call.
+fn findings() -> EngineConfig {
+    EngineConfig { alerts: AlertMode::Findings, ..EngineConfig::default() }
+}
+
 /// Monday of the seventh week, 10:05, inside the usual run hours.
 fn probe_time() -> i64 {
     t0() + LEARNED_DAYS * DAY + 10 * HOUR + 5 * MINUTE
@@ -567,7 +573,7 @@ fn every_case_fires_or_stays_silent_as_expected() {
         let probe = (case.build)(&mut s);
         // A signal-only detector speaks only inside an incident.
         let signal_only = case.detector == detect::unusual_outcome::SPEC.detector();
-        let alerts = s.run(if signal_only { incidents() } else { EngineConfig::default() });
+        let alerts = s.run(if signal_only { incidents() } else { findings() });
         if fired(&alerts, case.detector, &probe) != case.fires {
             let on_probe: Vec<String> = alerts
                 .iter()
@@ -598,7 +604,7 @@ fn a_disabled_detector_stays_silent() {
     let mut s = Scenario::new();
     learned_pipeline(&mut s);
     let probe = probe(&mut s, pipeline_call("iam", "CreateAccessKey"));
-    let config = EngineConfig { disabled: vec![detect::novel_call::SPEC.detector()], ..EngineConfig::default() };
+    let config = EngineConfig { disabled: vec![detect::novel_call::SPEC.detector()], ..findings() };
     assert!(!fired(&s.run(config), detect::novel_call::SPEC.detector(), &probe));
 }
 
@@ -610,7 +616,7 @@ fn repeats_within_the_suppression_window_are_counted_not_emitted() {
         s.push(ev("gone", t0() + HOUR + i * 10 * MINUTE, "s3", "GetObject"));
     }
     s.push(ev("gone", t0() + 3 * HOUR, "s3", "GetObject"));
-    let alerts = s.run(EngineConfig::default());
+    let alerts = s.run(findings());
     let post: Vec<_> = alerts.iter().filter(|a| a.detector == detect::post_purpose::SPEC.detector()).collect();
     assert_eq!(post.len(), 2, "one at the start, one after the window");
     assert_eq!(post[0].suppressed_repeats, 0);
@@ -632,13 +638,13 @@ fn shared_credential_summary_names_the_reuse_window_applied() {
     // The other identity used the credential an hour before the probe.
     let case = "one credential used by two identities";
     for (window_s, words) in [(86_400, "within 24 hours"), (2 * 3_600, "within 2 hours")] {
-        let config = EngineConfig { credential_reuse_window_s: window_s, ..EngineConfig::default() };
+        let config = EngineConfig { credential_reuse_window_s: window_s, ..findings() };
         let alert = probe_alert(case, config).unwrap_or_else(|| panic!("no alert with a {window_s} s reuse window"));
         assert!(alert.summary.starts_with("Credential AKIAEXAMPLE1"), "{}", alert.summary);
         assert!(alert.summary.contains(words), "{window_s} s: {}", alert.summary);
         assert_eq!(alert.evidence.window_s, Some(window_s));
     }
-    let shorter = EngineConfig { credential_reuse_window_s: 1_800, ..EngineConfig::default() };
+    let shorter = EngineConfig { credential_reuse_window_s: 1_800, ..findings() };
     assert!(probe_alert(case, shorter).is_none(), "uses an hour apart are outside a 30 minute window");
 }
 
@@ -647,7 +653,7 @@ fn shared_credential_summary_names_the_reuse_window_applied() {
 fn concurrent_clients_summary_names_the_window_applied() {
     let case = "a second, unknown client while the usual one is active";
     for (setting_s, applied_s, words) in [(600, 600, "within 10 minutes"), (150, 120, "within 2 minutes")] {
-        let config = EngineConfig { concurrency_window_s: setting_s, ..EngineConfig::default() };
+        let config = EngineConfig { concurrency_window_s: setting_s, ..findings() };
         let alert = probe_alert(case, config).unwrap_or_else(|| panic!("no alert with a {setting_s} s window"));
         assert!(alert.summary.contains(words), "{setting_s} s: {}", alert.summary);
         assert_eq!(alert.evidence.window_s, Some(applied_s));
@@ -659,7 +665,7 @@ fn concurrent_clients_summary_names_the_window_applied() {
 fn burst_summary_names_the_window_applied() {
     let case = "three hundred calls in ten minutes from a pipeline of six";
     for (window_s, words) in [(900, "within 15 minutes"), (630, "within 630 seconds")] {
-        let config = EngineConfig { window_s, ..EngineConfig::default() };
+        let config = EngineConfig { window_s, ..findings() };
         let alert = probe_alert(case, config).unwrap_or_else(|| panic!("no alert with a {window_s} s window"));
         assert!(alert.summary.contains(words), "{window_s} s: {}", alert.summary);
         assert_eq!(alert.evidence.window_s, Some(window_s));

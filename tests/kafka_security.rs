@@ -7,9 +7,8 @@ mod tansu;
 #[path = "common/tls.rs"]
 mod tls;
 
-use overreach::alert::alert_id;
+use overreach::alert::incident_id;
 use overreach::config::{RunArgs, ServiceConfig};
-use overreach::detect;
 use overreach::kafka::{create_consumer, create_producer};
 use overreach::telemetry::Telemetry;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -224,7 +223,7 @@ async fn alerts_and_commits_through(
         assert!(Instant::now() < deadline, "committed {:?}, input ends at {end}", committed(client, &group, &input));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let expected = alert_id(detect::post_purpose::SPEC.detector(), "agent-1", "ev-late");
+    let expected = incident_id("agent-1", "ev-late");
     assert_eq!(alert_ids(client, &alerts, &expected).await, [expected], "the one alert, read back over TLS");
     let (status, log) = service.terminate();
     assert!(status.success(), "graceful stop exits 0, got {status:?}\n{log}");

@@ -70,12 +70,16 @@ async fn create(brokers: &str, names: &[&str]) {
     }
 }
 
+/// The service's config for these tests. They pin delivery, offsets and rejects per
+/// alert, so they alert per finding, whose ids they can name; incidents on this path
+/// are tested on their own.
 fn config(brokers: &str, names: &Names) -> ServiceConfig {
     let text = format!(
         "brokers = {brokers:?}\ninput_topics = [{:?}]\ngrants_topic = {:?}\nalert_topic = {:?}\ndlq_topic = {:?}\n\
          group = {:?}\nhttp_addr = \"127.0.0.1:{}\"\nsnapshot_interval_s = 1\n\
          [kafka_consumer]\n\"fetch.wait.max.ms\" = \"10\"\n\"statistics.interval.ms\" = \"500\"\n\
-         \"session.timeout.ms\" = \"6000\"\n\"auto.commit.interval.ms\" = \"200\"\n[kafka_producer]\n\"linger.ms\" = \"1\"\n",
+         \"session.timeout.ms\" = \"6000\"\n\"auto.commit.interval.ms\" = \"200\"\n[kafka_producer]\n\"linger.ms\" = \"1\"\n\
+         [engine]\nalerts = \"findings\"\n",
         names.input,
         names.grants,
         names.alerts,

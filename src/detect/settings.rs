@@ -89,8 +89,8 @@ pub struct EngineConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertMode {
-    Incidents,
     #[default]
+    Incidents,
     Findings,
     Both,
 }
@@ -134,7 +134,7 @@ impl Default for EngineConfig {
             credential_reuse_window_s: 86_400,
             clock_skew_s: 60,
             disabled: Vec::new(),
-            alerts: AlertMode::Findings,
+            alerts: AlertMode::Incidents,
             signal_max_probability: 0.05,
             incident_max_probability: 1e-5,
             incident_close_after_s: 6 * 3600,

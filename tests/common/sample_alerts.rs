@@ -116,7 +116,7 @@ fn evidence(detector: Detector, time: i64) -> Evidence {
 /// Alerts of the real engine on a small made-up history: ten days of one routine call,
 /// then calls that break a grant, use an expired credential, and act after the grant ended.
 pub fn from_engine() -> Vec<Alert> {
-    use overreach::engine::{Engine, EngineConfig};
+    use overreach::engine::{AlertMode, Engine, EngineConfig};
     use overreach::model::{AccessEvent, Grant, GrantEndReason, Lifecycle, Origin, Record, Scope};
 
     let start = parse_rfc3339("2026-03-02T00:00:00Z").expect("fixture time");
@@ -161,7 +161,8 @@ pub fn from_engine() -> Vec<Alert> {
     });
     records.push(call(routine + 2, now + 3 * HOUR, "s3.amazonaws.com", "GetObject", "10.0.0.5"));
 
-    let mut engine = Engine::new(EngineConfig::default());
+    // Both streams, so that the schemas are checked on findings and incidents alike.
+    let mut engine = Engine::new(EngineConfig { alerts: AlertMode::Both, ..EngineConfig::default() });
     records
         .iter()
         .enumerate()
