@@ -11,7 +11,7 @@ use crate::alert::{alert_id, incident_id, Alert, AlertEvent, Severity};
 use crate::baseline::admission::{Admission, Eviction};
 use crate::baseline::counts::{minute, Minute};
 use crate::baseline::fleet::Fleet;
-use crate::baseline::intern::{IdVisitor, Ids, Live, Names, RangeCheck, Sym};
+use crate::baseline::intern::{FastMap, IdVisitor, Ids, Live, Names, RangeCheck, Sym};
 use crate::baseline::{pairs, stable_hash, stable_hash_parts, CallKey, Client, IdentityBaseline, Observation, Place};
 use crate::detect::{self, Context, Detector, Finding, Strength};
 // The settings live beside the detectors that read them; the engine's callers
@@ -26,7 +26,7 @@ use crate::model::{AccessEvent, Grant, Millis, Origin, Record};
 use crate::sanitize::sanitize;
 use crate::time::{format_rfc3339, DAY, HOUR};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// The settings incidents read, from the engine's.
 fn incident_settings(config: &EngineConfig) -> incident::Settings {
@@ -76,14 +76,14 @@ struct State {
     version: u32,
     names: Names,
     #[serde(with = "pairs")]
-    identities: HashMap<Sym, IdentityBaseline>,
+    identities: FastMap<Sym, IdentityBaseline>,
     fleet: Fleet,
     registry: Registry,
     /// Recent identities per credential (by hash of its id), for reuse.
     #[serde(with = "pairs")]
-    credentials: HashMap<u64, Vec<(Sym, Millis)>>,
+    credentials: FastMap<u64, Vec<(Sym, Millis)>>,
     #[serde(with = "pairs")]
-    emitted: HashMap<SuppressKey, Emitted>,
+    emitted: FastMap<SuppressKey, Emitted>,
     stats: Stats,
     /// Event time of the last housekeeping pass.
     swept_at: Millis,

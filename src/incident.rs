@@ -40,13 +40,12 @@
 //! and again. A call that carries no evidence is learned as always.
 
 use crate::alert::{Alert, Evidence, IncidentInfo, IncidentSignal, IncidentStatus, Severity};
-use crate::baseline::intern::{IdVisitor, Ids, Sym};
+use crate::baseline::intern::{FastMap, IdVisitor, Ids, Sym};
 use crate::baseline::{pairs, Observation};
 use crate::detect::{self, Detector, Finding, Strength};
 use crate::model::Millis;
 use crate::time::format_rfc3339;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 /// Calls held per open incident; past it, further evidence calls are dropped
 /// unlearned (an incident this long is being handled, or should be).
@@ -292,7 +291,7 @@ pub struct Accepted {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Episodes {
     #[serde(with = "pairs")]
-    open: HashMap<Sym, Episode>,
+    open: FastMap<Sym, Episode>,
 }
 
 impl Episodes {

@@ -10,10 +10,10 @@
 //! work per event does not grow with the number of identities.
 
 use super::counts::Minute;
-use super::intern::{IdVisitor, Ids, Sym};
+use super::intern::{FastMap, IdVisitor, Ids, Sym};
 use super::IdentityBaseline;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Admission {
@@ -97,7 +97,7 @@ impl Admission {
     }
 
     /// Derives the protected order from the baselines: every identity not on probation.
-    pub fn rebuild(&mut self, identities: &HashMap<Sym, IdentityBaseline>) {
+    pub fn rebuild(&mut self, identities: &FastMap<Sym, IdentityBaseline>) {
         self.recency = identities
             .iter()
             .filter(|(id, b)| !self.probation.contains(&(b.first_seen, **id)))
@@ -106,7 +106,7 @@ impl Admission {
     }
 
     /// Checks a loaded probation list against the baselines.
-    pub fn check(&self, identities: &HashMap<Sym, IdentityBaseline>) -> Result<(), String> {
+    pub fn check(&self, identities: &FastMap<Sym, IdentityBaseline>) -> Result<(), String> {
         let mut seen = BTreeSet::new();
         for &(first_seen, id) in &self.probation {
             match identities.get(&id) {

@@ -6,11 +6,10 @@
 //! identity of the group makes it, and its adopters go with its last user.
 
 use super::counts::Minute;
-use super::intern::{IdVisitor, Ids, Sym};
+use super::intern::{FastMap, IdVisitor, Ids, Sym};
 use super::pairs;
 use super::CallId;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 /// Most recent adopters remembered per (group, call).
 const MAX_ADOPTERS: usize = 16;
@@ -24,13 +23,13 @@ pub struct GroupCall {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Fleet {
     #[serde(with = "pairs")]
-    group_sizes: HashMap<Sym, u32>,
+    group_sizes: FastMap<Sym, u32>,
     /// Identities of the group whose repertoire holds the call.
     #[serde(with = "pairs")]
-    users: HashMap<GroupCall, u32>,
+    users: FastMap<GroupCall, u32>,
     /// Who adopted the call recently, and when.
     #[serde(with = "pairs")]
-    adopters: HashMap<GroupCall, Vec<(Sym, Minute)>>,
+    adopters: FastMap<GroupCall, Vec<(Sym, Minute)>>,
     /// Operations taken up by identities that had learned a baseline, and
     /// how many of them were sensitive (`sensitive`): the fleet's own base
     /// rate of sensitive changes.
@@ -134,13 +133,13 @@ impl Fleet {
     }
 }
 
-fn increment<K: Eq + std::hash::Hash>(map: &mut HashMap<K, u32>, key: K) {
+fn increment<K: Eq + std::hash::Hash>(map: &mut FastMap<K, u32>, key: K) {
     let n = map.entry(key).or_default();
     *n = n.saturating_add(1);
 }
 
 /// Counts one down, removing the entry at zero; true when it was removed.
-fn decrement<K: Eq + std::hash::Hash>(map: &mut HashMap<K, u32>, key: K) -> bool {
+fn decrement<K: Eq + std::hash::Hash>(map: &mut FastMap<K, u32>, key: K) -> bool {
     match map.get_mut(&key) {
         Some(n) if *n > 1 => {
             *n -= 1;

@@ -10,7 +10,7 @@
 use super::{CallId, CallKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 /// An interned string's id. Ids are handed out in order of first sight, so the
@@ -20,7 +20,7 @@ pub struct Sym(pub u32);
 
 #[derive(Debug, Default, Clone)]
 pub struct Interner {
-    ids: HashMap<Arc<str>, Sym>,
+    ids: FastMap<Arc<str>, Sym>,
     names: Vec<Arc<str>>,
 }
 
@@ -149,7 +149,7 @@ impl<T: Ids> Ids for Vec<T> {
 }
 
 /// A map is rebuilt: its keys may be renumbered.
-impl<K: Ids + Eq + Hash, V: Ids> Ids for HashMap<K, V> {
+impl<K: Ids + Eq + Hash, V: Ids, S: BuildHasher + Default> Ids for HashMap<K, V, S> {
     fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
         *self = self
             .drain()
@@ -171,6 +171,13 @@ macro_rules! no_ids {
     };
 }
 no_ids!(u32, u64, i64);
+
+/// The hash map of the per-event path (interned names, identities, call
+/// tables): foldhash instead of SipHash, which took a tenth of a replay's
+/// time. Its seed is random per process, so keys an attacker chooses (names
+/// in logs) cannot be aimed at one bucket in advance; iteration order was
+/// never relied on (state files sort, see `pairs`).
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A map keyed by call id, hashed by one multiplication: ids are small
 /// integers handed out in order, and per-call scratch maps are hot.
@@ -206,7 +213,7 @@ impl std::hash::Hasher for IdHash {
 pub struct Names {
     pub strings: Interner,
     #[serde(with = "call_table")]
-    calls: (HashMap<CallKey, CallId>, Vec<CallKey>),
+    calls: (FastMap<CallKey, CallId>, Vec<CallKey>),
     /// The operation of each call, by call id: derived (see `index`).
     #[serde(skip)]
     ops: Vec<CallId>,
@@ -425,10 +432,10 @@ impl IdVisitor for RangeCheck {
 /// The call table is saved as its list of keys; the lookup map is rebuilt.
 mod call_table {
     use super::super::{CallId, CallKey};
+    use super::FastMap;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use std::collections::HashMap;
 
-    type Table = (HashMap<CallKey, CallId>, Vec<CallKey>);
+    type Table = (FastMap<CallKey, CallId>, Vec<CallKey>);
 
     pub fn serialize<S: Serializer>(table: &Table, s: S) -> Result<S::Ok, S::Error> {
         table.1.serialize(s)

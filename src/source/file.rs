@@ -120,7 +120,8 @@ impl LineReader {
                 break;
             }
             saw_any = true;
-            let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            // memchr scans a word at a time; a byte-by-byte search was 8% of a replay's instructions.
+            let (take, done) = match memchr::memchr(b'\n', chunk) {
                 Some(i) => (i + 1, true),
                 None => (chunk.len(), false),
             };
