@@ -586,6 +586,73 @@ async fn broker_stopped_and_restarted_mid_stream_the_service_recovers_and_loses_
     assert_eq!(alert_ids(&alerts), expected);
 }
 
+/// What identifies one send of an incident: its id, status and update number.
+fn incident_sends(alerts: &[Value]) -> Vec<(String, String, u64)> {
+    alerts
+        .iter()
+        .filter_map(|a| {
+            let incident = a.get("incident")?;
+            Some((
+                a["alert_id"].as_str()?.to_string(),
+                incident["status"].as_str()?.to_string(),
+                incident["update"].as_u64()?,
+            ))
+        })
+        .collect()
+}
+
+/// In incidents mode (the default) an offboarded identity that keeps acting for seven hours
+/// is one incident on the alert topic: opened, updated under the same id after the update
+/// interval, and closed once six hours of event time pass without evidence, as `replay`
+/// tells it from the same records.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ongoing_incident_is_opened_updated_and_closed_under_one_id_as_replay_tells_it() {
+    let broker = Tansu::memory();
+    let names = Names::new("incident");
+    create_topics(&broker.brokers(), &names).await;
+    let mut service_config = config(&broker.brokers(), &names);
+    service_config.engine.alerts = overreach::engine::AlertMode::Incidents;
+    let service = Running::start(service_config);
+    service.wait_ready().await;
+
+    let mut input = vec![offboarded("agent-1", "2026-03-01T00:00:00Z")];
+    for i in 0..15 {
+        let time = format!("2026-03-01T{:02}:{:02}:00Z", 2 + i / 2, 30 * (i % 2));
+        input.push(access(&format!("a-{i}"), "agent-1", &time, "crm.internal", "ExportCustomers"));
+    }
+    let mut ends = produce(&broker.brokers(), &names.input, &json_records(&input)).await;
+    service.wait_consumed(&names.input, input.len() as u64).await;
+    // Another identity, hours later: event time passes, the quiet incident closes. Sent once
+    // the rest is consumed, since partitions are read side by side, not in event time.
+    let later = access("later", "svc-2", "2026-03-01T18:00:00Z", "s3.amazonaws.com", "GetObject");
+    merge_ends(&mut ends, produce(&broker.brokers(), &names.input, &json_records(std::slice::from_ref(&later))).await);
+    input.push(later);
+    service.wait_consumed(&names.input, input.len() as u64).await;
+    service.stop().await;
+    assert_eq!(committed(&broker.brokers(), &names.group, &names.input), ends);
+
+    let id = overreach::alert::incident_id("agent-1", "a-0");
+    let expected: Vec<(String, String, u64)> =
+        [("open", 0), ("updated", 1), ("closed", 2)].iter().map(|(s, u)| (id.clone(), s.to_string(), *u)).collect();
+    let messages = read_topic(&broker.brokers(), &names.alerts, |m| incident_sends(&alerts_of(m)).len() >= 3).await;
+    let alerts = alerts_of(&messages);
+    for alert in &alerts {
+        schema::assert_valid_alert(alert);
+    }
+    assert_eq!(incident_sends(&alerts), expected, "one id, three sends, in order");
+    let last = &alerts[alerts.len() - 1]["incident"];
+    assert_eq!(last["events"], 15, "every access after the offboarding is evidence");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("input.jsonl");
+    std::fs::write(&file, input.iter().map(|v| format!("{v}\n")).collect::<String>()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_overreach")).arg("replay").arg("--quiet").arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let replayed: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(incident_sends(&replayed), expected, "replay tells the same incident");
+}
+
 /// A count printed after `prefix` at the start of a line of the demo's output.
 fn demo_count(stdout: &str, prefix: &str) -> u64 {
     let line =
