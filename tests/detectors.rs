@@ -4,10 +4,10 @@
 mod common;
 
 use common::*;
-use overreach::alert::Alert;
+use overreach::alert::{Alert, IncidentSignal};
 use overreach::detect::{self, Detector};
 use overreach::engine::{AlertMode, EngineConfig};
-use overreach::model::{AccessEvent, Grant, GrantEndReason, Lifecycle, Outcome, Scope, TimeWindow};
+use overreach::model::{AccessEvent, Grant, GrantEndReason, Lifecycle, Outcome, Record, Scope, TimeWindow};
 use overreach::time::{DAY, HOUR, MINUTE};
 
 struct Case {
@@ -714,4 +714,84 @@ fn an_open_incident_holds_the_attack_back_from_the_baseline_and_a_closed_one_let
     assert_eq!(last.status, overreach::alert::IncidentStatus::Closed);
     assert_eq!(last.events, 3, "every attack call carried evidence: none was learned while open");
     assert!(!fired(&alerts, detect::novel_call::SPEC.detector(), "later"), "{alerts:#?}");
+}
+
+// ---- Weak signals, seen in the incident a declared finding raises ----
+
+/// The learned detectors that found `e` unusual: the probe also uses a credential past its
+/// expiry, a declared finding that raises an incident whatever else it shows, and every
+/// signal on the probe joins that incident.
+fn signals_on(s: &mut Scenario, e: AccessEvent) -> Vec<IncidentSignal> {
+    let expired =
+        AccessEvent { credential_id: Some("cred-old".into()), credential_expires_at: Some(e.time - DAY), ..e };
+    let probe = probe(s, expired);
+    let alerts = s.run(incidents());
+    let incident = alerts
+        .iter()
+        .filter_map(|a| a.incident.as_ref())
+        .find(|i| i.signals.iter().any(|signal| signal.event_id == probe))
+        .expect("the expired credential raises an incident");
+    incident.signals.iter().filter(|signal| signal.event_id == probe).cloned().collect()
+}
+
+fn detectors(signals: &[IncidentSignal]) -> Vec<Detector> {
+    signals.iter().map(|signal| signal.detector).collect()
+}
+
+/// The first call of every run of the learned pipeline.
+fn habitual_call() -> AccessEvent {
+    pipeline_call(PIPELINE[0].0, PIPELINE[0].1)
+}
+
+/// The learned pipeline, its runners' /24s churning inside 10.20.0.0/16: each run
+/// (six calls) from a /24 it has not used for many runs.
+fn churning_runners(s: &mut Scenario) {
+    learned_pipeline(s);
+    for (i, record) in s.records.iter_mut().enumerate() {
+        if let Record::Access(e) = record {
+            e.source_ip = Some(format!("10.20.{}.{}", (i / 6) % 250, 10 + i % 6));
+        }
+    }
+}
+
+#[test]
+fn runners_churning_inside_one_16_a_new_24_there_is_no_signal_another_16_is() {
+    let new_source = detect::new_source::SPEC.detector();
+    let from = |ip: &str| AccessEvent { source_ip: Some(ip.into()), ..habitual_call() };
+    let mut s = Scenario::new();
+    churning_runners(&mut s);
+    let same_16 = detectors(&signals_on(&mut s, from("10.20.77.5")));
+    assert!(!same_16.contains(&new_source), "a new /24 in the usual /16: {same_16:?}");
+    let mut s = Scenario::new();
+    churning_runners(&mut s);
+    let other_16 = signals_on(&mut s, from("10.99.1.5"));
+    let signal = other_16.iter().find(|signal| signal.detector == new_source).expect("another /16 is a signal");
+    assert_eq!(signal.observed["new_wide_network"], true, "{:?}", signal.observed);
+    assert_eq!(signal.observed["new_address_scope"], false, "still a private address");
+}
+
+#[test]
+fn a_private_only_pipeline_from_a_public_address_is_a_signal() {
+    let new_source = detect::new_source::SPEC.detector();
+    let mut s = Scenario::new();
+    churning_runners(&mut s);
+    let public = signals_on(&mut s, AccessEvent { source_ip: Some("198.51.100.7".into()), ..habitual_call() });
+    let signal = public.iter().find(|signal| signal.detector == new_source).expect("a public address is a signal");
+    assert_eq!(signal.observed["new_address_scope"], true, "{:?}", signal.observed);
+    assert_eq!(signal.baseline["address_scopes"], serde_json::json!(["private"]));
+}
+
+#[test]
+fn a_weekday_pipeline_at_its_usual_hour_on_a_sunday_is_a_signal_on_a_monday_is_not() {
+    let off_hours = detect::off_hours::SPEC.detector();
+    // probe_time() is a Monday at 10:05, inside the usual run hours.
+    let at = |time: i64| AccessEvent { time, ..habitual_call() };
+    let mut s = Scenario::new();
+    learned_pipeline(&mut s);
+    let monday = detectors(&signals_on(&mut s, at(probe_time())));
+    assert!(!monday.contains(&off_hours), "Monday: {monday:?}");
+    let mut s = Scenario::new();
+    learned_pipeline(&mut s);
+    let sunday = detectors(&signals_on(&mut s, at(probe_time() - DAY)));
+    assert!(sunday.contains(&off_hours), "Sunday: {sunday:?}");
 }
