@@ -10,8 +10,9 @@
 use crate::alert::{alert_id, incident_id, Alert, AlertEvent, Severity};
 use crate::baseline::admission::{Admission, Eviction};
 use crate::baseline::counts::{minute, Minute};
-use crate::baseline::fleet::Fleet;
+use crate::baseline::fleet::{Fleet, PeerGroups};
 use crate::baseline::intern::{FastMap, IdVisitor, Ids, Live, Names, RangeCheck, Sym};
+use crate::baseline::peer_group::{peer_family, peer_group};
 use crate::baseline::{pairs, stable_hash, stable_hash_parts, CallKey, Client, IdentityBaseline, Observation, Place};
 use crate::detect::{self, Context, Detector, Finding, Strength};
 // The settings live beside the detectors that read them; the engine's callers
@@ -178,11 +179,11 @@ impl Engine {
         let mut alerts = self.sweep(event.time);
         self.collect_names_if_grown();
         let identity = self.state.names.intern(&event.identity);
-        let group = match self.state.identities.get(&identity).and_then(|b| b.peer_group) {
-            Some(group) => group,
+        let groups = match self.state.identities.get(&identity).and_then(|b| b.peer_groups()) {
+            Some(groups) => groups,
             None => self.join(identity, event),
         };
-        let obs = self.observe(event, group);
+        let obs = self.observe(event, groups);
         let sharers = self.credential_sharers(event, identity);
 
         let findings = {
@@ -237,7 +238,7 @@ impl Engine {
                 // Bounded with what is held: a flood of distinct calls under
                 // an open incident costs no more than the incident holds.
                 if self.state.episodes.hold(identity, obs) && new_op {
-                    self.state.fleet.note_adopter(group, op, identity, minute);
+                    self.state.fleet.note_adopter(groups, op, identity, minute);
                 }
             }
             false => self.learn(identity, &obs),
@@ -254,15 +255,15 @@ impl Engine {
         let last_seen_before = baseline.last_seen;
         let was_learned = baseline.is_learned(self.config.learning_days, self.config.learning_events);
         let learned = baseline.learn(obs, &self.state.names, self.config.decay(), forget_after, concurrency);
-        let group = obs.peer_group;
+        let groups = obs.peer_groups();
         if let Some(op) = learned.adopted_op {
-            self.state.fleet.adopt(group, op, identity, obs.minute);
+            self.state.fleet.adopt(groups, op, identity, obs.minute);
             if was_learned {
                 self.state.fleet.count_adoption(detect::sensitive(&self.state.names, obs).is_some());
             }
         }
         for op in learned.forgotten_ops {
-            self.state.fleet.forget(group, op);
+            self.state.fleet.forget(groups, op);
         }
         let is_learned = baseline.is_learned(self.config.learning_days, self.config.learning_events);
         let gone =
@@ -280,19 +281,27 @@ impl Engine {
         }
     }
 
-    /// First sight of an identity: a fresh baseline in its peer group, on probation.
-    fn join(&mut self, identity: Sym, event: &AccessEvent) -> Sym {
-        let group = self.state.names.intern(event.identity_type.as_deref().unwrap_or(""));
-        let baseline = IdentityBaseline { peer_group: Some(group), ..IdentityBaseline::default() };
+    /// First sight of an identity: a fresh baseline in its peer group (its
+    /// purpose label, or its name's stem: `peer_group`) and that group's
+    /// family, on probation.
+    fn join(&mut self, identity: Sym, event: &AccessEvent) -> PeerGroups {
+        let name = peer_group(&event.identity, event.identity_type.as_deref());
+        let groups =
+            PeerGroups { group: self.state.names.intern(&name), family: self.state.names.intern(peer_family(&name)) };
+        let baseline = IdentityBaseline {
+            peer_group: Some(groups.group),
+            peer_family: Some(groups.family),
+            ..IdentityBaseline::default()
+        };
         if let Some(old) = self.state.identities.insert(identity, baseline) {
             // A loaded baseline without a group: start it again.
             self.state.admission.remove(identity, &old);
         }
-        self.state.fleet.join(group);
+        self.state.fleet.join(groups);
         let held = self.state.identities.len();
         let gone = self.state.admission.join(identity, minute(event.time), held, self.config.max_identities);
         self.evict(gone);
-        group
+        groups
     }
 
     /// Drops evicted identities' baselines and their share of the fleet.
@@ -300,8 +309,8 @@ impl Engine {
         for Eviction { identity, protected } in gone {
             let Some(b) = self.state.identities.remove(&identity) else { continue };
             self.state.episodes.forget(identity);
-            if let Some(group) = b.peer_group {
-                self.state.fleet.leave(group, b.ops());
+            if let Some(groups) = b.peer_groups() {
+                self.state.fleet.leave(groups, b.ops());
             }
             self.state.stats.evicted += 1;
             self.state.stats.evicted_learned += u64::from(protected);
@@ -331,7 +340,7 @@ impl Engine {
     }
 
     /// Interns the features of a call that baselines learn on.
-    fn observe(&mut self, e: &AccessEvent, peer_group: Sym) -> Observation {
+    fn observe(&mut self, e: &AccessEvent, peers: PeerGroups) -> Observation {
         let names = &mut self.state.names;
         let class = e.resource.as_deref().map(resource_class).unwrap_or_default();
         let call_key =
@@ -364,7 +373,8 @@ impl Engine {
             client,
             place,
             delegators,
-            peer_group,
+            peer_group: peers.group,
+            peer_family: Some(peers.family),
             environment: e.environment.as_deref().map(|env| names.intern(env)),
             region: e.region.as_deref().map(|region| names.intern(region)),
             outcome: e.outcome,

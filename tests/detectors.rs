@@ -113,6 +113,29 @@ fn weekdays_14_to_16() -> Vec<TimeWindow> {
     }]
 }
 
+/// CloudTrail form: role ARNs and no `identity_type`. Three learned roles:
+/// two deploy pipelines take up `ssm GetParameter` on the probe's day, then
+/// `prober` (a third pipeline, or another kind of role) makes it. Without a
+/// type, peers come from the names' stems (`baseline::peer_group`).
+fn untyped_rollout(s: &mut Scenario, prober: &str) -> String {
+    let adopters = [
+        "arn:aws:iam::111111111111:role/ci/deploy-payments-0001",
+        "arn:aws:iam::111111111111:role/ci/deploy-payments-0002",
+    ];
+    for role in adopters.iter().chain([&prober]) {
+        s.pipeline(role, LEARNED_DAYS, 6);
+    }
+    for (i, role) in adopters.iter().enumerate() {
+        s.push(ev(role, probe_time() - (2 - i as i64) * HOUR, "ssm", "GetParameter"));
+    }
+    for r in &mut s.records {
+        if let overreach::model::Record::Access(e) = r {
+            e.identity_type = None;
+        }
+    }
+    probe(s, ev(prober, probe_time(), "ssm", "GetParameter"))
+}
+
 const CASES: &[Case] = &[
     Case {
         name: "a pipeline's 7th call after thousands of the same 6",
@@ -169,6 +192,18 @@ const CASES: &[Case] = &[
                 },
             )
         },
+    },
+    Case {
+        name: "CloudTrail form, no type: a new call two roles of the same name stem adopted the same day",
+        detector: detect::novel_call::SPEC.detector(),
+        fires: false,
+        build: |s| untyped_rollout(s, "arn:aws:iam::111111111111:role/ci/deploy-payments-0003"),
+    },
+    Case {
+        name: "CloudTrail form, no type: the same call on a role whose name stem no adopter shares",
+        detector: detect::novel_call::SPEC.detector(),
+        fires: true,
+        build: |s| untyped_rollout(s, "arn:aws:iam::111111111111:role/agents/sre-agent-0012"),
     },
     Case {
         name: "a session jumping around the pipeline's fixed order",

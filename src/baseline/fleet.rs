@@ -2,6 +2,12 @@
 //! and which they adopted recently. A release that adds a call to every
 //! pipeline is a rollout, not an incident; this is how the engine tells.
 //!
+//! Counts are kept at two levels (`PeerGroups`, from `peer_group`): the
+//! identity's group and its family. A name stem can split one kind into
+//! small groups (`deploy-payments`, `deploy-ledger` under `role/ci`); a
+//! release rolled out to all of them is seen in the family, where a group of
+//! two alone would make its first two adopters look like incidents.
+//!
 //! Bounded by the identities held: a (group, call) has users only while some
 //! identity of the group makes it, and its adopters go with its last user.
 
@@ -13,6 +19,20 @@ use serde::{Deserialize, Serialize};
 
 /// Most recent adopters remembered per (group, call).
 const MAX_ADOPTERS: usize = 16;
+
+/// The two levels of peers an identity has: its group, and the group's
+/// family (`peer_group::peer_family`); the same when the group has no parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerGroups {
+    pub group: Sym,
+    pub family: Sym,
+}
+
+impl PeerGroups {
+    fn levels(self) -> impl Iterator<Item = Sym> {
+        std::iter::once(self.group).chain((self.family != self.group).then_some(self.family))
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct GroupCall {
@@ -53,7 +73,7 @@ impl Adoptions {
     }
 }
 
-/// What peers say about one identity's new call.
+/// What peers of one level say about one identity's new call.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Peers {
     pub group_size: u32,
@@ -63,41 +83,90 @@ pub struct Peers {
     pub recent_adopters: u32,
 }
 
-impl Fleet {
-    pub fn join(&mut self, group: Sym) {
-        increment(&mut self.group_sizes, group);
+impl Peers {
+    /// Share of the other identities of the group that make the call.
+    pub fn share(&self) -> f64 {
+        if self.group_size > 0 {
+            self.using as f64 / self.group_size as f64
+        } else {
+            0.0
+        }
+    }
+}
+
+/// What the group and the family say about one identity's new call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PeerView {
+    pub group: Peers,
+    pub family: Peers,
+}
+
+impl PeerView {
+    /// Recent adopters at the level where most took the call up.
+    pub fn recent_adopters(&self) -> u32 {
+        self.group.recent_adopters.max(self.family.recent_adopters)
     }
 
-    pub fn leave(&mut self, group: Sym, calls: impl Iterator<Item = CallId>) {
-        decrement(&mut self.group_sizes, group);
-        for call in calls {
-            self.forget(group, call);
+    /// The level where the call is most common, named ("kind" for the
+    /// group, "family"), and its counts: what its share and a summary use.
+    pub fn commonest(&self) -> (&'static str, &Peers) {
+        match self.family.share() > self.group.share() {
+            true => ("family", &self.family),
+            false => ("kind", &self.group),
+        }
+    }
+}
+
+impl Fleet {
+    pub fn join(&mut self, groups: PeerGroups) {
+        for group in groups.levels() {
+            increment(&mut self.group_sizes, group);
         }
     }
 
-    pub fn adopt(&mut self, group: Sym, call: CallId, identity: Sym, now: Minute) {
-        increment(&mut self.users, GroupCall { group, call });
-        self.note_adopter(group, call, identity, now);
+    pub fn leave(&mut self, groups: PeerGroups, calls: impl Iterator<Item = CallId>) {
+        for group in groups.levels() {
+            decrement(&mut self.group_sizes, group);
+        }
+        for call in calls {
+            self.forget(groups, call);
+        }
+    }
+
+    pub fn adopt(&mut self, groups: PeerGroups, call: CallId, identity: Sym, now: Minute) {
+        for group in groups.levels() {
+            increment(&mut self.users, GroupCall { group, call });
+        }
+        self.note_adopter(groups, call, identity, now);
     }
 
     /// Records that an identity started making a call, before it is learned
     /// (a call held by an open incident): a rollout is seen by what
     /// identities do, whether or not it has become their baseline yet.
-    pub fn note_adopter(&mut self, group: Sym, call: CallId, identity: Sym, now: Minute) {
-        let adopters = self.adopters.entry(GroupCall { group, call }).or_default();
-        adopters.retain(|(who, _)| *who != identity);
-        adopters.insert(0, (identity, now));
-        adopters.truncate(MAX_ADOPTERS);
-    }
-
-    pub fn forget(&mut self, group: Sym, call: CallId) {
-        let key = GroupCall { group, call };
-        if decrement(&mut self.users, key) {
-            self.adopters.remove(&key);
+    pub fn note_adopter(&mut self, groups: PeerGroups, call: CallId, identity: Sym, now: Minute) {
+        for group in groups.levels() {
+            let adopters = self.adopters.entry(GroupCall { group, call }).or_default();
+            adopters.retain(|(who, _)| *who != identity);
+            adopters.insert(0, (identity, now));
+            adopters.truncate(MAX_ADOPTERS);
         }
     }
 
-    pub fn peers(&self, group: Sym, call: CallId, identity: Sym, now: Minute, window: Minute) -> Peers {
+    pub fn forget(&mut self, groups: PeerGroups, call: CallId) {
+        for group in groups.levels() {
+            let key = GroupCall { group, call };
+            if decrement(&mut self.users, key) {
+                self.adopters.remove(&key);
+            }
+        }
+    }
+
+    pub fn peers(&self, groups: PeerGroups, call: CallId, identity: Sym, now: Minute, window: Minute) -> PeerView {
+        let level = |group| self.level(group, call, identity, now, window);
+        PeerView { group: level(groups.group), family: level(groups.family) }
+    }
+
+    fn level(&self, group: Sym, call: CallId, identity: Sym, now: Minute, window: Minute) -> Peers {
         let key = GroupCall { group, call };
         let recent = self.adopters.get(&key).map_or(0, |a| {
             a.iter().filter(|(who, at)| *who != identity && now.saturating_sub(*at) <= window).count() as u32
@@ -165,5 +234,41 @@ impl Ids for Fleet {
         self.group_sizes.visit_ids(v);
         self.users.visit_ids(v);
         self.adopters.visit_ids(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_kept_at_both_levels_and_leaving_takes_them_all_back() {
+        let (payments, ledger, ci) = (Sym(1), Sym(2), Sym(3));
+        let (a, b, c) = (Sym(10), Sym(11), Sym(12));
+        let groups = |group| PeerGroups { group, family: ci };
+        let call = CallId(7);
+        let mut fleet = Fleet::default();
+        for (who, group) in [(a, payments), (b, ledger), (c, ledger)] {
+            fleet.join(groups(group));
+            if who != c {
+                fleet.adopt(groups(group), call, who, 100);
+            }
+        }
+        // c's group has one adopter (b); its family has two (a and b).
+        let view = fleet.peers(groups(ledger), call, c, 120, 60);
+        assert_eq!((view.group.group_size, view.group.using, view.group.recent_adopters), (1, 1, 1));
+        assert_eq!((view.family.group_size, view.family.using, view.family.recent_adopters), (2, 2, 2));
+        assert_eq!(view.recent_adopters(), 2);
+        assert_eq!(view.commonest().0, "kind");
+        // A group that is its own family is counted once.
+        let alone = PeerGroups { group: Sym(4), family: Sym(4) };
+        fleet.join(alone);
+        assert_eq!(fleet.peers(alone, call, Sym(13), 120, 60).family.group_size, 0);
+        fleet.leave(alone, std::iter::empty());
+        for (who, group) in [(a, payments), (b, ledger), (c, ledger)] {
+            let calls: Vec<CallId> = if who == c { vec![] } else { vec![call] };
+            fleet.leave(groups(group), calls.into_iter());
+        }
+        assert_eq!(fleet.size(), 0, "{fleet:?}");
     }
 }

@@ -8,11 +8,13 @@ pub mod fleet;
 pub mod hours;
 pub mod intern;
 pub mod pairs;
+pub mod peer_group;
 pub mod window;
 
 use crate::features::AddressScope;
 use crate::model::Outcome;
 use counts::{Counts, Decay, Minute, Novelty};
+use fleet::PeerGroups;
 use hours::Hours;
 use intern::{IdVisitor, Ids, Sym};
 use serde::{Deserialize, Serialize};
@@ -64,6 +66,10 @@ pub struct Observation {
     pub place: Option<Place>,
     pub delegators: Vec<Sym>,
     pub peer_group: Sym,
+    /// The group's family (`fleet::PeerGroups`); states saved before it
+    /// was kept have none, and their group is its own family.
+    #[serde(default)]
+    pub peer_family: Option<Sym>,
     /// The environment (account, project, namespace) the call was served in.
     pub environment: Option<Sym>,
     #[serde(default)]
@@ -170,6 +176,9 @@ pub struct IdentityBaseline {
     pub last_seen: Minute,
     pub events: u64,
     pub peer_group: Option<Sym>,
+    /// See `Observation::peer_family`.
+    #[serde(default)]
+    pub peer_family: Option<Sym>,
     pub calls: Counts<CallId>,
     /// Consecutive operations (target and action) of one session;
     /// `CallId::START` opens a session.
@@ -213,7 +222,19 @@ pub struct IdentityBaseline {
     pub ops: Vec<(CallId, u32)>,
 }
 
+impl Observation {
+    pub fn peer_groups(&self) -> PeerGroups {
+        PeerGroups { group: self.peer_group, family: self.peer_family.unwrap_or(self.peer_group) }
+    }
+}
+
 impl IdentityBaseline {
+    /// Its peer group and family, once it has joined the fleet.
+    pub fn peer_groups(&self) -> Option<PeerGroups> {
+        let group = self.peer_group?;
+        Some(PeerGroups { group, family: self.peer_family.unwrap_or(group) })
+    }
+
     /// True once the identity has enough history for learned detectors. An
     /// identity never seen has no history at all, whatever the settings: with
     /// `learning_events = 0` its first call would otherwise be judged against
@@ -496,6 +517,7 @@ impl Ids for Observation {
         }
         self.delegators.iter_mut().for_each(|d| v.sym(d));
         v.sym(&mut self.peer_group);
+        self.peer_family.iter_mut().for_each(|f| v.sym(f));
         for s in self.environment.iter_mut().chain(self.region.iter_mut()) {
             v.sym(s);
         }
@@ -504,7 +526,7 @@ impl Ids for Observation {
 
 impl Ids for IdentityBaseline {
     fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
-        if let Some(group) = &mut self.peer_group {
+        for group in self.peer_group.iter_mut().chain(self.peer_family.iter_mut()) {
             v.sym(group);
         }
         self.calls.keys_mut().for_each(|c| v.call(c));

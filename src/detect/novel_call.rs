@@ -15,7 +15,9 @@
 //! 200 calls a large one. Fleet context tempers a new operation: one that
 //! peers of the same kind took up within the rollout window is a rollout, not
 //! an incident, and one common among peers is less surprising (the estimate
-//! is interpolated with the share of peers that make it). A call that a live
+//! is interpolated with the share of peers that make it). Peers are counted
+//! at two levels, the identity's group and its family (`fleet::PeerGroups`):
+//! a rollout seen at either is a rollout, and the share is the larger. A call that a live
 //! grant's scope names explicitly is declared, and never novel.
 //!
 //! A new operation in a sensitive class (the catalogue in
@@ -66,12 +68,17 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     } else {
         let novelty = op_novelty(b, ctx);
         let p_new = novelty.p_unseen.min(p_runs);
-        let peers =
-            ctx.fleet.peers(ctx.obs.peer_group, ctx.obs.op, ctx.identity, ctx.now(), ctx.config.rollout_window_min());
-        if peers.recent_adopters >= ctx.config.rollout_min_peers {
+        let peers = ctx.fleet.peers(
+            ctx.obs.peer_groups(),
+            ctx.obs.op,
+            ctx.identity,
+            ctx.now(),
+            ctx.config.rollout_window_min(),
+        );
+        if peers.recent_adopters() >= ctx.config.rollout_min_peers {
             return None;
         }
-        let share = if peers.group_size > 0 { peers.using as f64 / peers.group_size as f64 } else { 0.0 };
+        let share = peers.commonest().1.share();
         let lambda = ctx.config.peer_weight;
         (novelty, (1.0 - lambda) * p_new + lambda * share, Some((peers, share)))
     };
@@ -95,11 +102,16 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     };
     let peer_note = match &peers {
         None => String::new(),
-        Some((peers, _)) => match (peers.using, peers.recent_adopters) {
-            (0, _) => ", and no peer of its kind makes it".to_string(),
-            (n, 0) => format!(", and {n} of {} peers of its kind make it", peers.group_size),
-            (n, r) => format!(", and {n} of {} peers make it, {r} took it up recently", peers.group_size),
-        },
+        Some((view, _)) => {
+            let (level, peers) = view.commonest();
+            match (peers.using, peers.recent_adopters) {
+                (0, _) => ", and no peer of its kind makes it".to_string(),
+                (n, 0) => format!(", and {n} of {} peers of its {level} make it", peers.group_size),
+                (n, r) => {
+                    format!(", and {n} of {} peers of its {level} make it, {r} took it up recently", peers.group_size)
+                }
+            }
+        }
     };
     let sensitive_note = match sensitive {
         Some(s) => format!(
@@ -130,10 +142,13 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         }),
     );
     evidence.probability = Some(round(p, 8));
-    evidence.peers = peers.map(|(peers, share)| {
+    evidence.peers = peers.map(|(view, share)| {
+        let (group, family) = (&view.group, &view.family);
         json!({
-            "group": ctx.names.name(ctx.obs.peer_group), "group_size": peers.group_size, "using": peers.using,
-            "recent_adopters": peers.recent_adopters, "peer_share": round(share, 4),
+            "group": ctx.names.name(ctx.obs.peer_group), "group_size": group.group_size, "using": group.using,
+            "recent_adopters": group.recent_adopters, "peer_share": round(share, 4),
+            "family": ctx.names.name(ctx.obs.peer_groups().family), "family_size": family.group_size,
+            "family_using": family.using, "family_recent_adopters": family.recent_adopters,
         })
     });
     Some(Finding {

@@ -41,7 +41,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     let window = ctx.config.rollout_window_min();
     let rolling_out = |op| {
         op != crate::baseline::CallId::START
-            && ctx.fleet.peers(ctx.obs.peer_group, op, ctx.identity, now, window).recent_adopters
+            && ctx.fleet.peers(ctx.obs.peer_groups(), op, ctx.identity, now, window).recent_adopters()
                 >= ctx.config.rollout_min_peers
     };
     if rolling_out(previous) || rolling_out(ctx.obs.op) {
