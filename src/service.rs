@@ -27,11 +27,12 @@ use crate::kafka::{create_consumer, create_producer, Backoff, ServiceContext, To
 use crate::model::Origin;
 use crate::state_file;
 use crate::telemetry::events::{
-    AlertsDelivered, ConsumerFailed, RecordConsumed, RecordRejected, SnapshotFailed, SnapshotWritten, StateRestored,
+    AlertsDelivered, BatchProcessed, ConsumerFailed, RecordConsumed, RecordRejected, SnapshotFailed, SnapshotWritten,
+    StateRestored,
 };
 use crate::telemetry::{http, Telemetry};
 use anyhow::Context as _;
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, FutureExt as _};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -44,6 +45,9 @@ use std::time::{Duration, Instant};
 /// Input records whose outputs are not yet acknowledged; past this the consumer waits, so a
 /// slow or absent broker holds memory bounded instead of piling up deliveries.
 const MAX_IN_FLIGHT: usize = 10_000;
+/// Records handled from one wake-up of the loop when more are already fetched: the offsets,
+/// positions and counters they touch are written once per batch, not once per record.
+const MAX_BATCH: usize = 1_024;
 /// How often gauges fed from the engine (identities, snapshot age) are refreshed.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
 /// Upper bound on the final commit and leaving the group, which wait for a broker.
@@ -147,6 +151,7 @@ async fn run_pipeline(
         engine,
         positions,
         tracker: OffsetTracker::default(),
+        partitions: Vec::new(),
         deliverer,
         in_flight: FuturesUnordered::new(),
         started: Instant::now(),
@@ -169,12 +174,32 @@ async fn run_pipeline(
             message = consumer.recv(), if pipeline.accepting() => Event::Received(message),
         };
         match event {
-            Event::Delivered(done) => pipeline.finish(&consumer, done),
+            Event::Delivered(done) => {
+                pipeline.finish(done);
+                // Deliveries acknowledged together (one produce batch) are released together.
+                while let Some(Some(done)) = pipeline.in_flight.next().now_or_never() {
+                    pipeline.finish(done);
+                }
+            }
             Event::SnapshotDue => pipeline.snapshot_due = true,
             Event::GaugesDue => pipeline.update_gauges(),
             Event::Received(Ok(message)) => {
                 backoff.reset();
-                pipeline.handle(&consumer, &message);
+                let started = Instant::now();
+                pipeline.handle(&message);
+                drop(message);
+                // What librdkafka has already fetched is handled now, without a turn of the
+                // loop per record; a consumer error ends the batch and is met on the next turn.
+                for _ in 1..MAX_BATCH {
+                    if !pipeline.accepting() {
+                        break;
+                    }
+                    match consumer.recv().now_or_never() {
+                        Some(Ok(message)) => pipeline.handle(&message),
+                        _ => break,
+                    }
+                }
+                BatchProcessed { elapsed: started.elapsed() }.emit(&pipeline.telemetry);
             }
             Event::Received(Err(error)) => {
                 let retry_in = backoff.next_delay();
@@ -182,6 +207,7 @@ async fn run_pipeline(
                 tokio::time::sleep(retry_in).await;
             }
         }
+        pipeline.flush(&consumer);
         if pipeline.snapshot_due && pipeline.in_flight.is_empty() {
             pipeline.snapshot_due = false;
             pipeline.snapshot();
@@ -244,6 +270,19 @@ fn restore(config: &ServiceConfig, telemetry: &Telemetry) -> anyhow::Result<(Eng
     Ok((engine, positions))
 }
 
+/// One input partition as the loop sees it.
+struct PartitionState {
+    tp: TopicPartition,
+    /// The topic name shared by every record's [`Origin`], so a record allocates none.
+    topic: Arc<str>,
+    /// Records handled since the last flush.
+    consumed: u64,
+    /// Where the engine state ends on this partition, if it moved since the last flush.
+    position: Option<i64>,
+    /// The offset released for commit since the last flush.
+    release: Option<i64>,
+}
+
 enum Event<'a> {
     Delivered(Delivered),
     SnapshotDue,
@@ -259,6 +298,8 @@ struct Pipeline<'a> {
     /// Where the engine state ends per partition; shared with the rebalance callback.
     positions: Arc<Mutex<Positions>>,
     tracker: OffsetTracker,
+    /// Per input partition, its place and what the next [`Pipeline::flush`] writes.
+    partitions: Vec<PartitionState>,
     deliverer: Arc<Deliverer>,
     in_flight: FuturesUnordered<BoxFuture<'static, Delivered>>,
     started: Instant,
@@ -273,16 +314,18 @@ impl Pipeline<'_> {
         !self.snapshot_due && self.in_flight.len() < MAX_IN_FLIGHT
     }
 
-    fn handle(&mut self, consumer: &StreamConsumer<ServiceContext>, message: &BorrowedMessage<'_>) {
+    fn handle(&mut self, message: &BorrowedMessage<'_>) {
         let consumed_at = Instant::now();
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
-        RecordConsumed { topic }.emit(&self.telemetry);
+        let index = self.partition_index(topic, partition);
+        let state = &mut self.partitions[index];
+        state.consumed += 1;
+        state.position = Some(offset + 1);
+        let origin = Origin::Kafka { topic: Arc::clone(&state.topic), partition, offset };
         self.summary.records += 1;
         let format =
             if self.config.grants_topic.as_deref() == Some(topic) { Format::Grants } else { self.config.format };
         let payload = message.payload().unwrap_or_default();
-        let origin = Origin::Kafka { topic: topic.into(), partition, offset };
-        let tp = TopicPartition { topic: topic.to_string(), partition };
 
         let mut outputs = Vec::new();
         let mut errors = Vec::new();
@@ -298,18 +341,34 @@ impl Pipeline<'_> {
         if !errors.is_empty() {
             self.summary.rejected += 1;
             if let Some(dlq) = &self.config.dlq_topic {
-                outputs.push(delivery::rejected_record(dlq, message, &tp, offset, &errors));
+                outputs.push(delivery::rejected_record(dlq, message, &self.partitions[index].tp, offset, &errors));
             }
         }
 
-        self.positions.lock().unwrap_or_else(PoisonError::into_inner).insert(tp.clone(), offset + 1);
-        self.tracker.begin(&tp, offset);
+        self.tracker.begin(&self.partitions[index].tp, offset);
         if outputs.is_empty() {
-            self.release(consumer, &tp, offset);
+            self.release(index, offset);
         } else {
+            let tp = self.partitions[index].tp.clone();
             let work = Arc::clone(&self.deliverer).deliver(outputs, tp, offset, consumed_at);
             self.in_flight.push(Box::pin(work));
         }
+    }
+
+    /// The index of a partition's state, added on its first record. Linear: an instance holds
+    /// a few dozen partitions at most, and this is cheaper than hashing the topic name.
+    fn partition_index(&mut self, topic: &str, partition: i32) -> usize {
+        if let Some(i) = self.partitions.iter().position(|p| p.tp.partition == partition && p.tp.topic == topic) {
+            return i;
+        }
+        self.partitions.push(PartitionState {
+            tp: TopicPartition { topic: topic.to_string(), partition },
+            topic: topic.into(),
+            consumed: 0,
+            position: None,
+            release: None,
+        });
+        self.partitions.len() - 1
     }
 
     /// The alert as produced: JSON, keyed by identity so one identity's alerts stay in order,
@@ -332,35 +391,65 @@ impl Pipeline<'_> {
         }
     }
 
-    fn finish(&mut self, consumer: &StreamConsumer<ServiceContext>, done: Delivered) {
+    fn finish(&mut self, done: Delivered) {
         AlertsDelivered { alerts: &done.alerts, latency: done.consumed_at.elapsed() }.emit(&self.telemetry);
         self.summary.alerts += done.alerts.len() as u64;
-        self.release(consumer, &done.tp, done.offset);
+        let index = self.partition_index(&done.tp.topic, done.tp.partition);
+        self.release(index, done.offset);
     }
 
-    /// Marks a record done and stores the offset the tracker releases, if any.
-    fn release(&mut self, consumer: &StreamConsumer<ServiceContext>, tp: &TopicPartition, offset: i64) {
-        let Some(next) = self.tracker.complete(tp, offset) else { return };
+    /// Marks a record done; the offset the tracker releases, if any, is stored at the next flush.
+    fn release(&mut self, index: usize, offset: i64) {
+        if let Some(next) = self.tracker.complete(&self.partitions[index].tp, offset) {
+            self.partitions[index].release = Some(next);
+        }
+    }
+
+    /// Writes what the records handled since the last flush changed, once for all of them:
+    /// the consumed counters, the positions the engine state ends at (read by the rebalance
+    /// callback, which runs only inside `recv`, so they are current whenever it looks), and
+    /// the released offsets, stored with one call.
+    fn flush(&mut self, consumer: &StreamConsumer<ServiceContext>) {
+        let mut positions = None;
         let mut tpl = TopicPartitionList::new();
-        let stored = tpl
-            .add_partition_offset(&tp.topic, tp.partition, Offset::Offset(next))
-            .and_then(|()| consumer.store_offsets(&tpl));
-        if let Err(error) = stored {
-            // The partition was revoked meanwhile; its new owner re-reads from the last commit.
-            tracing::debug!(%error, topic = %tp.topic, partition = tp.partition, "Offset not stored.");
+        for state in &mut self.partitions {
+            if state.consumed > 0 {
+                RecordConsumed { topic: &state.tp.topic, count: state.consumed }.emit(&self.telemetry);
+                state.consumed = 0;
+            }
+            if let Some(next) = state.position.take() {
+                positions
+                    .get_or_insert_with(|| self.positions.lock().unwrap_or_else(PoisonError::into_inner))
+                    .insert(state.tp.clone(), next);
+            }
+            if let Some(next) = state.release.take() {
+                if let Err(error) = tpl.add_partition_offset(&state.tp.topic, state.tp.partition, Offset::Offset(next))
+                {
+                    tracing::debug!(%error, topic = %state.tp.topic, partition = state.tp.partition, "Offset not stored.");
+                }
+            }
+        }
+        drop(positions);
+        if tpl.count() > 0 {
+            if let Err(error) = consumer.store_offsets(&tpl) {
+                // A partition was revoked meanwhile; its new owner re-reads from the last commit.
+                tracing::debug!(%error, "Offsets not stored.");
+            }
         }
     }
 
     /// Finishes in-flight deliveries for at most `timeout`; returns how many are left.
     async fn drain_within(&mut self, consumer: &StreamConsumer<ServiceContext>, timeout: Duration) -> usize {
         let deadline = tokio::time::Instant::now() + timeout;
-        loop {
+        let left = loop {
             match tokio::time::timeout_at(deadline, self.in_flight.next()).await {
-                Ok(Some(done)) => self.finish(consumer, done),
-                Ok(None) => return 0,
-                Err(_) => return self.in_flight.len(),
+                Ok(Some(done)) => self.finish(done),
+                Ok(None) => break 0,
+                Err(_) => break self.in_flight.len(),
             }
-        }
+        };
+        self.flush(consumer);
+        left
     }
 
     /// Writes the snapshot; called only with no delivery in flight, so the engine state and

@@ -25,7 +25,11 @@ impl OffsetTracker {
     /// for it belongs to the earlier assignment and is forgotten (its deliveries, when they
     /// finish, no longer match and release nothing).
     pub fn begin(&mut self, tp: &TopicPartition, offset: i64) {
-        let queue = self.partitions.entry(tp.clone()).or_default();
+        // Looked up before it is inserted: the key's clone is paid once per partition, not per record.
+        if !self.partitions.contains_key(tp) {
+            self.partitions.insert(tp.clone(), VecDeque::new());
+        }
+        let queue = self.partitions.get_mut(tp).expect("inserted above");
         if queue.back().is_some_and(|last| last.offset >= offset) {
             queue.clear();
         }

@@ -23,11 +23,23 @@ pub fn printable(text: &dyn std::fmt::Display) -> String {
 
 pub struct RecordConsumed<'a> {
     pub topic: &'a str,
+    pub count: u64,
 }
 
 impl RecordConsumed<'_> {
     pub fn emit(&self, t: &Telemetry) {
-        t.metrics.records_consumed.with_label_values(&[self.topic]).inc();
+        t.metrics.records_consumed.with_label_values(&[self.topic]).inc_by(self.count);
+    }
+}
+
+/// A batch of records was decoded and run through the engine in `elapsed`.
+pub struct BatchProcessed {
+    pub elapsed: Duration,
+}
+
+impl BatchProcessed {
+    pub fn emit(&self, t: &Telemetry) {
+        t.metrics.processing_seconds.inc_by(self.elapsed.as_secs_f64());
     }
 }
 

@@ -7,7 +7,9 @@ pub mod events;
 pub mod http;
 
 use crate::config::LogFormat;
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Counter, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -18,6 +20,7 @@ pub struct Metrics {
     registry: Registry,
     pub records_consumed: IntCounterVec,
     pub records_rejected: IntCounterVec,
+    pub processing_seconds: Counter,
     pub alerts_emitted: IntCounterVec,
     pub alert_latency: Histogram,
     pub delivery_errors: IntCounterVec,
@@ -48,6 +51,12 @@ impl Metrics {
             "Records that could not be decoded, by reason (sent to the dead-letter topic if one is set).",
             &["topic", "reason"],
         )?;
+        let processing_seconds = Counter::new(
+            "overreach_processing_seconds_total",
+            "Time spent decoding records and running the engine on them; its rate near 1 means the engine, \
+             not Kafka, bounds the throughput.",
+        )?;
+        registry.register(Box::new(processing_seconds.clone()))?;
         let alerts_emitted = counter(
             "overreach_alerts_emitted_total",
             "Alerts acknowledged by the broker on the alert topic.",
@@ -112,6 +121,7 @@ impl Metrics {
             registry,
             records_consumed,
             records_rejected,
+            processing_seconds,
             alerts_emitted,
             alert_latency,
             delivery_errors,
