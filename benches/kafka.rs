@@ -2,7 +2,8 @@
 //! broker in one run, plus consume-to-alert latency at a fixed input rate.
 //!
 //! `cargo bench --bench kafka` (needs tansu, see `scripts/test.sh`). `KAFKA_BENCH_EVENTS`
-//! sets N (default 200000), `KAFKA_BENCH_RATE` the fixed rate in events/s (default 2000).
+//! sets N (default 200000), `KAFKA_BENCH_RATE` the fixed rate in events/s (default 2000; the issue
+//! asks for 10000).
 
 #[path = "../tests/common/tansu.rs"]
 mod tansu;
@@ -177,11 +178,14 @@ async fn latency(brokers: &str, rate: u64) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    // Each event from an offboarded identity alerts; give each a distinct identity so the
-    // suppression window does not swallow repeats.
-    let count = rate * 5;
+    // One event in ALERT_EVERY comes from an offboarded identity and alerts, cycling over them
+    // with event times far enough apart that no repeat is suppressed; the rest are ordinary
+    // calls of the other identities, which the engine must get through on the way.
+    const ALERT_EVERY: u64 = 100;
+    let events = rate * 5;
+    let count = events / ALERT_EVERY;
     let p = producer(brokers, "0");
-    let mut sent_at: HashMap<String, Instant> = HashMap::new();
+    let mut sent_at: HashMap<String, (u64, Instant)> = HashMap::new();
     let reading = async {
         let mut latencies = Vec::new();
         while (latencies.len() as u64) < count {
@@ -195,33 +199,57 @@ async fn latency(brokers: &str, rate: u64) {
     };
     let sending = async {
         let start = Instant::now();
-        for i in 0..count {
+        for i in 0..events {
             let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
             tokio::time::sleep_until(due.into()).await;
-            let identity = format!("svc-{}", (i as usize % (IDENTITIES / OFFBOARDED_EVERY)) * OFFBOARDED_EVERY);
+            let n = i as usize;
+            let (identity, action) = if i % ALERT_EVERY == 0 {
+                let k = n / ALERT_EVERY as usize;
+                (format!("svc-{}", (k % (IDENTITIES / OFFBOARDED_EVERY)) * OFFBOARDED_EVERY), "Export")
+            } else {
+                (format!("svc-{}", n % IDENTITIES + usize::from(n % OFFBOARDED_EVERY == 0)), "GetObject")
+            };
             let id = format!("lat-{i}");
-            let v = json!({"event_id": id, "time": T0 + 3_600_000 + i as i64 * 4_000_000, "identity": identity,
-                "target": "crm", "action": "Export"});
-            sent_at.insert(id, Instant::now());
+            let v = json!({"event_id": id, "time": T0 + 3_600_000 + i as i64 * 40_000, "identity": identity,
+                "target": "crm", "action": action});
+            if i % ALERT_EVERY == 0 {
+                sent_at.insert(id, (i, Instant::now()));
+            }
             let _ = p.send_result(FutureRecord::to(input).key(&identity).payload(&v.to_string()));
         }
     };
     let (received, ()) = tokio::join!(reading, sending);
-    let mut ms: Vec<f64> =
-        received.iter().filter_map(|(id, at)| sent_at.get(id).map(|s| (*at - *s).as_secs_f64() * 1e3)).collect();
-    ms.sort_by(f64::total_cmp);
-    let q = |p: f64| ms[((ms.len() as f64 * p) as usize).min(ms.len() - 1)];
+    // The first second is the warm-up (the idempotent producer gets its id, the first fetches
+    // and the group settle); it is reported apart from the steady state after it.
+    let (mut warm_up, mut steady): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    for (id, at) in &received {
+        let Some((i, sent)) = sent_at.get(id) else { continue };
+        let ms = (*at - *sent).as_secs_f64() * 1e3;
+        if *i < rate {
+            warm_up.push(ms)
+        } else {
+            steady.push(ms)
+        }
+    }
     let h = &telemetry.metrics.alert_latency;
     println!(
-        "latency at {rate} events/s, {} alerts: send→alert read p50 {:.1} ms, p99 {:.1} ms; \
-         service consume→ack mean {:.2} ms",
-        ms.len(),
-        q(0.50),
-        q(0.99),
+        "latency at {rate} events/s, {} alerts: send→alert read after the first second p50 {:.1} ms, p99 {:.1} ms; \
+         in the first second p50 {:.1} ms, p99 {:.1} ms; service consume→ack mean {:.2} ms over the run",
+        received.len(),
+        quantile(&mut steady, 0.50),
+        quantile(&mut steady, 0.99),
+        quantile(&mut warm_up, 0.50),
+        quantile(&mut warm_up, 0.99),
         h.get_sample_sum() / h.get_sample_count().max(1) as f64 * 1e3
     );
     let _ = stop.send(());
     task.await.expect("service task").expect("service");
+}
+
+/// The `p` quantile of `values` (NaN when empty).
+fn quantile(values: &mut [f64], p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(((values.len() as f64 * p) as usize).min(values.len().saturating_sub(1))).copied().unwrap_or(f64::NAN)
 }
 
 #[tokio::main]
