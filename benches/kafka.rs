@@ -43,6 +43,33 @@ fn event(i: usize) -> (String, String) {
     (identity, v.to_string())
 }
 
+/// Event `i` as one CloudTrail record (a message per record, as log shippers write them): the
+/// same identities and calls as [`event`], from assumed-role sessions.
+fn cloudtrail_event(i: usize) -> (String, String) {
+    let role = format!("arn:aws:iam::104729384756:role/svc-{}", i % IDENTITIES);
+    let calls = [
+        ("s3.amazonaws.com", "GetObject"),
+        ("s3.amazonaws.com", "PutObject"),
+        ("sts.amazonaws.com", "AssumeRole"),
+        ("kms.amazonaws.com", "Decrypt"),
+        ("ecr.amazonaws.com", "BatchGetImage"),
+    ];
+    let (source, name) = calls[(i / IDENTITIES) % calls.len()];
+    let time = overreach::time::format_rfc3339(T0 + 3_600_000 + i as i64 * 1_000);
+    let v = json!({"eventVersion": "1.08", "eventTime": time, "eventSource": source, "eventName": name,
+        "awsRegion": "eu-west-1", "sourceIPAddress": "10.0.0.1", "userAgent": "aws-sdk-go-v2/1.30.1",
+        "eventID": format!("e-{i}"), "eventType": "AwsApiCall", "recipientAccountId": "104729384756",
+        "readOnly": true, "managementEvent": true,
+        "userIdentity": {"type": "AssumedRole", "principalId": format!("AROAEXAMPLE:s-{}", i / 20),
+            "arn": format!("arn:aws:sts::104729384756:assumed-role/svc-{}/s-{}", i % IDENTITIES, i / 20),
+            "accountId": "104729384756",
+            "sessionContext": {"sessionIssuer": {"type": "Role", "arn": role, "accountId": "104729384756"},
+                "attributes": {"creationDate": time, "mfaAuthenticated": "false"}}},
+        "requestParameters": {"bucketName": "bench-data", "key": format!("objects/{}", i % 97)},
+        "responseElements": null});
+    (role, v.to_string())
+}
+
 fn offboardings() -> Vec<(String, String)> {
     (0..IDENTITIES)
         .step_by(OFFBOARDED_EVERY)
@@ -111,15 +138,29 @@ fn from_beginning(brokers: &str, group: &str, topic: &str) -> StreamConsumer {
     consumer
 }
 
-/// A bare librdkafka consumer loop that only counts records: the transport's own speed.
-async fn bare_consumer(brokers: &str, topic: &str, n: u64) -> Duration {
+/// A bare librdkafka consumer loop: the transport's own speed. With `parse`, each record is
+/// parsed into a `serde_json::Value` and counted per role (`userIdentity.arn`), the reference
+/// a typed CloudTrail decoder should beat.
+async fn bare_consumer(brokers: &str, topic: &str, n: u64, parse: bool) -> Duration {
     let consumer = from_beginning(brokers, "bare", topic);
     let mut count = 0u64;
+    let mut per_role: HashMap<String, u64> = HashMap::new();
     let mut first = None;
     while count < n {
         let m = consumer.recv().await.expect("bare consumer");
         first.get_or_insert_with(Instant::now);
-        count += u64::from(m.payload().is_some());
+        let payload = m.payload().unwrap_or_default();
+        if parse {
+            let v: serde_json::Value = serde_json::from_slice(payload).expect("bench record");
+            let role = v["userIdentity"]["arn"].as_str().unwrap_or_default();
+            match per_role.get_mut(role) {
+                Some(c) => *c += 1,
+                None => {
+                    per_role.insert(role.to_string(), 1);
+                }
+            }
+        }
+        count += 1;
     }
     first.map(|t| t.elapsed()).unwrap_or_default()
 }
@@ -252,43 +293,61 @@ fn quantile(values: &mut [f64], p: f64) -> f64 {
     values.get(((values.len() as f64 * p) as usize).min(values.len().saturating_sub(1))).copied().unwrap_or(f64::NAN)
 }
 
+/// Loads `n` events of one format (native after the offboarding facts) into a topic, then reads it with a
+/// bare consumer and with `overreach run`, and prints both side by side.
+async fn compare(brokers: &str, format: &str, n: u64, make: fn(usize) -> (String, String)) {
+    let (input, alerts) = (format!("bench-{format}"), format!("bench-{format}-alerts"));
+    create_topic(brokers, &input).await;
+    create_topic(brokers, &alerts).await;
+    // Offboarding facts are native records: CloudTrail input carries no such facts here.
+    let mut records = if format == "native" { offboardings() } else { Vec::new() };
+    records.extend((0..n as usize).map(make));
+    let total = records.len() as u64;
+    let loading = Instant::now();
+    produce_all(brokers, &input, &records).await;
+    println!(
+        "{format}: loaded {total} records into {input} ({PARTITIONS} partitions) in {:.1} s",
+        loading.elapsed().as_secs_f64()
+    );
+    drop(records);
+
+    let parse = format == "cloudtrail";
+    let bare = bare_consumer(brokers, &input, total, parse).await;
+    let mut config = service_config(brokers, &input, &alerts, &format!("bench-{format}"));
+    if parse {
+        config.format = format.parse().expect("a format name");
+    }
+    let times = overreach_run(config, total).await;
+    let rate_of = |d: Duration| total as f64 / d.as_secs_f64();
+    let bare_kind = if parse { "parsing each record into a serde_json::Value, counting per role" } else { "counting" };
+    println!(
+        "{format}: bare rdkafka consumer ({bare_kind}): {total} records in {:.2} s = {:.0} records/s",
+        bare.as_secs_f64(),
+        rate_of(bare)
+    );
+    println!(
+        "{format}: overreach run: {total} records in {:.2} s = {:.0} records/s ({} alerts acked; start-up before the first record {:.2} s)",
+        times.run.as_secs_f64(),
+        rate_of(times.run),
+        times.alerts,
+        times.start_up.as_secs_f64()
+    );
+    println!("{format}: ratio overreach / bare: {:.2}", rate_of(times.run) / rate_of(bare));
+    println!(
+        "{format}: of which decode + engine: {:.2} s ({:.0}% of the run; {:.0} records per second of it)",
+        times.processing.as_secs_f64(),
+        100.0 * times.processing.as_secs_f64() / times.run.as_secs_f64(),
+        rate_of(times.processing)
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let n = env_or("KAFKA_BENCH_EVENTS", 200_000);
     let rate = env_or("KAFKA_BENCH_RATE", 2_000);
     let broker = tansu::Tansu::memory();
     let brokers = broker.brokers();
-    let (input, alerts) = ("bench-in", "bench-alerts");
-    create_topic(&brokers, input).await;
-    create_topic(&brokers, alerts).await;
-
-    let mut records = offboardings();
-    records.extend((0..n as usize).map(event));
-    let total = records.len() as u64;
-    let loading = Instant::now();
-    produce_all(&brokers, input, &records).await;
-    println!(
-        "loaded {total} records into {input} ({PARTITIONS} partitions) in {:.1} s",
-        loading.elapsed().as_secs_f64()
-    );
-
-    let bare = bare_consumer(&brokers, input, total).await;
-    let times = overreach_run(service_config(&brokers, input, alerts, "bench"), total).await;
-    let rate_of = |d: Duration| total as f64 / d.as_secs_f64();
-    println!("bare rdkafka consumer: {total} records in {:.2} s = {:.0} records/s", bare.as_secs_f64(), rate_of(bare));
-    println!(
-        "overreach run:         {total} records in {:.2} s = {:.0} records/s ({} alerts acked; start-up before the first record {:.2} s)",
-        times.run.as_secs_f64(),
-        rate_of(times.run),
-        times.alerts,
-        times.start_up.as_secs_f64()
-    );
-    println!("ratio overreach / bare: {:.2}", rate_of(times.run) / rate_of(bare));
-    println!(
-        "of which decode + engine: {:.2} s ({:.0}% of the run; {:.0} records per second of it)",
-        times.processing.as_secs_f64(),
-        100.0 * times.processing.as_secs_f64() / times.run.as_secs_f64(),
-        rate_of(times.processing)
-    );
+    compare(&brokers, "native", n, event).await;
+    compare(&brokers, "cloudtrail", n, cloudtrail_event).await;
     latency(&brokers, rate).await;
 }
