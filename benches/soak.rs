@@ -5,6 +5,8 @@
 //!    resident memory (VmRSS) and its peak (VmHWM) every 500,000 identities, and time;
 //!    memory should stay flat once the cap is reached.
 //! 2. ACTIONS distinct actions by one learned identity (in sessions): memory and time.
+//! 3. Peak resident memory per identity held, for 100,000 and 1,000,000 identities that
+//!    each make three distinct calls in one session (the peak is reset before each size).
 
 use overreach::engine::{Engine, EngineConfig};
 use overreach::model::{AccessEvent, Origin, Record};
@@ -19,6 +21,12 @@ fn memory() -> (f64, f64) {
         status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
     };
     (kib("VmRSS:").unwrap_or(0.0) / 1024.0, kib("VmHWM:").unwrap_or(0.0) / 1024.0)
+}
+
+/// Resets VmHWM to the current resident size (Linux `clear_refs` value 5), so the next peak
+/// read is this phase's own.
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 fn call(identity: String, time: i64, action: String, session: Option<String>) -> Record {
@@ -80,4 +88,25 @@ fn main() {
         secs * 1e6 / actions as f64,
         engine.baseline_bytes()
     );
+
+    drop(engine);
+
+    // 3. Peak memory per identity held, with nothing evicted.
+    for held in [100_000u64, 1_000_000] {
+        reset_peak();
+        let (before, _) = memory();
+        let mut engine = Engine::new(EngineConfig { max_identities: held as usize, ..EngineConfig::default() });
+        for i in 0..held {
+            let name = format!("arn:aws:iam::111122223333:role/held-{i:09}");
+            for (j, action) in ["get", "list", "watch"].into_iter().enumerate() {
+                let t = T0 + i as i64 * 10 + j as i64;
+                engine.process(&call(name.clone(), t, action.into(), Some(format!("s-{i}"))), &origin);
+            }
+        }
+        let (rss, peak) = memory();
+        println!(
+            "{held} identities held: rss {rss:.1} MiB, peak {peak:.1} MiB (was {before:.1}), peak {:.0} bytes per identity",
+            (peak - before) * 1048576.0 / engine.stats().identities.max(1) as f64
+        );
+    }
 }
