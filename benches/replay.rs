@@ -1,63 +1,101 @@
 //! Replay throughput and baseline memory, printed as numbers (never asserted).
 //!
 //! `cargo bench --bench replay -- [IDENTITIES] [DAYS]` (defaults 1000, 14):
-//! simulates a fleet, writes it as native JSON Lines, then on one core
-//! 1. parses every line with serde_json into a `Value` and nothing else;
-//! 2. replays the file through `overreach replay`'s library path;
-//!    and prints events/s of both and their ratio;
-//! 3. reports baseline bytes per identity, and for identities with about 20
-//!    distinct calls.
+//! simulates a fleet, writes it as native JSON Lines and as CloudTrail records, then
+//! 1. native: times three bare parses of the file that count calls per identity (a
+//!    `serde_json::Value` tree, and a borrowed serde struct of every event field, the
+//!    reference issue 10 sets) against `overreach replay`'s library path;
+//! 2. CloudTrail: a `Value` parse counting calls per role against the replay of the same
+//!    fleet in CloudTrail form;
+//! 3. reports baseline bytes per identity, and for identities with about 20 distinct calls.
+//!
+//! Everything runs on the calling thread: pin it (`taskset -c 0`) to measure one core.
 
 use overreach::decode::{Format, Limits};
 use overreach::engine::{Engine, EngineConfig};
 use overreach::replay::{self, ReplayOptions};
-use overreach::simulate::{generate, SimConfig};
-use std::io::Write;
+use overreach::simulate::{cloudtrail, generate, write_events, write_json_lines, EventFormat, SimConfig};
+use serde::Deserialize;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::Path;
 use std::time::Instant;
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let identities = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
-    let days = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(14);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let events_path = dir.path().join("events.jsonl");
-    let grants_path = dir.path().join("grants.jsonl");
+/// Every field of a native event, borrowed from the line where it has no escapes: what a
+/// hand-written consumer of the format would parse.
+#[derive(Deserialize)]
+#[allow(dead_code)] // the fields are parsed to be paid for, not read
+struct BorrowedEvent<'a> {
+    #[serde(borrow)]
+    event_id: Cow<'a, str>,
+    time: i64,
+    #[serde(borrow)]
+    identity: Cow<'a, str>,
+    #[serde(borrow)]
+    identity_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    on_behalf_of: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    chain: Vec<Cow<'a, str>>,
+    #[serde(borrow)]
+    grant_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    credential_id: Option<Cow<'a, str>>,
+    credential_expires_at: Option<i64>,
+    #[serde(borrow)]
+    target: Cow<'a, str>,
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    #[serde(borrow)]
+    resource: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    environment: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    region: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    source_ip: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user_agent: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    outcome: Cow<'a, str>,
+}
 
-    let sim = generate(&SimConfig { identities, days, seed: 7, ..SimConfig::default() });
-    {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&events_path).unwrap());
-        for e in &sim.events {
-            writeln!(f, "{}", serde_json::to_string(e).unwrap()).unwrap();
-        }
-        let mut g = std::io::BufWriter::new(std::fs::File::create(&grants_path).unwrap());
-        for v in &sim.grants {
-            writeln!(g, "{v}").unwrap();
-        }
-    }
-    let bytes = std::fs::metadata(&events_path).unwrap().len();
-    println!(
-        "fleet: {identities} identities x {days} days = {} events, {:.1} MiB native JSON Lines",
-        sim.events.len(),
-        bytes as f64 / 1048576.0
-    );
-
-    // 1. Bare parse: read lines and build a serde_json::Value, nothing more.
-    let text = std::fs::read_to_string(&events_path).unwrap();
+/// Times `count_line` (parse one line, count its identity's call) over every line of `path`
+/// and prints events/s; returns the rate.
+fn bare(label: &str, path: &Path, count_line: impl Fn(&str, &mut HashMap<String, u64>)) -> f64 {
+    let text = std::fs::read_to_string(path).unwrap();
     let started = Instant::now();
-    let mut parsed = 0u64;
+    let mut calls = HashMap::new();
+    let mut lines = 0u64;
     for line in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        parsed += u64::from(v.is_object());
+        count_line(line, &mut calls);
+        lines += 1;
     }
-    let parse_s = started.elapsed().as_secs_f64();
-    let parse_rate = parsed as f64 / parse_s;
-    println!("bare serde_json parse:   {parse_rate:>10.0} events/s ({parse_s:.2} s)");
+    let secs = started.elapsed().as_secs_f64();
+    let rate = lines as f64 / secs;
+    println!("{label:<34} {rate:>10.0} events/s ({secs:.2} s, {} identities)", calls.len());
+    rate
+}
 
-    // 2. Full replay: read, decode, merge with grants, detect, render alerts.
+/// Counts one call of `identity`, allocating its key only the first time.
+fn count(calls: &mut HashMap<String, u64>, identity: &str) {
+    match calls.get_mut(identity) {
+        Some(n) => *n += 1,
+        None => {
+            calls.insert(identity.to_string(), 1);
+        }
+    }
+}
+
+/// Replays `events` (with `grants`, if any) through the library path and prints events/s.
+fn replay_rate(label: &str, events: &Path, format: Format, grants: Option<&Path>) -> f64 {
     let opts = ReplayOptions {
-        inputs: vec![events_path.to_string_lossy().into_owned()],
-        format: Format::Native,
-        grants: vec![grants_path.to_string_lossy().into_owned()],
+        inputs: vec![events.to_string_lossy().into_owned()],
+        format,
+        grants: grants.iter().map(|g| g.to_string_lossy().into_owned()).collect(),
         policy: None,
         limits: Limits::default(),
         lateness_ms: 300_000,
@@ -66,15 +104,64 @@ fn main() {
         engine: EngineConfig::default(),
         progress: false,
     };
-    let mut sink = std::io::sink();
-    let summary = replay::run(&opts, &mut sink, &mut std::io::sink(), &|a| a.to_json_line()).unwrap();
-    let replay_rate = summary.events as f64 / summary.elapsed.as_secs_f64();
+    let summary = replay::run(&opts, &mut std::io::sink(), &mut std::io::sink(), &|a| a.to_json_line()).unwrap();
+    let secs = summary.elapsed.as_secs_f64();
+    let rate = summary.events as f64 / secs;
+    println!("{label:<34} {rate:>10.0} events/s ({secs:.2} s, {} alerts)", summary.alerts.values().sum::<u64>());
+    rate
+}
+
+fn write(path: &Path, fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> f64 {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    fill(&mut f).unwrap();
+    drop(f);
+    std::fs::metadata(path).unwrap().len() as f64 / 1048576.0
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let identities = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let days = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(14);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let native = dir.path().join("events.jsonl");
+    let grants = dir.path().join("grants.jsonl");
+    let trail = dir.path().join("cloudtrail.jsonl");
+    let trail_grants = dir.path().join("cloudtrail-grants.jsonl");
+
+    let sim = generate(&SimConfig { identities, days, seed: 7, ..SimConfig::default() });
+    let native_mib = write(&native, |w| write_events(&sim.events, EventFormat::Native, w));
+    write(&grants, |w| write_json_lines(&sim.grants, w));
+    let trail_mib = write(&trail, |w| write_events(&sim.events, EventFormat::Cloudtrail, w));
+    write(&trail_grants, |w| write_json_lines(&cloudtrail::grants(&sim.grants), w));
     println!(
-        "overreach replay:        {replay_rate:>10.0} events/s ({:.2} s, {} alerts)",
-        summary.elapsed.as_secs_f64(),
-        summary.alerts.values().sum::<u64>()
+        "fleet: {identities} identities x {days} days = {} events, {native_mib:.1} MiB native, {trail_mib:.1} MiB CloudTrail",
+        sim.events.len()
     );
-    println!("replay / bare parse:     {:>10.2}", replay_rate / parse_rate);
+
+    // 1. Native: bare parses that count calls per identity, then the full replay (read, decode,
+    // merge with grants by time, detect, render alerts to a sink).
+    let value_rate = bare("native Value parse + count", &native, |line, calls| {
+        let v: Value = serde_json::from_str(line).unwrap();
+        count(calls, v["identity"].as_str().unwrap());
+    });
+    let struct_rate = bare("native borrowed struct + count", &native, |line, calls| {
+        let e: BorrowedEvent = serde_json::from_str(line).unwrap();
+        count(calls, &e.identity);
+    });
+    let native_rate = replay_rate("overreach replay (native)", &native, Format::Native, Some(&grants));
+    println!("replay / Value parse:              {:>10.2}", native_rate / value_rate);
+    println!("replay / borrowed struct:          {:>10.2}  (aim: 0.5)", native_rate / struct_rate);
+
+    // 2. CloudTrail: a Value parse counting calls per role (the session issuer of an assumed
+    // role, else the principal's ARN), then the replay of the same fleet as CloudTrail.
+    let trail_value_rate = bare("CloudTrail Value parse + count", &trail, |line, calls| {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let user = &v["userIdentity"];
+        let role = user.pointer("/sessionContext/sessionIssuer/arn").unwrap_or(&user["arn"]);
+        count(calls, role.as_str().unwrap());
+    });
+    let trail_rate = replay_rate("overreach replay (CloudTrail)", &trail, Format::Cloudtrail, Some(&trail_grants));
+    println!("replay / Value parse (CloudTrail): {:>10.2}  (aim: 1.0)", trail_rate / trail_value_rate);
 
     // 3. Baseline memory.
     let mut engine = Engine::new(EngineConfig::default());

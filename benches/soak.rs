@@ -5,6 +5,11 @@
 //!    resident memory (VmRSS) and its peak (VmHWM) every 500,000 identities, and time;
 //!    memory should stay flat once the cap is reached.
 //! 2. ACTIONS distinct actions by one learned identity (in sessions): memory and time.
+//!
+//! `cargo bench --bench soak -- held N` instead holds N identities (no eviction) that each
+//! make three distinct calls in one session, and prints peak resident memory per identity.
+//! It runs alone in its own process: memory freed by an earlier phase stays resident and
+//! would be reused, hiding part of the peak.
 
 use overreach::engine::{Engine, EngineConfig};
 use overreach::model::{AccessEvent, Origin, Record};
@@ -19,6 +24,28 @@ fn memory() -> (f64, f64) {
         status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
     };
     (kib("VmRSS:").unwrap_or(0.0) / 1024.0, kib("VmHWM:").unwrap_or(0.0) / 1024.0)
+}
+
+/// Peak memory per identity held, with nothing evicted.
+fn held(n: u64) {
+    let origin = Origin::File { path: "soak".into(), line: 0 };
+    let (before, _) = memory();
+    let mut engine = Engine::new(EngineConfig { max_identities: n as usize, ..EngineConfig::default() });
+    let started = Instant::now();
+    for i in 0..n {
+        let name = format!("arn:aws:iam::111122223333:role/held-{i:09}");
+        for (j, action) in ["get", "list", "watch"].into_iter().enumerate() {
+            let t = T0 + i as i64 * 10 + j as i64;
+            engine.process(&call(name.clone(), t, action.into(), Some(format!("s-{i}"))), &origin);
+        }
+    }
+    let (rss, peak) = memory();
+    let held = engine.stats().identities.max(1);
+    println!(
+        "{held} identities held: rss {rss:.1} MiB, peak {peak:.1} MiB (was {before:.1} at start), {:.0} peak bytes per identity, {:.1} s",
+        (peak - before) * 1048576.0 / held as f64,
+        started.elapsed().as_secs_f64()
+    );
 }
 
 fn call(identity: String, time: i64, action: String, session: Option<String>) -> Record {
@@ -36,6 +63,11 @@ fn call(identity: String, time: i64, action: String, session: Option<String>) ->
 }
 
 fn main() {
+    let raw: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    if raw.first().map(String::as_str) == Some("held") {
+        let n = raw.get(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+        return held(n);
+    }
     let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let identities = args.first().copied().unwrap_or(5_000_000);
     let actions = args.get(1).copied().unwrap_or(100_000);
