@@ -244,11 +244,21 @@ pub fn in_window(w: &TimeWindow, t: Millis) -> bool {
 /// IAM-style glob: `*` matches any run of characters (including `/` and `:`),
 /// `?` exactly one. Iterative, so hostile patterns cannot blow the stack.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
+    glob_match_by(pattern, text, |a, b| a == b)
+}
+
+/// `glob_match` ignoring ASCII case, without lowercased copies of either side (this runs
+/// for every grant pattern on every call).
+pub fn glob_match_ignore_case(pattern: &str, text: &str) -> bool {
+    glob_match_by(pattern, text, |a, b| a.eq_ignore_ascii_case(&b))
+}
+
+fn glob_match_by(pattern: &str, text: &str, same: impl Fn(u8, u8) -> bool) -> bool {
     let (p, t) = (pattern.as_bytes(), text.as_bytes());
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == b'?' || p[pi] == t[ti]) {
+        if pi < p.len() && (p[pi] == b'?' || same(p[pi], t[ti])) {
             pi += 1;
             ti += 1;
         } else if pi < p.len() && p[pi] == b'*' {
@@ -337,7 +347,11 @@ mod tests {
         ];
         for (p, t, want) in cases {
             assert_eq!(glob_match(p, t), want, "{p} vs {t}");
+            assert_eq!(glob_match_ignore_case(p, t), want, "{p} vs {t}, ignoring case");
         }
+        assert!(glob_match_ignore_case("S3:get*", "s3:GetObject"));
+        assert!(!glob_match("S3:get*", "s3:GetObject"));
+        assert!(!glob_match_ignore_case("s3:Get?", "s3:Get"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! environment that none of its live grants allows.
 
 use super::{declared_score, Context, Finding, Kind, OcsfKind, Spec};
-use crate::grants::glob_match;
+use crate::grants::{glob_match, glob_match_ignore_case};
 use crate::model::{AccessEvent, Scope};
 use serde_json::json;
 
@@ -77,13 +77,7 @@ fn outside_axes(scope: &Scope, e: &AccessEvent) -> Vec<&'static str> {
     let allows = |patterns: &[String], value: Option<&str>, fold_case: bool| {
         patterns.is_empty()
             || value.is_none_or(|v| {
-                patterns.iter().any(|p| {
-                    if fold_case {
-                        glob_match(&p.to_ascii_lowercase(), &v.to_ascii_lowercase())
-                    } else {
-                        glob_match(p, v)
-                    }
-                })
+                patterns.iter().any(|p| if fold_case { glob_match_ignore_case(p, v) } else { glob_match(p, v) })
             })
     };
     let mut axes = Vec::new();
