@@ -11,6 +11,7 @@ use crate::decode::{Format, Limits};
 use crate::engine::EngineConfig;
 use crate::kafka::secrets::{is_secret_key, MASK};
 use crate::ocsf::AlertFormat;
+use crate::suppress::Rules;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -69,6 +70,10 @@ pub struct ServiceConfig {
     /// An identity, target or action longer than this many bytes is rejected. Default 1024.
     #[serde(default = "default_max_field_bytes")]
     pub max_field_bytes: usize,
+    /// Emit the findings suppression rules match, marked `status: suppressed`. Default false
+    /// (they are only counted).
+    #[serde(default)]
+    pub show_suppressed: bool,
     /// Detection settings: learning period, suppression window, thresholds (see `EngineConfig`).
     #[serde(default)]
     pub engine: EngineConfig,
@@ -82,6 +87,10 @@ pub struct ServiceConfig {
     /// librdkafka options for the producer only (e.g. `linger.ms`), over `[kafka]`. Default: empty.
     #[serde(default)]
     pub kafka_producer: BTreeMap<String, String>,
+    /// Suppression rules, `[[suppress]]` tables (see `suppress`). Last: TOML writes arrays of
+    /// tables after every other key. Default: none.
+    #[serde(default, skip_serializing_if = "Rules::is_empty")]
+    pub suppress: Rules,
 }
 
 fn default_brokers() -> String {
@@ -187,6 +196,9 @@ pub struct RunArgs {
     /// Log format: human or json.
     #[arg(long, env = "OVERREACH_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Emit the findings suppression rules match, marked `status: suppressed`.
+    #[arg(long, env = "OVERREACH_SHOW_SUPPRESSED")]
+    pub show_suppressed: bool,
 }
 
 /// Why the configuration could not be resolved.
@@ -258,6 +270,12 @@ impl ServiceConfig {
         if let Some(v) = a.log_format {
             self.log_format = v;
         }
+        self.show_suppressed |= a.show_suppressed;
+    }
+
+    /// The suppression rules and whether what they match is shown, for the engine.
+    pub fn suppression(&self) -> crate::engine::Suppression {
+        crate::engine::Suppression { rules: self.suppress.clone(), show: self.show_suppressed }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
