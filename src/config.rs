@@ -442,6 +442,24 @@ mod tests {
     }
 
     #[test]
+    fn suppression_rules_are_read_from_the_service_file_and_a_bad_one_names_itself() {
+        let base =
+            "input_topics = [\"a\"]\nalert_topic = \"al\"\nshow_suppressed = true\n[engine]\nlearning_days = 3.0\n";
+        let rule = "[[suppress]]\nname = \"office\"\nreason = \"Expected.\"\nnetwork = \"10.0.0.0/8\"\n";
+        let (_f, a) = file(&format!("{base}{rule}"));
+        let c = ServiceConfig::resolve(&a, []).unwrap();
+        let suppression = c.suppression();
+        assert!(suppression.show && suppression.rules.contains("office"));
+        assert_eq!(c.engine.learning_days, 3.0);
+        // The start-up log shows the rules as written.
+        let shown = c.masked();
+        assert!(shown.contains("[[suppress]]") && shown.contains("network = \"10.0.0.0/8\""), "{shown}");
+        let (_f, a) = file(&format!("{base}{}", rule.replace("10.0.0.0/8", "10.0.0.0/99")));
+        let err = ServiceConfig::resolve(&a, []).unwrap_err().to_string();
+        assert!(err.contains("suppress rule `office`: `network` is not a CIDR block"), "{err}");
+    }
+
+    #[test]
     fn a_bad_engine_value_names_the_field() {
         let env = [("OVERREACH_ENGINE__LEARNING_DAYS".to_string(), "soon".to_string())];
         let err = ServiceConfig::resolve(&args(), env).unwrap_err().to_string();
