@@ -102,6 +102,7 @@ fn replay_rate(label: &str, events: &Path, format: Format, grants: Option<&Path>
         state_in: None,
         state_out: None,
         engine: EngineConfig::default(),
+        suppression: Default::default(),
         progress: false,
     };
     let summary = replay::run(&opts, &mut std::io::sink(), &mut std::io::sink(), &|a| a.to_json_line()).unwrap();

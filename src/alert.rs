@@ -101,6 +101,22 @@ pub struct Alert {
     /// combined (see `incident`). Left out for a finding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<IncidentInfo>,
+    /// `suppressed` when a suppression rule matched the finding (emitted only
+    /// with `--show-suppressed`); left out for an alert to act on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<AlertStatus>,
+    /// The name of the suppression rule that matched; left out when none did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppression_rule: Option<String>,
+}
+
+/// What an alert asks of its reader. Only a suppressed one says so: an alert
+/// without a status is one to act on, as every alert was before rules existed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    /// A suppression rule said the finding is expected (`suppress`).
+    Suppressed,
 }
 
 /// Where an incident stands. Every send of one incident has the same `alert_id`.

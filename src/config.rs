@@ -11,6 +11,7 @@ use crate::decode::{Format, Limits};
 use crate::engine::EngineConfig;
 use crate::kafka::secrets::{is_secret_key, MASK};
 use crate::ocsf::AlertFormat;
+use crate::suppress::Rules;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -69,6 +70,10 @@ pub struct ServiceConfig {
     /// An identity, target or action longer than this many bytes is rejected. Default 1024.
     #[serde(default = "default_max_field_bytes")]
     pub max_field_bytes: usize,
+    /// Emit the findings suppression rules match, marked `status: suppressed`. Default false
+    /// (they are only counted).
+    #[serde(default)]
+    pub show_suppressed: bool,
     /// Detection settings: learning period, suppression window, thresholds (see `EngineConfig`).
     #[serde(default)]
     pub engine: EngineConfig,
@@ -82,6 +87,10 @@ pub struct ServiceConfig {
     /// librdkafka options for the producer only (e.g. `linger.ms`), over `[kafka]`. Default: empty.
     #[serde(default)]
     pub kafka_producer: BTreeMap<String, String>,
+    /// Suppression rules, `[[suppress]]` tables (see `suppress`). Last: TOML writes arrays of
+    /// tables after every other key. Default: none.
+    #[serde(default, skip_serializing_if = "Rules::is_empty")]
+    pub suppress: Rules,
 }
 
 fn default_brokers() -> String {
@@ -187,6 +196,9 @@ pub struct RunArgs {
     /// Log format: human or json.
     #[arg(long, env = "OVERREACH_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Emit the findings suppression rules match, marked `status: suppressed`.
+    #[arg(long, env = "OVERREACH_SHOW_SUPPRESSED")]
+    pub show_suppressed: bool,
 }
 
 /// Why the configuration could not be resolved.
@@ -258,6 +270,12 @@ impl ServiceConfig {
         if let Some(v) = a.log_format {
             self.log_format = v;
         }
+        self.show_suppressed |= a.show_suppressed;
+    }
+
+    /// The suppression rules and whether what they match is shown, for the engine.
+    pub fn suppression(&self) -> crate::engine::Suppression {
+        crate::engine::Suppression { rules: self.suppress.clone(), show: self.show_suppressed }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -421,6 +439,24 @@ mod tests {
         a.dlq_topic = Some("in".into());
         let err = ServiceConfig::resolve(&a, []).unwrap_err().to_string();
         assert!(err.contains("both read and written"), "{err}");
+    }
+
+    #[test]
+    fn suppression_rules_are_read_from_the_service_file_and_a_bad_one_names_itself() {
+        let base =
+            "input_topics = [\"a\"]\nalert_topic = \"al\"\nshow_suppressed = true\n[engine]\nlearning_days = 3.0\n";
+        let rule = "[[suppress]]\nname = \"office\"\nreason = \"Expected.\"\nnetwork = \"10.0.0.0/8\"\n";
+        let (_f, a) = file(&format!("{base}{rule}"));
+        let c = ServiceConfig::resolve(&a, []).unwrap();
+        let suppression = c.suppression();
+        assert!(suppression.show && suppression.rules.contains("office"));
+        assert_eq!(c.engine.learning_days, 3.0);
+        // The start-up log shows the rules as written.
+        let shown = c.masked();
+        assert!(shown.contains("[[suppress]]") && shown.contains("network = \"10.0.0.0/8\""), "{shown}");
+        let (_f, a) = file(&format!("{base}{}", rule.replace("10.0.0.0/8", "10.0.0.0/99")));
+        let err = ServiceConfig::resolve(&a, []).unwrap_err().to_string();
+        assert!(err.contains("suppress rule `office`: `network` is not a CIDR block"), "{err}");
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //! Per call: intern its features (`observe`), let every detector judge it
 //! against the identity's baseline as it was (`detect::run_all`), then learn
 //! from it (`IdentityBaseline::learn`), and turn findings into alerts
-//! (`make_alert`), counting repeats within the suppression window.
+//! (`make_alert`), counting repeats within the suppression window. A finding
+//! a suppression rule matches (`suppress`) is set aside before either.
 
-use crate::alert::{alert_id, incident_id, Alert, AlertEvent, Severity};
+use crate::alert::{alert_id, incident_id, Alert, AlertEvent, AlertStatus, Severity};
 use crate::baseline::admission::{Admission, Eviction};
 use crate::baseline::counts::{minute, Minute};
 use crate::baseline::fleet::{Fleet, PeerGroups};
@@ -25,6 +26,7 @@ use crate::grants::Registry;
 use crate::incident::{self, Episodes};
 use crate::model::{AccessEvent, Grant, Millis, Origin, Record};
 use crate::sanitize::sanitize;
+use crate::suppress::Rules;
 use crate::time::{format_rfc3339, DAY, HOUR};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -55,6 +57,10 @@ pub struct Stats {
     pub incidents: u64,
     #[serde(default)]
     pub incident_updates: u64,
+    /// Findings each suppression rule kept out of alerts and incidents, by
+    /// rule name; only the rules in force are kept (`Engine::set_suppression`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub suppressed_by_rule: BTreeMap<String, u64>,
 }
 
 /// What makes two findings "the same" for suppression.
@@ -142,11 +148,25 @@ const MIN_NAMES_COLLECTED: usize = 1024;
 pub struct Engine {
     config: EngineConfig,
     state: State,
+    suppression: Suppression,
+}
+
+/// The suppression rules in force, and whether what they match is emitted
+/// (marked `suppressed`) or only counted. Configuration, not state: every run
+/// gives its own.
+#[derive(Debug, Clone, Default)]
+pub struct Suppression {
+    pub rules: Rules,
+    pub show: bool,
 }
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Engine {
-        Engine { config, state: State { version: STATE_VERSION, ..State::default() } }
+        Engine {
+            config,
+            state: State { version: STATE_VERSION, ..State::default() },
+            suppression: Suppression::default(),
+        }
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -155,6 +175,13 @@ impl Engine {
 
     pub fn stats(&self) -> &Stats {
         &self.state.stats
+    }
+
+    /// Sets the suppression rules. Counts of rules no longer in force are
+    /// dropped, so the saved counts stay as few as the rules.
+    pub fn set_suppression(&mut self, suppression: Suppression) {
+        self.state.stats.suppressed_by_rule.retain(|name, _| suppression.rules.contains(name));
+        self.suppression = suppression;
     }
 
     /// Adds grants from a static policy file; they hold from the beginning of time.
@@ -210,6 +237,7 @@ impl Engine {
         };
 
         let mode = self.config.alerts;
+        let findings = self.set_aside_suppressed(findings, event, origin, &mut alerts);
         let mut hold = false;
         // Only a learned baseline is held back from: an identity still
         // learning learns everything, and its history must start somewhere.
@@ -396,6 +424,43 @@ impl Engine {
         sharers
     }
 
+    /// Keeps the findings no suppression rule matches. One a rule matches is
+    /// counted under the rule when it would have been used (alert strength,
+    /// or a signal an incident would have weighed) and, when suppressed
+    /// findings are shown, emitted marked as such if it has alert strength: a
+    /// signal alone is never an alert. It joins no incident and no repeat count.
+    fn set_aside_suppressed(
+        &mut self,
+        findings: Vec<Finding>,
+        e: &AccessEvent,
+        origin: &Origin,
+        alerts: &mut Vec<Alert>,
+    ) -> Vec<Finding> {
+        if self.suppression.rules.is_empty() {
+            return findings;
+        }
+        let mut kept = Vec::with_capacity(findings.len());
+        for f in findings {
+            let Some(rule) = self.suppression.rules.matching(&f, e) else {
+                kept.push(f);
+                continue;
+            };
+            let alert_strength = f.strength == Strength::Alert;
+            if alert_strength || self.config.alerts.incidents() {
+                *self.state.stats.suppressed_by_rule.entry(rule.name().to_string()).or_default() += 1;
+            }
+            if alert_strength && self.suppression.show {
+                let rule = Some(rule.name().to_string());
+                alerts.push(Alert {
+                    status: Some(AlertStatus::Suppressed),
+                    suppression_rule: rule,
+                    ..self.finding_alert(&f, e, origin)
+                });
+            }
+        }
+        kept
+    }
+
     /// A finding as an alert of its own, unless it repeats one sent within the
     /// suppression window (then it is counted, and reported with the next).
     fn suppress_or_alert(&mut self, f: Finding, identity: Sym, e: &AccessEvent, origin: &Origin) -> Option<Alert> {
@@ -451,6 +516,8 @@ impl Engine {
             suppressed_repeats: 0,
             truncated: Vec::new(),
             incident: None,
+            status: None,
+            suppression_rule: None,
         };
         // Every alert leaves the engine redacted and bounded, whatever the sink or format.
         sanitize(&mut alert);
@@ -537,7 +604,7 @@ impl Engine {
             b.index_ops(&state.names);
         }
         state.admission.rebuild(&state.identities);
-        Ok(Engine { config, state })
+        Ok(Engine { config, state, suppression: Suppression::default() })
     }
 }
 

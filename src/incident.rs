@@ -452,6 +452,8 @@ mod episode_tests {
             suppressed_repeats: 0,
             truncated: vec![],
             incident: None,
+            status: None,
+            suppression_rule: None,
         };
         (f, alert)
     }

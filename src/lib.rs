@@ -24,6 +24,7 @@ pub mod sensitive;
 pub mod simulate;
 pub mod source;
 pub mod state_file;
+pub mod suppress;
 pub mod text;
 pub mod time;
 

@@ -4,11 +4,12 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use overreach::backtest;
 use overreach::decode::{Format, Limits};
-use overreach::engine::{EngineConfig, InvalidSetting};
+use overreach::engine::{EngineConfig, InvalidSetting, Suppression};
 use overreach::ocsf::{self, AlertFormat};
 use overreach::paths::{self, Named, SameFile};
 use overreach::replay::{self, ReplayOptions};
 use overreach::simulate::{self, detonation, AttackVariant, Attacks, EventFormat, SimConfig};
+use overreach::suppress::Rules;
 use overreach::text::escape_control;
 use std::fs::File;
 use std::io::{BufWriter, ErrorKind, Write};
@@ -75,9 +76,13 @@ struct ReplayArgs {
     /// Disorder within an input (seconds of event time) reordered before detection.
     #[arg(long, default_value_t = 300)]
     lateness_s: i64,
-    /// Detection settings: a TOML file whose `[engine]` table sets any EngineConfig key.
+    /// Detection settings: a TOML file whose `[engine]` table sets any EngineConfig key
+    /// and whose `[[suppress]]` tables are suppression rules.
     #[arg(long)]
     config: Option<String>,
+    /// Emit the findings suppression rules match, marked `status: suppressed`.
+    #[arg(long)]
+    show_suppressed: bool,
     #[command(flatten)]
     engine: EngineFlags,
     /// No progress line on stderr, even on a terminal.
@@ -129,7 +134,8 @@ fn output(path: &Option<String>, default: Box<dyn Write>) -> anyhow::Result<Box<
 
 fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     refuse_overlap_for_replay(&args)?;
-    let engine = validated(args.engine.apply(engine_config(&args.config)?))?;
+    let (engine, rules) = detection_config(&args.config)?;
+    let engine = validated(args.engine.apply(engine))?;
     let opts = ReplayOptions {
         inputs: args.files,
         format: args.format,
@@ -140,6 +146,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         state_in: args.state_in,
         state_out: args.state_out,
         engine,
+        suppression: Suppression { rules, show: args.show_suppressed },
         progress: !args.quiet,
     };
     let mut alerts = output(&args.alerts_out, Box::new(BufWriter::new(std::io::stdout().lock())))?;
@@ -221,7 +228,8 @@ struct BacktestArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
-    /// Detection settings: a TOML file whose `[engine]` table sets any EngineConfig key.
+    /// Detection settings: a TOML file whose `[engine]` table sets any EngineConfig key
+    /// and whose `[[suppress]]` tables are suppression rules.
     #[arg(long)]
     config: Option<String>,
 }
@@ -299,20 +307,24 @@ fn simulate_command(args: SimulateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Detection settings from the `[engine]` table of a TOML file, or the defaults.
-fn engine_config(path: &Option<String>) -> anyhow::Result<EngineConfig> {
+/// Detection settings from the `[engine]` table of a TOML file and its
+/// `[[suppress]]` rules, or the defaults and no rules.
+fn detection_config(path: &Option<String>) -> anyhow::Result<(EngineConfig, Rules)> {
     match path {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
-            overreach::engine::config_from_toml(&text).map_err(|e| anyhow::anyhow!("{path}: {e}"))
+            let in_file = |e: String| anyhow::anyhow!("{path}: {e}");
+            let engine = overreach::engine::config_from_toml(&text).map_err(in_file)?;
+            Ok((engine, overreach::suppress::rules_from_toml(&text).map_err(in_file)?))
         }
-        None => Ok(EngineConfig::default()),
+        None => Ok((EngineConfig::default(), Rules::default())),
     }
 }
 
 fn backtest_command(args: BacktestArgs) -> anyhow::Result<()> {
     let inputs = backtest::Inputs { events: args.events, labels: args.labels, grants: args.grants };
-    let report = backtest::run(&inputs, validated(engine_config(&args.config)?)?)?;
+    let (engine, rules) = detection_config(&args.config)?;
+    let report = backtest::run(&inputs, validated(engine)?, rules)?;
     for reject in &report.input.first_rejects {
         say(&escape_control(reject));
     }

@@ -6,7 +6,7 @@
 //! (the delegation chain, OWASP NHI ids, our score) goes under `unmapped`.
 //! The output depends on the alert alone: same alert, same bytes.
 
-use crate::alert::{Alert, IncidentStatus, Severity};
+use crate::alert::{Alert, AlertStatus, IncidentStatus, Severity};
 use crate::detect::OcsfKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -29,8 +29,14 @@ fn activity(alert: &Alert) -> (u32, &'static str) {
         Some(IncidentStatus::Closed) => (3, "Close"),
     }
 }
-/// Finding status 1, New: not yet reviewed by anyone.
-const STATUS_ID: u32 = 1;
+/// Finding status (OCSF 1.5.0 `status_id`): 1 New, not yet reviewed by anyone; 3
+/// Suppressed, a suppression rule said it is expected (the rule's name is `status_detail`).
+fn status(alert: &Alert) -> (u32, &'static str) {
+    match alert.status {
+        None => (1, "New"),
+        Some(AlertStatus::Suppressed) => (3, "Suppressed"),
+    }
+}
 
 /// Observable type ids of OCSF 1.5.0 (`observable.type_id`).
 const OBSERVABLE_HOSTNAME: (u32, &str) = (1, "Hostname");
@@ -91,7 +97,8 @@ pub fn to_ocsf(alert: &Alert) -> Value {
     let (confidence_id, confidence) = confidence(alert.score);
     let kind = &alert.detector.spec().ocsf;
     let (activity_id, activity_name) = activity(alert);
-    json!({
+    let (status_id, status_name) = status(alert);
+    let mut finding = json!({
         "activity_id": activity_id,
         "activity_name": activity_name,
         "category_uid": CATEGORY_UID,
@@ -102,8 +109,8 @@ pub fn to_ocsf(alert: &Alert) -> Value {
         "type_name": format!("Detection Finding: {activity_name}"),
         "severity_id": severity_id,
         "severity": severity,
-        "status_id": STATUS_ID,
-        "status": "New",
+        "status_id": status_id,
+        "status": status_name,
         "confidence_id": confidence_id,
         "confidence": confidence,
         // OCSF types the score as an integer; ours is 0..1, so it is given in percent.
@@ -127,7 +134,11 @@ pub fn to_ocsf(alert: &Alert) -> Value {
         "anomaly_analyses": [anomaly_analysis(alert, kind, time)],
         "remediation": { "desc": alert.recommended_action },
         "unmapped": unmapped(alert),
-    })
+    });
+    if let Some(rule) = &alert.suppression_rule {
+        finding["status_detail"] = rule.as_str().into();
+    }
+    finding
 }
 
 fn finding_info(alert: &Alert, kind: &OcsfKind, time: i64) -> Value {

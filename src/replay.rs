@@ -4,7 +4,7 @@
 use crate::alert::Alert;
 use crate::decode::{Format, Limits};
 use crate::detect::Detector;
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, Suppression};
 use crate::source::file;
 use crate::source::merge::{Input, Item, Merge, Reject};
 use crate::state_file;
@@ -26,6 +26,8 @@ pub struct ReplayOptions {
     pub state_in: Option<String>,
     pub state_out: Option<String>,
     pub engine: EngineConfig,
+    /// The `[[suppress]]` rules of `--config`, and `--show-suppressed`.
+    pub suppression: Suppression,
     pub progress: bool,
 }
 
@@ -36,6 +38,8 @@ pub struct Summary {
     pub lifecycle_events: u64,
     pub alerts: BTreeMap<Detector, u64>,
     pub suppressed: u64,
+    /// Findings each suppression rule kept out, by rule name.
+    pub suppressed_by_rule: BTreeMap<String, u64>,
     pub rejected: u64,
     pub rejected_by_reason: BTreeMap<&'static str, u64>,
     /// Records the full reorder buffer let go before their lateness allowance.
@@ -56,12 +60,21 @@ impl Summary {
         let total: u64 = self.alerts.values().sum();
         let by: Vec<String> = self.alerts.iter().map(|(d, n)| format!("{d}={n}")).collect();
         let reasons: Vec<String> = self.rejected_by_reason.iter().map(|(r, n)| format!("{r}={n}")).collect();
+        let by_rule: Vec<String> = self.suppressed_by_rule.iter().map(|(r, n)| format!("{r}={n}")).collect();
         format!(
-            "overreach: {} events, {} lifecycle records, {total} alerts ({}), {} repeats suppressed, {} rejected{}{}, {} identities tracked ({} evicted), {:.0} events/s in {:.2}s",
+            "overreach: {} events, {} lifecycle records, {total} alerts ({}), {} repeats suppressed{}, {} rejected{}{}, {} identities tracked ({} evicted), {:.0} events/s in {:.2}s",
             self.events,
             self.lifecycle_events,
             if by.is_empty() { "none".to_string() } else { by.join(" ") },
             self.suppressed,
+            match by_rule.len() {
+                0 => String::new(),
+                _ => format!(
+                    ", {} findings suppressed by rule ({})",
+                    self.suppressed_by_rule.values().sum::<u64>(),
+                    by_rule.join(" ")
+                ),
+            },
             self.rejected,
             if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(" ")) },
             match self.released_early {
@@ -96,6 +109,7 @@ pub fn run(
         }
         None => Engine::new(opts.engine.clone()),
     };
+    engine.set_suppression(opts.suppression.clone());
     if let Some(path) = &opts.policy {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read policy file {path}"))?;
         let grants = crate::grants::load_policy(&text).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
@@ -148,6 +162,7 @@ pub fn run(
     summary.lifecycle_events = stats.lifecycle_events;
     summary.alerts = stats.alerts.clone();
     summary.suppressed = stats.suppressed;
+    summary.suppressed_by_rule = stats.suppressed_by_rule.clone();
     summary.identities = stats.identities;
     summary.evicted = stats.evicted;
     summary.elapsed = started.elapsed();

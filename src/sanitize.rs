@@ -217,6 +217,8 @@ mod tests {
             suppressed_repeats: 0,
             truncated: Vec::new(),
             incident: None,
+            status: None,
+            suppression_rule: None,
         }
     }
 

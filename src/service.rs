@@ -27,8 +27,8 @@ use crate::kafka::{create_consumer, create_producer, Backoff, ServiceContext, To
 use crate::model::Origin;
 use crate::state_file;
 use crate::telemetry::events::{
-    AlertsDelivered, BatchProcessed, ConsumerFailed, RecordConsumed, RecordRejected, SnapshotFailed, SnapshotWritten,
-    StateRestored,
+    AlertsDelivered, BatchProcessed, ConsumerFailed, FindingsSuppressed, RecordConsumed, RecordRejected,
+    SnapshotFailed, SnapshotWritten, StateRestored,
 };
 use crate::telemetry::{http, Telemetry};
 use anyhow::Context as _;
@@ -38,6 +38,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -144,11 +145,14 @@ async fn run_pipeline(
         telemetry: Arc::clone(&telemetry),
         dead_letter_topic: config.dlq_topic.clone(),
     });
+    // The counter counts this process's suppressions, as every counter does.
+    let suppressed_reported = engine.stats().suppressed_by_rule.clone();
     let mut pipeline = Pipeline {
         config,
         limits: config.limits(),
         telemetry,
         engine,
+        suppressed_reported,
         positions,
         tracker: OffsetTracker::default(),
         partitions: Vec::new(),
@@ -200,6 +204,7 @@ async fn run_pipeline(
                     }
                 }
                 BatchProcessed { elapsed: started.elapsed() }.emit(&pipeline.telemetry);
+                pipeline.report_suppressed();
             }
             Event::Received(Err(error)) => {
                 let retry_in = backoff.next_delay();
@@ -262,10 +267,11 @@ fn restore(config: &ServiceConfig, telemetry: &Telemetry) -> anyhow::Result<(Eng
         Some(path) => snapshot::read(path, config.engine.clone())?,
         None => None,
     };
-    let (path, engine, positions) = match restored {
+    let (path, mut engine, positions) = match restored {
         Some((engine, positions)) => (config.state.as_deref(), engine, positions),
         None => (None, Engine::new(config.engine.clone()), Positions::new()),
     };
+    engine.set_suppression(config.suppression());
     StateRestored { path, partitions: positions.len(), identities: engine.stats().identities }.emit(telemetry);
     Ok((engine, positions))
 }
@@ -295,6 +301,8 @@ struct Pipeline<'a> {
     limits: Limits,
     telemetry: Arc<Telemetry>,
     engine: Engine,
+    /// Per suppression rule, the engine's count the metric has been given.
+    suppressed_reported: BTreeMap<String, u64>,
     /// Where the engine state ends per partition; shared with the rebalance callback.
     positions: Arc<Mutex<Positions>>,
     tracker: OffsetTracker,
@@ -474,6 +482,21 @@ impl Pipeline<'_> {
         };
         self.update_gauges();
         written
+    }
+
+    /// Adds what the suppression rules matched since the last report to their counter: once
+    /// per batch, from the engine's counts, so no record pays for it.
+    fn report_suppressed(&mut self) {
+        for (rule, &count) in &self.engine.stats().suppressed_by_rule {
+            let reported = match self.suppressed_reported.get_mut(rule) {
+                Some(reported) => reported,
+                None => self.suppressed_reported.entry(rule.clone()).or_default(),
+            };
+            if count > *reported {
+                FindingsSuppressed { rule, count: count - *reported }.emit(&self.telemetry);
+                *reported = count;
+            }
+        }
     }
 
     fn update_gauges(&self) {

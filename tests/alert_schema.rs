@@ -168,3 +168,22 @@ fn region_is_left_out_when_the_log_names_none() {
     let required = &schema_json()["$defs"]["event"]["required"];
     assert!(!required.as_array().unwrap().contains(&json!("region")), "{required}");
 }
+
+#[test]
+fn a_suppressed_alert_validates_and_must_name_its_rule() {
+    let mut alert = sample_alerts::full(detect::novel_call::SPEC.detector());
+    alert.status = Some(overreach::alert::AlertStatus::Suppressed);
+    alert.suppression_rule = Some("key-rotation".into());
+    let json = serde_json::to_value(&alert).unwrap();
+    schema::assert_valid_alert(&json);
+    assert_eq!(
+        (json["status"].as_str(), json["suppression_rule"].as_str()),
+        (Some("suppressed"), Some("key-rotation"))
+    );
+    let mut no_rule = json.clone();
+    no_rule.as_object_mut().unwrap().remove("suppression_rule");
+    assert!(!schema::alert_violations(&no_rule).is_empty(), "a suppressed alert without its rule");
+    let mut odd_status = json.clone();
+    odd_status["status"] = json!("dismissed");
+    assert!(!schema::alert_violations(&odd_status).is_empty());
+}

@@ -939,3 +939,52 @@ async fn control_characters_in_a_record_reach_neither_the_log_nor_the_dead_lette
     assert!(!text.contains('\x1b') && !text.contains('\r'), "raw ESC or CR in the log");
     assert!(!text.lines().any(|l| l.starts_with("FORGED")), "a record forged a log line");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_suppression_rule_counts_its_findings_and_shows_them_marked_when_asked() {
+    let broker = Tansu::memory();
+    let names = Names::new("suppress");
+    create_topics(&broker.brokers(), &names).await;
+    let mut config = config(&broker.brokers(), &names);
+    let rules = "[[suppress]]\nname = \"agent-1-wind-down\"\nreason = \"Finishes its queue after offboarding.\"\n\
+                 identity = \"agent-1\"\ndetector = \"post_purpose\"\n";
+    config.suppress = overreach::suppress::rules_from_toml(rules).unwrap();
+    config.show_suppressed = true;
+    let service = Running::start(config);
+    service.wait_ready().await;
+
+    let facts = [offboarded("agent-1", "2026-03-01T00:00:00Z"), offboarded("agent-2", "2026-03-01T00:00:00Z")];
+    produce(&broker.brokers(), &names.grants, &json_records(&facts)).await;
+    service.wait_consumed(&names.grants, 2).await;
+    let input = [
+        access("ev-1", "agent-1", "2026-03-01T02:00:00Z", "crm.internal", "ExportCustomers"),
+        access("ev-2", "agent-2", "2026-03-01T02:00:00Z", "crm.internal", "ExportCustomers"),
+    ];
+    produce(&broker.brokers(), &names.input, &json_records(&input)).await;
+    service.wait_consumed(&names.input, 2).await;
+    let counted = service.telemetry.metrics.suppressed_by_rule.with_label_values(&["agent-1-wind-down"]).get();
+    assert_eq!(counted, 1);
+    assert!(service
+        .telemetry
+        .metrics
+        .render()
+        .contains("overreach_suppressed_by_rule_total{rule=\"agent-1-wind-down\"} 1"));
+    service.stop().await;
+
+    let messages = read_topic(&broker.brokers(), &names.alerts, |m| m.len() >= 2).await;
+    let alerts = alerts_of(&messages);
+    assert_eq!(alerts.len(), 2, "{alerts:#?}");
+    for alert in &alerts {
+        schema::assert_valid_alert(alert);
+        assert_eq!(alert["detector"], "post_purpose");
+        match alert["identity"].as_str() {
+            Some("agent-1") => {
+                assert_eq!(
+                    (alert["status"].as_str(), alert["suppression_rule"].as_str()),
+                    (Some("suppressed"), Some("agent-1-wind-down"))
+                );
+            }
+            _ => assert!(alert.get("status").is_none() && alert.get("suppression_rule").is_none(), "{alert}"),
+        }
+    }
+}

@@ -268,3 +268,24 @@ fn truncated_fields_are_listed_under_unmapped() {
     schema::assert_valid_ocsf(&finding);
     assert_eq!(finding["unmapped"]["truncated"], json!(["event.resource", "summary"]));
 }
+
+#[test]
+fn a_suppressed_alert_is_status_suppressed_with_its_rule_as_detail() {
+    let mut alert = sample_alerts::full(detect::novel_call::SPEC.detector());
+    let active = to_ocsf(&alert);
+    assert_eq!((active["status_id"].as_u64(), active["status"].as_str()), (Some(1), Some("New")));
+    assert!(active.get("status_detail").is_none());
+    alert.status = Some(overreach::alert::AlertStatus::Suppressed);
+    alert.suppression_rule = Some("key-rotation".into());
+    let finding = to_ocsf(&alert);
+    schema::assert_valid_ocsf(&finding);
+    assert_eq!((finding["status_id"].as_u64(), finding["status"].as_str()), (Some(3), Some("Suppressed")));
+    assert_eq!(finding["status_detail"], "key-rotation");
+    // The id and its caption must agree, and a suppressed finding names its rule.
+    let mut mismatched = finding.clone();
+    mismatched["status"] = json!("New");
+    assert!(!schema::ocsf_violations(&mismatched).is_empty());
+    let mut unnamed = finding.clone();
+    unnamed.as_object_mut().unwrap().remove("status_detail");
+    assert!(!schema::ocsf_violations(&unnamed).is_empty());
+}

@@ -5,12 +5,13 @@ pub mod first_seen;
 pub mod score;
 
 use crate::decode::{Format, Limits};
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, Suppression};
 use crate::model::{Millis, Origin, Record};
 use crate::simulate::AttackVariant;
 use crate::simulate::Label;
 use crate::source::file::{self, Line};
 use crate::source::merge::{Input, Item, Merge};
+use crate::suppress::Rules;
 use crate::time::SECOND;
 use first_seen::{FirstSeen, FirstSeenConfig};
 use score::{AlertsPerIncident, ClassScore, Hit, LabelIndex, Scores, Truth};
@@ -64,7 +65,8 @@ const REJECTS_KEPT: usize = 20;
 
 /// Runs the engine and the reference rule over the events merged by time with the
 /// grants (the same merge `replay` uses), and scores both against the labels.
-pub fn run(inputs: &Inputs, engine_config: EngineConfig) -> Result<Report, BacktestError> {
+/// Findings the suppression rules match are scored as not alerted.
+pub fn run(inputs: &Inputs, engine_config: EngineConfig, rules: Rules) -> Result<Report, BacktestError> {
     let labels = read_labels(&inputs.labels)?;
     let limits = Limits::default();
     let mut sources = vec![open(&inputs.events, Format::Auto, &limits)?];
@@ -72,9 +74,11 @@ pub fn run(inputs: &Inputs, engine_config: EngineConfig) -> Result<Report, Backt
         sources.push(open(grants, Format::Grants, &limits)?);
     }
     let mut merge = Merge::new(sources, limits, LATENESS);
+    let mut engine = Engine::new(engine_config);
+    engine.set_suppression(Suppression { rules, show: false });
     let mut replay = Replay {
         index: LabelIndex::new(&labels),
-        engine: Engine::new(engine_config),
+        engine,
         reference: FirstSeen::new(FirstSeenConfig::default()),
         engine_hits: Vec::new(),
         by_alert_id: HashMap::new(),

@@ -77,6 +77,19 @@ impl AlertsDelivered<'_> {
     }
 }
 
+/// A suppression rule kept `count` more findings out of alerts and incidents.
+pub struct FindingsSuppressed<'a> {
+    pub rule: &'a str,
+    pub count: u64,
+}
+
+impl FindingsSuppressed<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        tracing::debug!(rule = self.rule, count = self.count, "Findings suppressed.");
+        t.metrics.suppressed_by_rule.with_label_values(&[self.rule]).inc_by(self.count);
+    }
+}
+
 /// A delivery failed in a way a retry can fix (broker down, leader moving, timeout, topic
 /// missing); it is retried, and the input offset waits for it.
 pub struct DeliveryFailed<'a> {

@@ -15,13 +15,15 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Every metric the service exports. Labels come only from bounded sets:
-/// topic, partition, reason, detector, severity.
+/// topic, partition, reason, detector, severity, and rule (suppression rule
+/// names: operator configuration, at most `suppress::MAX_RULES` of 64 bytes).
 pub struct Metrics {
     registry: Registry,
     pub records_consumed: IntCounterVec,
     pub records_rejected: IntCounterVec,
     pub processing_seconds: Counter,
     pub alerts_emitted: IntCounterVec,
+    pub suppressed_by_rule: IntCounterVec,
     pub alert_latency: Histogram,
     pub delivery_errors: IntCounterVec,
     pub alerts_dropped: IntCounterVec,
@@ -61,6 +63,11 @@ impl Metrics {
             "overreach_alerts_emitted_total",
             "Alerts acknowledged by the broker on the alert topic.",
             &["detector", "severity"],
+        )?;
+        let suppressed_by_rule = counter(
+            "overreach_suppressed_by_rule_total",
+            "Findings a suppression rule kept out of alerts and incidents, by rule name.",
+            &["rule"],
         )?;
         let delivery_errors = counter(
             "overreach_delivery_errors_total",
@@ -123,6 +130,7 @@ impl Metrics {
             records_rejected,
             processing_seconds,
             alerts_emitted,
+            suppressed_by_rule,
             alert_latency,
             delivery_errors,
             alerts_dropped,

@@ -76,7 +76,12 @@ impl Scenario {
     /// Runs every record through a fresh engine; returns all alerts, each
     /// checked against the alert schema.
     pub fn run(&self, config: EngineConfig) -> Vec<Alert> {
-        let mut engine = Engine::new(config);
+        self.run_on(&mut Engine::new(config))
+    }
+
+    /// Runs every record through `engine` (set up as the test needs); returns
+    /// all alerts, each checked against the alert schema.
+    pub fn run_on(&self, engine: &mut Engine) -> Vec<Alert> {
         let alerts: Vec<Alert> =
             self.records.iter().enumerate().flat_map(|(i, r)| engine.process(r, &origin(i))).collect();
         for a in &alerts {

@@ -50,6 +50,8 @@ pub fn full(detector: Detector) -> Alert {
         suppressed_repeats: 3,
         truncated: vec![],
         incident: None,
+        status: None,
+        suppression_rule: None,
     }
 }
 
