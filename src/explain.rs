@@ -13,6 +13,7 @@ use crate::baseline::intern::Names;
 use crate::baseline::IdentityBaseline;
 use crate::engine::Engine;
 use crate::model::Millis;
+use crate::text::escape_control;
 use crate::time::format_rfc3339;
 use serde::{Deserialize, Serialize};
 
@@ -328,5 +329,113 @@ impl Held<'_> {
             held_calls: ep.held_calls(),
             dropped_calls: ep.dropped_calls(),
         })
+    }
+}
+
+/// The view for a terminal. Every value that came from a log (names, networks,
+/// clients, grants) is escaped (`text::escape_control`): an identity may be
+/// named to move the cursor or forge a line.
+pub fn render_text(view: &IdentityView) -> String {
+    use std::fmt::Write as _;
+    let e = |s: &str| escape_control(s).into_owned();
+    let mut out = String::new();
+    let l = &view.learning;
+    let r = &view.repertoire;
+    let _ = writeln!(out, "identity     {}", e(&view.identity));
+    let _ = writeln!(
+        out,
+        "peers        group {} ({} identities), family {} ({})",
+        e(&view.peers.group),
+        view.peers.group_size,
+        e(&view.peers.family),
+        view.peers.family_size
+    );
+    let _ = writeln!(out, "seen         {} to {}, {} calls learned", view.first_seen, view.last_seen, view.events);
+    let _ = writeln!(
+        out,
+        "learning     {}: {:.1} of {} days, {} of {} events",
+        if l.learned { "learned" } else { "still learning" },
+        l.days,
+        l.days_needed,
+        l.events,
+        l.events_needed
+    );
+    let _ = writeln!(
+        out,
+        "repertoire   {} runs, {} took up a new operation (p next {:.3}); longest gap {} min",
+        r.runs, r.novel_runs, r.p_new_operation, r.longest_gap_minutes
+    );
+    match &view.open_incident {
+        Some(i) => {
+            let _ = writeln!(
+                out,
+                "incident     {} open since {} ({}), last evidence {}, detectors {}, {} calls held{}",
+                e(&i.id),
+                i.since,
+                if i.raised { "raised" } else { "not raised yet" },
+                i.last_evidence,
+                i.detectors.join(", "),
+                i.held_calls,
+                if i.dropped_calls > 0 { format!(", {} dropped", i.dropped_calls) } else { String::new() }
+            );
+        }
+        None => out.push_str("incident     none open\n"),
+    }
+    if let Some(at) = &view.lifecycle.offboarded_at {
+        let _ = writeln!(out, "offboarded   {at}");
+    }
+    let _ = writeln!(out, "clients      at most {} active together", view.clients.max_concurrent);
+    let rhythm = &view.rhythm;
+    let _ = writeln!(out, "\nactive hours by hour of day (UTC): {}", rhythm.active_ranges.join(" "));
+    let row = |values: &[u16]| values.iter().map(|v| format!("{v:>4}")).collect::<String>();
+    let _ = writeln!(out, "  {}", (0..24).map(|h| format!("{h:>4}")).collect::<String>());
+    let _ = writeln!(out, "  {}", row(&rhythm.hour_of_day));
+    let _ = writeln!(
+        out,
+        "by day of week:\n  {}",
+        ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].map(|d| format!("{d:>5}")).concat()
+    );
+    let _ = writeln!(out, "  {}", rhythm.day_of_week.iter().map(|v| format!("{v:>5}")).collect::<String>());
+    let lists: [(&str, &Ranked); 10] = [
+        ("calls", &view.calls),
+        ("networks (/24, /48)", &view.networks.narrow),
+        ("networks (/16, /32)", &view.networks.wide),
+        ("address scopes", &view.networks.scopes),
+        ("client families", &view.clients.families),
+        ("client versions", &view.clients.versions),
+        ("environments", &view.environments),
+        ("regions", &view.regions),
+        ("outcomes", &view.outcomes),
+        ("delegators and chain", &view.delegators),
+    ];
+    for (title, ranked) in lists {
+        let _ = writeln!(out, "\n{title}: {} held{}", ranked.total, shown(ranked.top.len(), ranked.total));
+        for c in &ranked.top {
+            let _ = writeln!(out, "  {:>6} h  last {}  {}", c.active_hours, c.last_seen, e(&c.value));
+        }
+    }
+    let _ = writeln!(out, "\ngrants: {}{}", view.grants.total, shown(view.grants.top.len(), view.grants.total));
+    for g in &view.grants.top {
+        let ended = match (&g.ended_at, &g.ended_reason) {
+            (Some(at), Some(why)) => format!(", {why} {at}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  {} for {}: targets [{}] actions [{}]{ended}",
+            e(&g.grant_id),
+            e(g.on_behalf_of.as_deref().unwrap_or("-")),
+            e(&g.targets.join(", ")),
+            e(&g.actions.join(", "))
+        );
+    }
+    out
+}
+
+/// ", top N shown" when a list was cut.
+fn shown(listed: usize, total: usize) -> String {
+    match listed < total {
+        true => format!(", top {listed} shown"),
+        false => String::new(),
     }
 }
