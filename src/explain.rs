@@ -439,3 +439,69 @@ fn shown(listed: usize, total: usize) -> String {
         false => String::new(),
     }
 }
+
+/// Questions queued for the service loop at most; past this an HTTP request is
+/// told the service is busy rather than queued without bound.
+const MAX_QUERIES_QUEUED: usize = 16;
+
+/// One question to the owner of the engine, and where its answer goes.
+pub struct Query {
+    pub identity: String,
+    pub reply: tokio::sync::oneshot::Sender<Option<IdentityView>>,
+}
+
+/// Why a question got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unanswered {
+    #[error("too many identity queries waiting")]
+    Busy,
+    #[error("the engine is not running")]
+    Stopped,
+}
+
+/// The asking side, for HTTP handlers (cheap to clone): the service loop owns
+/// the engine and answers between batches (`Answers`), so a request never
+/// takes a lock the hot path would wait on.
+#[derive(Clone)]
+pub struct Identities {
+    queries: tokio::sync::mpsc::Sender<Query>,
+}
+
+/// The answering side, held by whoever owns the engine.
+pub struct Answers {
+    queries: tokio::sync::mpsc::Receiver<Query>,
+}
+
+pub fn channel() -> (Identities, Answers) {
+    let (queries, rx) = tokio::sync::mpsc::channel(MAX_QUERIES_QUEUED);
+    (Identities { queries }, Answers { queries: rx })
+}
+
+impl Identities {
+    /// The engine's view of `identity`: `Ok(None)` when it holds no baseline for it.
+    pub async fn view(&self, identity: &str) -> Result<Option<IdentityView>, Unanswered> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queries.try_send(Query { identity: identity.to_string(), reply }).map_err(|e| match e {
+            tokio::sync::mpsc::error::TrySendError::Full(_) => Unanswered::Busy,
+            tokio::sync::mpsc::error::TrySendError::Closed(_) => Unanswered::Stopped,
+        })?;
+        answer.await.map_err(|_| Unanswered::Stopped)
+    }
+}
+
+impl Answers {
+    /// The next question; pending forever once every asker is gone.
+    pub async fn next(&mut self) -> Query {
+        match self.queries.recv().await {
+            Some(query) => query,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl Query {
+    /// Answers from the engine; an asker that gave up is no error.
+    pub fn answer(self, engine: &Engine) {
+        let _ = self.reply.send(explain(engine, &self.identity));
+    }
+}
