@@ -9,9 +9,12 @@
 //! `MAX_LISTED` values, most used first; each says how many it holds in all.
 
 use crate::baseline::counts::{Counts, Decay, Entry, Minute};
-use crate::baseline::intern::Names;
+use crate::baseline::fleet::Fleet;
+use crate::baseline::intern::{FastMap, Names, Sym};
 use crate::baseline::IdentityBaseline;
 use crate::engine::Engine;
+use crate::grants::{GrantState, Registry};
+use crate::incident::Episodes;
 use crate::model::Millis;
 use crate::text::escape_control;
 use crate::time::format_rfc3339;
@@ -225,7 +228,7 @@ pub fn explain(engine: &Engine, identity: &str) -> Option<IdentityView> {
         grants: Grants {
             total: grants.len(),
             limit: MAX_GRANTS,
-            top: grants.iter().take(MAX_GRANTS).map(|g| grant_view(g)).collect(),
+            top: grants.iter().take(MAX_GRANTS).copied().map(grant_view).collect(),
         },
         lifecycle: Lifecycle { offboarded_at: held.registry.offboarded_at(identity, Millis::MAX).map(format_rfc3339) },
         open_incident: held.incident(identity),
@@ -263,7 +266,7 @@ fn rhythm(baseline: &IdentityBaseline) -> Rhythm {
     }
 }
 
-fn grant_view(g: &crate::grants::GrantState) -> GrantView {
+fn grant_view(g: &GrantState) -> GrantView {
     let scope = &g.grant.scope;
     GrantView {
         grant_id: g.grant.grant_id.clone(),
@@ -295,10 +298,10 @@ fn snake_case<T: Serialize>(value: &T) -> String {
 /// The parts of the engine's state `explain` reads.
 pub struct Held<'a> {
     pub names: &'a Names,
-    pub identities: &'a crate::baseline::intern::FastMap<crate::baseline::intern::Sym, IdentityBaseline>,
-    pub fleet: &'a crate::baseline::fleet::Fleet,
-    pub registry: &'a crate::grants::Registry,
-    pub episodes: &'a crate::incident::Episodes,
+    pub identities: &'a FastMap<Sym, IdentityBaseline>,
+    pub fleet: &'a Fleet,
+    pub registry: &'a Registry,
+    pub episodes: &'a Episodes,
 }
 
 impl Held<'_> {
