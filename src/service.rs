@@ -19,6 +19,7 @@ use crate::alert::Alert;
 use crate::config::ServiceConfig;
 use crate::decode::{decode_line, Format, Limits};
 use crate::engine::Engine;
+use crate::explain;
 use crate::kafka::delivery::{self, AlertInfo, Delivered, Deliverer, Output};
 use crate::kafka::offsets::OffsetTracker;
 use crate::kafka::probe::{self, OutputTopic};
@@ -96,9 +97,10 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("cannot listen on {} for HTTP", config.http_addr))?;
-    tracing::info!(addr = %listener.local_addr()?, "Serving /metrics, /healthz, /readyz.");
-    let server = tokio::spawn(http::serve(listener, Arc::clone(&telemetry)));
-    let result = run_pipeline(config, telemetry, shutdown).await;
+    tracing::info!(addr = %listener.local_addr()?, "Serving /metrics, /healthz, /readyz, /identities/{{identity}}.");
+    let (identities, answers) = explain::channel();
+    let server = tokio::spawn(http::serve(listener, Arc::clone(&telemetry), identities));
+    let result = run_pipeline(config, telemetry, answers, shutdown).await;
     server.abort();
     result
 }
@@ -106,6 +108,7 @@ pub async fn run(
 async fn run_pipeline(
     config: &ServiceConfig,
     telemetry: Arc<Telemetry>,
+    mut answers: explain::Answers,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<RunSummary> {
     if let Some(path) = &config.state {
@@ -175,6 +178,8 @@ async fn run_pipeline(
             Some(done) = pipeline.in_flight.next() => Event::Delivered(done),
             _ = snapshot_timer.tick(), if config.state.is_some() => Event::SnapshotDue,
             _ = gauge_timer.tick() => Event::GaugesDue,
+            // Between batches, and while idle or paused: the engine is never shared.
+            query = answers.next() => Event::Query(query),
             message = consumer.recv(), if pipeline.accepting() => Event::Received(message),
         };
         match event {
@@ -187,6 +192,7 @@ async fn run_pipeline(
             }
             Event::SnapshotDue => pipeline.snapshot_due = true,
             Event::GaugesDue => pipeline.update_gauges(),
+            Event::Query(query) => query.answer(&pipeline.engine),
             Event::Received(Ok(message)) => {
                 backoff.reset();
                 let started = Instant::now();
@@ -293,6 +299,7 @@ enum Event<'a> {
     Delivered(Delivered),
     SnapshotDue,
     GaugesDue,
+    Query(explain::Query),
     Received(Result<BorrowedMessage<'a>, KafkaError>),
 }
 

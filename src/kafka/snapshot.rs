@@ -89,9 +89,54 @@ pub fn read(path: &Path, config: EngineConfig) -> Result<Option<(Engine, Positio
     Ok(Some((engine, positions)))
 }
 
+/// The engine of a state file of either kind: a snapshot (its header line is skipped) or what
+/// replay's `--state-out` writes (no header). For reading a state without running it (`explain`).
+pub fn read_engine(path: &Path, config: EngineConfig) -> Result<Engine, SnapshotError> {
+    let io = |source| SnapshotError::Io { path: path.into(), source };
+    let mut r = BufReader::new(File::open(path).map_err(io)?);
+    // A header is written with `format` first; an engine state (one long line) is not read twice.
+    if r.fill_buf().map_err(io)?.starts_with(b"{\"format\":") {
+        let mut line = String::new();
+        r.read_line(&mut line).map_err(io)?;
+        let header: Header = serde_json::from_str(&line)
+            .map_err(|e| SnapshotError::Header { path: path.into(), reason: format!("found: {e}") })?;
+        if header.format != FORMAT {
+            let reason = format!("found `{}` version {}", header.format, header.version);
+            return Err(SnapshotError::Header { path: path.into(), reason });
+        }
+    }
+    Engine::load_state(config, &mut r).map_err(|source| SnapshotError::State { path: path.into(), source })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_engine_takes_a_snapshot_or_a_replay_state() {
+        use crate::model::{AccessEvent, Origin, Record};
+        let dir = tempfile::tempdir().unwrap();
+        let mut engine = Engine::new(EngineConfig::default());
+        let event = AccessEvent {
+            event_id: "e1".into(),
+            identity: "role/ci".into(),
+            target: "s3.amazonaws.com".into(),
+            action: "GetObject".into(),
+            ..AccessEvent::default()
+        };
+        engine.process(&Record::Access(event), &Origin::File { path: "t".into(), line: 1 });
+        let snapshot = dir.path().join("state.snap");
+        write(&snapshot, &engine, &Positions::new()).unwrap();
+        let replay = dir.path().join("state.json");
+        state_file::write(&replay, |w| engine.save_state(w)).unwrap();
+        for path in [&snapshot, &replay] {
+            let read = read_engine(path, EngineConfig::default()).unwrap();
+            assert_eq!(crate::explain::explain(&read, "role/ci").map(|v| v.events), Some(1), "{}", path.display());
+        }
+        std::fs::write(&snapshot, "{\"format\":\"other\",\"version\":1,\"positions\":[]}\n{}").unwrap();
+        let refused = read_engine(&snapshot, EngineConfig::default()).err().unwrap().to_string();
+        assert!(refused.contains("found `other` version 1"), "{refused}");
+    }
 
     #[test]
     fn round_trips_engine_and_positions() {

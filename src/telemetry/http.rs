@@ -1,9 +1,11 @@
-//! A tiny HTTP/1.1 responder for `/metrics`, `/healthz` and `/readyz`: one request per
-//! connection, GET only. Enough for Prometheus and orchestrator probes; no framework needed.
+//! A tiny HTTP/1.1 responder for `/metrics`, `/healthz`, `/readyz` and `/identities/{identity}`
+//! (what the engine holds for one identity, as JSON: `explain`): one request per connection,
+//! GET only. Enough for Prometheus, orchestrator probes and an analyst; no framework needed.
 //! Whoever can reach the port is not trusted to behave: each connection has a deadline and the
 //! number open is capped ([`Limits`]), so idle sockets cannot exhaust the process's descriptors.
 
 use super::Telemetry;
+use crate::explain::{Identities, Unanswered};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -13,6 +15,8 @@ use tokio::sync::oneshot;
 
 /// Requests larger than this are answered with 431; probes and scrapes send a few hundred bytes.
 const MAX_REQUEST_BYTES: usize = 8192;
+/// Longest identity asked for, decoded; longer is answered with 414.
+pub const MAX_IDENTITY_BYTES: usize = 2048;
 
 /// Bounds on what clients can hold: every connection is a file descriptor, and the process
 /// needs descriptors for its state snapshots and broker connections too.
@@ -32,14 +36,14 @@ impl Default for Limits {
 }
 
 /// Serves with the default [`Limits`] until the task is dropped.
-pub async fn serve(listener: TcpListener, telemetry: Arc<Telemetry>) {
-    serve_with(listener, telemetry, Limits::default()).await
+pub async fn serve(listener: TcpListener, telemetry: Arc<Telemetry>, identities: Identities) {
+    serve_with(listener, telemetry, identities, Limits::default()).await
 }
 
 /// Open connections, oldest first, each with the means to close it.
 type Open = Arc<Mutex<VecDeque<(u64, oneshot::Sender<()>)>>>;
 
-pub async fn serve_with(listener: TcpListener, telemetry: Arc<Telemetry>, limits: Limits) {
+pub async fn serve_with(listener: TcpListener, telemetry: Arc<Telemetry>, identities: Identities, limits: Limits) {
     let open: Open = Arc::default();
     for id in 0u64.. {
         let stream = match listener.accept().await {
@@ -62,10 +66,10 @@ pub async fn serve_with(listener: TcpListener, telemetry: Arc<Telemetry>, limits
             open.push_back((id, close));
             telemetry.metrics.http_connections.set(open.len() as i64);
         }
-        let (telemetry, open) = (Arc::clone(&telemetry), Arc::clone(&open));
+        let (telemetry, open, identities) = (Arc::clone(&telemetry), Arc::clone(&open), identities.clone());
         tokio::spawn(async move {
             tokio::select! {
-                answered = tokio::time::timeout(limits.deadline, respond(stream, &telemetry)) => match answered {
+                answered = tokio::time::timeout(limits.deadline, respond(stream, &telemetry, &identities)) => match answered {
                     Ok(Err(e)) => tracing::debug!(error = %e, "HTTP connection failed."),
                     Err(_) => tracing::debug!("HTTP connection closed at its deadline."),
                     Ok(Ok(())) => {}
@@ -80,7 +84,7 @@ pub async fn serve_with(listener: TcpListener, telemetry: Arc<Telemetry>, limits
     }
 }
 
-async fn respond(mut stream: TcpStream, telemetry: &Telemetry) -> std::io::Result<()> {
+async fn respond(mut stream: TcpStream, telemetry: &Telemetry, identities: &Identities) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -113,8 +117,65 @@ async fn respond(mut stream: TcpStream, telemetry: &Telemetry) -> std::io::Resul
                 write(&mut stream, "503 Service Unavailable", "text/plain", &format!("not ready: {why}\n")).await
             }
         },
-        _ => write(&mut stream, "404 Not Found", "text/plain", "not found\n").await,
+        _ => match path.strip_prefix("/identities/") {
+            Some(encoded) => identity(&mut stream, identities, encoded).await,
+            None => write(&mut stream, "404 Not Found", "text/plain", "not found\n").await,
+        },
     }
+}
+
+/// `GET /identities/{identity}`: the engine's view of it as JSON, asked of the service loop.
+async fn identity(stream: &mut TcpStream, identities: &Identities, encoded: &str) -> std::io::Result<()> {
+    let name = match identity_in_path(encoded) {
+        Ok(name) => name,
+        Err(BadIdentity::TooLong) => {
+            return write(stream, "414 URI Too Long", "text/plain", "identity too long\n").await;
+        }
+        Err(BadIdentity::Encoding) => {
+            return write(stream, "400 Bad Request", "text/plain", "identity is not percent-encoded UTF-8\n").await;
+        }
+    };
+    match identities.view(&name).await {
+        Ok(Some(view)) => match serde_json::to_string(&view) {
+            Ok(body) => write(stream, "200 OK", "application/json", &body).await,
+            Err(e) => write(stream, "500 Internal Server Error", "text/plain", &format!("{e}\n")).await,
+        },
+        // The name is not echoed: it is the caller's, and a reader of the body need not trust it.
+        Ok(None) => write(stream, "404 Not Found", "text/plain", "no baseline for this identity\n").await,
+        Err(why @ (Unanswered::Busy | Unanswered::Stopped)) => {
+            write(stream, "503 Service Unavailable", "text/plain", &format!("{why}\n")).await
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+pub enum BadIdentity {
+    TooLong,
+    Encoding,
+}
+
+/// An identity from a path segment: `%XX` decoded (an ARN's `/` and `:` arrive encoded or
+/// not), at most [`MAX_IDENTITY_BYTES`] once decoded, and UTF-8.
+pub fn identity_in_path(encoded: &str) -> Result<String, BadIdentity> {
+    let bytes = encoded.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                i += 2;
+                hex.and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(BadIdentity::Encoding)?
+            }
+            b => b,
+        };
+        out.push(byte);
+        if out.len() > MAX_IDENTITY_BYTES {
+            return Err(BadIdentity::TooLong);
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| BadIdentity::Encoding)
 }
 
 async fn write(stream: &mut TcpStream, status: &str, content_type: &str, body: &str) -> std::io::Result<()> {
@@ -144,7 +205,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let telemetry = Arc::new(Telemetry::new());
-        let server = tokio::spawn(serve_with(listener, Arc::clone(&telemetry), limits));
+        let server = tokio::spawn(serve_with(listener, Arc::clone(&telemetry), crate::explain::channel().0, limits));
         (addr, telemetry, server)
     }
 
@@ -195,7 +256,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let telemetry = Arc::new(Telemetry::new());
         telemetry.metrics.records_consumed.with_label_values(&["in"]).inc();
-        let server = tokio::spawn(serve(listener, Arc::clone(&telemetry)));
+        let server = tokio::spawn(serve(listener, Arc::clone(&telemetry), crate::explain::channel().0));
 
         assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
         let not_ready = get(addr, "/readyz").await;
@@ -208,6 +269,56 @@ mod tests {
         let metrics = get(addr, "/metrics").await;
         assert!(metrics.contains("overreach_records_consumed_total{topic=\"in\"} 1"), "{metrics}");
         assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
+        server.abort();
+    }
+
+    #[test]
+    fn identities_in_paths_are_decoded_and_bounded() {
+        let ok = |s: &str| identity_in_path(s).unwrap();
+        assert_eq!(ok("arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fci"), "arn:aws:iam::1:role/ci");
+        assert_eq!(ok("arn:aws:iam::1:role/ci"), "arn:aws:iam::1:role/ci");
+        assert_eq!(ok("%3cscript%3E"), "<script>");
+        assert_eq!(ok("caf%C3%A9"), "café");
+        for bad in ["%", "%4", "%zz", "%FF", "a%C3"] {
+            assert_eq!(identity_in_path(bad), Err(BadIdentity::Encoding), "{bad}");
+        }
+        assert_eq!(identity_in_path(&"a".repeat(MAX_IDENTITY_BYTES)).map(|s| s.len()), Ok(MAX_IDENTITY_BYTES));
+        assert_eq!(identity_in_path(&"%41".repeat(MAX_IDENTITY_BYTES + 1)), Err(BadIdentity::TooLong));
+    }
+
+    #[tokio::test]
+    async fn identities_are_answered_by_the_engine_owner_and_unknown_ones_are_404() {
+        use crate::engine::{Engine, EngineConfig};
+        use crate::model::{AccessEvent, Origin, Record};
+        let mut engine = Engine::new(EngineConfig::default());
+        let event = AccessEvent {
+            event_id: "e1".into(),
+            time: 1_772_410_347_000,
+            identity: "role/ci".into(),
+            target: "s3.amazonaws.com".into(),
+            action: "GetObject".into(),
+            ..AccessEvent::default()
+        };
+        engine.process(&Record::Access(event), &Origin::File { path: "t".into(), line: 1 });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (identities, mut answers) = crate::explain::channel();
+        let server = tokio::spawn(serve(listener, Arc::new(Telemetry::new()), identities));
+        let owner = tokio::spawn(async move {
+            loop {
+                answers.next().await.answer(&engine);
+            }
+        });
+        let found = get(addr, "/identities/role%2Fci").await;
+        assert!(found.starts_with("HTTP/1.1 200") && found.contains("application/json"), "{found}");
+        let body: serde_json::Value = serde_json::from_str(found.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(body["identity"], "role/ci");
+        assert_eq!(body["calls"]["top"][0]["value"], "s3.amazonaws.com GetObject");
+        assert!(get(addr, "/identities/role%2Fother").await.starts_with("HTTP/1.1 404"));
+        assert!(get(addr, "/identities/%zz").await.starts_with("HTTP/1.1 400"));
+        owner.abort();
+        let _ = owner.await;
+        assert!(get(addr, "/identities/role%2Fci").await.starts_with("HTTP/1.1 503"));
         server.abort();
     }
 }
