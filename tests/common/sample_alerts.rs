@@ -50,6 +50,7 @@ pub fn full(detector: Detector) -> Alert {
         suppressed_repeats: 3,
         truncated: vec![],
         incident: None,
+        compromised: None,
     }
 }
 
