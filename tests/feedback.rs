@@ -209,6 +209,15 @@ fn a_malicious_verdict_keeps_the_attacker_out_raises_severity_until_cleared() {
             json!({"time": format_rfc3339(marked_at), "by": "ana@soc.example", "alert_id": attack})
         );
     }
+    // The OCSF finding carries it under `unmapped`, valid against its schema.
+    let ocsf_args = ["replay", &f.events, "--grants", &f.grants, "--feedback", &feedback, "--alert-format", "ocsf"];
+    let (code, ocsf, err) = overreach(&ocsf_args);
+    assert_eq!(code, 0, "{err}");
+    let marked: Vec<Value> = ocsf.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).collect();
+    for finding in &marked {
+        schema::assert_valid_ocsf(finding);
+    }
+    assert!(marked.iter().any(|o| o["unmapped"]["compromised"]["alert_id"] == attack.as_str()));
     // Cleared by a benign verdict of scope identity on the same alert: what it
     // named is allowed and learned now, and a later odd call alerts unmarked.
     assert!(on_day(&judged, "ci-web", ATTACKS[2]).is_empty(), "{:#?}", on_day(&judged, "ci-web", ATTACKS[2]));
