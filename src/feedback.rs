@@ -255,3 +255,90 @@ impl Ids for Feedback {
         self.compromised.visit_ids(v);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baseline::{CallId, CallKey};
+    use crate::model::Outcome;
+
+    fn call() -> Observation {
+        let key = CallKey { target: Sym(1), action: Sym(2), class: Sym(3) };
+        Observation {
+            minute: 0,
+            window: 0,
+            call: CallId(0),
+            call_key: key,
+            op: CallId(0),
+            reach: 0,
+            session: None,
+            client: None,
+            place: None,
+            delegators: vec![],
+            peer_group: Sym(4),
+            peer_family: None,
+            environment: None,
+            region: None,
+            outcome: Outcome::Success,
+        }
+    }
+
+    fn id(i: usize) -> String {
+        format!("{i:032x}")
+    }
+
+    fn verdict(alert_id: &str, judgement: Judgement) -> Verdict {
+        Verdict {
+            time: 0,
+            alert_id: alert_id.into(),
+            judgement,
+            scope: VerdictScope::Alert,
+            by: "ana".into(),
+            note: None,
+        }
+    }
+
+    #[test]
+    fn the_oldest_alert_is_forgotten_past_the_bound_and_a_verdict_for_it_is_refused() {
+        let mut feedback = Feedback::default();
+        let detector = crate::detect::scope_violation::SPEC.detector();
+        // Sent out of time order: the oldest by event time goes, not the first remembered.
+        for i in 0..=MAX_SENT {
+            let at = if i == 0 { 10 } else { 1000 + i as Millis };
+            feedback.remember(&id(i), Sym(i as u32), [(detector, "g".to_string())], &call(), at, false);
+        }
+        feedback.remember(&id(MAX_SENT + 1), Sym(0), [], &call(), 5, false);
+        assert_eq!(feedback.sent.len(), MAX_SENT);
+        let names = Names::default();
+        for gone in [0, MAX_SENT + 1] {
+            let refused = feedback.apply(&verdict(&id(gone), Judgement::Benign), &names).unwrap_err();
+            assert_eq!(refused, Refused::UnknownAlert(id(gone)));
+        }
+        let applied = feedback.apply(&verdict(&id(1), Judgement::Benign), &names).unwrap();
+        assert_eq!(applied.identity, Sym(1));
+        assert!(feedback.allows(&FindingKey { identity: Sym(1), detector, subject: "g".into() }));
+        assert!(!feedback.allows(&FindingKey { identity: Sym(2), detector, subject: "g".into() }));
+        // The loaded state rebuilds its order and passes its bounds.
+        let mut loaded: Feedback = serde_json::from_str(&serde_json::to_string(&feedback).unwrap()).unwrap();
+        loaded.reindex();
+        assert_eq!(loaded.order, feedback.order);
+        assert!(loaded.check().is_ok());
+    }
+
+    #[test]
+    fn marks_are_never_dropped_for_room_a_malicious_verdict_past_the_bound_is_refused() {
+        let mut feedback = Feedback::default();
+        let names = Names::default();
+        for i in 0..=MAX_MARKS {
+            feedback.remember(&id(i), Sym(i as u32), [], &call(), i as Millis, false);
+        }
+        for i in 0..MAX_MARKS {
+            feedback.apply(&verdict(&id(i), Judgement::Malicious), &names).unwrap();
+        }
+        let refused = feedback.apply(&verdict(&id(MAX_MARKS), Judgement::Malicious), &names).unwrap_err();
+        assert_eq!(refused, Refused::TooManyMarks);
+        assert_eq!(feedback.compromised(Sym(0)).map(|m| m.alert_id.as_str()), Some(id(0).as_str()));
+        // Marking an identity already marked again is no new mark.
+        assert!(feedback.apply(&verdict(&id(0), Judgement::Malicious), &names).is_ok());
+    }
+}
