@@ -96,6 +96,7 @@ fn replay_rate(label: &str, events: &Path, format: Format, grants: Option<&Path>
         inputs: vec![events.to_string_lossy().into_owned()],
         format,
         grants: grants.iter().map(|g| g.to_string_lossy().into_owned()).collect(),
+        feedback: Vec::new(),
         policy: None,
         limits: Limits::default(),
         lateness_ms: 300_000,

@@ -40,6 +40,15 @@ impl Severity {
             _ => Severity::Info,
         }
     }
+
+    /// The severity of an alert of an identity marked compromised: one level
+    /// up, and at least high. Anything it does is the attacker's until cleared.
+    pub fn compromised(self) -> Severity {
+        match self {
+            Severity::Info | Severity::Low | Severity::Medium => Severity::High,
+            Severity::High | Severity::Critical => Severity::Critical,
+        }
+    }
 }
 
 impl fmt::Display for Severity {
@@ -108,6 +117,10 @@ pub struct Alert {
     /// The name of the suppression rule that matched; left out when none did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suppression_rule: Option<String>,
+    /// Present when an analyst's malicious verdict marked the identity compromised
+    /// (see `feedback`): its severity was raised. Left out otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compromised: Option<Compromised>,
 }
 
 /// What an alert asks of its reader. Only a suppressed one says so: an alert
@@ -117,6 +130,17 @@ pub struct Alert {
 pub enum AlertStatus {
     /// A suppression rule said the finding is expected (`suppress`).
     Suppressed,
+}
+
+/// The malicious verdict standing on an alert's identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Compromised {
+    /// The verdict's time, RFC 3339 UTC.
+    pub time: String,
+    /// Who gave it, as the verdict said (redacted, escaped and bounded like any logged text).
+    pub by: String,
+    /// The alert the verdict named.
+    pub alert_id: String,
 }
 
 /// Where an incident stands. Every send of one incident has the same `alert_id`.

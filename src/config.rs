@@ -32,6 +32,9 @@ pub struct ServiceConfig {
     /// Topic of grant and lifecycle events (`schemas/grant-event.v1.schema.json`). Default: none.
     #[serde(default)]
     pub grants_topic: Option<String>,
+    /// Topic of analyst verdicts (`schemas/verdict.v1.schema.json`, docs/feedback.md). Default: none.
+    #[serde(default)]
+    pub feedback_topic: Option<String>,
     /// Topic the alerts are written to. Required.
     #[serde(default)]
     pub alert_topic: String,
@@ -169,6 +172,9 @@ pub struct RunArgs {
     /// Topic of grant and lifecycle events.
     #[arg(long, env = "OVERREACH_GRANTS_TOPIC")]
     pub grants_topic: Option<String>,
+    /// Topic of analyst verdicts (benign or malicious, per alert).
+    #[arg(long, env = "OVERREACH_FEEDBACK_TOPIC")]
+    pub feedback_topic: Option<String>,
     /// Topic the alerts are written to.
     #[arg(long, env = "OVERREACH_ALERT_TOPIC")]
     pub alert_topic: Option<String>,
@@ -243,6 +249,9 @@ impl ServiceConfig {
         if a.grants_topic.is_some() {
             self.grants_topic = a.grants_topic;
         }
+        if a.feedback_topic.is_some() {
+            self.feedback_topic = a.feedback_topic;
+        }
         if let Some(v) = a.alert_topic {
             self.alert_topic = v;
         }
@@ -293,11 +302,22 @@ impl ServiceConfig {
                 "format `grants` is for the grants topic; use --grants-topic for grant events".into(),
             ));
         }
+        if self.format == Format::Feedback {
+            return Err(ConfigError::Invalid(
+                "format `feedback` is for the feedback topic; use --feedback-topic for verdicts".into(),
+            ));
+        }
         let mut outputs = vec![&self.alert_topic];
         outputs.extend(&self.dlq_topic);
-        for topic in self.input_topics.iter().chain(&self.grants_topic) {
+        for topic in self.input_topics.iter().chain(&self.grants_topic).chain(&self.feedback_topic) {
             if outputs.contains(&topic) {
                 return Err(ConfigError::Invalid(format!("topic `{topic}` is both read and written")));
+            }
+        }
+        // Records are decoded by the topic they come from: verdicts only from their own.
+        if let Some(topic) = &self.feedback_topic {
+            if self.input_topics.contains(topic) || self.grants_topic.as_ref() == Some(topic) {
+                return Err(ConfigError::Invalid(format!("topic `{topic}` is the feedback topic and another input")));
             }
         }
         if self.snapshot_interval_s == 0 {
@@ -305,6 +325,20 @@ impl ServiceConfig {
         }
         self.engine.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(())
+    }
+
+    /// Every topic the service reads: access logs, then grants and verdicts.
+    pub fn input_topics(&self) -> impl Iterator<Item = &String> {
+        self.input_topics.iter().chain(&self.grants_topic).chain(&self.feedback_topic)
+    }
+
+    /// How a record of `topic` is decoded.
+    pub fn format_of(&self, topic: &str) -> Format {
+        match Some(topic) {
+            t if t == self.grants_topic.as_deref() => Format::Grants,
+            t if t == self.feedback_topic.as_deref() => Format::Feedback,
+            _ => self.format,
+        }
     }
 
     pub fn limits(&self) -> Limits {

@@ -8,7 +8,7 @@
 //! (`make_alert`), counting repeats within the suppression window. A finding
 //! a suppression rule matches (`suppress`) is set aside before either.
 
-use crate::alert::{alert_id, incident_id, Alert, AlertEvent, AlertStatus, Severity};
+use crate::alert::{alert_id, incident_id, Alert, AlertEvent, AlertStatus, Compromised, IncidentStatus::Closed, Severity};
 use crate::baseline::admission::{Admission, Eviction};
 use crate::baseline::counts::{minute, Minute};
 use crate::baseline::fleet::{Fleet, PeerGroups};
@@ -22,9 +22,10 @@ pub use crate::detect::settings::{config_from_toml, AlertMode, EngineConfig, Inv
 use crate::features::{
     agent_family, agent_version, network, resource_class, resource_prefix, wide_network, AddressScope,
 };
+use crate::feedback::{Feedback, FindingKey, Refused};
 use crate::grants::Registry;
 use crate::incident::{self, Episodes};
-use crate::model::{AccessEvent, Grant, Millis, Origin, Record};
+use crate::model::{AccessEvent, Grant, Judgement, Millis, Origin, Record, Verdict};
 use crate::sanitize::sanitize;
 use crate::suppress::Rules;
 use crate::time::{format_rfc3339, DAY, HOUR};
@@ -61,14 +62,11 @@ pub struct Stats {
     /// rule name; only the rules in force are kept (`Engine::set_suppression`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub suppressed_by_rule: BTreeMap<String, u64>,
-}
-
-/// What makes two findings "the same" for suppression.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-struct SuppressKey {
-    identity: Sym,
-    detector: Detector,
-    subject: String,
+    /// Analyst verdicts applied, and refused (unknown alert, too many marks).
+    #[serde(default)]
+    pub verdicts: u64,
+    #[serde(default)]
+    pub verdicts_refused: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -90,7 +88,7 @@ struct State {
     #[serde(with = "pairs")]
     credentials: FastMap<u64, Vec<(Sym, Millis)>>,
     #[serde(with = "pairs")]
-    emitted: FastMap<SuppressKey, Emitted>,
+    emitted: FastMap<FindingKey, Emitted>,
     stats: Stats,
     /// Event time of the last housekeeping pass.
     swept_at: Millis,
@@ -102,12 +100,15 @@ struct State {
     /// Every identity's open episode of evidence (incidents mode).
     #[serde(default)]
     episodes: Episodes,
+    /// What emitted alerts named, and what analysts' verdicts left (`feedback`).
+    #[serde(default)]
+    feedback: Feedback,
 }
 
 impl State {
     /// Every part of the state that holds ids (all but the name tables
     /// themselves), named for error messages.
-    fn id_parts(&mut self) -> [(&'static str, &mut dyn Ids); 6] {
+    fn id_parts(&mut self) -> [(&'static str, &mut dyn Ids); 7] {
         [
             ("identities", &mut self.identities),
             ("fleet", &mut self.fleet),
@@ -115,6 +116,7 @@ impl State {
             ("suppression entries", &mut self.emitted),
             ("probation", &mut self.admission),
             ("episodes", &mut self.episodes),
+            ("feedback", &mut self.feedback),
         ]
     }
 }
@@ -124,12 +126,6 @@ impl Ids for State {
         for (_, part) in self.id_parts() {
             part.visit_ids(v);
         }
-    }
-}
-
-impl Ids for SuppressKey {
-    fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
-        v.sym(&mut self.identity);
     }
 }
 
@@ -210,7 +206,37 @@ impl Engine {
                 Vec::new()
             }
             Record::Access(event) => self.access(event, origin),
+            // Counted either way; callers that report why one was refused call `judge`.
+            Record::Verdict(verdict) => {
+                let _counted = self.judge(verdict);
+                Vec::new()
+            }
         }
+    }
+
+    /// Applies an analyst's verdict at its place in event time (see `feedback`),
+    /// or says why not; never to anything but the alert it names.
+    pub fn judge(&mut self, v: &Verdict) -> Result<(), Refused> {
+        let applied = match self.state.feedback.apply(v, &self.state.names) {
+            Ok(applied) => applied,
+            Err(refused) => {
+                self.state.stats.verdicts_refused += 1;
+                return Err(refused);
+            }
+        };
+        self.state.stats.verdicts += 1;
+        let identity = applied.identity;
+        match applied.judgement {
+            // Held calls first, in their order, then the alert's own call.
+            Judgement::Benign => {
+                let held = applied.incident.map(|id| self.state.episodes.settle(identity, &id)).unwrap_or_default();
+                for obs in held.iter().chain([&applied.call]) {
+                    self.learn(identity, obs);
+                }
+            }
+            Judgement::Malicious => self.state.episodes.drop_held(identity),
+        }
+        Ok(())
     }
 
     fn access(&mut self, event: &AccessEvent, origin: &Origin) -> Vec<Alert> {
@@ -247,6 +273,15 @@ impl Engine {
             };
             detect::run_all(&ctx)
         };
+        let mut findings = findings;
+        if self.state.feedback.allows_anything() {
+            findings.retain(|f| {
+                let key = FindingKey { identity, detector: f.detector, subject: f.subject.clone() };
+                !self.state.feedback.allows(&key)
+            });
+        }
+        let compromised = self.state.feedback.compromised(identity).is_some();
+        let first_alert = alerts.len();
 
         let mode = self.config.alerts;
         let findings = self.set_aside_suppressed(findings, event, origin, &mut alerts);
@@ -266,15 +301,27 @@ impl Engine {
                 self.learn(identity, &held);
             }
             self.count_incidents(&accepted.alerts);
+            // A close of the identity's earlier episode is remembered from its first send.
+            for alert in accepted.alerts.iter().filter(|a| !a.incident.as_ref().is_some_and(|i| i.status == Closed)) {
+                let named = self.state.episodes.named(identity);
+                self.state.feedback.remember(&alert.alert_id, identity, named, &obs, event.time, true);
+            }
             alerts.extend(accepted.alerts);
             hold = accepted.hold && learned;
         }
         if mode.findings() {
             for f in findings.into_iter().filter(|f| f.strength == Strength::Alert) {
-                alerts.extend(self.suppress_or_alert(f, identity, event, origin));
+                let named = [(f.detector, f.subject.clone())];
+                if let Some(alert) = self.suppress_or_alert(f, identity, event, origin) {
+                    self.state.feedback.remember(&alert.alert_id, identity, named, &obs, event.time, false);
+                    alerts.push(alert);
+                }
             }
         }
+        self.mark_compromised(identity, &mut alerts[first_alert..]);
         match hold {
+            // While the identity is marked compromised nothing it does is learned, or held to be.
+            _ if compromised => {}
             true => {
                 let (op, minute, new_op) = (obs.op, obs.minute, !self.state.identities[&identity].makes_op(obs.op));
                 // Bounded with what is held: a flood of distinct calls under
@@ -289,8 +336,12 @@ impl Engine {
     }
 
     /// Folds one call into its identity's baseline (`IdentityBaseline::learn`)
-    /// and the fleet's adoption counts; may evict other identities.
+    /// and the fleet's adoption counts; may evict other identities. Nothing is
+    /// learned of an identity marked compromised.
     fn learn(&mut self, identity: Sym, obs: &Observation) {
+        if self.state.feedback.compromised(identity).is_some() {
+            return;
+        }
         let forget_after = (self.config.forget_after_days * 1440.0) as Minute;
         let concurrency = (self.config.concurrency_window_s / 60) as Minute;
         let Some(baseline) = self.state.identities.get_mut(&identity) else { return };
@@ -311,6 +362,22 @@ impl Engine {
         let gone =
             self.state.admission.seen(identity, last_seen_before, baseline, is_learned, self.config.max_identities);
         self.evict(gone);
+    }
+
+    /// Raises the severity of an identity's alerts while it is marked
+    /// compromised (`Severity::compromised`), and says why on each.
+    fn mark_compromised(&self, identity: Sym, alerts: &mut [Alert]) {
+        let Some(mark) = self.state.feedback.compromised(identity) else { return };
+        for alert in alerts {
+            alert.severity = alert.severity.compromised();
+            alert.compromised = Some(Compromised {
+                time: format_rfc3339(mark.time),
+                by: mark.by.clone(),
+                alert_id: mark.alert_id.clone(),
+            });
+            // `by` is the analyst's text: bounded and escaped like the log's.
+            sanitize(alert);
+        }
     }
 
     fn count_incidents(&mut self, alerts: &[Alert]) {
@@ -476,7 +543,7 @@ impl Engine {
     /// A finding as an alert of its own, unless it repeats one sent within the
     /// suppression window (then it is counted, and reported with the next).
     fn suppress_or_alert(&mut self, f: Finding, identity: Sym, e: &AccessEvent, origin: &Origin) -> Option<Alert> {
-        let key = SuppressKey { identity, detector: f.detector, subject: f.subject.clone() };
+        let key = FindingKey { identity, detector: f.detector, subject: f.subject.clone() };
         let window = self.config.suppression_window_s * 1000;
         let repeats = match self.state.emitted.get_mut(&key) {
             Some(last) if e.time >= last.at && e.time - last.at < window => {
@@ -530,6 +597,7 @@ impl Engine {
             incident: None,
             status: None,
             suppression_rule: None,
+            compromised: None,
         };
         // Every alert leaves the engine redacted and bounded, whatever the sink or format.
         sanitize(&mut alert);
@@ -547,7 +615,9 @@ impl Engine {
         self.state.swept_at = now;
         let mut closed = Vec::new();
         for (identity, alert, held) in self.state.episodes.close_quiet(now, &incident_settings(&self.config)) {
+            let at = closed.len();
             closed.extend(alert);
+            self.mark_compromised(identity, &mut closed[at..]);
             for obs in held {
                 self.learn(identity, &obs);
             }
@@ -616,6 +686,7 @@ impl Engine {
             b.index_ops(&state.names);
         }
         state.admission.rebuild(&state.identities);
+        state.feedback.reindex();
         Ok(Engine { config, state, suppression: Suppression::default() })
     }
 }
@@ -646,6 +717,7 @@ impl State {
                 return Err(format!("{what}: {e}"));
             }
         }
+        self.feedback.check()?;
         self.admission.check(&self.identities)
     }
 }

@@ -70,6 +70,9 @@ struct Signal {
     /// The finding's probability under the baseline; `None` for declared
     /// detectors, which state a fact.
     probability: Option<f64>,
+    /// The finding's subject (`Finding::subject`): what a benign verdict allows.
+    #[serde(default)]
+    subject: String,
     alert: Alert,
 }
 
@@ -359,6 +362,7 @@ impl Episodes {
                 detector: finding.detector,
                 strength: finding.strength,
                 probability: finding.probability(),
+                subject: finding.subject,
                 alert,
             };
             ep.add(signal, now);
@@ -403,6 +407,33 @@ impl Episodes {
     /// The identity's open episode.
     pub fn get(&self, identity: Sym) -> Option<&Episode> {
         self.open.get(&identity)
+    }
+
+    /// Detector and subject of each signal of alert strength in the
+    /// identity's open episode: what a benign verdict on the incident allows.
+    /// Weaker signals never alert alone; learning the held calls answers them.
+    pub fn named(&self, identity: Sym) -> Vec<(Detector, String)> {
+        let signals = self.open.get(&identity).map_or(&[][..], |ep| &ep.signals[..]);
+        signals.iter().filter(|s| s.strength == Strength::Alert).map(|s| (s.detector, s.subject.clone())).collect()
+    }
+
+    /// Ends the identity's open episode if it is incident `id`, judged benign
+    /// by an analyst: its held calls, to be learned. No closing send follows:
+    /// the analyst closed it.
+    pub fn settle(&mut self, identity: Sym, id: &str) -> Vec<Observation> {
+        match self.open.get(&identity) {
+            Some(ep) if ep.id == id => self.open.remove(&identity).map(|ep| ep.held).unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Drops what the identity's open episode holds, unlearned: the identity
+    /// was judged compromised, and its calls are the attacker's.
+    pub fn drop_held(&mut self, identity: Sym) {
+        if let Some(ep) = self.open.get_mut(&identity) {
+            ep.dropped += ep.held.len() as u64;
+            ep.held.clear();
+        }
     }
 
     /// Drops an evicted identity's episode.
@@ -496,6 +527,7 @@ mod episode_tests {
             incident: None,
             status: None,
             suppression_rule: None,
+            compromised: None,
         };
         (f, alert)
     }

@@ -13,6 +13,7 @@ pub mod detect;
 pub mod engine;
 pub mod explain;
 pub mod features;
+pub mod feedback;
 pub mod grants;
 pub mod incident;
 pub mod model;

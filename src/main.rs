@@ -70,6 +70,9 @@ struct ReplayArgs {
     /// Grant and lifecycle events (grant-event.v1), merged with the inputs by time.
     #[arg(long)]
     grants: Vec<String>,
+    /// Analyst verdicts (verdict.v1, see docs/feedback.md), merged with the inputs by time.
+    #[arg(long)]
+    feedback: Vec<String>,
     /// Static delegations (TOML `[[grant]]` tables) that hold from the start.
     #[arg(long)]
     policy: Option<String>,
@@ -158,6 +161,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         inputs: args.files,
         format: args.format,
         grants: args.grants,
+        feedback: args.feedback,
         policy: args.policy,
         limits: Limits { max_line_bytes: args.max_line_bytes, ..Limits::default() },
         lateness_ms: args.lateness_s * 1000,
@@ -182,6 +186,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 fn refuse_overlap_for_replay(args: &ReplayArgs) -> Result<(), SameFile> {
     let inputs: Vec<Named> = (args.files.iter().map(|p| Named::new("input", p)))
         .chain(args.grants.iter().map(|p| Named::new("--grants", p)))
+        .chain(args.feedback.iter().map(|p| Named::new("--feedback", p)))
         .chain(args.policy.iter().map(|p| Named::new("--policy", p)))
         .chain(args.config.iter().map(|p| Named::new("--config", p)))
         .collect();
@@ -243,6 +248,9 @@ struct BacktestArgs {
     /// Grant and lifecycle events, merged with the events by time.
     #[arg(long)]
     grants: Option<String>,
+    /// Analyst verdicts (verdict.v1), merged with the events by time.
+    #[arg(long)]
+    feedback: Option<String>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -341,7 +349,8 @@ fn detection_config(path: &Option<String>) -> anyhow::Result<(EngineConfig, Rule
 }
 
 fn backtest_command(args: BacktestArgs) -> anyhow::Result<()> {
-    let inputs = backtest::Inputs { events: args.events, labels: args.labels, grants: args.grants };
+    let inputs =
+        backtest::Inputs { events: args.events, labels: args.labels, grants: args.grants, feedback: args.feedback };
     let (engine, rules) = detection_config(&args.config)?;
     let report = backtest::run(&inputs, validated(engine)?, rules)?;
     for reject in &report.input.first_rejects {

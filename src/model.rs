@@ -167,11 +167,47 @@ pub enum Lifecycle {
     },
 }
 
-/// What a decoder yields: a call, or a lifecycle fact, at an event time.
+/// An analyst's judgement of an alert (`schemas/verdict.v1.schema.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Judgement {
+    /// What the alert named is normal for the identity: learn it, do not alert on it again.
+    Benign,
+    /// The identity is compromised: learn nothing from it until cleared.
+    Malicious,
+}
+
+/// How far a verdict reaches (see `feedback`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictScope {
+    /// The findings the alert named, for their subjects.
+    Alert,
+    /// As `alert`, and the alert's call becomes habitual for the identity.
+    Call,
+    /// As `call`, and a benign verdict clears the identity's compromised mark.
+    Identity,
+}
+
+/// One verdict record, decoded and bounded (`decode::feedback`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// Event time at which the verdict applies: merged with the events by it.
+    pub time: Millis,
+    pub alert_id: String,
+    pub judgement: Judgement,
+    pub scope: VerdictScope,
+    /// Who gave it; shown on the alerts of a compromised identity.
+    pub by: String,
+    pub note: Option<String>,
+}
+
+/// What a decoder yields: a call, a lifecycle fact or an analyst's verdict, at an event time.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     Access(AccessEvent),
     Lifecycle { time: Millis, event_id: String, fact: Lifecycle },
+    Verdict(Verdict),
 }
 
 impl Record {
@@ -179,6 +215,7 @@ impl Record {
         match self {
             Record::Access(e) => e.time,
             Record::Lifecycle { time, .. } => *time,
+            Record::Verdict(v) => v.time,
         }
     }
 }

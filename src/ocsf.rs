@@ -392,6 +392,10 @@ fn unmapped(alert: &Alert) -> Value {
     if let Some(incident) = &alert.incident {
         unmapped.insert("incident".into(), json!(incident));
     }
+    // OCSF has no attribute for an analyst's standing verdict on the actor.
+    if let Some(compromised) = &alert.compromised {
+        unmapped.insert("compromised".into(), json!(compromised));
+    }
     Value::Object(unmapped)
 }
 

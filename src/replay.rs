@@ -5,6 +5,7 @@ use crate::alert::Alert;
 use crate::decode::{Format, Limits};
 use crate::detect::Detector;
 use crate::engine::{Engine, EngineConfig, Suppression};
+use crate::model::Record;
 use crate::source::file;
 use crate::source::merge::{Input, Item, Merge, Reject};
 use crate::state_file;
@@ -19,6 +20,8 @@ pub struct ReplayOptions {
     pub inputs: Vec<String>,
     pub format: Format,
     pub grants: Vec<String>,
+    /// Analyst verdicts (verdict.v1), merged with the inputs by time.
+    pub feedback: Vec<String>,
     pub policy: Option<String>,
     pub limits: Limits,
     /// Disorder within an input absorbed before records reach the engine, in ms.
@@ -40,6 +43,8 @@ pub struct Summary {
     pub suppressed: u64,
     /// Findings each suppression rule kept out, by rule name.
     pub suppressed_by_rule: BTreeMap<String, u64>,
+    /// Verdicts applied (refused ones are rejects).
+    pub verdicts: u64,
     pub rejected: u64,
     pub rejected_by_reason: BTreeMap<&'static str, u64>,
     /// Records the full reorder buffer let go before their lateness allowance.
@@ -62,9 +67,13 @@ impl Summary {
         let reasons: Vec<String> = self.rejected_by_reason.iter().map(|(r, n)| format!("{r}={n}")).collect();
         let by_rule: Vec<String> = self.suppressed_by_rule.iter().map(|(r, n)| format!("{r}={n}")).collect();
         format!(
-            "overreach: {} events, {} lifecycle records, {total} alerts ({}), {} repeats suppressed{}, {} rejected{}{}, {} identities tracked ({} evicted), {:.0} events/s in {:.2}s",
+            "overreach: {} events, {} lifecycle records{}, {total} alerts ({}), {} repeats suppressed{}, {} rejected{}{}, {} identities tracked ({} evicted), {:.0} events/s in {:.2}s",
             self.events,
             self.lifecycle_events,
+            match self.verdicts {
+                0 => String::new(),
+                n => format!(", {n} verdicts applied"),
+            },
             if by.is_empty() { "none".to_string() } else { by.join(" ") },
             self.suppressed,
             match by_rule.len() {
@@ -118,9 +127,9 @@ pub fn run(
 
     // Open everything first: a missing file stops the run before any output.
     let mut inputs = Vec::new();
-    for (path, format) in
-        opts.inputs.iter().map(|p| (p, opts.format)).chain(opts.grants.iter().map(|p| (p, Format::Grants)))
-    {
+    let side_inputs =
+        opts.grants.iter().map(|p| (p, Format::Grants)).chain(opts.feedback.iter().map(|p| (p, Format::Feedback)));
+    for (path, format) in opts.inputs.iter().map(|p| (p, opts.format)).chain(side_inputs) {
         let reader = file::open(path, opts.limits.max_line_bytes).with_context(|| format!("cannot read {path}"))?;
         inputs.push(Input::new(path.clone(), reader, format));
     }
@@ -137,6 +146,13 @@ pub fn run(
                 continue;
             }
         };
+        // A verdict the engine cannot apply is a reject like a bad line, with its place.
+        if let Record::Verdict(verdict) = &record {
+            if let Err(refused) = engine.judge(verdict) {
+                write_reject(&Reject { origin, error: refused.into() }, rejects, &mut summary)?;
+            }
+            continue;
+        }
         for alert in engine.process(&record, &origin) {
             writeln!(alerts, "{}", render(&alert))?;
             emitted += 1;
@@ -163,6 +179,7 @@ pub fn run(
     summary.alerts = stats.alerts.clone();
     summary.suppressed = stats.suppressed;
     summary.suppressed_by_rule = stats.suppressed_by_rule.clone();
+    summary.verdicts = stats.verdicts;
     summary.identities = stats.identities;
     summary.evicted = stats.evicted;
     summary.elapsed = started.elapsed();

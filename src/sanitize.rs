@@ -84,6 +84,9 @@ pub fn sanitize(alert: &mut Alert) {
         cuts.evidence_within("incident.signals.observed", &mut signal.observed, SIGNAL_EVIDENCE_MAX_BYTES);
         cuts.evidence_within("incident.signals.baseline", &mut signal.baseline, SIGNAL_EVIDENCE_MAX_BYTES);
     }
+    if let Some(mark) = &mut alert.compromised {
+        cuts.text("compromised.by", &mut mark.by, ID_MAX_BYTES);
+    }
     alert.truncated = cuts.fields;
 }
 
@@ -219,6 +222,7 @@ mod tests {
             incident: None,
             status: None,
             suppression_rule: None,
+            compromised: None,
         }
     }
 

@@ -17,7 +17,7 @@
 
 use crate::alert::Alert;
 use crate::config::ServiceConfig;
-use crate::decode::{decode_line, Format, Limits};
+use crate::decode::{decode_line, DecodeError, Limits};
 use crate::engine::Engine;
 use crate::explain;
 use crate::kafka::delivery::{self, AlertInfo, Delivered, Deliverer, Output};
@@ -25,7 +25,7 @@ use crate::kafka::offsets::OffsetTracker;
 use crate::kafka::probe::{self, OutputTopic};
 use crate::kafka::snapshot::{self, Positions};
 use crate::kafka::{create_consumer, create_producer, Backoff, ServiceContext, TopicPartition};
-use crate::model::Origin;
+use crate::model::{Origin, Record};
 use crate::state_file;
 use crate::telemetry::events::{
     AlertsDelivered, BatchProcessed, ConsumerFailed, FindingsSuppressed, RecordConsumed, RecordRejected,
@@ -134,7 +134,7 @@ async fn run_pipeline(
 
     let positions = Arc::new(Mutex::new(positions));
     let consumer = Arc::new(create_consumer(config, Arc::clone(&telemetry), Arc::clone(&positions))?);
-    let topics: Vec<&str> = config.input_topics.iter().chain(&config.grants_topic).map(String::as_str).collect();
+    let topics: Vec<&str> = config.input_topics().map(String::as_str).collect();
     consumer.subscribe(&topics).context("cannot subscribe to the input topics")?;
     tracing::info!(topics = ?topics, group = %config.group, "Consuming.");
     let watcher = tokio::spawn(probe::watch(
@@ -338,15 +338,19 @@ impl Pipeline<'_> {
         state.position = Some(offset + 1);
         let origin = Origin::Kafka { topic: Arc::clone(&state.topic), partition, offset };
         self.summary.records += 1;
-        let format =
-            if self.config.grants_topic.as_deref() == Some(topic) { Format::Grants } else { self.config.format };
         let payload = message.payload().unwrap_or_default();
 
         let mut outputs = Vec::new();
         let mut errors = Vec::new();
-        for decoded in decode_line(payload, format, &self.limits) {
+        for decoded in decode_line(payload, self.config.format_of(topic), &self.limits) {
+            // A verdict the engine cannot apply is rejected like a bad record, with its place.
+            let decoded = match decoded {
+                Ok(Record::Verdict(verdict)) => self.engine.judge(&verdict).map(|()| None).map_err(DecodeError::from),
+                other => other.map(Some),
+            };
             match decoded {
-                Ok(record) => outputs.extend(self.engine.process(&record, &origin).iter().map(|a| self.alert(a))),
+                Ok(Some(record)) => outputs.extend(self.engine.process(&record, &origin).iter().map(|a| self.alert(a))),
+                Ok(None) => {}
                 Err(error) => {
                     RecordRejected { topic, partition, offset, error: &error }.emit(&self.telemetry);
                     errors.push(error);

@@ -25,7 +25,8 @@ fn is_precise(e: &DecodeError) -> bool {
         DecodeError::LineTooLong { .. }
         | DecodeError::ElementTooLong { .. }
         | DecodeError::NotUtf8(_)
-        | DecodeError::FieldTooLong { .. } => true,
+        | DecodeError::FieldTooLong { .. }
+        | DecodeError::Refused(_) => true,
     }
 }
 

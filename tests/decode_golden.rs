@@ -31,6 +31,8 @@ fn render(record: &Record) -> String {
         Record::Lifecycle { time, event_id, fact } => {
             json!({ "lifecycle": { "time": time, "event_id": event_id, "fact": fact } })
         }
+        // No golden holds verdicts (tests/decode_schemas.rs and the unit tests check them).
+        Record::Verdict(v) => json!({ "verdict": format!("{v:?}") }),
     };
     value.to_string()
 }

@@ -53,6 +53,12 @@ fn grants_fixture_agrees_with_the_grant_event_schema() {
 }
 
 #[test]
+fn feedback_fixture_agrees_with_the_verdict_schema() {
+    let (accepted, rejected) = agree("verdict.v1.schema.json", "feedback.jsonl", Format::Feedback);
+    assert!(accepted >= 3 && rejected >= 5, "accepted {accepted}, rejected {rejected}");
+}
+
+#[test]
 fn schemas_reject_bad_events() {
     let access = validator("access-event.v1.schema.json");
     let ok = json!({"time": "2026-03-02T10:00:00Z", "identity": "ci", "target": "s3", "action": "GetObject"});

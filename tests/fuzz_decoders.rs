@@ -36,6 +36,7 @@ fn seeds(format: Format) -> Vec<Value> {
         Format::K8sAudit => &["k8s_audit.jsonl"],
         Format::Ocsf => &["ocsf.jsonl"],
         Format::Grants => &["grants.jsonl"],
+        Format::Feedback => &["feedback.jsonl"],
         Format::Auto => {
             &["native.jsonl", "cloudtrail.jsonl", "gcp_audit.jsonl", "k8s_audit.jsonl", "ocsf.jsonl", "grants.jsonl"]
         }

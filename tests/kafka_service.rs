@@ -1038,3 +1038,49 @@ async fn identities_endpoint_explains_a_consumed_identity_and_404s_an_unknown_on
     assert_eq!(status, "HTTP/1.1 404 Not Found");
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_benign_verdict_on_the_feedback_topic_stops_the_repeat_and_its_offset_is_committed() {
+    let broker = Tansu::memory();
+    let names = Names::new("feedback");
+    create_topics(&broker.brokers(), &names).await;
+    let feedback_topic = format!("{}-feedback", names.group);
+    create(&broker.brokers(), &[&feedback_topic]).await;
+    let mut config = config(&broker.brokers(), &names);
+    config.feedback_topic = Some(feedback_topic.clone());
+    let service = Running::start(config);
+    service.wait_ready().await;
+
+    let facts = [offboarded("agent-1", "2026-03-01T00:00:00Z"), offboarded("agent-2", "2026-03-01T00:00:00Z")];
+    produce(&broker.brokers(), &names.grants, &json_records(&facts)).await;
+    service.wait_consumed(&names.grants, 2).await;
+    let post = detect::post_purpose::SPEC.detector();
+    let first = access("ev-1", "agent-1", "2026-03-01T02:00:00Z", "crm.internal", "ExportCustomers");
+    produce(&broker.brokers(), &names.input, &json_records(&[first])).await;
+    service.wait_consumed(&names.input, 1).await;
+
+    // The analyst judges the alert benign; a verdict naming no alert is rejected.
+    let verdict = |alert_id: &str| json!({"time": "2026-03-01T02:30:00Z", "alert_id": alert_id, "verdict": "benign", "scope": "alert", "by": "ana"});
+    let verdicts = [verdict(&alert_id(post, "agent-1", "ev-1")), verdict(&"f".repeat(32))];
+    let feedback_ends = produce(&broker.brokers(), &feedback_topic, &json_records(&verdicts)).await;
+    service.wait_consumed(&feedback_topic, 2).await;
+
+    // Hours later, past the suppression window: agent-1's repeat is quiet, agent-2 alerts.
+    let later = [
+        access("ev-2", "agent-1", "2026-03-01T05:00:00Z", "crm.internal", "ExportCustomers"),
+        access("ev-3", "agent-2", "2026-03-01T05:00:00Z", "crm.internal", "ExportCustomers"),
+    ];
+    produce(&broker.brokers(), &names.input, &json_records(&later)).await;
+    service.wait_consumed(&names.input, 3).await;
+    let summary = service.stop().await;
+    assert_eq!(summary.rejected, 1, "the verdict for an unknown alert");
+
+    let expected: BTreeSet<String> = [alert_id(post, "agent-1", "ev-1"), alert_id(post, "agent-2", "ev-3")].into();
+    let messages = read_topic(&broker.brokers(), &names.alerts, |m| alert_ids(m).is_superset(&expected)).await;
+    assert_eq!(alert_ids(&messages), expected, "no alert for agent-1's repeat");
+    assert_eq!(committed(&broker.brokers(), &names.group, &feedback_topic), feedback_ends);
+    let dead = read_topic(&broker.brokers(), &names.dlq, |m| !m.is_empty()).await;
+    assert_eq!(dead.len(), 1);
+    let reason = header(&dead[0], "error").unwrap_or_default();
+    assert!(reason.contains("unknown alert_id"), "{reason}");
+}

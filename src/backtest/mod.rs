@@ -36,6 +36,8 @@ pub struct Inputs {
     pub labels: String,
     /// Grant and lifecycle events, merged with the events by time.
     pub grants: Option<String>,
+    /// Analyst verdicts, merged with the events by time (as `replay --feedback`).
+    pub feedback: Option<String>,
 }
 
 /// Both scorings, side by side. JSON names are what scripts depend on.
@@ -57,6 +59,15 @@ pub struct InputSummary {
     pub identities: usize,
 }
 
+impl InputSummary {
+    fn reject(&mut self, origin: &Origin, reason: &dyn std::fmt::Display) {
+        self.rejected += 1;
+        if self.first_rejects.len() < REJECTS_KEPT {
+            self.first_rejects.push(format!("{origin}: {reason}"));
+        }
+    }
+}
+
 /// Disorder within an input absorbed before detection, as `replay` does by default.
 const LATENESS: Millis = 300 * SECOND;
 
@@ -73,6 +84,9 @@ pub fn run(inputs: &Inputs, engine_config: EngineConfig, rules: Rules) -> Result
     if let Some(grants) = &inputs.grants {
         sources.push(open(grants, Format::Grants, &limits)?);
     }
+    if let Some(feedback) = &inputs.feedback {
+        sources.push(open(feedback, Format::Feedback, &limits)?);
+    }
     let mut merge = Merge::new(sources, limits, LATENESS);
     let mut engine = Engine::new(engine_config);
     engine.set_suppression(Suppression { rules, show: false });
@@ -88,13 +102,13 @@ pub fn run(inputs: &Inputs, engine_config: EngineConfig, rules: Rules) -> Result
     };
     for item in merge.by_ref() {
         match item {
-            Item::Record((record, origin)) => replay.feed(&record, &origin),
-            Item::Reject(reject) => {
-                replay.summary.rejected += 1;
-                if replay.summary.first_rejects.len() < REJECTS_KEPT {
-                    replay.summary.first_rejects.push(format!("{}: {}", reject.origin, reject.error));
+            Item::Record((Record::Verdict(verdict), origin)) => {
+                if let Err(refused) = replay.engine.judge(&verdict) {
+                    replay.summary.reject(&origin, &refused);
                 }
             }
+            Item::Record((record, origin)) => replay.feed(&record, &origin),
+            Item::Reject(reject) => replay.summary.reject(&reject.origin, &reject.error),
         }
     }
     if let Some((input, e)) = merge.inputs.iter().find_map(|i| i.read_error.as_ref().map(|e| (i, e))) {
@@ -153,6 +167,8 @@ impl Replay {
                 }
             }
             Record::Lifecycle { .. } => self.summary.lifecycle_events += 1,
+            // Judged in `run`, which reports a refused one.
+            Record::Verdict(_) => {}
         }
     }
 

@@ -170,7 +170,7 @@ macro_rules! no_ids {
         })*
     };
 }
-no_ids!(u32, u64, i64);
+no_ids!(u32, u64, i64, String);
 
 /// The hash map of the per-event path (interned names, identities, call
 /// tables): foldhash instead of SipHash, which took a tenth of a replay's

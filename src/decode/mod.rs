@@ -5,6 +5,7 @@
 //! checked here, the same way for every format.
 
 pub mod cloudtrail;
+pub mod feedback;
 mod fields;
 pub mod gcp;
 pub mod grants;
@@ -32,10 +33,12 @@ pub enum Format {
     Ocsf,
     /// Grant and lifecycle events (`schemas/grant-event.v1.schema.json`).
     Grants,
+    /// Analyst verdicts (`schemas/verdict.v1.schema.json`); never chosen by `auto`.
+    Feedback,
 }
 
 impl Format {
-    pub const ALL: [Format; 7] = [
+    pub const ALL: [Format; 8] = [
         Format::Auto,
         Format::Native,
         Format::Cloudtrail,
@@ -43,6 +46,7 @@ impl Format {
         Format::K8sAudit,
         Format::Ocsf,
         Format::Grants,
+        Format::Feedback,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +58,7 @@ impl Format {
             Format::K8sAudit => "k8s-audit",
             Format::Ocsf => "ocsf",
             Format::Grants => "grants",
+            Format::Feedback => "feedback",
         }
     }
 }
@@ -113,6 +118,9 @@ pub enum DecodeError {
     InvalidValue { field: String, reason: String },
     #[error("record matches no known format (expected {0})")]
     UnknownFormat(&'static str),
+    /// A well-formed verdict the engine cannot apply (`feedback`).
+    #[error(transparent)]
+    Refused(#[from] crate::feedback::Refused),
 }
 
 /// Longest quote of the input a reason carries.
@@ -136,6 +144,7 @@ impl DecodeError {
             DecodeError::FieldTooLong { .. } => "field_too_long",
             DecodeError::InvalidValue { .. } => "invalid_value",
             DecodeError::UnknownFormat(_) => "unknown_format",
+            DecodeError::Refused(r) => r.kind(),
         }
     }
 
@@ -208,6 +217,7 @@ pub fn decode_value(value: &Value, format: Format) -> Decoded {
     match format {
         Format::Native => vec![native::decode(obj)],
         Format::Grants => vec![grants::decode(obj)],
+        Format::Feedback => vec![feedback::decode(obj)],
         Format::Cloudtrail => cloudtrail::decode(obj),
         Format::GcpAudit => gcp::decode(obj),
         Format::K8sAudit => k8s::decode(obj),

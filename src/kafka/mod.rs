@@ -55,7 +55,7 @@ pub fn create_consumer(
     let context = ServiceContext {
         telemetry,
         positions,
-        topics: config.input_topics.iter().chain(&config.grants_topic).cloned().collect(),
+        topics: config.input_topics().cloned().collect(),
         client_log: client_log.clone(),
     };
     consumer_config(config).create_with_context(context).map_err(|e| client_log.client_error("consumer", &e))

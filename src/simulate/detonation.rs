@@ -94,7 +94,7 @@ fn call(record: &Value) -> Result<DetonationCall, String> {
         .into_iter()
         .find_map(|decoded| match decoded {
             Ok(Record::Access(event)) => Some(Ok(event)),
-            Ok(Record::Lifecycle { .. }) => None,
+            Ok(Record::Lifecycle { .. } | Record::Verdict(_)) => None,
             Err(e) => Some(Err(e.to_string())),
         })
         .unwrap_or_else(|| Err("no access event".into()))?;

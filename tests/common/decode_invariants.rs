@@ -37,6 +37,12 @@ pub fn check(line: &[u8], format: Format, limits: &Limits) -> Result<(), String>
                     return Err(format!("lifecycle at {time} accepted: {fact:?}"));
                 }
             }
+            Ok(Record::Verdict(v)) => {
+                let hex = v.alert_id.len() == 32 && v.alert_id.bytes().all(|b| b.is_ascii_hexdigit());
+                if !in_range(v.time) || !hex || v.by.len() > 256 || v.note.as_ref().is_some_and(|n| n.len() > 1024) {
+                    return Err(format!("verdict accepted: {v:?}"));
+                }
+            }
             Err(e) => {
                 let reason = e.to_string();
                 if reason.chars().any(char::is_control) || reason.len() > MAX_REASON_BYTES {

@@ -132,6 +132,7 @@ pub fn write_jsonl(dir: &std::path::Path, name: &str, records: &[Record]) -> (St
                 v["time"] = (*time).into();
                 writeln!(grants, "{v}").unwrap();
             }
+            Record::Verdict(_) => unimplemented!("verdicts are written as feedback files by their own tests"),
         }
     }
     let paths = (dir.join(format!("{name}.jsonl")), dir.join(format!("{name}.grants.jsonl")));

@@ -52,6 +52,7 @@ pub fn full(detector: Detector) -> Alert {
         incident: None,
         status: None,
         suppression_rule: None,
+        compromised: None,
     }
 }
 
