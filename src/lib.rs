@@ -32,3 +32,4 @@ pub mod demo;
 pub mod kafka;
 pub mod service;
 pub mod telemetry;
+pub mod triage;

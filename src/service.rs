@@ -31,6 +31,7 @@ use crate::telemetry::events::{
     StateRestored,
 };
 use crate::telemetry::{http, Telemetry};
+use crate::triage::recent::RecentAlerts;
 use anyhow::Context as _;
 use futures_util::future::{BoxFuture, FutureExt as _};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -95,9 +96,10 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("cannot listen on {} for HTTP", config.http_addr))?;
-    tracing::info!(addr = %listener.local_addr()?, "Serving /metrics, /healthz, /readyz.");
-    let server = tokio::spawn(http::serve(listener, Arc::clone(&telemetry)));
-    let result = run_pipeline(config, telemetry, shutdown).await;
+    tracing::info!(addr = %listener.local_addr()?, "Serving /metrics, /healthz, /readyz and the triage page at /.");
+    let routes = Arc::new(http::Routes::default());
+    let server = tokio::spawn(http::serve(listener, Arc::clone(&telemetry), Arc::clone(&routes)));
+    let result = run_pipeline(config, telemetry, &routes, shutdown).await;
     server.abort();
     result
 }
@@ -105,6 +107,7 @@ pub async fn run(
 async fn run_pipeline(
     config: &ServiceConfig,
     telemetry: Arc<Telemetry>,
+    routes: &http::Routes,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<RunSummary> {
     if let Some(path) = &config.state {
@@ -149,6 +152,7 @@ async fn run_pipeline(
         limits: config.limits(),
         telemetry,
         engine,
+        recent: Arc::clone(&routes.recent),
         positions,
         tracker: OffsetTracker::default(),
         partitions: Vec::new(),
@@ -295,6 +299,8 @@ struct Pipeline<'a> {
     limits: Limits,
     telemetry: Arc<Telemetry>,
     engine: Engine,
+    /// The alerts the triage page lists, filled as they are handed to the alert topic.
+    recent: Arc<RecentAlerts>,
     /// Where the engine state ends per partition; shared with the rebalance callback.
     positions: Arc<Mutex<Positions>>,
     tracker: OffsetTracker,
@@ -331,7 +337,12 @@ impl Pipeline<'_> {
         let mut errors = Vec::new();
         for decoded in decode_line(payload, format, &self.limits) {
             match decoded {
-                Ok(record) => outputs.extend(self.engine.process(&record, &origin).iter().map(|a| self.alert(a))),
+                Ok(record) => {
+                    for alert in self.engine.process(&record, &origin) {
+                        outputs.push(self.alert(&alert));
+                        self.recent.push(alert);
+                    }
+                }
                 Err(error) => {
                     RecordRejected { topic, partition, offset, error: &error }.emit(&self.telemetry);
                     errors.push(error);

@@ -1,9 +1,12 @@
-//! A tiny HTTP/1.1 responder for `/metrics`, `/healthz` and `/readyz`: one request per
-//! connection, GET only. Enough for Prometheus and orchestrator probes; no framework needed.
+//! A tiny HTTP/1.1 responder for `/metrics`, `/healthz`, `/readyz` and the triage page
+//! (`/`, `/alerts`, `/triage/identities/{identity}`, see [`crate::triage`]): one request per
+//! connection, GET only. Enough for Prometheus, orchestrator probes and an analyst's browser;
+//! no framework needed.
 //! Whoever can reach the port is not trusted to behave: each connection has a deadline and the
 //! number open is capped ([`Limits`]), so idle sockets cannot exhaust the process's descriptors.
 
 use super::Telemetry;
+use crate::triage::{self, recent::RecentAlerts, Page};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -31,15 +34,21 @@ impl Default for Limits {
     }
 }
 
+/// What the triage routes read, shared with the service loop.
+#[derive(Default)]
+pub struct Routes {
+    pub recent: Arc<RecentAlerts>,
+}
+
 /// Serves with the default [`Limits`] until the task is dropped.
-pub async fn serve(listener: TcpListener, telemetry: Arc<Telemetry>) {
-    serve_with(listener, telemetry, Limits::default()).await
+pub async fn serve(listener: TcpListener, telemetry: Arc<Telemetry>, routes: Arc<Routes>) {
+    serve_with(listener, telemetry, routes, Limits::default()).await
 }
 
 /// Open connections, oldest first, each with the means to close it.
 type Open = Arc<Mutex<VecDeque<(u64, oneshot::Sender<()>)>>>;
 
-pub async fn serve_with(listener: TcpListener, telemetry: Arc<Telemetry>, limits: Limits) {
+pub async fn serve_with(listener: TcpListener, telemetry: Arc<Telemetry>, routes: Arc<Routes>, limits: Limits) {
     let open: Open = Arc::default();
     for id in 0u64.. {
         let stream = match listener.accept().await {
@@ -62,10 +71,10 @@ pub async fn serve_with(listener: TcpListener, telemetry: Arc<Telemetry>, limits
             open.push_back((id, close));
             telemetry.metrics.http_connections.set(open.len() as i64);
         }
-        let (telemetry, open) = (Arc::clone(&telemetry), Arc::clone(&open));
+        let (telemetry, routes, open) = (Arc::clone(&telemetry), Arc::clone(&routes), Arc::clone(&open));
         tokio::spawn(async move {
             tokio::select! {
-                answered = tokio::time::timeout(limits.deadline, respond(stream, &telemetry)) => match answered {
+                answered = tokio::time::timeout(limits.deadline, respond(stream, &telemetry, &routes)) => match answered {
                     Ok(Err(e)) => tracing::debug!(error = %e, "HTTP connection failed."),
                     Err(_) => tracing::debug!("HTTP connection closed at its deadline."),
                     Ok(Ok(())) => {}
@@ -80,7 +89,7 @@ pub async fn serve_with(listener: TcpListener, telemetry: Arc<Telemetry>, limits
     }
 }
 
-async fn respond(mut stream: TcpStream, telemetry: &Telemetry) -> std::io::Result<()> {
+async fn respond(mut stream: TcpStream, telemetry: &Telemetry, routes: &Routes) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -96,8 +105,8 @@ async fn respond(mut stream: TcpStream, telemetry: &Telemetry) -> std::io::Resul
     let request_line = String::from_utf8_lossy(&buf[..buf.iter().position(|&b| b == b'\r').unwrap_or(0)]).into_owned();
     let mut parts = request_line.split(' ');
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    // Probes may add a query string; the path alone decides.
-    let path = path.split('?').next().unwrap_or("");
+    // Probes may add a query string; the path alone decides, the triage routes read it.
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     if method != "GET" {
         return write(&mut stream, "405 Method Not Allowed", "text/plain", "GET only\n").await;
     }
@@ -113,13 +122,34 @@ async fn respond(mut stream: TcpStream, telemetry: &Telemetry) -> std::io::Resul
                 write(&mut stream, "503 Service Unavailable", "text/plain", &format!("not ready: {why}\n")).await
             }
         },
-        _ => write(&mut stream, "404 Not Found", "text/plain", "not found\n").await,
+        "/" => page(&mut stream, triage::list::page(&routes.recent.newest_first(), query, routes.recent.capacity())).await,
+        "/alerts" => page(&mut stream, triage::list::json(&routes.recent.newest_first(), query)).await,
+        _ => match path.strip_prefix(triage::IDENTITY_PATH) {
+            Some(rest) => {
+                let answer = match triage::identity_of_path(rest) {
+                    Ok(identity) => Page::html(identity), //TMP
+                    Err(reason) => Page::bad_request(&reason),
+                };
+                page(&mut stream, answer).await
+            }
+            None => write(&mut stream, "404 Not Found", "text/plain", "not found\n").await,
+        },
     }
 }
 
+async fn page(stream: &mut TcpStream, page: Page) -> std::io::Result<()> {
+    write(stream, page.status, page.content_type, &page.body).await
+}
+
 async fn write(stream: &mut TcpStream, status: &str, content_type: &str, body: &str) -> std::io::Result<()> {
+    // The pages carry log values: even if one escaped its escaping, the browser runs no
+    // script and fetches nothing (`default-src 'none'`), and the identity in the address
+    // does not leak to other sites.
     let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'\r\n\
+         X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nCache-Control: no-store\r\n\
+         Connection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await?;
@@ -144,7 +174,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let telemetry = Arc::new(Telemetry::new());
-        let server = tokio::spawn(serve_with(listener, Arc::clone(&telemetry), limits));
+        let server = tokio::spawn(serve_with(listener, Arc::clone(&telemetry), Arc::default(), limits));
         (addr, telemetry, server)
     }
 
@@ -195,7 +225,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let telemetry = Arc::new(Telemetry::new());
         telemetry.metrics.records_consumed.with_label_values(&["in"]).inc();
-        let server = tokio::spawn(serve(listener, Arc::clone(&telemetry)));
+        let server = tokio::spawn(serve(listener, Arc::clone(&telemetry), Arc::default()));
 
         assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
         let not_ready = get(addr, "/readyz").await;
