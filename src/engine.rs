@@ -157,6 +157,18 @@ impl Engine {
         &self.state.stats
     }
 
+    /// What the engine holds, read-only, for `explain`.
+    pub fn held(&self) -> crate::explain::Held<'_> {
+        let s = &self.state;
+        crate::explain::Held {
+            names: &s.names,
+            identities: &s.identities,
+            fleet: &s.fleet,
+            registry: &s.registry,
+            episodes: &s.episodes,
+        }
+    }
+
     /// Adds grants from a static policy file; they hold from the beginning of time.
     pub fn add_policy(&mut self, grants: Vec<Grant>) {
         self.state.registry.add_static(grants);

@@ -109,6 +109,43 @@ pub struct Episode {
     dropped: u64,
 }
 
+/// What an analyst is shown of an open episode (`explain`).
+impl Episode {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn opened(&self) -> Millis {
+        self.opened
+    }
+
+    pub fn last_evidence(&self) -> Millis {
+        self.last_evidence
+    }
+
+    /// Detectors with evidence, in detector order.
+    pub fn detectors(&self) -> impl Iterator<Item = Detector> + '_ {
+        self.signals.iter().map(|s| s.detector)
+    }
+
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// True once the episode was sent as an incident alert.
+    pub fn raised(&self) -> bool {
+        self.raised.is_some()
+    }
+
+    pub fn held_calls(&self) -> usize {
+        self.held.len()
+    }
+
+    pub fn dropped_calls(&self) -> u64 {
+        self.dropped
+    }
+}
+
 impl Episode {
     fn open(id: String, first: &Alert, now: Millis) -> Episode {
         Episode {
@@ -361,6 +398,11 @@ impl Episodes {
                 (id, ep.raised.map(|_| ep.alert(IncidentStatus::Closed)), ep.held)
             })
             .collect()
+    }
+
+    /// The identity's open episode.
+    pub fn get(&self, identity: Sym) -> Option<&Episode> {
+        self.open.get(&identity)
     }
 
     /// Drops an evicted identity's episode.

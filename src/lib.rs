@@ -11,6 +11,7 @@ pub mod baseline;
 pub mod decode;
 pub mod detect;
 pub mod engine;
+pub mod explain;
 pub mod features;
 pub mod grants;
 pub mod incident;

@@ -38,6 +38,24 @@ enum Command {
     Run(overreach::config::RunArgs),
     /// Streams a simulated fleet through the Kafka service on an embedded broker and prints the alerts.
     Demo(overreach::demo::DemoArgs),
+    /// Shows what a saved state holds for one identity: its calls, networks, clients, rhythm,
+    /// delegators, grants, open incident, learning status and peers.
+    Explain(ExplainArgs),
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    /// A state written by `replay --state-out` or the service's `--state` snapshot.
+    #[arg(long)]
+    state: String,
+    /// The identity as logged (e.g. a role ARN).
+    identity: String,
+    /// One JSON object (schemas/identity-explain.v1.schema.json) instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Detection settings (TOML `[engine]` table): the learning thresholds the view compares with.
+    #[arg(long)]
+    config: Option<String>,
 }
 
 #[derive(Args)]
@@ -240,6 +258,7 @@ fn main() -> ExitCode {
         Command::Backtest(args) => backtest_command(args).map(|()| ExitCode::SUCCESS),
         Command::Run(args) => overreach::service::command(&args).map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => overreach::demo::command(&args).map(|()| ExitCode::SUCCESS),
+        Command::Explain(args) => explain_command(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -321,6 +340,21 @@ fn backtest_command(args: BacktestArgs) -> anyhow::Result<()> {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;
     } else {
         write!(out, "{}", report.to_table())?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn explain_command(args: ExplainArgs) -> anyhow::Result<()> {
+    let config = validated(engine_config(&args.config)?)?;
+    let engine = overreach::kafka::snapshot::read_engine(Path::new(&args.state), config)?;
+    let Some(view) = overreach::explain::explain(&engine, &args.identity) else {
+        anyhow::bail!("{}: no baseline for identity `{}`", args.state, args.identity);
+    };
+    let mut out = std::io::stdout().lock();
+    match args.json {
+        true => writeln!(out, "{}", serde_json::to_string(&view)?)?,
+        false => write!(out, "{}", overreach::explain::render_text(&view))?,
     }
     out.flush()?;
     Ok(())

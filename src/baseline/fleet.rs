@@ -118,6 +118,11 @@ impl PeerView {
 }
 
 impl Fleet {
+    /// Identities held in a group (or family).
+    pub fn group_size(&self, group: Sym) -> u32 {
+        self.group_sizes.get(&group).copied().unwrap_or(0)
+    }
+
     pub fn join(&mut self, groups: PeerGroups) {
         for group in groups.levels() {
             increment(&mut self.group_sizes, group);

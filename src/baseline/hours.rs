@@ -92,6 +92,11 @@ impl Hours {
         (0..DAYS).map(p).filter(|&q| q <= here * (1.0 + 1e-9)).sum::<f64>().min(1.0)
     }
 
+    /// Active hours counted in each hour of the day (UTC).
+    pub fn hours(&self) -> [u16; HOURS] {
+        self.counts
+    }
+
     /// Active hours counted on each day of the week, Monday first.
     pub fn days(&self) -> [u16; DAYS] {
         self.days

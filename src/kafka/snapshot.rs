@@ -89,6 +89,25 @@ pub fn read(path: &Path, config: EngineConfig) -> Result<Option<(Engine, Positio
     Ok(Some((engine, positions)))
 }
 
+/// The engine of a state file of either kind: a snapshot (its header line is skipped) or what
+/// replay's `--state-out` writes (no header). For reading a state without running it (`explain`).
+pub fn read_engine(path: &Path, config: EngineConfig) -> Result<Engine, SnapshotError> {
+    let io = |source| SnapshotError::Io { path: path.into(), source };
+    let mut r = BufReader::new(File::open(path).map_err(io)?);
+    // A header is written with `format` first; an engine state (one long line) is not read twice.
+    if r.fill_buf().map_err(io)?.starts_with(b"{\"format\":") {
+        let mut line = String::new();
+        r.read_line(&mut line).map_err(io)?;
+        let header: Header = serde_json::from_str(&line)
+            .map_err(|e| SnapshotError::Header { path: path.into(), reason: format!("found: {e}") })?;
+        if header.format != FORMAT {
+            let reason = format!("found `{}` version {}", header.format, header.version);
+            return Err(SnapshotError::Header { path: path.into(), reason });
+        }
+    }
+    Engine::load_state(config, &mut r).map_err(|source| SnapshotError::State { path: path.into(), source })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
