@@ -127,7 +127,7 @@ async fn respond(mut stream: TcpStream, telemetry: &Telemetry, routes: &Routes) 
         _ => match path.strip_prefix(triage::IDENTITY_PATH) {
             Some(rest) => {
                 let answer = match triage::identity_of_path(rest) {
-                    Ok(identity) => Page::html(identity), //TMP
+                    Ok(identity) => triage::identity::page(&identity, None, &routes.recent.newest_first(), query),
                     Err(reason) => Page::bad_request(&reason),
                 };
                 page(&mut stream, answer).await

@@ -8,7 +8,7 @@
 
 pub mod chart;
 pub mod html;
-//TMP pub mod identity;
+pub mod identity;
 pub mod list;
 pub mod recent;
 
