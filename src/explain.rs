@@ -9,9 +9,12 @@
 //! `MAX_LISTED` values, most used first; each says how many it holds in all.
 
 use crate::baseline::counts::{Counts, Decay, Entry, Minute};
-use crate::baseline::intern::Names;
+use crate::baseline::fleet::Fleet;
+use crate::baseline::intern::{FastMap, Names, Sym};
 use crate::baseline::IdentityBaseline;
 use crate::engine::Engine;
+use crate::grants::{GrantState, Registry};
+use crate::incident::Episodes;
 use crate::model::Millis;
 use crate::text::escape_control;
 use crate::time::format_rfc3339;
@@ -225,7 +228,7 @@ pub fn explain(engine: &Engine, identity: &str) -> Option<IdentityView> {
         grants: Grants {
             total: grants.len(),
             limit: MAX_GRANTS,
-            top: grants.iter().take(MAX_GRANTS).map(|g| grant_view(g)).collect(),
+            top: grants.iter().take(MAX_GRANTS).copied().map(grant_view).collect(),
         },
         lifecycle: Lifecycle { offboarded_at: held.registry.offboarded_at(identity, Millis::MAX).map(format_rfc3339) },
         open_incident: held.incident(identity),
@@ -263,7 +266,7 @@ fn rhythm(baseline: &IdentityBaseline) -> Rhythm {
     }
 }
 
-fn grant_view(g: &crate::grants::GrantState) -> GrantView {
+fn grant_view(g: &GrantState) -> GrantView {
     let scope = &g.grant.scope;
     GrantView {
         grant_id: g.grant.grant_id.clone(),
@@ -295,10 +298,10 @@ fn snake_case<T: Serialize>(value: &T) -> String {
 /// The parts of the engine's state `explain` reads.
 pub struct Held<'a> {
     pub names: &'a Names,
-    pub identities: &'a crate::baseline::intern::FastMap<crate::baseline::intern::Sym, IdentityBaseline>,
-    pub fleet: &'a crate::baseline::fleet::Fleet,
-    pub registry: &'a crate::grants::Registry,
-    pub episodes: &'a crate::incident::Episodes,
+    pub identities: &'a FastMap<Sym, IdentityBaseline>,
+    pub fleet: &'a Fleet,
+    pub registry: &'a Registry,
+    pub episodes: &'a Episodes,
 }
 
 impl Held<'_> {
@@ -437,5 +440,71 @@ fn shown(listed: usize, total: usize) -> String {
     match listed < total {
         true => format!(", top {listed} shown"),
         false => String::new(),
+    }
+}
+
+/// Questions queued for the service loop at most; past this an HTTP request is
+/// told the service is busy rather than queued without bound.
+const MAX_QUERIES_QUEUED: usize = 16;
+
+/// One question to the owner of the engine, and where its answer goes.
+pub struct Query {
+    pub identity: String,
+    pub reply: tokio::sync::oneshot::Sender<Option<IdentityView>>,
+}
+
+/// Why a question got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unanswered {
+    #[error("too many identity queries waiting")]
+    Busy,
+    #[error("the engine is not running")]
+    Stopped,
+}
+
+/// The asking side, for HTTP handlers (cheap to clone): the service loop owns
+/// the engine and answers between batches (`Answers`), so a request never
+/// takes a lock the hot path would wait on.
+#[derive(Clone)]
+pub struct Identities {
+    queries: tokio::sync::mpsc::Sender<Query>,
+}
+
+/// The answering side, held by whoever owns the engine.
+pub struct Answers {
+    queries: tokio::sync::mpsc::Receiver<Query>,
+}
+
+pub fn channel() -> (Identities, Answers) {
+    let (queries, rx) = tokio::sync::mpsc::channel(MAX_QUERIES_QUEUED);
+    (Identities { queries }, Answers { queries: rx })
+}
+
+impl Identities {
+    /// The engine's view of `identity`: `Ok(None)` when it holds no baseline for it.
+    pub async fn view(&self, identity: &str) -> Result<Option<IdentityView>, Unanswered> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queries.try_send(Query { identity: identity.to_string(), reply }).map_err(|e| match e {
+            tokio::sync::mpsc::error::TrySendError::Full(_) => Unanswered::Busy,
+            tokio::sync::mpsc::error::TrySendError::Closed(_) => Unanswered::Stopped,
+        })?;
+        answer.await.map_err(|_| Unanswered::Stopped)
+    }
+}
+
+impl Answers {
+    /// The next question; pending forever once every asker is gone.
+    pub async fn next(&mut self) -> Query {
+        match self.queries.recv().await {
+            Some(query) => query,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl Query {
+    /// Answers from the engine; an asker that gave up is no error.
+    pub fn answer(self, engine: &Engine) {
+        let _ = self.reply.send(explain(engine, &self.identity));
     }
 }

@@ -19,6 +19,7 @@ use crate::alert::Alert;
 use crate::config::ServiceConfig;
 use crate::decode::{decode_line, Format, Limits};
 use crate::engine::Engine;
+use crate::explain;
 use crate::kafka::delivery::{self, AlertInfo, Delivered, Deliverer, Output};
 use crate::kafka::offsets::OffsetTracker;
 use crate::kafka::probe::{self, OutputTopic};
@@ -96,10 +97,12 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("cannot listen on {} for HTTP", config.http_addr))?;
-    tracing::info!(addr = %listener.local_addr()?, "Serving /metrics, /healthz, /readyz and the triage page at /.");
-    let routes = Arc::new(http::Routes::default());
+    tracing::info!(addr = %listener.local_addr()?,
+        "Serving /metrics, /healthz, /readyz, /identities/{{identity}} and the triage page at /.");
+    let (identities, answers) = explain::channel();
+    let routes = Arc::new(http::Routes { recent: Arc::default(), identities });
     let server = tokio::spawn(http::serve(listener, Arc::clone(&telemetry), Arc::clone(&routes)));
-    let result = run_pipeline(config, telemetry, &routes, shutdown).await;
+    let result = run_pipeline(config, telemetry, Arc::clone(&routes.recent), answers, shutdown).await;
     server.abort();
     result
 }
@@ -107,7 +110,8 @@ pub async fn run(
 async fn run_pipeline(
     config: &ServiceConfig,
     telemetry: Arc<Telemetry>,
-    routes: &http::Routes,
+    recent: Arc<RecentAlerts>,
+    mut answers: explain::Answers,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<RunSummary> {
     if let Some(path) = &config.state {
@@ -152,7 +156,7 @@ async fn run_pipeline(
         limits: config.limits(),
         telemetry,
         engine,
-        recent: Arc::clone(&routes.recent),
+        recent,
         positions,
         tracker: OffsetTracker::default(),
         partitions: Vec::new(),
@@ -175,6 +179,8 @@ async fn run_pipeline(
             Some(done) = pipeline.in_flight.next() => Event::Delivered(done),
             _ = snapshot_timer.tick(), if config.state.is_some() => Event::SnapshotDue,
             _ = gauge_timer.tick() => Event::GaugesDue,
+            // Between batches, and while idle or paused: the engine is never shared.
+            query = answers.next() => Event::Query(query),
             message = consumer.recv(), if pipeline.accepting() => Event::Received(message),
         };
         match event {
@@ -187,6 +193,7 @@ async fn run_pipeline(
             }
             Event::SnapshotDue => pipeline.snapshot_due = true,
             Event::GaugesDue => pipeline.update_gauges(),
+            Event::Query(query) => query.answer(&pipeline.engine),
             Event::Received(Ok(message)) => {
                 backoff.reset();
                 let started = Instant::now();
@@ -291,6 +298,7 @@ enum Event<'a> {
     Delivered(Delivered),
     SnapshotDue,
     GaugesDue,
+    Query(explain::Query),
     Received(Result<BorrowedMessage<'a>, KafkaError>),
 }
 

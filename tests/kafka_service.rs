@@ -939,3 +939,53 @@ async fn control_characters_in_a_record_reach_neither_the_log_nor_the_dead_lette
     assert!(!text.contains('\x1b') && !text.contains('\r'), "raw ESC or CR in the log");
     assert!(!text.lines().any(|l| l.starts_with("FORGED")), "a record forged a log line");
 }
+
+/// `GET path` on the service's HTTP port: (status line, body).
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.lines().next().unwrap_or("").to_string(), body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn identities_endpoint_explains_a_consumed_identity_and_404s_an_unknown_one() {
+    let broker = Tansu::memory();
+    let names = Names::new("explain");
+    create_topics(&broker.brokers(), &names).await;
+    let config = config(&broker.brokers(), &names);
+    let addr = config.http_addr;
+    let service = Running::start(config);
+    service.wait_ready().await;
+
+    let identity = "arn:aws:iam::1:role/ci-explain";
+    let mut input: Vec<Value> = (1..=5)
+        .map(|h| {
+            access(&format!("s3-{h}"), identity, &format!("2026-03-01T0{h}:00:00Z"), "s3.amazonaws.com", "GetObject")
+        })
+        .collect();
+    input.push(access("iam-1", identity, "2026-03-01T06:00:00Z", "iam.amazonaws.com", "ListRoles"));
+    produce(&broker.brokers(), &names.input, &json_records(&input)).await;
+    service.wait_consumed(&names.input, input.len() as u64).await;
+
+    let (status, body) = http_get(addr, "/identities/arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fci-explain").await;
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    let view: Value = serde_json::from_str(&body).unwrap();
+    let schema: Value =
+        serde_json::from_str(include_str!("../schemas/identity-explain.v1.schema.json")).expect("schema is JSON");
+    let validator = jsonschema::draft202012::options().should_validate_formats(true).build(&schema).unwrap();
+    assert!(validator.is_valid(&view), "{view}");
+    assert_eq!(view["identity"], identity);
+    assert_eq!(view["events"], input.len());
+    assert_eq!(view["calls"]["total"], 2);
+    assert_eq!(view["calls"]["top"][0]["value"], "s3.amazonaws.com GetObject");
+    assert_eq!(view["calls"]["top"][0]["active_hours"], 5);
+    assert_eq!(view["rhythm"]["hour_of_day"][3], 1);
+
+    let (status, _) = http_get(addr, "/identities/arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fnobody").await;
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    service.stop().await;
+}

@@ -113,6 +113,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn read_engine_takes_a_snapshot_or_a_replay_state() {
+        use crate::model::{AccessEvent, Origin, Record};
+        let dir = tempfile::tempdir().unwrap();
+        let mut engine = Engine::new(EngineConfig::default());
+        let event = AccessEvent {
+            event_id: "e1".into(),
+            identity: "role/ci".into(),
+            target: "s3.amazonaws.com".into(),
+            action: "GetObject".into(),
+            ..AccessEvent::default()
+        };
+        engine.process(&Record::Access(event), &Origin::File { path: "t".into(), line: 1 });
+        let snapshot = dir.path().join("state.snap");
+        write(&snapshot, &engine, &Positions::new()).unwrap();
+        let replay = dir.path().join("state.json");
+        state_file::write(&replay, |w| engine.save_state(w)).unwrap();
+        for path in [&snapshot, &replay] {
+            let read = read_engine(path, EngineConfig::default()).unwrap();
+            assert_eq!(crate::explain::explain(&read, "role/ci").map(|v| v.events), Some(1), "{}", path.display());
+        }
+        std::fs::write(&snapshot, "{\"format\":\"other\",\"version\":1,\"positions\":[]}\n{}").unwrap();
+        let refused = read_engine(&snapshot, EngineConfig::default()).err().unwrap().to_string();
+        assert!(refused.contains("found `other` version 1"), "{refused}");
+    }
+
+    #[test]
     fn round_trips_engine_and_positions() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.snap");

@@ -1,11 +1,13 @@
-//! A tiny HTTP/1.1 responder for `/metrics`, `/healthz`, `/readyz` and the triage page
-//! (`/`, `/alerts`, `/triage/identities/{identity}`, see [`crate::triage`]): one request per
-//! connection, GET only. Enough for Prometheus, orchestrator probes and an analyst's browser;
-//! no framework needed.
+//! A tiny HTTP/1.1 responder for `/metrics`, `/healthz`, `/readyz`, `/identities/{identity}`
+//! (what the engine holds for one identity, as JSON: `explain`) and the triage page (`/`,
+//! `/alerts`, `/triage/identities/{identity}`: [`crate::triage`]): one request per connection,
+//! GET only. Enough for Prometheus, orchestrator probes and an analyst's browser; no framework
+//! needed.
 //! Whoever can reach the port is not trusted to behave: each connection has a deadline and the
 //! number open is capped ([`Limits`]), so idle sockets cannot exhaust the process's descriptors.
 
 use super::Telemetry;
+use crate::explain::{Identities, Unanswered};
 use crate::triage::{self, recent::RecentAlerts, Page};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,6 +18,8 @@ use tokio::sync::oneshot;
 
 /// Requests larger than this are answered with 431; probes and scrapes send a few hundred bytes.
 const MAX_REQUEST_BYTES: usize = 8192;
+/// Longest identity asked for, decoded; longer is answered with 414.
+pub const MAX_IDENTITY_BYTES: usize = 2048;
 
 /// Bounds on what clients can hold: every connection is a file descriptor, and the process
 /// needs descriptors for its state snapshots and broker connections too.
@@ -34,10 +38,11 @@ impl Default for Limits {
     }
 }
 
-/// What the triage routes read, shared with the service loop.
-#[derive(Default)]
+/// What the routes read besides telemetry, shared with the service loop: the recent alerts it
+/// fills, and the way to ask it about an identity.
 pub struct Routes {
     pub recent: Arc<RecentAlerts>,
+    pub identities: Identities,
 }
 
 /// Serves with the default [`Limits`] until the task is dropped.
@@ -71,7 +76,7 @@ pub async fn serve_with(listener: TcpListener, telemetry: Arc<Telemetry>, routes
             open.push_back((id, close));
             telemetry.metrics.http_connections.set(open.len() as i64);
         }
-        let (telemetry, routes, open) = (Arc::clone(&telemetry), Arc::clone(&routes), Arc::clone(&open));
+        let (telemetry, open, routes) = (Arc::clone(&telemetry), Arc::clone(&open), Arc::clone(&routes));
         tokio::spawn(async move {
             tokio::select! {
                 answered = tokio::time::timeout(limits.deadline, respond(stream, &telemetry, &routes)) => match answered {
@@ -122,23 +127,93 @@ async fn respond(mut stream: TcpStream, telemetry: &Telemetry, routes: &Routes) 
                 write(&mut stream, "503 Service Unavailable", "text/plain", &format!("not ready: {why}\n")).await
             }
         },
-        "/" => page(&mut stream, triage::list::page(&routes.recent.newest_first(), query, routes.recent.capacity())).await,
+        "/" => {
+            let recent = &routes.recent;
+            page(&mut stream, triage::list::page(&recent.newest_first(), query, recent.capacity())).await
+        }
         "/alerts" => page(&mut stream, triage::list::json(&routes.recent.newest_first(), query)).await,
-        _ => match path.strip_prefix(triage::IDENTITY_PATH) {
-            Some(rest) => {
-                let answer = match triage::identity_of_path(rest) {
-                    Ok(identity) => triage::identity::page(&identity, None, &routes.recent.newest_first(), query),
-                    Err(reason) => Page::bad_request(&reason),
-                };
-                page(&mut stream, answer).await
+        _ => {
+            if let Some(encoded) = path.strip_prefix("/identities/") {
+                identity(&mut stream, &routes.identities, encoded).await
+            } else if let Some(encoded) = path.strip_prefix(triage::IDENTITY_PATH) {
+                page(&mut stream, identity_page(routes, encoded, query).await).await
+            } else {
+                write(&mut stream, "404 Not Found", "text/plain", "not found\n").await
             }
-            None => write(&mut stream, "404 Not Found", "text/plain", "not found\n").await,
-        },
+        }
+    }
+}
+
+/// `GET /triage/identities/{identity}`: its view, asked of the service loop, drawn with its
+/// recent alerts.
+async fn identity_page(routes: &Routes, encoded: &str, query: &str) -> Page {
+    let name = match identity_in_path(encoded) {
+        Ok(name) => name,
+        Err(BadIdentity::TooLong) => return Page::bad_request("identity too long"),
+        Err(BadIdentity::Encoding) => return Page::bad_request("identity is not percent-encoded UTF-8"),
+    };
+    match routes.identities.view(&name).await {
+        Ok(view) => triage::identity::page(&name, view.as_ref(), &routes.recent.newest_first(), query),
+        Err(why) => Page { status: "503 Service Unavailable", ..Page::bad_request(&why.to_string()) },
     }
 }
 
 async fn page(stream: &mut TcpStream, page: Page) -> std::io::Result<()> {
     write(stream, page.status, page.content_type, &page.body).await
+}
+
+/// `GET /identities/{identity}`: the engine's view of it as JSON, asked of the service loop.
+async fn identity(stream: &mut TcpStream, identities: &Identities, encoded: &str) -> std::io::Result<()> {
+    let name = match identity_in_path(encoded) {
+        Ok(name) => name,
+        Err(BadIdentity::TooLong) => {
+            return write(stream, "414 URI Too Long", "text/plain", "identity too long\n").await;
+        }
+        Err(BadIdentity::Encoding) => {
+            return write(stream, "400 Bad Request", "text/plain", "identity is not percent-encoded UTF-8\n").await;
+        }
+    };
+    match identities.view(&name).await {
+        Ok(Some(view)) => match serde_json::to_string(&view) {
+            Ok(body) => write(stream, "200 OK", "application/json", &body).await,
+            Err(e) => write(stream, "500 Internal Server Error", "text/plain", &format!("{e}\n")).await,
+        },
+        // The name is not echoed: it is the caller's, and a reader of the body need not trust it.
+        Ok(None) => write(stream, "404 Not Found", "text/plain", "no baseline for this identity\n").await,
+        Err(why @ (Unanswered::Busy | Unanswered::Stopped)) => {
+            write(stream, "503 Service Unavailable", "text/plain", &format!("{why}\n")).await
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+pub enum BadIdentity {
+    TooLong,
+    Encoding,
+}
+
+/// An identity from a path segment: `%XX` decoded (an ARN's `/` and `:` arrive encoded or
+/// not), at most [`MAX_IDENTITY_BYTES`] once decoded, and UTF-8.
+pub fn identity_in_path(encoded: &str) -> Result<String, BadIdentity> {
+    let bytes = encoded.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                i += 2;
+                hex.and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(BadIdentity::Encoding)?
+            }
+            b => b,
+        };
+        out.push(byte);
+        if out.len() > MAX_IDENTITY_BYTES {
+            return Err(BadIdentity::TooLong);
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| BadIdentity::Encoding)
 }
 
 async fn write(stream: &mut TcpStream, status: &str, content_type: &str, body: &str) -> std::io::Result<()> {
@@ -162,6 +237,10 @@ mod tests {
     use super::*;
     use std::sync::atomic::Ordering;
 
+    fn routes(identities: Identities) -> Arc<Routes> {
+        Arc::new(Routes { recent: Arc::default(), identities })
+    }
+
     async fn get(addr: std::net::SocketAddr, path: &str) -> String {
         let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
@@ -174,7 +253,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let telemetry = Arc::new(Telemetry::new());
-        let server = tokio::spawn(serve_with(listener, Arc::clone(&telemetry), Arc::default(), limits));
+        let server = tokio::spawn(serve_with(listener, Arc::clone(&telemetry), routes(crate::explain::channel().0), limits));
         (addr, telemetry, server)
     }
 
@@ -225,7 +304,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let telemetry = Arc::new(Telemetry::new());
         telemetry.metrics.records_consumed.with_label_values(&["in"]).inc();
-        let server = tokio::spawn(serve(listener, Arc::clone(&telemetry), Arc::default()));
+        let server = tokio::spawn(serve(listener, Arc::clone(&telemetry), routes(crate::explain::channel().0)));
 
         assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
         let not_ready = get(addr, "/readyz").await;
@@ -238,6 +317,56 @@ mod tests {
         let metrics = get(addr, "/metrics").await;
         assert!(metrics.contains("overreach_records_consumed_total{topic=\"in\"} 1"), "{metrics}");
         assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
+        server.abort();
+    }
+
+    #[test]
+    fn identities_in_paths_are_decoded_and_bounded() {
+        let ok = |s: &str| identity_in_path(s).unwrap();
+        assert_eq!(ok("arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fci"), "arn:aws:iam::1:role/ci");
+        assert_eq!(ok("arn:aws:iam::1:role/ci"), "arn:aws:iam::1:role/ci");
+        assert_eq!(ok("%3cscript%3E"), "<script>");
+        assert_eq!(ok("caf%C3%A9"), "café");
+        for bad in ["%", "%4", "%zz", "%FF", "a%C3"] {
+            assert_eq!(identity_in_path(bad), Err(BadIdentity::Encoding), "{bad}");
+        }
+        assert_eq!(identity_in_path(&"a".repeat(MAX_IDENTITY_BYTES)).map(|s| s.len()), Ok(MAX_IDENTITY_BYTES));
+        assert_eq!(identity_in_path(&"%41".repeat(MAX_IDENTITY_BYTES + 1)), Err(BadIdentity::TooLong));
+    }
+
+    #[tokio::test]
+    async fn identities_are_answered_by_the_engine_owner_and_unknown_ones_are_404() {
+        use crate::engine::{Engine, EngineConfig};
+        use crate::model::{AccessEvent, Origin, Record};
+        let mut engine = Engine::new(EngineConfig::default());
+        let event = AccessEvent {
+            event_id: "e1".into(),
+            time: 1_772_410_347_000,
+            identity: "role/ci".into(),
+            target: "s3.amazonaws.com".into(),
+            action: "GetObject".into(),
+            ..AccessEvent::default()
+        };
+        engine.process(&Record::Access(event), &Origin::File { path: "t".into(), line: 1 });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (identities, mut answers) = crate::explain::channel();
+        let server = tokio::spawn(serve(listener, Arc::new(Telemetry::new()), routes(identities)));
+        let owner = tokio::spawn(async move {
+            loop {
+                answers.next().await.answer(&engine);
+            }
+        });
+        let found = get(addr, "/identities/role%2Fci").await;
+        assert!(found.starts_with("HTTP/1.1 200") && found.contains("application/json"), "{found}");
+        let body: serde_json::Value = serde_json::from_str(found.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(body["identity"], "role/ci");
+        assert_eq!(body["calls"]["top"][0]["value"], "s3.amazonaws.com GetObject");
+        assert!(get(addr, "/identities/role%2Fother").await.starts_with("HTTP/1.1 404"));
+        assert!(get(addr, "/identities/%zz").await.starts_with("HTTP/1.1 400"));
+        owner.abort();
+        let _ = owner.await;
+        assert!(get(addr, "/identities/role%2Fci").await.starts_with("HTTP/1.1 503"));
         server.abort();
     }
 }

@@ -50,17 +50,6 @@ pub fn identity_link(identity: &str, alert_id: Option<&str>) -> String {
     link
 }
 
-/// The identity named by a path under [`IDENTITY_PATH`]; `Err` names what is wrong with it.
-pub fn identity_of_path(rest: &str) -> Result<String, String> {
-    let identity = percent_decode_str(rest)
-        .decode_utf8()
-        .map_err(|_| "the identity in the path is not UTF-8 once percent-decoded".to_string())?;
-    if identity.is_empty() {
-        return Err("the path names no identity".to_string());
-    }
-    Ok(identity.into_owned())
-}
-
 /// The `name=value` pairs of a query string, percent-decoded (`+` is a space, as forms send
 /// it). A pair that is not UTF-8 once decoded is an error naming the pair.
 pub fn query_pairs(query: &str) -> Result<Vec<(String, String)>, String> {
@@ -142,11 +131,9 @@ pub(crate) mod tests {
             let (path, query) = link.split_once('?').unwrap();
             let rest = path.strip_prefix(IDENTITY_PATH).unwrap();
             assert!(rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'%'), "{link}");
-            assert_eq!(identity_of_path(rest).unwrap(), identity);
+            assert_eq!(crate::telemetry::http::identity_in_path(rest).unwrap(), identity);
             assert_eq!(query_pairs(query).unwrap(), vec![("alert".to_string(), "ab12".to_string())]);
         }
-        assert!(identity_of_path("").is_err());
-        assert!(identity_of_path("%ff%fe").is_err());
     }
 
     #[test]
