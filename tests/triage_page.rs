@@ -6,6 +6,7 @@
 //! pictures with the new call marked, and that a hostile identity name shows as text with no
 //! script element from it. Saves the screenshots the README shows (`docs/triage*.png`).
 
+use futures_util::FutureExt as _;
 use overreach::alert::Alert;
 use overreach::backtest::score::LabelIndex;
 use overreach::demo::{self, Topics};
@@ -54,16 +55,30 @@ async fn a_browser_sees_an_injected_incident_its_identity_view_and_hostile_names
         }
     });
 
-    demo::feed(&brokers, &topics, &sim, &telemetry).await.unwrap();
+    // Whatever fails, the service is stopped, so the runtime can shut down and report it.
+    let checked = std::panic::AssertUnwindSafe(check(&brokers, &topics, &sim, &telemetry, addr)).catch_unwind().await;
+    let _ = stop.send(());
+    let summary = tokio::time::timeout(WAIT_LIMIT, service).await.unwrap().unwrap().unwrap();
+    if let Err(panic) = checked {
+        std::panic::resume_unwind(panic);
+    }
+    assert_eq!(summary.rejected, 0);
+}
+
+async fn check(brokers: &str, topics: &Topics, sim: &simulate::Simulation, telemetry: &Telemetry, addr: SocketAddr) {
+    demo::feed(brokers, topics, sim, telemetry).await.unwrap();
     // The hostile identity through the real decoder: offboarded, then acting (`post_purpose`).
     let end = sim.events.last().unwrap().time;
     let at = |offset: i64| overreach::time::format_rfc3339(end + offset);
-    let offboarded = json!({"kind": "identity_offboarded", "time": at(60_000), "identity": HOSTILE, "event_id": "off-hostile"});
-    produce(&brokers, &topics.grants, &offboarded).await;
-    wait_for(|| telemetry.metrics.records_consumed.with_label_values(&[&topics.grants]).get() > sim.grants.len() as u64)
-        .await;
+    let offboarded =
+        json!({"kind": "identity_offboarded", "time": at(60_000), "identity": HOSTILE, "event_id": "off-hostile"});
+    produce(brokers, &topics.grants, &offboarded).await;
+    wait_for(|| {
+        telemetry.metrics.records_consumed.with_label_values(&[&topics.grants]).get() > sim.grants.len() as u64
+    })
+    .await;
     let access = json!({"event_id": "hostile-1", "time": at(120_000), "identity": HOSTILE, "target": "s3", "action": "GetObject"});
-    produce(&brokers, &topics.access, &access).await;
+    produce(brokers, &topics.access, &access).await;
 
     let base = format!("http://{addr}");
     wait_for(|| recent_alerts(addr).iter().any(|a| a.identity == HOSTILE)).await;
@@ -74,7 +89,8 @@ async fn a_browser_sees_an_injected_incident_its_identity_view_and_hostile_names
     let incident = alerts
         .iter()
         .find(|a| {
-            let novel = a.incident.as_ref().is_some_and(|i| i.signals.iter().any(|s| s.detector.name() == "novel_call"));
+            let novel =
+                a.incident.as_ref().is_some_and(|i| i.signals.iter().any(|s| s.detector.name() == "novel_call"));
             novel && !labels.incidents_of(&a.event_ids).is_empty()
         })
         .expect("an injected incident with a novel_call signal among the recent alerts");
@@ -91,9 +107,9 @@ async fn a_browser_sees_an_injected_incident_its_identity_view_and_hostile_names
     let view_url = format!("{base}{link}");
     let view = dump_dom(&view_url);
     assert!(view.matches("<svg").count() >= 4, "hours, days, calls and networks drawn:\n{view}");
-    let marked = format!("<text class=\"marktext\" x=\"0\" y=\"");
-    let marked_call = view.match_indices(&marked).any(|(at, _)| view[at..].split("</text>").next().unwrap().ends_with(&format!(">{new_call}")));
-    assert!(marked_call, "the new call {new_call} is not the marked row:\n{view}");
+    // The marked row's tooltip names the call whole (its label may be cut).
+    let marked_call = format!("<g class=\"marked\"><title>{}: ", new_call.replace('&', "&amp;").replace('<', "&lt;"));
+    assert!(view.contains(&marked_call), "the new call {new_call} is not the marked row:\n{view}");
     assert!(view.contains("class=\"marktext\" text-anchor=\"middle\""), "the alert's hour is not marked:\n{view}");
 
     // The hostile name is text wherever it shows, and the page holds no script at all.
@@ -106,10 +122,6 @@ async fn a_browser_sees_an_injected_incident_its_identity_view_and_hostile_names
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
     screenshot(&view_url, &docs.join("triage.png"));
     screenshot(&format!("{base}/"), &docs.join("triage-list.png"));
-
-    let _ = stop.send(());
-    let summary = tokio::time::timeout(WAIT_LIMIT, service).await.unwrap().unwrap().unwrap();
-    assert_eq!(summary.rejected, 0);
 }
 
 fn free_addr() -> SocketAddr {

@@ -253,7 +253,8 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let telemetry = Arc::new(Telemetry::new());
-        let server = tokio::spawn(serve_with(listener, Arc::clone(&telemetry), routes(crate::explain::channel().0), limits));
+        let server =
+            tokio::spawn(serve_with(listener, Arc::clone(&telemetry), routes(crate::explain::channel().0), limits));
         (addr, telemetry, server)
     }
 

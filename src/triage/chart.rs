@@ -112,7 +112,10 @@ mod tests {
         let svg = page.into_string();
         assert!(!svg.contains("<script>"), "{svg}");
         assert_eq!(svg.matches("class=\"marked\"").count(), 1, "{svg}");
-        assert!(svg.contains("<text class=\"marktext\" x=\"0\" y=\"31.0\">&lt;script&gt;x&lt;/script&gt;</text>"), "{svg}");
+        assert!(
+            svg.contains("<text class=\"marktext\" x=\"0\" y=\"31.0\">&lt;script&gt;x&lt;/script&gt;</text>"),
+            "{svg}"
+        );
         assert!(svg.contains("aria-label=\"calls &quot;of&quot; x\""), "{svg}");
         // The longest bar spans the bar area; an empty one still shows.
         assert!(svg.contains("width=\"220.0\" height=\"12.0\""), "{svg}");
@@ -124,7 +127,10 @@ mod tests {
         let mut page = Html::new();
         columns(&mut page, "hours", &bars(), "alert");
         let svg = page.into_string();
-        assert!(svg.contains("<text class=\"marktext\" text-anchor=\"middle\" x=\"36.0\" y=\"12\">alert</text>"), "{svg}");
+        assert!(
+            svg.contains("<text class=\"marktext\" text-anchor=\"middle\" x=\"36.0\" y=\"12\">alert</text>"),
+            "{svg}"
+        );
         assert!(svg.contains("height=\"114.0\""), "{svg}");
     }
 }

@@ -36,7 +36,9 @@ pub fn page(identity: &str, view: Option<&IdentityView>, recent: &[Arc<Alert>], 
         match view {
             Some(view) => baseline(page, view, selected),
             None => {
-                page.raw("<p class=\"muted\">The engine holds no baseline for this identity (never seen, or evicted).</p>");
+                page.raw(
+                    "<p class=\"muted\">The engine holds no baseline for this identity (never seen, or evicted).</p>",
+                );
             }
         }
         others(page, &alerts, selected);
@@ -96,7 +98,10 @@ fn alert_card(page: &mut Html, alert: &Alert) {
     page.raw("</code></p>");
     if let Some(incident) = &alert.incident {
         page.raw("<p>Incident since ").text(&incident.started).raw(", last evidence ").text(&incident.last_evidence);
-        page.text(format!(", {} event(s), combined probability {:.2e}:", incident.events, incident.combined_probability));
+        page.text(format!(
+            ", {} event(s), combined probability {:.2e}:",
+            incident.events, incident.combined_probability
+        ));
         page.raw("</p><ul>");
         for signal in &incident.signals {
             page.raw("<li><b>").text(signal.detector).raw("</b> ").text(&signal.summary).raw("</li>");
@@ -161,7 +166,11 @@ fn ranked_rows(page: &mut Html, caption: &str, ranked: &Ranked, mark: Option<&st
     let mut bars: Vec<Bar> = ranked
         .top
         .iter()
-        .map(|c| Bar { label: c.value.clone(), value: f64::from(c.active_hours), marked: Some(c.value.as_str()) == mark })
+        .map(|c| Bar {
+            label: c.value.clone(),
+            value: f64::from(c.active_hours),
+            marked: Some(c.value.as_str()) == mark,
+        })
         .collect();
     match mark {
         Some(value) if !bars.iter().any(|b| b.marked) => {
@@ -171,7 +180,9 @@ fn ranked_rows(page: &mut Html, caption: &str, ranked: &Ranked, mark: Option<&st
     }
     chart::rows(page, caption, &bars, label);
     if ranked.total > ranked.top.len() {
-        page.raw("<p class=\"muted\">").text(format!("{} more not shown.", ranked.total - ranked.top.len())).raw("</p>");
+        page.raw("<p class=\"muted\">")
+            .text(format!("{} more not shown.", ranked.total - ranked.top.len()))
+            .raw("</p>");
     }
 }
 

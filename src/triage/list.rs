@@ -92,7 +92,11 @@ pub fn page(alerts: &[Arc<Alert>], query: &str, capacity: usize) -> Page {
     let shown: Vec<&Alert> = alerts.iter().map(Arc::as_ref).filter(|a| filter.matches(a)).collect();
     Page::html(frame("recent alerts", |page| {
         page.raw("<h1>Recent incidents and alerts</h1><p class=\"muted\">")
-            .text(format!("{} shown of the {} held (the last {capacity} are kept), newest first.", shown.len(), alerts.len()))
+            .text(format!(
+                "{} shown of the {} held (the last {capacity} are kept), newest first.",
+                shown.len(),
+                alerts.len()
+            ))
             .raw("</p>");
         filters(page, alerts, filter);
         table(page, &shown);
@@ -123,7 +127,11 @@ fn filters(page: &mut Html, alerts: &[Arc<Alert>], filter: Filter) {
 }
 
 fn link(page: &mut Html, target: &Filter, on: bool, label: &str) {
-    page.raw(if on { "<a class=\"on\" href=\"" } else { "<a href=\"" }).text(target.query()).raw("\">").text(label).raw("</a>");
+    page.raw(if on { "<a class=\"on\" href=\"" } else { "<a href=\"" })
+        .text(target.query())
+        .raw("\">")
+        .text(label)
+        .raw("</a>");
 }
 
 fn table(page: &mut Html, alerts: &[&Alert]) {
@@ -137,7 +145,10 @@ fn table(page: &mut Html, alerts: &[&Alert]) {
         page.raw("<tr class=\"alert\"><td>").text(&alert.time).raw("</td><td>");
         severity(page, alert.severity);
         page.raw("</td><td>").text(alert.detector).raw("</td><td class=\"identity\"><a href=\"");
-        page.text(identity_link(&alert.identity, Some(&alert.alert_id))).raw("\">").text(&alert.identity).raw("</a></td><td>");
+        page.text(identity_link(&alert.identity, Some(&alert.alert_id)))
+            .raw("\">")
+            .text(&alert.identity)
+            .raw("</a></td><td>");
         match &alert.incident {
             Some(incident) => {
                 let status = serde_json::to_value(incident.status).ok();

@@ -64,7 +64,10 @@ pub fn query_pairs(query: &str) -> Result<Vec<(String, String)>, String> {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             match (decode(name), decode(value)) {
                 (Ok(name), Ok(value)) => Ok((name, value)),
-                _ => Err(format!("query parameter {:?} is not UTF-8 once percent-decoded", crate::text::printable(pair, 80))),
+                _ => Err(format!(
+                    "query parameter {:?} is not UTF-8 once percent-decoded",
+                    crate::text::printable(pair, 80)
+                )),
             }
         })
         .collect()
