@@ -87,7 +87,7 @@ fn new_call(alert: &Alert) -> String {
 fn alert_card(page: &mut Html, alert: &Alert) {
     page.raw("<section class=\"card alert\"><h2>");
     severity(page, alert.severity);
-    page.raw(" ").text(alert.detector).raw(" at ").text(&alert.time).raw("</h2><p>").text(&alert.summary).raw("</p>");
+    page.raw(" ").text(alert.detector).raw(" at ").text(&alert.time).raw("</h2>");
     page.raw("<p class=\"muted\">Call <code>").text(format!("{} {}", alert.event.target, alert.event.action));
     if let Some(resource) = &alert.event.resource {
         page.raw("</code> on <code>").text(resource);
@@ -96,6 +96,10 @@ fn alert_card(page: &mut Html, alert: &Alert) {
     page.raw("</code> with <code>").text(alert.event.user_agent.as_deref().unwrap_or("(no client)"));
     page.raw("</code>; read at <code>").text(&alert.source).raw("</code>; alert <code>").text(&alert.alert_id);
     page.raw("</code></p>");
+    page.raw("<p><b>Recommended:</b> ").text(&alert.recommended_action).raw("</p>");
+    // The prose is long; the pictures below say most of it at a glance.
+    page.raw("<details><summary>Summary").raw(if alert.incident.is_some() { " and signals" } else { "" });
+    page.raw("</summary><p>").text(&alert.summary).raw("</p>");
     if let Some(incident) = &alert.incident {
         page.raw("<p>Incident since ").text(&incident.started).raw(", last evidence ").text(&incident.last_evidence);
         page.text(format!(
@@ -108,7 +112,7 @@ fn alert_card(page: &mut Html, alert: &Alert) {
         }
         page.raw("</ul>");
     }
-    page.raw("<p><b>Recommended:</b> ").text(&alert.recommended_action).raw("</p></section>");
+    page.raw("</details></section>");
 }
 
 fn baseline(page: &mut Html, view: &IdentityView, alert: Option<&Alert>) {
