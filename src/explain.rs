@@ -508,3 +508,49 @@ impl Query {
         let _ = self.reply.send(explain(engine, &self.identity));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineConfig;
+    use crate::model::{AccessEvent, Lifecycle, Origin, Record};
+
+    fn access(identity: &str, time: Millis, action: &str) -> Record {
+        let event = AccessEvent {
+            event_id: format!("{identity}-{time}"),
+            time,
+            identity: identity.into(),
+            target: "crm.internal".into(),
+            action: action.into(),
+            ..AccessEvent::default()
+        };
+        Record::Access(event)
+    }
+
+    #[test]
+    fn an_offboarded_identity_shows_the_fact_and_its_open_incident() {
+        let mut engine = Engine::new(EngineConfig::default());
+        let origin = Origin::File { path: "t".into(), line: 1 };
+        let t0 = 1_772_409_600_000;
+        engine.process(&access("agent-1", t0, "ReadCustomer"), &origin);
+        let gone = Lifecycle::IdentityOffboarded { identity: "agent-1".into() };
+        engine.process(&Record::Lifecycle { time: t0 + 60_000, event_id: "off".into(), fact: gone }, &origin);
+        let before = explain(&engine, "agent-1").unwrap();
+        assert_eq!(before.open_incident, None);
+        let alerts = engine.process(&access("agent-1", t0 + 120_000, "ExportCustomers"), &origin);
+        assert!(!alerts.is_empty(), "an access after offboarding raises an incident");
+
+        let view = explain(&engine, "agent-1").unwrap();
+        assert_eq!(view.lifecycle.offboarded_at.as_deref(), Some("2026-03-02T00:01:00.000Z"));
+        let incident = view.open_incident.expect("the incident is open");
+        assert_eq!(incident.id, alerts[0].alert_id);
+        assert_eq!(incident.detectors, ["post_purpose"]);
+        assert!(incident.raised);
+        assert_eq!(incident.since, "2026-03-02T00:02:00.000Z");
+        // Still learning: an identity without a learned baseline learns everything.
+        assert!(!view.learning.learned);
+        assert_eq!((incident.held_calls, view.events, view.calls.total), (0, 2, 2));
+        assert_eq!(view.calls.top[0].value, "crm.internal ExportCustomers", "most recent first among equals");
+        assert_eq!(explain(&engine, "agent-2"), None);
+    }
+}
