@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine too: installs the Kafka-protocol
-# broker the integration tests start (tansu) when it is missing, then runs
-# every test. The tests start and stop their own brokers on free loopback ports.
+# broker the integration tests start (tansu) and the browser the triage page
+# test drives (chromium) when they are missing, then runs every test. The tests start and stop their own brokers on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,13 @@ if ! pkg-config --exists openssl 2>/dev/null; then
   echo "test.sh: installing libssl-dev and pkg-config (apt-get, once)" >&2
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update && $sudo apt-get install -y --no-install-recommends libssl-dev pkg-config
+fi
+
+# The triage page test drives a real browser: Debian's headless-capable Chromium.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "test.sh: installing chromium (apt-get, once)" >&2
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update && $sudo apt-get install -y --no-install-recommends chromium
 fi
 
 cargo test --release "$@"

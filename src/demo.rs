@@ -44,21 +44,28 @@ pub struct DemoArgs {
 }
 
 /// Partitions of each demo topic.
-const PARTITIONS: i32 = 3;
+pub const PARTITIONS: i32 = 3;
 /// The demo must end by itself; each wait gives up after this.
 const WAIT_LIMIT: Duration = Duration::from_secs(40);
 /// Access events produced but not yet acknowledged before the feed waits for the broker.
 const MAX_PENDING: usize = 10_000;
 
-struct Topics {
-    access: String,
-    grants: String,
-    alerts: String,
-    dlq: String,
+/// The demo's topics; the triage page test streams a fleet through them too.
+pub struct Topics {
+    pub access: String,
+    pub grants: String,
+    pub alerts: String,
+    pub dlq: String,
 }
 
 impl Topics {
-    fn all(&self) -> [&str; 4] {
+    /// `{prefix}-access`, `{prefix}-grants` ...
+    pub fn under(prefix: &str) -> Topics {
+        let name = |what: &str| format!("{prefix}-{what}");
+        Topics { access: name("access"), grants: name("grants"), alerts: name("alerts"), dlq: name("dlq") }
+    }
+
+    pub fn all(&self) -> [&str; 4] {
         [&self.access, &self.grants, &self.alerts, &self.dlq]
     }
 }
@@ -90,8 +97,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     );
     // Fresh topic names, so a demo against a real cluster never reads an earlier run's alerts.
     let run_id = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
-    let name = |what: &str| format!("overreach-demo-{run_id}-{what}");
-    let topics = Topics { access: name("access"), grants: name("grants"), alerts: name("alerts"), dlq: name("dlq") };
+    let topics = Topics::under(&format!("overreach-demo-{run_id}"));
     // The mock cluster lives until the demo returns.
     let mock;
     let brokers = match &args.brokers {
@@ -153,7 +159,8 @@ async fn create_topics(brokers: &str, topics: &Topics) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn service_config(brokers: &str, topics: &Topics) -> anyhow::Result<ServiceConfig> {
+/// The service as the demo runs it: HTTP on a free loopback port, short fetch waits.
+pub fn service_config(brokers: &str, topics: &Topics) -> anyhow::Result<ServiceConfig> {
     let mut config: ServiceConfig = toml::from_str(&format!(
         "brokers = {brokers:?}\ninput_topics = [{:?}]\ngrants_topic = {:?}\nalert_topic = {:?}\n\
          dlq_topic = {:?}\ngroup = \"overreach-demo\"\nhttp_addr = \"127.0.0.1:0\"\n",
@@ -169,7 +176,7 @@ fn service_config(brokers: &str, topics: &Topics) -> anyhow::Result<ServiceConfi
 /// which the service reads in arrival order; so before each grant event the feed waits until
 /// the service has read every access event produced before it, then until it has read the
 /// grant. Access events of the same millisecond as a grant go first, as in `replay`'s merge.
-async fn feed(brokers: &str, topics: &Topics, sim: &Simulation, telemetry: &Telemetry) -> anyhow::Result<()> {
+pub async fn feed(brokers: &str, topics: &Topics, sim: &Simulation, telemetry: &Telemetry) -> anyhow::Result<()> {
     let mut sender = Sender::new(brokers)?;
     let grant_time = |g: &Value| g.get("time").and_then(crate::time::parse_json_time).unwrap_or(Millis::MIN);
     let mut grants = sim.grants.iter().peekable();

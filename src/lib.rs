@@ -35,3 +35,4 @@ pub mod demo;
 pub mod kafka;
 pub mod service;
 pub mod telemetry;
+pub mod triage;

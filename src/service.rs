@@ -32,6 +32,7 @@ use crate::telemetry::events::{
     SnapshotFailed, SnapshotWritten, StateRestored,
 };
 use crate::telemetry::{http, Telemetry};
+use crate::triage::recent::RecentAlerts;
 use anyhow::Context as _;
 use futures_util::future::{BoxFuture, FutureExt as _};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -97,10 +98,12 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("cannot listen on {} for HTTP", config.http_addr))?;
-    tracing::info!(addr = %listener.local_addr()?, "Serving /metrics, /healthz, /readyz, /identities/{{identity}}.");
+    tracing::info!(addr = %listener.local_addr()?,
+        "Serving /metrics, /healthz, /readyz, /identities/{{identity}} and the triage page at /.");
     let (identities, answers) = explain::channel();
-    let server = tokio::spawn(http::serve(listener, Arc::clone(&telemetry), identities));
-    let result = run_pipeline(config, telemetry, answers, shutdown).await;
+    let routes = Arc::new(http::Routes { recent: Arc::default(), identities });
+    let server = tokio::spawn(http::serve(listener, Arc::clone(&telemetry), Arc::clone(&routes)));
+    let result = run_pipeline(config, telemetry, Arc::clone(&routes.recent), answers, shutdown).await;
     server.abort();
     result
 }
@@ -108,6 +111,7 @@ pub async fn run(
 async fn run_pipeline(
     config: &ServiceConfig,
     telemetry: Arc<Telemetry>,
+    recent: Arc<RecentAlerts>,
     mut answers: explain::Answers,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<RunSummary> {
@@ -156,6 +160,7 @@ async fn run_pipeline(
         telemetry,
         engine,
         suppressed_reported,
+        recent,
         positions,
         tracker: OffsetTracker::default(),
         partitions: Vec::new(),
@@ -310,6 +315,8 @@ struct Pipeline<'a> {
     engine: Engine,
     /// Per suppression rule, the engine's count the metric has been given.
     suppressed_reported: BTreeMap<String, u64>,
+    /// The alerts the triage page lists, filled as they are handed to the alert topic.
+    recent: Arc<RecentAlerts>,
     /// Where the engine state ends per partition; shared with the rebalance callback.
     positions: Arc<Mutex<Positions>>,
     tracker: OffsetTracker,
@@ -349,7 +356,12 @@ impl Pipeline<'_> {
                 other => other.map(Some),
             };
             match decoded {
-                Ok(Some(record)) => outputs.extend(self.engine.process(&record, &origin).iter().map(|a| self.alert(a))),
+                Ok(Some(record)) => {
+                    for alert in self.engine.process(&record, &origin) {
+                        outputs.push(self.alert(&alert));
+                        self.recent.push(alert);
+                    }
+                }
                 Ok(None) => {}
                 Err(error) => {
                     RecordRejected { topic, partition, offset, error: &error }.emit(&self.telemetry);

@@ -1,11 +1,14 @@
-//! A tiny HTTP/1.1 responder for `/metrics`, `/healthz`, `/readyz` and `/identities/{identity}`
-//! (what the engine holds for one identity, as JSON: `explain`): one request per connection,
-//! GET only. Enough for Prometheus, orchestrator probes and an analyst; no framework needed.
+//! A tiny HTTP/1.1 responder for `/metrics`, `/healthz`, `/readyz`, `/identities/{identity}`
+//! (what the engine holds for one identity, as JSON: `explain`) and the triage page (`/`,
+//! `/alerts`, `/triage/identities/{identity}`: [`crate::triage`]): one request per connection,
+//! GET only. Enough for Prometheus, orchestrator probes and an analyst's browser; no framework
+//! needed.
 //! Whoever can reach the port is not trusted to behave: each connection has a deadline and the
 //! number open is capped ([`Limits`]), so idle sockets cannot exhaust the process's descriptors.
 
 use super::Telemetry;
 use crate::explain::{Identities, Unanswered};
+use crate::triage::{self, recent::RecentAlerts, Page};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -35,15 +38,22 @@ impl Default for Limits {
     }
 }
 
+/// What the routes read besides telemetry, shared with the service loop: the recent alerts it
+/// fills, and the way to ask it about an identity.
+pub struct Routes {
+    pub recent: Arc<RecentAlerts>,
+    pub identities: Identities,
+}
+
 /// Serves with the default [`Limits`] until the task is dropped.
-pub async fn serve(listener: TcpListener, telemetry: Arc<Telemetry>, identities: Identities) {
-    serve_with(listener, telemetry, identities, Limits::default()).await
+pub async fn serve(listener: TcpListener, telemetry: Arc<Telemetry>, routes: Arc<Routes>) {
+    serve_with(listener, telemetry, routes, Limits::default()).await
 }
 
 /// Open connections, oldest first, each with the means to close it.
 type Open = Arc<Mutex<VecDeque<(u64, oneshot::Sender<()>)>>>;
 
-pub async fn serve_with(listener: TcpListener, telemetry: Arc<Telemetry>, identities: Identities, limits: Limits) {
+pub async fn serve_with(listener: TcpListener, telemetry: Arc<Telemetry>, routes: Arc<Routes>, limits: Limits) {
     let open: Open = Arc::default();
     for id in 0u64.. {
         let stream = match listener.accept().await {
@@ -66,10 +76,10 @@ pub async fn serve_with(listener: TcpListener, telemetry: Arc<Telemetry>, identi
             open.push_back((id, close));
             telemetry.metrics.http_connections.set(open.len() as i64);
         }
-        let (telemetry, open, identities) = (Arc::clone(&telemetry), Arc::clone(&open), identities.clone());
+        let (telemetry, open, routes) = (Arc::clone(&telemetry), Arc::clone(&open), Arc::clone(&routes));
         tokio::spawn(async move {
             tokio::select! {
-                answered = tokio::time::timeout(limits.deadline, respond(stream, &telemetry, &identities)) => match answered {
+                answered = tokio::time::timeout(limits.deadline, respond(stream, &telemetry, &routes)) => match answered {
                     Ok(Err(e)) => tracing::debug!(error = %e, "HTTP connection failed."),
                     Err(_) => tracing::debug!("HTTP connection closed at its deadline."),
                     Ok(Ok(())) => {}
@@ -84,7 +94,7 @@ pub async fn serve_with(listener: TcpListener, telemetry: Arc<Telemetry>, identi
     }
 }
 
-async fn respond(mut stream: TcpStream, telemetry: &Telemetry, identities: &Identities) -> std::io::Result<()> {
+async fn respond(mut stream: TcpStream, telemetry: &Telemetry, routes: &Routes) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -100,8 +110,8 @@ async fn respond(mut stream: TcpStream, telemetry: &Telemetry, identities: &Iden
     let request_line = String::from_utf8_lossy(&buf[..buf.iter().position(|&b| b == b'\r').unwrap_or(0)]).into_owned();
     let mut parts = request_line.split(' ');
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    // Probes may add a query string; the path alone decides.
-    let path = path.split('?').next().unwrap_or("");
+    // Probes may add a query string; the path alone decides, the triage routes read it.
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     if method != "GET" {
         return write(&mut stream, "405 Method Not Allowed", "text/plain", "GET only\n").await;
     }
@@ -117,11 +127,39 @@ async fn respond(mut stream: TcpStream, telemetry: &Telemetry, identities: &Iden
                 write(&mut stream, "503 Service Unavailable", "text/plain", &format!("not ready: {why}\n")).await
             }
         },
-        _ => match path.strip_prefix("/identities/") {
-            Some(encoded) => identity(&mut stream, identities, encoded).await,
-            None => write(&mut stream, "404 Not Found", "text/plain", "not found\n").await,
-        },
+        "/" => {
+            let recent = &routes.recent;
+            page(&mut stream, triage::list::page(&recent.newest_first(), query, recent.capacity())).await
+        }
+        "/alerts" => page(&mut stream, triage::list::json(&routes.recent.newest_first(), query)).await,
+        _ => {
+            if let Some(encoded) = path.strip_prefix("/identities/") {
+                identity(&mut stream, &routes.identities, encoded).await
+            } else if let Some(encoded) = path.strip_prefix(triage::IDENTITY_PATH) {
+                page(&mut stream, identity_page(routes, encoded, query).await).await
+            } else {
+                write(&mut stream, "404 Not Found", "text/plain", "not found\n").await
+            }
+        }
     }
+}
+
+/// `GET /triage/identities/{identity}`: its view, asked of the service loop, drawn with its
+/// recent alerts.
+async fn identity_page(routes: &Routes, encoded: &str, query: &str) -> Page {
+    let name = match identity_in_path(encoded) {
+        Ok(name) => name,
+        Err(BadIdentity::TooLong) => return Page::bad_request("identity too long"),
+        Err(BadIdentity::Encoding) => return Page::bad_request("identity is not percent-encoded UTF-8"),
+    };
+    match routes.identities.view(&name).await {
+        Ok(view) => triage::identity::page(&name, view.as_ref(), &routes.recent.newest_first(), query),
+        Err(why) => Page { status: "503 Service Unavailable", ..Page::bad_request(&why.to_string()) },
+    }
+}
+
+async fn page(stream: &mut TcpStream, page: Page) -> std::io::Result<()> {
+    write(stream, page.status, page.content_type, &page.body).await
 }
 
 /// `GET /identities/{identity}`: the engine's view of it as JSON, asked of the service loop.
@@ -179,8 +217,14 @@ pub fn identity_in_path(encoded: &str) -> Result<String, BadIdentity> {
 }
 
 async fn write(stream: &mut TcpStream, status: &str, content_type: &str, body: &str) -> std::io::Result<()> {
+    // The pages carry log values: even if one escaped its escaping, the browser runs no
+    // script and fetches nothing (`default-src 'none'`), and the identity in the address
+    // does not leak to other sites.
     let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'\r\n\
+         X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nCache-Control: no-store\r\n\
+         Connection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await?;
@@ -192,6 +236,10 @@ async fn write(stream: &mut TcpStream, status: &str, content_type: &str, body: &
 mod tests {
     use super::*;
     use std::sync::atomic::Ordering;
+
+    fn routes(identities: Identities) -> Arc<Routes> {
+        Arc::new(Routes { recent: Arc::default(), identities })
+    }
 
     async fn get(addr: std::net::SocketAddr, path: &str) -> String {
         let mut s = TcpStream::connect(addr).await.unwrap();
@@ -205,7 +253,8 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let telemetry = Arc::new(Telemetry::new());
-        let server = tokio::spawn(serve_with(listener, Arc::clone(&telemetry), crate::explain::channel().0, limits));
+        let server =
+            tokio::spawn(serve_with(listener, Arc::clone(&telemetry), routes(crate::explain::channel().0), limits));
         (addr, telemetry, server)
     }
 
@@ -256,7 +305,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let telemetry = Arc::new(Telemetry::new());
         telemetry.metrics.records_consumed.with_label_values(&["in"]).inc();
-        let server = tokio::spawn(serve(listener, Arc::clone(&telemetry), crate::explain::channel().0));
+        let server = tokio::spawn(serve(listener, Arc::clone(&telemetry), routes(crate::explain::channel().0)));
 
         assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
         let not_ready = get(addr, "/readyz").await;
@@ -303,7 +352,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (identities, mut answers) = crate::explain::channel();
-        let server = tokio::spawn(serve(listener, Arc::new(Telemetry::new()), identities));
+        let server = tokio::spawn(serve(listener, Arc::new(Telemetry::new()), routes(identities)));
         let owner = tokio::spawn(async move {
             loop {
                 answers.next().await.answer(&engine);
