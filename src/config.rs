@@ -196,7 +196,7 @@ pub struct RunArgs {
     /// Seconds between periodic snapshots.
     #[arg(long, env = "OVERREACH_SNAPSHOT_INTERVAL_S")]
     pub snapshot_interval_s: Option<u64>,
-    /// Address of /metrics, /healthz and /readyz.
+    /// Address of the HTTP port: /metrics, /healthz, /readyz, /identities/{identity} and the triage page.
     #[arg(long, env = "OVERREACH_HTTP_ADDR")]
     pub http_addr: Option<SocketAddr>,
     /// Log format: human or json.

@@ -8,7 +8,9 @@
 //! (`make_alert`), counting repeats within the suppression window. A finding
 //! a suppression rule matches (`suppress`) is set aside before either.
 
-use crate::alert::{alert_id, incident_id, Alert, AlertEvent, AlertStatus, Compromised, IncidentStatus::Closed, Severity};
+use crate::alert::{
+    alert_id, incident_id, Alert, AlertEvent, AlertStatus, Compromised, IncidentStatus::Closed, Severity,
+};
 use crate::baseline::admission::{Admission, Eviction};
 use crate::baseline::counts::{minute, Minute};
 use crate::baseline::fleet::{Fleet, PeerGroups};

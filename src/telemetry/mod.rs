@@ -116,8 +116,10 @@ impl Metrics {
         let snapshot_failures =
             IntCounter::new("overreach_state_snapshot_failures_total", "State snapshots that could not be written.")?;
         registry.register(Box::new(snapshot_failures.clone()))?;
-        let http_connections =
-            IntGauge::new("overreach_http_connections_open", "Open connections to /metrics, /healthz and /readyz.")?;
+        let http_connections = IntGauge::new(
+            "overreach_http_connections_open",
+            "Open connections to the HTTP port (probes, metrics, explain, triage page).",
+        )?;
         registry.register(Box::new(http_connections.clone()))?;
         let http_connections_evicted = IntCounter::new(
             "overreach_http_connections_evicted_total",

@@ -13,7 +13,8 @@ pub struct Bar {
 }
 
 /// Longest label drawn beside a row; the whole label is the row's tooltip.
-const LABEL_CHARS: usize = 64;
+/// About what `LABEL_WIDTH` holds at the page's font size, so a label never runs into its bar.
+const LABEL_CHARS: usize = 52;
 const ROW_HEIGHT: f64 = 18.0;
 const LABEL_WIDTH: f64 = 380.0;
 const ROW_BAR_WIDTH: f64 = 220.0;

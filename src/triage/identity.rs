@@ -147,7 +147,7 @@ fn baseline(page: &mut Html, view: &IdentityView, alert: Option<&Alert>) {
         .collect();
     chart::columns(page, "active hours per day of the week", &days, "alert");
     page.raw("</section><section class=\"card\"><h2>Call repertoire (active hours)</h2>");
-    ranked_rows(page, "calls by active hours", &view.calls, marks.call.as_deref(), "new call");
+    ranked_rows(page, "calls by active hours", &view.calls, marks.call.as_deref(), "alert");
     page.raw("</section><section class=\"card\"><h2>Networks</h2>");
     ranked_rows(page, "networks (/24, /48) by active hours", &view.networks.narrow, marks.network.as_deref(), "alert");
     ranked_rows(page, "wider networks (/16, /32)", &view.networks.wide, marks.wide_network.as_deref(), "alert");
@@ -164,8 +164,10 @@ fn baseline(page: &mut Html, view: &IdentityView, alert: Option<&Alert>) {
     page.raw("</section></div>");
 }
 
-/// Ranked values as rows; `mark` is the alert's value, added as a bar of 0 when the baseline
-/// does not hold it (a call never learned), so the picture shows it was new.
+/// Ranked values as rows; `mark` is the alert's value, marked `label` where it ranks. When it
+/// is not among the rows it is added first as a bar of 0 (it is what the analyst came to see,
+/// and a long repertoire would push it off screen), said to be new only when the view lists
+/// everything the baseline holds: past the cap it may be learned and merely rare.
 fn ranked_rows(page: &mut Html, caption: &str, ranked: &Ranked, mark: Option<&str>, label: &str) {
     let mut bars: Vec<Bar> = ranked
         .top
@@ -176,13 +178,17 @@ fn ranked_rows(page: &mut Html, caption: &str, ranked: &Ranked, mark: Option<&st
             marked: Some(c.value.as_str()) == mark,
         })
         .collect();
-    match mark {
+    let label = match mark {
         Some(value) if !bars.iter().any(|b| b.marked) => {
-            bars.push(Bar { label: value.to_string(), value: 0.0, marked: true })
+            bars.insert(0, Bar { label: value.to_string(), value: 0.0, marked: true });
+            match ranked.total > ranked.top.len() {
+                true => format!("{label}, not among the {} shown", ranked.top.len()),
+                false => format!("{label}, new: not in the baseline"),
+            }
         }
-        _ => {}
-    }
-    chart::rows(page, caption, &bars, label);
+        _ => label.to_string(),
+    };
+    chart::rows(page, caption, &bars, &label);
     if ranked.total > ranked.top.len() {
         page.raw("<p class=\"muted\">")
             .text(format!("{} more not shown.", ranked.total - ranked.top.len()))
