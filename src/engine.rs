@@ -5,8 +5,10 @@
 //! Per call: intern its features (`observe`), let every detector judge it
 //! against the identity's baseline as it was (`detect::run_all`), then learn
 //! from it (`IdentityBaseline::learn`), and turn findings into alerts
-//! (`make_alert`), counting repeats within the suppression window. A finding
-//! a suppression rule matches (`suppress`) is set aside before either.
+//! (`finding_alert`; an episode's signals combine in `incident`), counting
+//! repeats within the suppression window. Findings an analyst's benign verdict
+//! allowed (`feedback`) or a suppression rule matches (`suppress`) are set
+//! aside before either.
 
 use crate::alert::{
     alert_id, incident_id, Alert, AlertEvent, AlertStatus, Compromised, IncidentStatus::Closed, Severity,
@@ -199,26 +201,30 @@ impl Engine {
         self.state.registry.add_static(grants);
     }
 
-    /// Processes one record and returns the alerts it causes, in a deterministic order.
-    pub fn process(&mut self, record: &Record, origin: &Origin) -> Vec<Alert> {
+    /// Processes one record and returns the alerts it causes, in a deterministic order,
+    /// or why a verdict was refused (it is counted either way): the caller reports it at
+    /// the record's place, like a bad line.
+    pub fn apply(&mut self, record: &Record, origin: &Origin) -> Result<Vec<Alert>, Refused> {
         match record {
             Record::Lifecycle { time, fact, .. } => {
                 self.state.stats.lifecycle_events += 1;
                 self.state.registry.apply(*time, fact);
-                Vec::new()
+                Ok(Vec::new())
             }
-            Record::Access(event) => self.access(event, origin),
-            // Counted either way; callers that report why one was refused call `judge`.
-            Record::Verdict(verdict) => {
-                let _counted = self.judge(verdict);
-                Vec::new()
-            }
+            Record::Access(event) => Ok(self.access(event, origin)),
+            Record::Verdict(verdict) => self.judge(verdict).map(|()| Vec::new()),
         }
+    }
+
+    /// `apply` for callers with no place to report a refused verdict (benchmarks, tests of
+    /// access and lifecycle records).
+    pub fn process(&mut self, record: &Record, origin: &Origin) -> Vec<Alert> {
+        self.apply(record, origin).unwrap_or_default()
     }
 
     /// Applies an analyst's verdict at its place in event time (see `feedback`),
     /// or says why not; never to anything but the alert it names.
-    pub fn judge(&mut self, v: &Verdict) -> Result<(), Refused> {
+    fn judge(&mut self, v: &Verdict) -> Result<(), Refused> {
         let applied = match self.state.feedback.apply(v, &self.state.names) {
             Ok(applied) => applied,
             Err(refused) => {
@@ -253,7 +259,7 @@ impl Engine {
         let obs = self.observe(event, groups);
         let sharers = self.credential_sharers(event, identity);
 
-        let findings = {
+        let mut findings = {
             let s = &self.state;
             let grants = s.registry.applicable(
                 &event.identity,
@@ -275,7 +281,6 @@ impl Engine {
             };
             detect::run_all(&ctx)
         };
-        let mut findings = findings;
         if self.state.feedback.allows_anything() {
             findings.retain(|f| {
                 let key = FindingKey { identity, detector: f.detector, subject: f.subject.clone() };

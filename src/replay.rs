@@ -5,7 +5,6 @@ use crate::alert::Alert;
 use crate::decode::{Format, Limits};
 use crate::detect::Detector;
 use crate::engine::{Engine, EngineConfig, Suppression};
-use crate::model::Record;
 use crate::source::file;
 use crate::source::merge::{Input, Item, Merge, Reject};
 use crate::state_file;
@@ -146,16 +145,15 @@ pub fn run(
                 continue;
             }
         };
-        // A verdict the engine cannot apply is a reject like a bad line, with its place.
-        if let Record::Verdict(verdict) = &record {
-            if let Err(refused) = engine.judge(verdict) {
-                write_reject(&Reject { origin, error: refused.into() }, rejects, &mut summary)?;
+        match engine.apply(&record, &origin) {
+            Ok(emitted_now) => {
+                for alert in emitted_now {
+                    writeln!(alerts, "{}", render(&alert))?;
+                    emitted += 1;
+                }
             }
-            continue;
-        }
-        for alert in engine.process(&record, &origin) {
-            writeln!(alerts, "{}", render(&alert))?;
-            emitted += 1;
+            // A verdict the engine cannot apply is a reject like a bad line, with its place.
+            Err(refused) => write_reject(&Reject { origin, error: refused.into() }, rejects, &mut summary)?,
         }
         progress.tick(|| (merge.inputs.iter().map(Input::bytes_read).sum(), engine.stats().events, emitted));
     }

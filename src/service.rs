@@ -25,7 +25,7 @@ use crate::kafka::offsets::OffsetTracker;
 use crate::kafka::probe::{self, OutputTopic};
 use crate::kafka::snapshot::{self, Positions};
 use crate::kafka::{create_consumer, create_producer, Backoff, ServiceContext, TopicPartition};
-use crate::model::{Origin, Record};
+use crate::model::Origin;
 use crate::state_file;
 use crate::telemetry::events::{
     AlertsDelivered, BatchProcessed, ConsumerFailed, FindingsSuppressed, RecordConsumed, RecordRejected,
@@ -351,18 +351,14 @@ impl Pipeline<'_> {
         let mut errors = Vec::new();
         for decoded in decode_line(payload, self.config.format_of(topic), &self.limits) {
             // A verdict the engine cannot apply is rejected like a bad record, with its place.
-            let decoded = match decoded {
-                Ok(Record::Verdict(verdict)) => self.engine.judge(&verdict).map(|()| None).map_err(DecodeError::from),
-                other => other.map(Some),
-            };
-            match decoded {
-                Ok(Some(record)) => {
-                    for alert in self.engine.process(&record, &origin) {
+            let applied = decoded.and_then(|record| self.engine.apply(&record, &origin).map_err(DecodeError::from));
+            match applied {
+                Ok(emitted) => {
+                    for alert in emitted {
                         outputs.push(self.alert(&alert));
                         self.recent.push(alert);
                     }
                 }
-                Ok(None) => {}
                 Err(error) => {
                     RecordRejected { topic, partition, offset, error: &error }.emit(&self.telemetry);
                     errors.push(error);

@@ -89,12 +89,13 @@ impl Rule {
 
     /// True when every matcher the rule gives matches this finding of this
     /// event, and the rule has not expired at the event's time.
-    pub fn matches(&self, finding: &Finding, event: &AccessEvent, source: Option<IpAddr>) -> bool {
+    /// `call` is the event's call as rules name it (`target action`), `source` its address.
+    fn matches(&self, finding: &Finding, event: &AccessEvent, call: &str, source: Option<IpAddr>) -> bool {
         let glob = |pattern: &Option<String>, text: &str| pattern.as_deref().is_none_or(|p| glob_match(p, text));
         self.expires.is_none_or(|at| event.time < at)
             && self.detector.is_none_or(|d| d == finding.detector)
             && glob(&self.spec.identity, &event.identity)
-            && self.spec.call.as_deref().is_none_or(|p| glob_match(p, &format!("{} {}", event.target, event.action)))
+            && glob(&self.spec.call, call)
             && self.network.is_none_or(|n| source.is_some_and(|ip| n.contains(ip)))
             && self
                 .spec
@@ -124,8 +125,8 @@ impl Rules {
         if self.0.is_empty() {
             return None;
         }
-        let source = source_address(event);
-        self.0.iter().find(|r| r.matches(finding, event, source))
+        let (call, source) = (format!("{} {}", event.target, event.action), source_address(event));
+        self.0.iter().find(|r| r.matches(finding, event, &call, source))
     }
 }
 

@@ -102,11 +102,6 @@ pub fn run(inputs: &Inputs, engine_config: EngineConfig, rules: Rules) -> Result
     };
     for item in merge.by_ref() {
         match item {
-            Item::Record((Record::Verdict(verdict), origin)) => {
-                if let Err(refused) = replay.engine.judge(&verdict) {
-                    replay.summary.reject(&origin, &refused);
-                }
-            }
             Item::Record((record, origin)) => replay.feed(&record, &origin),
             Item::Reject(reject) => replay.summary.reject(&reject.origin, &reject.error),
         }
@@ -141,7 +136,11 @@ struct Replay {
 
 impl Replay {
     fn feed(&mut self, record: &Record, origin: &Origin) {
-        for alert in self.engine.process(record, origin) {
+        let alerts = match self.engine.apply(record, origin) {
+            Ok(alerts) => alerts,
+            Err(refused) => return self.summary.reject(origin, &refused),
+        };
+        for alert in alerts {
             let incidents = self.index.incidents_of(&alert.event_ids);
             // A later send of an incident (an update, its close) is the same
             // alert: it may name more events, never count twice.
@@ -167,7 +166,7 @@ impl Replay {
                 }
             }
             Record::Lifecycle { .. } => self.summary.lifecycle_events += 1,
-            // Judged in `run`, which reports a refused one.
+            // Applied by the engine above, or rejected there.
             Record::Verdict(_) => {}
         }
     }

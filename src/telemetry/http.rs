@@ -149,8 +149,7 @@ async fn respond(mut stream: TcpStream, telemetry: &Telemetry, routes: &Routes) 
 async fn identity_page(routes: &Routes, encoded: &str, query: &str) -> Page {
     let name = match identity_in_path(encoded) {
         Ok(name) => name,
-        Err(BadIdentity::TooLong) => return Page::bad_request("identity too long"),
-        Err(BadIdentity::Encoding) => return Page::bad_request("identity is not percent-encoded UTF-8"),
+        Err(bad) => return Page { status: bad.status(), ..Page::bad_request(&format!("identity: {bad}")) },
     };
     match routes.identities.view(&name).await {
         Ok(view) => triage::identity::page(&name, view.as_ref(), &routes.recent.newest_first(), query),
@@ -166,12 +165,7 @@ async fn page(stream: &mut TcpStream, page: Page) -> std::io::Result<()> {
 async fn identity(stream: &mut TcpStream, identities: &Identities, encoded: &str) -> std::io::Result<()> {
     let name = match identity_in_path(encoded) {
         Ok(name) => name,
-        Err(BadIdentity::TooLong) => {
-            return write(stream, "414 URI Too Long", "text/plain", "identity too long\n").await;
-        }
-        Err(BadIdentity::Encoding) => {
-            return write(stream, "400 Bad Request", "text/plain", "identity is not percent-encoded UTF-8\n").await;
-        }
+        Err(bad) => return write(stream, bad.status(), "text/plain", &format!("identity: {bad}\n")).await,
     };
     match identities.view(&name).await {
         Ok(Some(view)) => match serde_json::to_string(&view) {
@@ -186,34 +180,53 @@ async fn identity(stream: &mut TcpStream, identities: &Identities, encoded: &str
     }
 }
 
-#[derive(Debug, PartialEq)]
-pub enum BadIdentity {
+/// Why a percent-encoded part of a request (a path segment, a query value) cannot be read.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum BadEncoding {
+    #[error("too long once decoded")]
     TooLong,
+    #[error("not percent-encoded UTF-8")]
     Encoding,
 }
 
-/// An identity from a path segment: `%XX` decoded (an ARN's `/` and `:` arrive encoded or
-/// not), at most [`MAX_IDENTITY_BYTES`] once decoded, and UTF-8.
-pub fn identity_in_path(encoded: &str) -> Result<String, BadIdentity> {
+impl BadEncoding {
+    /// The status line a request with it is answered with.
+    pub fn status(&self) -> &'static str {
+        match self {
+            BadEncoding::TooLong => "414 URI Too Long",
+            BadEncoding::Encoding => "400 Bad Request",
+        }
+    }
+}
+
+/// An identity from a path segment (an ARN's `/` and `:` arrive encoded or not), at most
+/// [`MAX_IDENTITY_BYTES`] once decoded.
+pub fn identity_in_path(encoded: &str) -> Result<String, BadEncoding> {
+    percent_decoded(encoded, MAX_IDENTITY_BYTES)
+}
+
+/// `%XX` decoded, strictly: a `%` not followed by two hex digits is an error, not a literal,
+/// and so is a result over `max_bytes` or not UTF-8. The one decoder of request parts.
+pub fn percent_decoded(encoded: &str, max_bytes: usize) -> Result<String, BadEncoding> {
     let bytes = encoded.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
+    let mut out = Vec::with_capacity(bytes.len().min(max_bytes));
     let mut i = 0;
     while i < bytes.len() {
         let byte = match bytes[i] {
             b'%' => {
                 let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
                 i += 2;
-                hex.and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(BadIdentity::Encoding)?
+                hex.and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(BadEncoding::Encoding)?
             }
             b => b,
         };
         out.push(byte);
-        if out.len() > MAX_IDENTITY_BYTES {
-            return Err(BadIdentity::TooLong);
+        if out.len() > max_bytes {
+            return Err(BadEncoding::TooLong);
         }
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| BadIdentity::Encoding)
+    String::from_utf8(out).map_err(|_| BadEncoding::Encoding)
 }
 
 async fn write(stream: &mut TcpStream, status: &str, content_type: &str, body: &str) -> std::io::Result<()> {
@@ -329,10 +342,10 @@ mod tests {
         assert_eq!(ok("%3cscript%3E"), "<script>");
         assert_eq!(ok("caf%C3%A9"), "café");
         for bad in ["%", "%4", "%zz", "%FF", "a%C3"] {
-            assert_eq!(identity_in_path(bad), Err(BadIdentity::Encoding), "{bad}");
+            assert_eq!(identity_in_path(bad), Err(BadEncoding::Encoding), "{bad}");
         }
         assert_eq!(identity_in_path(&"a".repeat(MAX_IDENTITY_BYTES)).map(|s| s.len()), Ok(MAX_IDENTITY_BYTES));
-        assert_eq!(identity_in_path(&"%41".repeat(MAX_IDENTITY_BYTES + 1)), Err(BadIdentity::TooLong));
+        assert_eq!(identity_in_path(&"%41".repeat(MAX_IDENTITY_BYTES + 1)), Err(BadEncoding::TooLong));
     }
 
     #[tokio::test]

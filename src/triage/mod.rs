@@ -13,7 +13,7 @@ pub mod list;
 pub mod recent;
 
 use html::Html;
-use percent_encoding::{percent_decode_str, utf8_percent_encode, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
 /// The prefix of an identity's page; the identity follows, percent-encoded.
 pub const IDENTITY_PATH: &str = "/triage/identities/";
@@ -51,12 +51,10 @@ pub fn identity_link(identity: &str, alert_id: Option<&str>) -> String {
 }
 
 /// The `name=value` pairs of a query string, percent-decoded (`+` is a space, as forms send
-/// it). A pair that is not UTF-8 once decoded is an error naming the pair.
+/// it) by the HTTP server's one decoder. A pair it cannot read is an error naming the pair.
 pub fn query_pairs(query: &str) -> Result<Vec<(String, String)>, String> {
-    let decode = |s: &str| {
-        let spaced = s.replace('+', " ");
-        percent_decode_str(&spaced).decode_utf8().map(|v| v.into_owned())
-    };
+    // The request holding the query is itself bounded, so the decoded pair is too.
+    let decode = |s: &str| crate::telemetry::http::percent_decoded(&s.replace('+', " "), s.len());
     query
         .split('&')
         .filter(|pair| !pair.is_empty())
@@ -64,10 +62,9 @@ pub fn query_pairs(query: &str) -> Result<Vec<(String, String)>, String> {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             match (decode(name), decode(value)) {
                 (Ok(name), Ok(value)) => Ok((name, value)),
-                _ => Err(format!(
-                    "query parameter {:?} is not UTF-8 once percent-decoded",
-                    crate::text::printable(pair, 80)
-                )),
+                _ => {
+                    Err(format!("query parameter {:?} is not percent-encoded UTF-8", crate::text::printable(pair, 80)))
+                }
             }
         })
         .collect()
