@@ -15,10 +15,11 @@ use crate::alert::{
 };
 use crate::baseline::admission::{Admission, Eviction};
 use crate::baseline::counts::{minute, Minute};
-use crate::baseline::fleet::{Fleet, PeerGroups};
+use crate::baseline::fleet::PeerGroups;
 use crate::baseline::intern::{FastMap, IdVisitor, Ids, Live, Names, RangeCheck, Sym};
 use crate::baseline::peer_group::{peer_family, peer_group};
 use crate::baseline::{pairs, stable_hash, stable_hash_parts, CallKey, Client, IdentityBaseline, Observation, Place};
+use crate::facts::{Change, Facts, Sensitive};
 use crate::detect::{self, Context, Detector, Finding, Strength};
 // The settings live beside the detectors that read them; the engine's callers
 // build them here.
@@ -27,7 +28,6 @@ use crate::features::{
     agent_family, agent_version, network, resource_class, resource_prefix, wide_network, AddressScope,
 };
 use crate::feedback::{Feedback, FindingKey, Refused};
-use crate::grants::Registry;
 use crate::incident::{self, Episodes};
 use crate::model::{AccessEvent, Grant, Judgement, Millis, Origin, Record, Verdict};
 use crate::sanitize::sanitize;
@@ -86,15 +86,13 @@ struct State {
     names: Names,
     #[serde(with = "pairs")]
     identities: FastMap<Sym, IdentityBaseline>,
-    fleet: Fleet,
-    registry: Registry,
-    /// Recent identities per credential (by hash of its id), for reuse.
-    #[serde(with = "pairs")]
-    credentials: FastMap<u64, Vec<(Sym, Millis)>>,
+    /// Flattened, so a state saved before the facts had a struct of their own still loads.
+    #[serde(flatten)]
+    facts: Facts,
     #[serde(with = "pairs")]
     emitted: FastMap<FindingKey, Emitted>,
     stats: Stats,
-    /// Event time of the last housekeeping pass.
+    /// Event time of the last housekeeping pass: a whole hour.
     swept_at: Millis,
     #[serde(default)]
     admission: Admission,
@@ -112,11 +110,10 @@ struct State {
 impl State {
     /// Every part of the state that holds ids (all but the name tables
     /// themselves), named for error messages.
-    fn id_parts(&mut self) -> [(&'static str, &mut dyn Ids); 7] {
+    fn id_parts(&mut self) -> [(&'static str, &mut dyn Ids); 6] {
         [
             ("identities", &mut self.identities),
-            ("fleet", &mut self.fleet),
-            ("credential users", &mut self.credentials),
+            ("fleet", &mut self.facts),
             ("suppression entries", &mut self.emitted),
             ("probation", &mut self.admission),
             ("episodes", &mut self.episodes),
@@ -138,8 +135,6 @@ impl Ids for Emitted {
 }
 
 const STATE_VERSION: u32 = 1;
-/// Identities a credential remembers for reuse.
-const MAX_CREDENTIAL_USERS: usize = 4;
 /// Names are collected once a table holds twice what was in use at the last
 /// collection, and never while it is smaller than twice this: the work of a
 /// collection is paid for by the names added since the last.
@@ -190,15 +185,15 @@ impl Engine {
         crate::explain::Held {
             names: &s.names,
             identities: &s.identities,
-            fleet: &s.fleet,
-            registry: &s.registry,
+            fleet: &s.facts.fleet,
+            registry: &s.facts.registry,
             episodes: &s.episodes,
         }
     }
 
     /// Adds grants from a static policy file; they hold from the beginning of time.
     pub fn add_policy(&mut self, grants: Vec<Grant>) {
-        self.state.registry.add_static(grants);
+        self.state.facts.registry.add_static(grants);
     }
 
     /// Processes one record and returns the alerts it causes, in a deterministic order,
@@ -208,8 +203,9 @@ impl Engine {
         match record {
             Record::Lifecycle { time, fact, .. } => {
                 self.state.stats.lifecycle_events += 1;
-                self.state.registry.apply(*time, fact);
-                Ok(Vec::new())
+                let alerts = self.advance_to(*time);
+                self.state.facts.record(*time, None, Change::Lifecycle(fact.clone()));
+                Ok(alerts)
             }
             Record::Access(event) => Ok(self.access(event, origin)),
             Record::Verdict(verdict) => self.judge(verdict).map(|()| Vec::new()),
@@ -239,7 +235,7 @@ impl Engine {
             Judgement::Benign => {
                 let held = applied.incident.map(|id| self.state.episodes.settle(identity, &id)).unwrap_or_default();
                 for obs in held.iter().chain([&applied.call]) {
-                    self.learn(identity, obs);
+                    self.learn(identity, obs, v.time);
                 }
             }
             Judgement::Malicious => self.state.episodes.drop_held(identity),
@@ -249,7 +245,7 @@ impl Engine {
 
     fn access(&mut self, event: &AccessEvent, origin: &Origin) -> Vec<Alert> {
         self.state.stats.events += 1;
-        let mut alerts = self.sweep(event.time);
+        let mut alerts = self.advance_to(event.time);
         self.collect_names_if_grown();
         let identity = self.state.names.intern(&event.identity);
         let groups = match self.state.identities.get(&identity).and_then(|b| b.peer_groups()) {
@@ -261,7 +257,7 @@ impl Engine {
 
         let mut findings = {
             let s = &self.state;
-            let grants = s.registry.applicable(
+            let grants = s.facts.registry.applicable(
                 &event.identity,
                 event.grant_id.as_deref(),
                 event.on_behalf_of.as_deref(),
@@ -274,8 +270,8 @@ impl Engine {
                 baseline: &s.identities[&identity],
                 config: &self.config,
                 names: &s.names,
-                fleet: &s.fleet,
-                registry: &s.registry,
+                fleet: &s.facts.fleet,
+                registry: &s.facts.registry,
                 grants: &grants,
                 credential_sharers: &sharers,
             };
@@ -305,7 +301,7 @@ impl Engine {
             let settings = incident_settings(&self.config);
             let accepted = self.state.episodes.accept(identity, id, signals, event.time, &settings);
             for held in accepted.release {
-                self.learn(identity, &held);
+                self.learn(identity, &held, event.time);
             }
             self.count_incidents(&accepted.alerts);
             // A close of the identity's earlier episode is remembered from its first send.
@@ -334,18 +330,18 @@ impl Engine {
                 // Bounded with what is held: a flood of distinct calls under
                 // an open incident costs no more than the incident holds.
                 if self.state.episodes.hold(identity, obs) && new_op {
-                    self.state.fleet.note_adopter(groups, op, identity, minute);
+                    self.state.facts.record(event.time, Some(identity), Change::NoteAdopter { groups, op, minute });
                 }
             }
-            false => self.learn(identity, &obs),
+            false => self.learn(identity, &obs, event.time),
         }
         alerts
     }
 
     /// Folds one call into its identity's baseline (`IdentityBaseline::learn`)
-    /// and the fleet's adoption counts; may evict other identities. Nothing is
-    /// learned of an identity marked compromised.
-    fn learn(&mut self, identity: Sym, obs: &Observation) {
+    /// and, from `at` on, the fleet's adoption counts; may evict other
+    /// identities. Nothing is learned of an identity marked compromised.
+    fn learn(&mut self, identity: Sym, obs: &Observation, at: Millis) {
         if self.state.feedback.compromised(identity).is_some() {
             return;
         }
@@ -356,19 +352,18 @@ impl Engine {
         let was_learned = baseline.is_learned(self.config.learning_days, self.config.learning_events);
         let learned = baseline.learn(obs, &self.state.names, self.config.decay(), forget_after, concurrency);
         let groups = obs.peer_groups();
-        if let Some(op) = learned.adopted_op {
-            self.state.fleet.adopt(groups, op, identity, obs.minute);
-            if was_learned {
-                self.state.fleet.count_adoption(detect::sensitive(&self.state.names, obs).is_some());
-            }
-        }
-        for op in learned.forgotten_ops {
-            self.state.fleet.forget(groups, op);
-        }
         let is_learned = baseline.is_learned(self.config.learning_days, self.config.learning_events);
         let gone =
             self.state.admission.seen(identity, last_seen_before, baseline, is_learned, self.config.max_identities);
-        self.evict(gone);
+        let facts = &mut self.state.facts;
+        if let Some(op) = learned.adopted_op {
+            let settled = was_learned.then(|| Sensitive(detect::sensitive(&self.state.names, obs).is_some()));
+            facts.record(at, Some(identity), Change::Adopt { groups, op, minute: obs.minute, settled });
+        }
+        for op in learned.forgotten_ops {
+            facts.record(at, Some(identity), Change::Forget { groups, op });
+        }
+        self.evict(gone, at);
     }
 
     /// Raises the severity of an identity's alerts while it is marked
@@ -413,20 +408,21 @@ impl Engine {
             // A loaded baseline without a group: start it again.
             self.state.admission.remove(identity, &old);
         }
-        self.state.fleet.join(groups);
+        self.state.facts.record(event.time, Some(identity), Change::Join { groups });
         let held = self.state.identities.len();
         let gone = self.state.admission.join(identity, minute(event.time), held, self.config.max_identities);
-        self.evict(gone);
+        self.evict(gone, event.time);
         groups
     }
 
-    /// Drops evicted identities' baselines and their share of the fleet.
-    fn evict(&mut self, gone: Vec<Eviction>) {
+    /// Drops evicted identities' baselines and, from `at` on, their share of the fleet.
+    fn evict(&mut self, gone: Vec<Eviction>, at: Millis) {
         for Eviction { identity, protected } in gone {
             let Some(b) = self.state.identities.remove(&identity) else { continue };
             self.state.episodes.forget(identity);
             if let Some(groups) = b.peer_groups() {
-                self.state.fleet.leave(groups, b.ops());
+                let ops = b.ops().collect();
+                self.state.facts.record(at, Some(identity), Change::Leave { groups, ops });
             }
             self.state.stats.evicted += 1;
             self.state.stats.evicted_learned += u64::from(protected);
@@ -501,12 +497,9 @@ impl Engine {
     fn credential_sharers(&mut self, e: &AccessEvent, identity: Sym) -> Vec<Sym> {
         let Some(credential) = e.credential_id.as_deref() else { return Vec::new() };
         let window = self.config.credential_reuse_window_s * 1000;
-        let users = self.state.credentials.entry(stable_hash(credential)).or_default();
-        let sharers =
-            users.iter().filter(|(who, at)| *who != identity && e.time - at <= window).map(|(who, _)| *who).collect();
-        users.retain(|(who, _)| *who != identity);
-        users.insert(0, (identity, e.time));
-        users.truncate(MAX_CREDENTIAL_USERS);
+        let facts = &mut self.state.facts;
+        let sharers = facts.credential_sharers(credential, identity, e.time, window);
+        facts.record(e.time, Some(identity), Change::CredentialUse { credential: stable_hash(credential) });
         sharers
     }
 
@@ -611,22 +604,36 @@ impl Engine {
         alert
     }
 
-    /// Hourly housekeeping in event time: closes quiet episodes (returning
-    /// the alerts that close their incidents, and learning what they held),
-    /// drops suppression entries, adoption records and credential uses too
-    /// old to matter, so state stays bounded.
-    fn sweep(&mut self, now: Millis) -> Vec<Alert> {
-        if now - self.state.swept_at < HOUR {
-            return Vec::new();
+    /// Moves the engine's clock to a record at `now`: at each whole hour
+    /// passed, the facts due by then take effect and the hour's housekeeping
+    /// runs (`sweep`); then the facts due before `now` take effect. Returns
+    /// the alerts of incidents the housekeeping closed.
+    fn advance_to(&mut self, now: Millis) -> Vec<Alert> {
+        let hour = now - now.rem_euclid(HOUR);
+        let mut closed = Vec::new();
+        if hour > self.state.swept_at {
+            self.state.swept_at = hour;
+            self.state.facts.advance(hour, &self.state.names);
+            closed = self.sweep(hour);
         }
-        self.state.swept_at = now;
+        self.state.facts.advance(now, &self.state.names);
+        closed
+    }
+
+    /// Hourly housekeeping in event time, at a whole hour: closes quiet
+    /// episodes (returning the alerts that close their incidents, and
+    /// learning what they held), drops suppression entries, adoption records
+    /// and credential uses too old to matter, so state stays bounded. At a
+    /// whole hour, so that when it runs depends on event time alone, not on
+    /// which record happened to come first after the hour.
+    fn sweep(&mut self, now: Millis) -> Vec<Alert> {
         let mut closed = Vec::new();
         for (identity, alert, held) in self.state.episodes.close_quiet(now, &incident_settings(&self.config)) {
             let at = closed.len();
             closed.extend(alert);
             self.mark_compromised(identity, &mut closed[at..]);
             for obs in held {
-                self.learn(identity, &obs);
+                self.learn(identity, &obs, now);
             }
         }
         self.count_incidents(&closed);
@@ -636,12 +643,8 @@ impl Engine {
         let forget = (self.config.forget_after_days * DAY as f64) as Millis;
         self.state.emitted.retain(|_, e| now - e.at < if e.repeats > 0 { forget } else { window });
         let reuse = self.config.credential_reuse_window_s * 1000;
-        self.state.credentials.retain(|_, users| {
-            users.retain(|(_, at)| now - at <= reuse);
-            !users.is_empty()
-        });
-        self.state.fleet.expire(minute(now).saturating_sub(self.config.rollout_window_min()));
-        self.state.registry.forget_before(now - (self.config.forget_after_days * DAY as f64) as Millis);
+        let rollout_cutoff = minute(now).saturating_sub(self.config.rollout_window_min());
+        self.state.facts.expire(now, reuse, rollout_cutoff, now - forget);
         closed
     }
 
@@ -688,7 +691,7 @@ impl Engine {
             return Err(StateError::Version { found: state.version, expected: STATE_VERSION });
         }
         state.check().map_err(StateError::Invalid)?;
-        state.registry.reindex();
+        state.facts.registry.reindex();
         for b in state.identities.values_mut() {
             b.index_ops(&state.names);
         }
@@ -874,7 +877,8 @@ mod tests {
             assert!(b.calls.len() <= MAX_CALLS && b.transitions.len() <= MAX_TRANSITIONS, "{}", b.calls.len());
             assert_eq!(b.ops.len(), b.ops().count());
             // Its group, and users and adopters of its operations.
-            assert!(engine.state.fleet.size() <= 1 + 2 * MAX_CALLS, "{}", engine.state.fleet.size());
+            let fleet = &engine.state.facts.fleet;
+            assert!(fleet.size() <= 1 + 2 * MAX_CALLS, "{}", fleet.size());
         }
         // Its usual calls survived the flood; once the flood is forgotten they
         // are all it knows, and a new call alerts again.

@@ -12,6 +12,7 @@ pub mod decode;
 pub mod detect;
 pub mod engine;
 pub mod explain;
+pub mod facts;
 pub mod features;
 pub mod feedback;
 pub mod grants;

@@ -22,7 +22,7 @@ const MAX_ADOPTERS: usize = 16;
 
 /// The two levels of peers an identity has: its group, and the group's
 /// family (`peer_group::peer_family`); the same when the group has no parent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerGroups {
     pub group: Sym,
     pub family: Sym,
@@ -231,6 +231,13 @@ impl Ids for GroupCall {
     fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
         v.sym(&mut self.group);
         v.call(&mut self.call);
+    }
+}
+
+impl Ids for PeerGroups {
+    fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
+        v.sym(&mut self.group);
+        v.sym(&mut self.family);
     }
 }
 

@@ -142,6 +142,14 @@ impl Ids for CallKey {
     }
 }
 
+impl<T: Ids> Ids for Option<T> {
+    fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
+        if let Some(t) = self {
+            t.visit_ids(v);
+        }
+    }
+}
+
 impl<T: Ids> Ids for Vec<T> {
     fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
         self.iter_mut().for_each(|t| t.visit_ids(v));

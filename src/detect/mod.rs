@@ -128,15 +128,23 @@ impl Context<'_> {
     }
 
     /// Names of the most used values of a count, for "usually does X" evidence.
+    /// Ties go by name, not by id: ids follow the order in which this engine
+    /// first saw each name, which another engine (another instance, after a
+    /// partition moved) need not share.
     pub fn top<K: Ord + Copy>(
         &self,
         counts: &crate::baseline::counts::Counts<K>,
         n: usize,
         name: impl Fn(K) -> String,
     ) -> Vec<String> {
-        let mut all: Vec<(K, f64)> = counts.iter().map(|(k, e)| (k, e.weight_at(self.now(), self.decay()))).collect();
-        all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        all.into_iter().take(n).map(|(k, _)| name(k)).collect()
+        let mut all: Vec<(f64, K)> = counts.iter().map(|(k, e)| (e.weight_at(self.now(), self.decay()), k)).collect();
+        all.sort_by(|a, b| b.0.total_cmp(&a.0));
+        // Only the values that can make the cut need a name.
+        let cut = all.get(n.saturating_sub(1)).map_or(f64::NEG_INFINITY, |(w, _)| *w);
+        let mut named: Vec<(f64, String)> =
+            all.into_iter().take_while(|(w, _)| *w >= cut).map(|(w, k)| (w, name(k))).collect();
+        named.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        named.into_iter().take(n).map(|(_, name)| name).collect()
     }
 }
 
