@@ -19,6 +19,7 @@ pub mod grants;
 pub mod incident;
 pub mod model;
 pub mod ocsf;
+pub mod order;
 pub mod paths;
 pub mod redact;
 pub mod replay;

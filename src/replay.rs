@@ -48,6 +48,8 @@ pub struct Summary {
     pub rejected_by_reason: BTreeMap<&'static str, u64>,
     /// Records the full reorder buffer let go before their lateness allowance.
     pub released_early: u64,
+    /// Records later than the lateness allowance, handed on out of order (see `order`).
+    pub late: u64,
     pub identities: u64,
     pub evicted: u64,
     pub read_errors: Vec<String>,
@@ -66,7 +68,7 @@ impl Summary {
         let reasons: Vec<String> = self.rejected_by_reason.iter().map(|(r, n)| format!("{r}={n}")).collect();
         let by_rule: Vec<String> = self.suppressed_by_rule.iter().map(|(r, n)| format!("{r}={n}")).collect();
         format!(
-            "overreach: {} events, {} lifecycle records{}, {total} alerts ({}), {} repeats suppressed{}, {} rejected{}{}, {} identities tracked ({} evicted), {:.0} events/s in {:.2}s",
+            "overreach: {} events, {} lifecycle records{}, {total} alerts ({}), {} repeats suppressed{}, {} rejected{}{}{}, {} identities tracked ({} evicted), {:.0} events/s in {:.2}s",
             self.events,
             self.lifecycle_events,
             match self.verdicts {
@@ -88,6 +90,10 @@ impl Summary {
             match self.released_early {
                 0 => String::new(),
                 n => format!(", {n} released early from a full reorder buffer"),
+            },
+            match self.late {
+                0 => String::new(),
+                n => format!(", {n} later than the lateness allowance (handled out of order)"),
             },
             self.identities,
             self.evicted,
@@ -158,6 +164,7 @@ pub fn run(
         progress.tick(|| (merge.inputs.iter().map(Input::bytes_read).sum(), engine.stats().events, emitted));
     }
     summary.released_early = merge.released_early();
+    summary.late = merge.counts().late;
     progress.finish();
     alerts.flush()?;
     rejects.flush()?;
