@@ -18,7 +18,7 @@ use crate::baseline::{pairs, stable_hash, CallId};
 use crate::grants::Registry;
 use crate::model::{Lifecycle, Millis};
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 
 /// Identities a credential remembers for reuse.
 const MAX_CREDENTIAL_USERS: usize = 4;
@@ -51,6 +51,9 @@ struct Pending {
     change: Change,
 }
 
+/// Pending changes by time, then in the order they were recorded.
+type PendingKey = (Millis, u64);
+
 /// Whether an operation a settled identity took up is in the sensitive catalogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sensitive(pub bool);
@@ -62,27 +65,31 @@ pub struct Facts {
     /// Recent identities per credential (by hash of its id), most recent first.
     #[serde(default, with = "pairs")]
     credentials: FastMap<u64, Vec<(Sym, Millis)>>,
-    /// Changes not in effect yet, in the order they were recorded.
+    /// Changes not in effect yet, by time: a record read late (earlier than
+    /// others already read) has its changes take effect with the others of
+    /// its time, not behind later ones.
+    #[serde(default, with = "pending_list")]
+    pending: BTreeMap<PendingKey, Pending>,
+    /// Changes recorded so far: orders the changes of one time by arrival.
     #[serde(default)]
-    pending: VecDeque<Pending>,
+    recorded: u64,
 }
 
 impl Facts {
     /// Records a change caused by a record of identity `by` at `at`; it
     /// takes effect for later records.
     pub fn record(&mut self, at: Millis, by: Option<Sym>, change: Change) {
-        self.pending.push_back(Pending { at, by, change });
+        self.recorded += 1;
+        self.pending.insert((at, self.recorded), Pending { at, by, change });
     }
 
-    /// Puts into effect every change recorded before `now`. A record read late
-    /// (earlier than changes already recorded) has its changes applied with
-    /// the next ones due, never dropped.
+    /// Puts into effect every change recorded at a time before `now`.
     pub fn advance(&mut self, now: Millis, names: &Names) {
-        let due = self.pending.iter().take_while(|p| p.at < now).count();
-        if due == 0 {
+        if self.pending.first_key_value().is_none_or(|((at, _), _)| *at >= now) {
             return;
         }
-        let mut batch: Vec<Pending> = self.pending.drain(..due).collect();
+        let later = self.pending.split_off(&(now, 0));
+        let mut batch: Vec<Pending> = std::mem::replace(&mut self.pending, later).into_values().collect();
         // Stable: one identity's changes keep the order it made them in.
         let name = |by: Option<Sym>| by.map_or("", |s| names.name(s));
         batch.sort_by(|x, y| x.at.cmp(&y.at).then_with(|| name(x.by).cmp(name(y.by))));
@@ -138,7 +145,7 @@ impl Ids for Facts {
     fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
         self.fleet.visit_ids(v);
         self.credentials.visit_ids(v);
-        for p in &mut self.pending {
+        for p in self.pending.values_mut() {
             p.by.visit_ids(v);
             p.change.visit_ids(v);
         }
@@ -159,5 +166,63 @@ impl Ids for Change {
             }
             Change::CredentialUse { .. } | Change::Lifecycle(_) => {}
         }
+    }
+}
+
+/// Pending changes are saved as a list in their order; the keys are rebuilt.
+mod pending_list {
+    use super::{Pending, PendingKey};
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(pending: &BTreeMap<PendingKey, Pending>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(pending.values())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<PendingKey, Pending>, D::Error> {
+        let list = Vec::<Pending>::deserialize(d)?;
+        Ok(list.into_iter().enumerate().map(|(i, p)| ((p.at, i as u64), p)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offboarded(identity: &str) -> Change {
+        Change::Lifecycle(Lifecycle::IdentityOffboarded { identity: identity.into() })
+    }
+
+    #[test]
+    fn a_change_takes_effect_strictly_after_its_time_whatever_was_recorded_before_it() {
+        let names = Names::default();
+        let mut facts = Facts::default();
+        // Read out of order: a later fact first, then an earlier one.
+        facts.record(2_000, None, offboarded("late"));
+        facts.record(1_000, None, offboarded("early"));
+        facts.advance(1_000, &names);
+        assert_eq!(facts.registry.offboarded_at("early", Millis::MAX), None, "same millisecond: not yet");
+        facts.advance(1_001, &names);
+        assert_eq!(facts.registry.offboarded_at("early", Millis::MAX), Some(1_000));
+        assert_eq!(facts.registry.offboarded_at("late", Millis::MAX), None);
+        facts.advance(2_001, &names);
+        assert_eq!(facts.registry.offboarded_at("late", Millis::MAX), Some(2_000));
+    }
+
+    #[test]
+    fn credential_uses_of_one_millisecond_come_out_the_same_in_any_order() {
+        let mut names = Names::default();
+        let (a, b) = (names.intern("id-a"), names.intern("id-b"));
+        let use_of = |facts: &mut Facts, who| facts.record(5, Some(who), Change::CredentialUse { credential: 7 });
+        let (mut ab, mut ba) = (Facts::default(), Facts::default());
+        use_of(&mut ab, a);
+        use_of(&mut ab, b);
+        use_of(&mut ba, b);
+        use_of(&mut ba, a);
+        for facts in [&mut ab, &mut ba] {
+            facts.advance(6, &names);
+        }
+        assert_eq!(ab.credentials, ba.credentials);
+        assert_eq!(ab.credentials[&7], [(b, 5), (a, 5)], "both users, the later name first");
     }
 }
