@@ -36,6 +36,8 @@ use crate::time::{format_rfc3339, DAY, HOUR};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub mod transfer;
+
 /// The settings incidents read, from the engine's.
 fn incident_settings(config: &EngineConfig) -> incident::Settings {
     incident::Settings {
@@ -358,6 +360,10 @@ impl Engine {
         let facts = &mut self.state.facts;
         if let Some(op) = learned.adopted_op {
             let settled = was_learned.then(|| Sensitive(detect::sensitive(&self.state.names, obs).is_some()));
+            if let Some(Sensitive(sensitive)) = settled {
+                baseline.adoptions.all += 1;
+                baseline.adoptions.sensitive += u64::from(sensitive);
+            }
             facts.record(at, Some(identity), Change::Adopt { groups, op, minute: obs.minute, settled });
         }
         for op in learned.forgotten_ops {
@@ -499,7 +505,11 @@ impl Engine {
         let window = self.config.credential_reuse_window_s * 1000;
         let facts = &mut self.state.facts;
         let sharers = facts.credential_sharers(credential, identity, e.time, window);
-        facts.record(e.time, Some(identity), Change::CredentialUse { credential: stable_hash(credential) });
+        let credential = stable_hash(credential);
+        facts.record(e.time, Some(identity), Change::CredentialUse { credential });
+        if let Some(b) = self.state.identities.get_mut(&identity) {
+            b.used_credential(credential, e.time);
+        }
         sharers
     }
 

@@ -12,9 +12,9 @@
 //! order that identity made them), so the facts come out the same too.
 
 use crate::baseline::counts::Minute;
-use crate::baseline::fleet::{Fleet, PeerGroups};
+use crate::baseline::fleet::{Adoptions, Fleet, PeerGroups};
 use crate::baseline::intern::{FastMap, IdVisitor, Ids, Names, Sym};
-use crate::baseline::{pairs, stable_hash, CallId};
+use crate::baseline::{pairs, stable_hash, CallId, CallKey};
 use crate::grants::Registry;
 use crate::model::{Lifecycle, Millis};
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,23 @@ use std::collections::BTreeMap;
 
 /// Identities a credential remembers for reuse.
 const MAX_CREDENTIAL_USERS: usize = 4;
+
+/// One identity's share of the fleet facts, in names: what an instance
+/// publishes for each identity it holds, and what every other instance counts
+/// for it (`Facts::set_remote`), so that peer, rollout and credential-reuse
+/// judgements see the whole fleet whichever instance holds which identity.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Contribution {
+    pub group: String,
+    pub family: String,
+    /// Operations (target, action) it makes, with the minute it took each up.
+    pub ops: Vec<(String, String, Minute)>,
+    /// Operations its open incident holds back from learning, with the minute it started each.
+    pub held: Vec<(String, String, Minute)>,
+    pub adoptions: Adoptions,
+    /// Credentials (by `stable_hash`) it used lately, and when.
+    pub credentials: Vec<(u64, Millis)>,
+}
 
 /// One change to the fleet facts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +90,9 @@ pub struct Facts {
     /// Changes recorded so far: orders the changes of one time by arrival.
     #[serde(default)]
     recorded: u64,
+    /// What other instances publish of the identities they hold, as counted here.
+    #[serde(default, with = "pairs")]
+    remote: FastMap<Sym, Contribution>,
 }
 
 impl Facts {
@@ -123,6 +143,72 @@ impl Facts {
         }
     }
 
+    /// Counts what another instance published of an identity it holds
+    /// (`None`: it holds it no more), in place of what it published before.
+    /// Takes effect at once: a remote identity's facts reach here later than
+    /// a local one's by the time it takes to publish them (see docs/service.md).
+    pub fn set_remote(&mut self, names: &mut Names, identity: &str, contribution: Option<Contribution>) {
+        let id = names.intern(identity);
+        if let Some(old) = self.remote.remove(&id) {
+            self.count(names, id, &old, false);
+        }
+        if let Some(new) = contribution {
+            self.count(names, id, &new, true);
+            self.remote.insert(id, new);
+        }
+    }
+
+    /// An identity this engine took over: what was counted for it as remote
+    /// gives way to its own state's share.
+    pub fn take_over(&mut self, names: &mut Names, identity: Sym, own: &Contribution) {
+        if let Some(old) = self.remote.remove(&identity) {
+            self.count(names, identity, &old, false);
+        }
+        self.count(names, identity, own, true);
+    }
+
+    /// An identity this engine hands over: its share stays counted, now as
+    /// remote, until its new holder publishes it.
+    pub fn hand_over(&mut self, identity: Sym, own: Contribution) {
+        self.remote.insert(identity, own);
+    }
+
+    /// Adds (`add`) or takes back one identity's share.
+    fn count(&mut self, names: &mut Names, identity: Sym, c: &Contribution, add: bool) {
+        let groups = PeerGroups { group: names.intern(&c.group), family: names.intern(&c.family) };
+        let mut op = |target: &str, action: &str| {
+            let key = CallKey { target: names.intern(target), action: names.intern(action), class: names.intern("") };
+            names.call(key).1
+        };
+        let ops: Vec<(CallId, Minute)> = c.ops.iter().map(|(t, a, m)| (op(t, a), *m)).collect();
+        let held: Vec<(CallId, Minute)> = c.held.iter().map(|(t, a, m)| (op(t, a), *m)).collect();
+        self.fleet.shift_adoptions(c.adoptions, add);
+        if !add {
+            self.fleet.leave(groups, ops.into_iter().map(|(op, _)| op));
+            for (credential, _) in &c.credentials {
+                if let Some(users) = self.credentials.get_mut(credential) {
+                    users.retain(|(who, _)| *who != identity);
+                }
+            }
+            self.credentials.retain(|_, users| !users.is_empty());
+            return;
+        }
+        self.fleet.join(groups);
+        for (op, minute) in ops {
+            self.fleet.adopt(groups, op, identity, minute);
+        }
+        for (op, minute) in held {
+            self.fleet.note_adopter(groups, op, identity, minute);
+        }
+        for &(credential, at) in &c.credentials {
+            let users = self.credentials.entry(credential).or_default();
+            users.retain(|(who, _)| *who != identity);
+            let place = users.iter().position(|(_, t)| *t < at).unwrap_or(users.len());
+            users.insert(place, (identity, at));
+            users.truncate(MAX_CREDENTIAL_USERS);
+        }
+    }
+
     /// Other identities that used `credential` within `window` ms before `now`.
     pub fn credential_sharers(&self, credential: &str, identity: Sym, now: Millis, window: Millis) -> Vec<Sym> {
         let Some(users) = self.credentials.get(&stable_hash(credential)) else { return Vec::new() };
@@ -145,11 +231,16 @@ impl Ids for Facts {
     fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
         self.fleet.visit_ids(v);
         self.credentials.visit_ids(v);
+        self.remote.visit_ids(v);
         for p in self.pending.values_mut() {
             p.by.visit_ids(v);
             p.change.visit_ids(v);
         }
     }
+}
+
+impl Ids for Contribution {
+    fn visit_ids(&mut self, _: &mut dyn IdVisitor) {}
 }
 
 impl Ids for Change {

@@ -248,6 +248,72 @@ impl Feedback {
     }
 }
 
+/// What the feedback holds of one identity: the alerts sent about it, the
+/// findings allowed for it and its compromised mark. It moves with the
+/// identity when its partition is handed to another engine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    sent: Vec<(String, Sent)>,
+    allowed: Vec<(FindingKey, Millis)>,
+    mark: Option<Mark>,
+}
+
+impl Feedback {
+    /// A copy of what is held of `identity`.
+    pub fn part(&self, identity: Sym) -> Part {
+        let mut sent: Vec<(String, Sent)> =
+            self.sent.iter().filter(|(_, s)| s.identity == identity).map(|(id, s)| (id.clone(), s.clone())).collect();
+        sent.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut allowed: Vec<(FindingKey, Millis)> =
+            self.allowed.iter().filter(|(k, _)| k.identity == identity).map(|(k, at)| (k.clone(), *at)).collect();
+        allowed.sort();
+        Part { sent, allowed, mark: self.compromised.get(&identity).cloned() }
+    }
+
+    /// Takes out what is held of `identity`.
+    pub fn take(&mut self, identity: Sym) -> Part {
+        let part = self.part(identity);
+        for (id, s) in &part.sent {
+            self.order.remove(&(s.at, id.clone()));
+            self.sent.remove(id);
+        }
+        self.allowed.retain(|k, _| k.identity != identity);
+        self.compromised.remove(&identity);
+        part
+    }
+
+    /// Puts in what another engine held of an identity (its ids already in
+    /// this engine's tables), within this engine's bounds.
+    pub fn put(&mut self, identity: Sym, part: Part) {
+        for (id, mut sent) in part.sent {
+            sent.identity = identity;
+            self.order.insert((sent.at, id.clone()));
+            self.sent.insert(id, sent);
+        }
+        while self.sent.len() > MAX_SENT {
+            let oldest = self.order.pop_first().expect("order lists every sent alert");
+            self.sent.remove(&oldest.1);
+        }
+        for (mut key, at) in part.allowed {
+            key.identity = identity;
+            self.allowed.insert(key, at);
+        }
+        self.shed_allowed();
+        if let Some(mark) = part.mark {
+            if self.compromised.len() < MAX_MARKS {
+                self.compromised.insert(identity, mark);
+            }
+        }
+    }
+}
+
+impl Ids for Part {
+    fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
+        self.sent.iter_mut().for_each(|(_, s)| s.visit_ids(v));
+        self.allowed.iter_mut().for_each(|(k, _)| k.visit_ids(v));
+    }
+}
+
 impl Ids for Feedback {
     fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
         self.sent.visit_ids(v);

@@ -144,6 +144,11 @@ impl Episode {
         self.held.len()
     }
 
+    /// The calls held back from learning, in the order they came.
+    pub fn held_observations(&self) -> &[Observation] {
+        &self.held
+    }
+
     pub fn dropped_calls(&self) -> u64 {
         self.dropped
     }
@@ -439,6 +444,16 @@ impl Episodes {
     /// Drops an evicted identity's episode.
     pub fn forget(&mut self, identity: Sym) {
         self.open.remove(&identity);
+    }
+
+    /// Takes an identity's open episode out (it moves to another engine).
+    pub fn take(&mut self, identity: Sym) -> Option<Episode> {
+        self.open.remove(&identity)
+    }
+
+    /// Puts an identity's open episode in (it moved from another engine).
+    pub fn put(&mut self, identity: Sym, episode: Episode) {
+        self.open.insert(identity, episode);
     }
 
     pub fn len(&self) -> usize {

@@ -89,6 +89,16 @@ impl Admission {
         gone
     }
 
+    /// Takes in an identity whose baseline was learned elsewhere (a partition
+    /// handed over): on probation until learned, protected after. The cap is
+    /// enforced from the next newcomer on.
+    pub fn admit(&mut self, identity: Sym, b: &IdentityBaseline, learned: bool) {
+        match learned {
+            false => self.probation.insert((b.first_seen, identity)),
+            true => self.recency.insert((b.last_seen, identity)),
+        };
+    }
+
     /// Forgets an identity that left for another reason.
     pub fn remove(&mut self, identity: Sym, b: &IdentityBaseline) {
         if !self.probation.remove(&(b.first_seen, identity)) {

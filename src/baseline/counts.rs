@@ -159,8 +159,14 @@ impl<K: Ord + Copy> Counts<K> {
         }
     }
 
+    /// Sorts the values again after their keys were renumbered out of order
+    /// (an identity moved into another engine's name tables).
+    pub fn resort(&mut self) {
+        self.entries.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+
     /// The keys, for visiting the ids they hold. A renumbering must keep their
-    /// order, or lookups break.
+    /// order (or be followed by `resort`), or lookups break.
     pub fn keys_mut(&mut self) -> impl Iterator<Item = &mut K> {
         self.entries.iter_mut().map(|(k, _)| k)
     }

@@ -55,6 +55,11 @@ pub struct Fleet {
     /// rate of sensitive changes.
     #[serde(default)]
     adoptions: Adoptions,
+    /// Adoptions before this minute are past the rollout window (`expire`):
+    /// not noted, so an identity moved in from another instance brings only
+    /// its recent ones.
+    #[serde(default)]
+    noted_from: Minute,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -149,6 +154,9 @@ impl Fleet {
     /// (a call held by an open incident): a rollout is seen by what
     /// identities do, whether or not it has become their baseline yet.
     pub fn note_adopter(&mut self, groups: PeerGroups, call: CallId, identity: Sym, now: Minute) {
+        if now < self.noted_from {
+            return;
+        }
         for group in groups.levels() {
             let adopters = self.adopters.entry(GroupCall { group, call }).or_default();
             adopters.retain(|(who, _)| *who != identity);
@@ -189,6 +197,19 @@ impl Fleet {
         self.adoptions.sensitive += u64::from(sensitive);
     }
 
+    /// Adds (or, with `sign` false, takes back) one identity's adoptions,
+    /// when it moves between instances.
+    pub fn shift_adoptions(&mut self, by: Adoptions, add: bool) {
+        let a = &mut self.adoptions;
+        if add {
+            a.all += by.all;
+            a.sensitive += by.sensitive;
+        } else {
+            a.all = a.all.saturating_sub(by.all);
+            a.sensitive = a.sensitive.saturating_sub(by.sensitive);
+        }
+    }
+
     pub fn adoptions(&self) -> Adoptions {
         self.adoptions
     }
@@ -200,6 +221,7 @@ impl Fleet {
 
     /// Drops adoption records older than the rollout window.
     pub fn expire(&mut self, cutoff: Minute) {
+        self.noted_from = self.noted_from.max(cutoff);
         self.adopters.retain(|_, a| {
             a.retain(|(_, at)| *at >= cutoff);
             !a.is_empty()

@@ -12,9 +12,9 @@ pub mod peer_group;
 pub mod window;
 
 use crate::features::AddressScope;
-use crate::model::Outcome;
+use crate::model::{Millis, Outcome};
 use counts::{Counts, Decay, Minute, Novelty};
-use fleet::PeerGroups;
+use fleet::{Adoptions, PeerGroups};
 use hours::Hours;
 use intern::{IdVisitor, Ids, Sym};
 use serde::{Deserialize, Serialize};
@@ -106,6 +106,8 @@ pub fn stable_hash_parts(parts: &[&str]) -> u64 {
 /// 8). Each call's detectors scan the identity's values, so the caps are what
 /// one call can cost.
 pub const MAX_CALLS: usize = 1024;
+/// Credentials an identity remembers having used (for reuse by another identity).
+pub const MAX_CREDENTIALS: usize = 4;
 pub const MAX_TRANSITIONS: usize = 1024;
 pub const MAX_NETWORKS: usize = 512;
 pub const MAX_AGENTS: usize = 128;
@@ -215,6 +217,15 @@ pub struct IdentityBaseline {
     pub sessions: Vec<SessionState>,
     /// Recent clients with the minute each was last seen.
     pub clients: Vec<(Client, Minute)>,
+    /// Operations it took up once its baseline was learned, and how many of
+    /// them were sensitive: its share of the fleet's base rate
+    /// (`Fleet::adoptions`), which moves with it to another instance.
+    #[serde(default)]
+    pub adoptions: Adoptions,
+    /// Credentials it used lately (by `stable_hash` of the id) and when, most
+    /// recent first: its share of the fleet's credential users, likewise.
+    #[serde(default)]
+    pub credentials: Vec<(u64, Millis)>,
     /// How many calls of the repertoire each operation has, sorted by
     /// operation: derived from `calls` (`index_ops`), so that whether the
     /// identity makes an operation is a lookup, not a scan.
@@ -273,6 +284,13 @@ impl IdentityBaseline {
             false => pooled,
         };
         Some(leave)
+    }
+
+    /// Records a use of a credential (by `stable_hash` of its id) at `at`.
+    pub fn used_credential(&mut self, credential: u64, at: Millis) {
+        self.credentials.retain(|(c, _)| *c != credential);
+        self.credentials.insert(0, (credential, at));
+        self.credentials.truncate(MAX_CREDENTIALS);
     }
 
     /// Distinct clients, other than `client`, seen within `window` minutes before `now`.
@@ -411,6 +429,17 @@ impl IdentityBaseline {
         }
     }
 
+    /// Sorts every count again and derives `ops`, after its ids were
+    /// renumbered into another engine's tables (see `engine::transfer`).
+    pub fn resort(&mut self, names: &intern::Names) {
+        self.calls.resort();
+        self.transitions.resort();
+        for counts in self.sym_counts_mut() {
+            counts.resort();
+        }
+        self.index_ops(names);
+    }
+
     /// Derives `ops` from `calls` (after loading, or after ids were renumbered).
     pub fn index_ops(&mut self, names: &intern::Names) {
         self.ops.clear();
@@ -477,6 +506,7 @@ impl IdentityBaseline {
             + self.activity.reached.capacity() * size_of::<u64>()
             + self.sessions.capacity() * size_of::<SessionState>()
             + self.clients.capacity() * size_of::<(Client, Minute)>()
+            + self.credentials.capacity() * size_of::<(u64, Millis)>()
     }
 }
 
