@@ -107,12 +107,35 @@ struct State {
     /// What emitted alerts named, and what analysts' verdicts left (`feedback`).
     #[serde(default)]
     feedback: Feedback,
+    /// Which shard (the Kafka service's input partition) each identity's
+    /// records come from, and whether it changed since its shard's last
+    /// checkpoint (`transfer`); empty in replay.
+    #[serde(default, with = "pairs")]
+    homes: FastMap<Sym, Home>,
+    /// Identities evicted since their shard's last checkpoint.
+    #[serde(default)]
+    gone: Vec<(Shard, String)>,
+}
+
+/// A shard of the engine's identities: the Kafka service's input partition,
+/// whose checkpoint holds them.
+pub type Shard = u32;
+
+/// Where an identity's checkpoint lives, and whether it is out of date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Home {
+    pub shard: Shard,
+    pub touched: bool,
+}
+
+impl Ids for Home {
+    fn visit_ids(&mut self, _: &mut dyn IdVisitor) {}
 }
 
 impl State {
     /// Every part of the state that holds ids (all but the name tables
     /// themselves), named for error messages.
-    fn id_parts(&mut self) -> [(&'static str, &mut dyn Ids); 6] {
+    fn id_parts(&mut self) -> [(&'static str, &mut dyn Ids); 7] {
         [
             ("identities", &mut self.identities),
             ("fleet", &mut self.facts),
@@ -120,6 +143,7 @@ impl State {
             ("probation", &mut self.admission),
             ("episodes", &mut self.episodes),
             ("feedback", &mut self.feedback),
+            ("homes", &mut self.homes),
         ]
     }
 }
@@ -137,6 +161,8 @@ impl Ids for Emitted {
 }
 
 const STATE_VERSION: u32 = 1;
+/// Evicted identities remembered for their shard's next checkpoint, at most.
+const MAX_GONE: usize = 65_536;
 /// Names are collected once a table holds twice what was in use at the last
 /// collection, and never while it is smaller than twice this: the work of a
 /// collection is paid for by the names added since the last.
@@ -202,6 +228,12 @@ impl Engine {
     /// or why a verdict was refused (it is counted either way): the caller reports it at
     /// the record's place, like a bad line.
     pub fn apply(&mut self, record: &Record, origin: &Origin) -> Result<Vec<Alert>, Refused> {
+        self.apply_in(record, origin, None)
+    }
+
+    /// `apply` for a record of a shard (see `Home`): the identity is counted
+    /// in that shard's checkpoint.
+    pub fn apply_in(&mut self, record: &Record, origin: &Origin, shard: Option<Shard>) -> Result<Vec<Alert>, Refused> {
         match record {
             Record::Lifecycle { time, fact, .. } => {
                 self.state.stats.lifecycle_events += 1;
@@ -209,7 +241,7 @@ impl Engine {
                 self.state.facts.record(*time, None, Change::Lifecycle(fact.clone()));
                 Ok(alerts)
             }
-            Record::Access(event) => Ok(self.access(event, origin)),
+            Record::Access(event) => Ok(self.access(event, origin, shard)),
             Record::Verdict(verdict) => self.judge(verdict).map(|()| Vec::new()),
         }
     }
@@ -232,6 +264,7 @@ impl Engine {
         };
         self.state.stats.verdicts += 1;
         let identity = applied.identity;
+        self.touch(identity);
         match applied.judgement {
             // Held calls first, in their order, then the alert's own call.
             Judgement::Benign => {
@@ -245,11 +278,14 @@ impl Engine {
         Ok(())
     }
 
-    fn access(&mut self, event: &AccessEvent, origin: &Origin) -> Vec<Alert> {
+    fn access(&mut self, event: &AccessEvent, origin: &Origin, shard: Option<Shard>) -> Vec<Alert> {
         self.state.stats.events += 1;
         let mut alerts = self.advance_to(event.time);
         self.collect_names_if_grown();
         let identity = self.state.names.intern(&event.identity);
+        if let Some(shard) = shard {
+            self.state.homes.entry(identity).or_insert(Home { shard, touched: true }).touched = true;
+        }
         let groups = match self.state.identities.get(&identity).and_then(|b| b.peer_groups()) {
             Some(groups) => groups,
             None => self.join(identity, event),
@@ -426,6 +462,11 @@ impl Engine {
         for Eviction { identity, protected } in gone {
             let Some(b) = self.state.identities.remove(&identity) else { continue };
             self.state.episodes.forget(identity);
+            // Bounded under a flood of newcomers: a deletion not remembered leaves
+            // a stale checkpoint, restored as an identity the cap evicts again.
+            if let Some(home) = self.state.homes.remove(&identity).filter(|_| self.state.gone.len() < MAX_GONE) {
+                self.state.gone.push((home.shard, self.state.names.name(identity).to_string()));
+            }
             if let Some(groups) = b.peer_groups() {
                 let ops = b.ops().collect();
                 self.state.facts.record(at, Some(identity), Change::Leave { groups, ops });
@@ -639,6 +680,7 @@ impl Engine {
     fn sweep(&mut self, now: Millis) -> Vec<Alert> {
         let mut closed = Vec::new();
         for (identity, alert, held) in self.state.episodes.close_quiet(now, &incident_settings(&self.config)) {
+            self.touch(identity);
             let at = closed.len();
             closed.extend(alert);
             self.mark_compromised(identity, &mut closed[at..]);

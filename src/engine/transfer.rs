@@ -10,7 +10,7 @@
 //! imported state is checked like a loaded state file: the changelog is as
 //! hostile as a log.
 
-use super::{Emitted, Engine};
+use super::{Emitted, Engine, Home, Shard};
 use crate::baseline::counts::Minute;
 use crate::baseline::intern::{IdVisitor, Ids, Names, RangeCheck, Sym};
 use crate::baseline::{CallId, IdentityBaseline};
@@ -104,10 +104,56 @@ impl IdentityState {
     }
 }
 
+/// What changed in one shard since its last checkpoint.
+#[derive(Debug, Default, PartialEq)]
+pub struct Changed {
+    /// Identities whose state changed: export them.
+    pub touched: Vec<String>,
+    /// Identities evicted: their checkpoints are to be deleted.
+    pub gone: Vec<String>,
+}
+
 impl Engine {
     /// The identities held, by name.
     pub fn identity_names(&self) -> impl Iterator<Item = &str> {
         self.state.identities.keys().map(|&id| self.state.names.name(id))
+    }
+
+    /// The identities of one shard, by name.
+    pub fn identities_in(&self, shard: Shard) -> Vec<String> {
+        let homes = self.state.homes.iter().filter(|(_, h)| h.shard == shard);
+        homes.map(|(&id, _)| self.state.names.name(id).to_string()).collect()
+    }
+
+    /// What changed in a shard since the last call for it; marks it all as checkpointed.
+    pub fn take_changed(&mut self, shard: Shard) -> Changed {
+        let mut changed = Changed::default();
+        for (&id, home) in self.state.homes.iter_mut().filter(|(_, h)| h.shard == shard && h.touched) {
+            home.touched = false;
+            changed.touched.push(self.state.names.name(id).to_string());
+        }
+        changed.touched.sort();
+        self.state.gone.retain(|(s, name)| {
+            let theirs = *s == shard;
+            if theirs {
+                changed.gone.push(name.clone());
+            }
+            !theirs
+        });
+        // Evicted, then back: its checkpoint is its new state, not a deletion.
+        let state = &self.state;
+        let held = |name: &String| state.names.strings.get(name).is_some_and(|id| state.homes.contains_key(&id));
+        changed.gone.retain(|name| !held(name));
+        changed.gone.sort();
+        changed.gone.dedup();
+        changed
+    }
+
+    /// Marks an identity's checkpoint out of date, if it has one.
+    pub(super) fn touch(&mut self, identity: Sym) {
+        if let Some(home) = self.state.homes.get_mut(&identity) {
+            home.touched = true;
+        }
     }
 
     /// A copy of everything held of `identity`, with its own name table.
@@ -134,8 +180,9 @@ impl Engine {
     }
 
     /// Takes in an identity another engine held, in place of whatever this
-    /// one held of it, and counts its share of the fleet as this engine's own.
-    pub fn import(&mut self, mut state: IdentityState) -> Result<(), ImportError> {
+    /// one held of it, and counts its share of the fleet as this engine's own;
+    /// with a shard, as that shard's and as checkpointed.
+    pub fn import(&mut self, mut state: IdentityState, shard: Option<Shard>) -> Result<(), ImportError> {
         if state.version != IDENTITY_STATE_VERSION {
             return Err(ImportError::Version { found: state.version });
         }
@@ -160,6 +207,9 @@ impl Engine {
         self.state.emitted.extend(state.emitted);
         self.state.feedback.put(id, state.feedback);
         self.state.identities.insert(id, state.baseline);
+        if let Some(shard) = shard {
+            self.state.homes.insert(id, Home { shard, touched: false });
+        }
         let own = self.contribution(id).expect("inserted above");
         self.state.facts.take_over(&mut self.state.names, id, &own);
         self.state.stats.identities = self.state.identities.len() as u64;
@@ -185,6 +235,7 @@ impl Engine {
         self.state.episodes.take(id);
         self.state.emitted.retain(|k, _| k.identity != id);
         self.state.feedback.take(id);
+        self.state.homes.remove(&id);
     }
 
     /// An identity's share of the fleet facts, in names (see `Contribution`).
@@ -275,7 +326,7 @@ mod tests {
         for name in &names {
             let state = stayed.export(name).unwrap();
             let bytes = serde_json::to_vec(&state).unwrap();
-            moved.import(serde_json::from_slice(&bytes).unwrap()).unwrap();
+            moved.import(serde_json::from_slice(&bytes).unwrap(), None).unwrap();
         }
 
         let expected = json(&feed(&mut stayed, &after));
@@ -301,7 +352,7 @@ mod tests {
         engine.release(&name);
         assert!(engine.export(&name).is_none());
         assert_eq!(engine.state.facts.fleet, fleet_before, "a released identity's share stays counted");
-        engine.import(state.clone()).unwrap();
+        engine.import(state.clone(), None).unwrap();
         assert_eq!(engine.state.facts.fleet.size(), fleet_before.size(), "its share counted once, as its own");
         let again = engine.export(&name).unwrap();
         assert_eq!(serde_json::to_value(&again).unwrap(), serde_json::to_value(&state).unwrap());
@@ -318,11 +369,34 @@ mod tests {
         let good = serde_json::to_value(engine.export(&name).unwrap()).unwrap();
         let mut bad = good.clone();
         bad["identity"] = 9999.into();
-        let err = engine.import(serde_json::from_value(bad).unwrap()).unwrap_err().to_string();
+        let err = engine.import(serde_json::from_value(bad).unwrap(), None).unwrap_err().to_string();
         assert!(err.contains("name id 9999 out of range"), "{err}");
         let mut old = good;
         old["version"] = 99.into();
-        let err = engine.import(serde_json::from_value(old).unwrap()).unwrap_err().to_string();
+        let err = engine.import(serde_json::from_value(old).unwrap(), None).unwrap_err().to_string();
         assert_eq!(err, "identity state has version 99, this build reads version 1");
+    }
+
+    #[test]
+    fn a_shard_lists_what_changed_since_its_last_checkpoint_and_who_was_evicted() {
+        let (records, _) = fleet(12, 9, 4);
+        let origin = Origin::File { path: "fleet".into(), line: 0 };
+        let config = EngineConfig { max_identities: 8, ..EngineConfig::default() };
+        let mut engine = Engine::new(config);
+        for r in &records {
+            let shard = match r {
+                Record::Access(e) => Some(crate::baseline::stable_hash(&e.identity) as u32 % 2),
+                _ => None,
+            };
+            engine.apply_in(r, &origin, shard).unwrap();
+        }
+        let (zero, one) = (engine.take_changed(0), engine.take_changed(1));
+        let held: usize = [&zero, &one].iter().map(|c| c.touched.len()).sum();
+        assert_eq!(held, 8, "every identity held was touched: {zero:?} {one:?}");
+        assert_eq!(zero.gone.len() + one.gone.len(), 4, "12 identities under a cap of 8");
+        assert_eq!(engine.take_changed(0), Changed::default(), "nothing changed since");
+        let mut in_zero = engine.identities_in(0);
+        in_zero.sort();
+        assert_eq!(in_zero, zero.touched);
     }
 }
