@@ -41,9 +41,36 @@ pub struct ServiceConfig {
     /// Dead-letter topic for records that cannot be decoded. Default: none (they are counted and logged only).
     #[serde(default)]
     pub dlq_topic: Option<String>,
-    /// Consumer group id. Default `overreach`.
+    /// Consumer group id. Default `overreach`. Instances with the same group share the input
+    /// partitions and hand them over with their state (docs/service.md, "Scaling out").
     #[serde(default = "default_group")]
     pub group: String,
+    /// Compacted topic of each input partition's checkpoint (identity states and position),
+    /// created when missing. Default `<group>-state`.
+    #[serde(default)]
+    pub state_topic: Option<String>,
+    /// Compacted topic every instance reads whole: each identity's share of the fleet facts and
+    /// lifecycle facts read from the logs, created when missing. Default `<group>-fleet`.
+    #[serde(default)]
+    pub fleet_topic: Option<String>,
+    /// Replication factor of the state and fleet topics when the service creates them. Default 1.
+    #[serde(default = "default_service_topic_replication")]
+    pub service_topic_replication: i32,
+    /// Seconds between checkpoints of each partition to the state and fleet topics (only what
+    /// changed is written; one is also written when a partition is revoked or the service
+    /// stops). Default 5.
+    #[serde(default = "default_checkpoint_interval_s")]
+    pub checkpoint_interval_s: u64,
+    /// Disorder within a partition, in seconds of event time, reordered before detection, as
+    /// replay's `--lateness-s`: a record waits this long in event time before it is judged.
+    /// Default 0 (records of one message, a CloudTrail `Records` array, are always put in
+    /// order; partitions are always merged by event time).
+    #[serde(default)]
+    pub lateness_s: u64,
+    /// A partition read to its end and quiet for this many milliseconds holds the others back
+    /// no longer. Default 200.
+    #[serde(default = "default_idle_ms")]
+    pub idle_ms: u64,
     /// Format of the input topics: `auto` (decided per record), `native`, `cloudtrail`. Default `auto`.
     #[serde(default = "default_format")]
     pub format: Format,
@@ -110,6 +137,18 @@ fn default_format() -> Format {
 
 fn default_snapshot_interval_s() -> u64 {
     60
+}
+
+fn default_service_topic_replication() -> i32 {
+    1
+}
+
+fn default_checkpoint_interval_s() -> u64 {
+    5
+}
+
+fn default_idle_ms() -> u64 {
+    200
 }
 
 fn default_shutdown_timeout_s() -> u64 {
@@ -323,6 +362,15 @@ impl ServiceConfig {
         if self.snapshot_interval_s == 0 {
             return Err(ConfigError::Invalid("snapshot_interval_s must be at least 1".into()));
         }
+        if self.checkpoint_interval_s == 0 {
+            return Err(ConfigError::Invalid("checkpoint_interval_s must be at least 1".into()));
+        }
+        let own = [self.state_topic(), self.fleet_topic()];
+        for topic in self.input_topics().chain([&self.alert_topic]).chain(&self.dlq_topic) {
+            if own.contains(topic) {
+                return Err(ConfigError::Invalid(format!("topic `{topic}` is the service's own state or fleet topic")));
+            }
+        }
         self.engine.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(())
     }
@@ -330,6 +378,16 @@ impl ServiceConfig {
     /// Every topic the service reads: access logs, then grants and verdicts.
     pub fn input_topics(&self) -> impl Iterator<Item = &String> {
         self.input_topics.iter().chain(&self.grants_topic).chain(&self.feedback_topic)
+    }
+
+    /// The state topic (see `state_topic`).
+    pub fn state_topic(&self) -> String {
+        self.state_topic.clone().unwrap_or_else(|| format!("{}-state", self.group))
+    }
+
+    /// The fleet topic (see `fleet_topic`).
+    pub fn fleet_topic(&self) -> String {
+        self.fleet_topic.clone().unwrap_or_else(|| format!("{}-fleet", self.group))
     }
 
     /// How a record of `topic` is decoded.

@@ -56,17 +56,27 @@ pub struct Topics {
     pub grants: String,
     pub alerts: String,
     pub dlq: String,
+    /// The service's own topics: partition state and fleet facts (see docs/service.md).
+    pub state: String,
+    pub fleet: String,
 }
 
 impl Topics {
     /// `{prefix}-access`, `{prefix}-grants` ...
     pub fn under(prefix: &str) -> Topics {
         let name = |what: &str| format!("{prefix}-{what}");
-        Topics { access: name("access"), grants: name("grants"), alerts: name("alerts"), dlq: name("dlq") }
+        Topics {
+            access: name("access"),
+            grants: name("grants"),
+            alerts: name("alerts"),
+            dlq: name("dlq"),
+            state: name("state"),
+            fleet: name("fleet"),
+        }
     }
 
-    pub fn all(&self) -> [&str; 4] {
-        [&self.access, &self.grants, &self.alerts, &self.dlq]
+    pub fn all(&self) -> [&str; 6] {
+        [&self.access, &self.grants, &self.alerts, &self.dlq, &self.state, &self.fleet]
     }
 }
 
@@ -148,8 +158,19 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
 async fn create_topics(brokers: &str, topics: &Topics) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", brokers).create().context("cannot create the admin client")?;
-    let new: Vec<NewTopic> =
-        topics.all().iter().map(|n| NewTopic::new(n, PARTITIONS, TopicReplication::Fixed(1))).collect();
+    let compacted = [topics.state.as_str(), topics.fleet.as_str()];
+    let new: Vec<NewTopic> = topics
+        .all()
+        .iter()
+        .map(|n| {
+            let topic = NewTopic::new(n, PARTITIONS, TopicReplication::Fixed(1));
+            if compacted.contains(n) {
+                topic.set("cleanup.policy", "compact")
+            } else {
+                topic
+            }
+        })
+        .collect();
     let options = AdminOptions::new().operation_timeout(Some(Timeout::After(Duration::from_secs(10))));
     for result in admin.create_topics(&new, &options).await.context("cannot create the demo topics")? {
         if let Err((topic, code)) = result {
@@ -168,6 +189,7 @@ pub fn service_config(brokers: &str, topics: &Topics) -> anyhow::Result<ServiceC
     ))?;
     // Short fetch waits and statistics: a demo is about seeing alerts promptly.
     config.kafka_consumer.insert("fetch.wait.max.ms".into(), "10".into());
+    (config.state_topic, config.fleet_topic) = (Some(topics.state.clone()), Some(topics.fleet.clone()));
     config.kafka_producer.insert("linger.ms".into(), "5".into());
     Ok(config)
 }

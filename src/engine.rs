@@ -19,8 +19,8 @@ use crate::baseline::fleet::PeerGroups;
 use crate::baseline::intern::{FastMap, IdVisitor, Ids, Live, Names, RangeCheck, Sym};
 use crate::baseline::peer_group::{peer_family, peer_group};
 use crate::baseline::{pairs, stable_hash, stable_hash_parts, CallKey, Client, IdentityBaseline, Observation, Place};
-use crate::facts::{Change, Facts, Sensitive};
 use crate::detect::{self, Context, Detector, Finding, Strength};
+use crate::facts::{Change, Facts, Sensitive};
 // The settings live beside the detectors that read them; the engine's callers
 // build them here.
 pub use crate::detect::settings::{config_from_toml, AlertMode, EngineConfig, InvalidSetting};

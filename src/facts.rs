@@ -44,18 +44,37 @@ pub struct Contribution {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Change {
     /// An identity joined its peer group and family.
-    Join { groups: PeerGroups },
+    Join {
+        groups: PeerGroups,
+    },
     /// An identity left (evicted), with the operations it made.
-    Leave { groups: PeerGroups, ops: Vec<CallId> },
+    Leave {
+        groups: PeerGroups,
+        ops: Vec<CallId>,
+    },
     /// An identity learned a new operation; `settled` when it had a learned
     /// baseline then (the fleet's base rate of sensitive adoptions counts those).
-    Adopt { groups: PeerGroups, op: CallId, minute: Minute, settled: Option<Sensitive> },
+    Adopt {
+        groups: PeerGroups,
+        op: CallId,
+        minute: Minute,
+        settled: Option<Sensitive>,
+    },
     /// An identity started making an operation its open incident holds back from learning.
-    NoteAdopter { groups: PeerGroups, op: CallId, minute: Minute },
+    NoteAdopter {
+        groups: PeerGroups,
+        op: CallId,
+        minute: Minute,
+    },
     /// An identity forgot an operation.
-    Forget { groups: PeerGroups, op: CallId },
+    Forget {
+        groups: PeerGroups,
+        op: CallId,
+    },
     /// An identity used a credential (by `stable_hash` of its id).
-    CredentialUse { credential: u64 },
+    CredentialUse {
+        credential: u64,
+    },
     Lifecycle(Lifecycle),
 }
 
@@ -251,7 +270,9 @@ impl Ids for Change {
                 groups.visit_ids(v);
                 ops.visit_ids(v);
             }
-            Change::Adopt { groups, op, .. } | Change::NoteAdopter { groups, op, .. } | Change::Forget { groups, op } => {
+            Change::Adopt { groups, op, .. }
+            | Change::NoteAdopter { groups, op, .. }
+            | Change::Forget { groups, op } => {
                 groups.visit_ids(v);
                 v.call(op);
             }

@@ -190,7 +190,7 @@ pub enum VerdictScope {
 }
 
 /// One verdict record, decoded and bounded (`decode::feedback`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     /// Event time at which the verdict applies: merged with the events by it.
     pub time: Millis,
@@ -203,7 +203,9 @@ pub struct Verdict {
 }
 
 /// What a decoder yields: a call, a lifecycle fact or an analyst's verdict, at an event time.
-#[derive(Debug, Clone, PartialEq)]
+/// Serialized (tagged by `record`) where a record waits in a checkpoint of the order stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
 pub enum Record {
     Access(AccessEvent),
     Lifecycle { time: Millis, event_id: String, fact: Lifecycle },

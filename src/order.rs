@@ -18,6 +18,7 @@
 //!   one that sees a few out of order;
 //! - **early**: past `MAX_HELD_RECORDS` or `MAX_HELD_BYTES` held, the earliest
 //!   record is released before its allowance has run out.
+//!
 //! Both depend on the input alone (not on timing) when the inputs are files,
 //! so replay stays deterministic.
 
@@ -150,7 +151,8 @@ impl Order {
     /// have been released: a revoked partition's records are its new owner's.
     pub fn remove(&mut self, input: InputId) -> Vec<Sourced> {
         self.end(input);
-        let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held).into_iter().partition(|r| r.0.input == input);
+        let (mine, others): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.held).into_iter().partition(|r| r.0.input == input);
         self.held = others.into_iter().collect();
         let mut mine: Vec<Held> = mine.into_iter().map(|Reverse(h)| h).collect();
         mine.sort();
@@ -252,7 +254,8 @@ mod tests {
     use crate::model::AccessEvent;
 
     fn rec(time: Millis, action: &str) -> Sourced {
-        let e = AccessEvent { time, identity: "i".into(), target: "t".into(), action: action.into(), ..Default::default() };
+        let e =
+            AccessEvent { time, identity: "i".into(), target: "t".into(), action: action.into(), ..Default::default() };
         (Record::Access(e), Origin::File { path: "f".into(), line: time as u64 })
     }
 

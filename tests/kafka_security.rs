@@ -336,7 +336,7 @@ async fn the_tls_and_sasl_examples_in_the_service_docs_create_their_clients() {
         let args = RunArgs { config: Some(path), ..RunArgs::default() };
         let env = [("OVERREACH_KAFKA__SASL_PASSWORD".to_string(), "from-the-environment".to_string())];
         let config = ServiceConfig::resolve(&args, env).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        if let Err(e) = create_consumer(&config, Arc::new(Telemetry::new()), Arc::default()) {
+        if let Err(e) = create_consumer(&config, Arc::new(Telemetry::new()), Vec::new()) {
             panic!("{e}\n{text}");
         }
         if let Err(e) = create_producer(&config) {

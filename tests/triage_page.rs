@@ -74,7 +74,7 @@ async fn check(brokers: &str, topics: &Topics, sim: &simulate::Simulation, telem
         json!({"kind": "identity_offboarded", "time": at(60_000), "identity": HOSTILE, "event_id": "off-hostile"});
     produce(brokers, &topics.grants, &offboarded).await;
     wait_for(|| {
-        telemetry.metrics.records_consumed.with_label_values(&[&topics.grants]).get() > sim.grants.len() as u64
+        telemetry.metrics.records_processed.with_label_values(&[&topics.grants]).get() > sim.grants.len() as u64
     })
     .await;
     let access = json!({"event_id": "hostile-1", "time": at(120_000), "identity": HOSTILE, "target": "s3", "action": "GetObject"});

@@ -162,7 +162,7 @@ impl<K: Ord + Copy> Counts<K> {
     /// Sorts the values again after their keys were renumbered out of order
     /// (an identity moved into another engine's name tables).
     pub fn resort(&mut self) {
-        self.entries.sort_by(|a, b| a.0.cmp(&b.0));
+        self.entries.sort_by_key(|e| e.0);
     }
 
     /// The keys, for visiting the ids they hold. A renumbering must keep their

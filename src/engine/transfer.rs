@@ -14,9 +14,10 @@ use super::{Emitted, Engine, Home, Shard};
 use crate::baseline::counts::Minute;
 use crate::baseline::intern::{IdVisitor, Ids, Names, RangeCheck, Sym};
 use crate::baseline::{CallId, IdentityBaseline};
-use crate::facts::Contribution;
+use crate::facts::{Change, Contribution};
 use crate::feedback::{self, FindingKey};
 use crate::incident::Episode;
+use crate::model::{Lifecycle, Millis};
 use serde::{Deserialize, Serialize};
 
 /// The version of `IdentityState` this build writes and reads.
@@ -236,6 +237,23 @@ impl Engine {
         self.state.emitted.retain(|k, _| k.identity != id);
         self.state.feedback.take(id);
         self.state.homes.remove(&id);
+    }
+
+    /// An identity's share of the fleet facts, by name.
+    pub fn share_of(&self, identity: &str) -> Option<Contribution> {
+        self.contribution(self.state.names.strings.get(identity)?)
+    }
+
+    /// What another instance published of an identity it holds (`None`: it holds it no
+    /// more), counted in the fleet facts here (see `Facts::set_remote`).
+    pub fn set_remote(&mut self, identity: &str, share: Option<Contribution>) {
+        self.state.facts.set_remote(&mut self.state.names, identity, share);
+    }
+
+    /// A lifecycle fact another instance read from its logs: in effect from its time on,
+    /// like one read here.
+    pub fn remote_fact(&mut self, time: Millis, fact: Lifecycle) {
+        self.state.facts.record(time, None, Change::Lifecycle(fact));
     }
 
     /// An identity's share of the fleet facts, in names (see `Contribution`).

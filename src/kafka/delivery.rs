@@ -17,20 +17,22 @@ use crate::telemetry::Telemetry;
 use futures_util::future::join_all;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::Message;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// Header values carrying text from a record or from librdkafka are cut to this many bytes.
 const MAX_HEADER_TEXT: usize = 1024;
 
-/// One record to produce: an alert, or a dead-letter record.
+/// One record to produce: an alert, a dead-letter record, or part of a checkpoint.
 pub struct Output {
     pub topic: String,
+    /// The partition, when the output must land in a given one (checkpoints); else by key.
+    pub partition: Option<i32>,
     pub key: Option<Vec<u8>>,
-    pub payload: Vec<u8>,
+    /// `None` is a tombstone: a deletion on a compacted topic.
+    pub payload: Option<Vec<u8>>,
     pub headers: Vec<(&'static str, String)>,
     /// Set for an alert: what its delivery counts as, and what a refusal note names.
     pub alert: Option<AlertInfo>,
@@ -40,15 +42,6 @@ pub struct AlertInfo {
     pub alert_id: String,
     pub detector: Detector,
     pub severity: Severity,
-}
-
-/// An input record whose outputs are all acknowledged or refused.
-pub struct Delivered {
-    pub tp: TopicPartition,
-    pub offset: i64,
-    /// The alerts the broker acknowledged (refused ones are counted where they are refused).
-    pub alerts: Vec<(Detector, Severity)>,
-    pub consumed_at: Instant,
 }
 
 /// Where outputs go: the producer, the telemetry, and the dead-letter topic for refusal notes.
@@ -85,25 +78,36 @@ fn refusal_reason(error: &KafkaError) -> Option<&'static str> {
 }
 
 impl Deliverer {
-    /// Produces every output of the input record at `offset` and resolves once each is
-    /// acknowledged or refused.
+    /// Enqueues the first attempt of every output now, in order, so one identity's alerts and
+    /// one partition's dead letters reach the broker in the order they were made although
+    /// their deliveries finish on tasks of their own; [`Deliverer::deliver`] awaits them.
+    pub fn enqueue(&self, outputs: Vec<Output>) -> Enqueued {
+        let attempts = outputs
+            .iter()
+            .map(|output| self.producer.send_result(record(output, output.payload.as_deref(), None)).ok())
+            .collect();
+        Enqueued { outputs, attempts }
+    }
+
+    /// Resolves once every enqueued output of the input record at `offset` of `tp` (`None`
+    /// for outputs of no record: a checkpoint) is acknowledged or refused, with the alerts
+    /// the broker acknowledged (refused ones are counted where they are refused).
     pub async fn deliver(
         self: Arc<Self>,
-        outputs: Vec<Output>,
-        tp: TopicPartition,
-        offset: i64,
-        consumed_at: Instant,
-    ) -> Delivered {
-        let results = join_all(outputs.iter().map(|output| self.send(output))).await;
+        enqueued: Enqueued,
+        source: Option<(TopicPartition, i64)>,
+    ) -> Vec<(Detector, Severity)> {
+        let Enqueued { outputs, attempts } = enqueued;
+        let results = join_all(outputs.iter().zip(attempts).map(|(output, first)| self.send(output, first))).await;
         let mut alerts = Vec::new();
         for (output, result) in outputs.iter().zip(results) {
             match (result, &output.alert) {
                 (Ok(()), Some(alert)) => alerts.push((alert.detector, alert.severity)),
                 (Ok(()), None) => {}
-                (Err(refused), alert) => self.refused(output, alert.as_ref(), &refused, &tp, offset).await,
+                (Err(refused), alert) => self.refused(output, alert.as_ref(), &refused, source.as_ref()).await,
             }
         }
-        Delivered { tp, offset, alerts, consumed_at }
+        alerts
     }
 
     /// Counts and logs a refusal; a refused alert is noted on the dead-letter topic, whose own
@@ -113,14 +117,13 @@ impl Deliverer {
         output: &Output,
         alert: Option<&AlertInfo>,
         refused: &Refused,
-        tp: &TopicPartition,
-        offset: i64,
+        source: Option<&(TopicPartition, i64)>,
     ) {
-        self.count_refused(&output.topic, alert, refused, tp, offset);
-        let (Some(alert), Some(dlq)) = (alert, &self.dead_letter_topic) else { return };
-        let note = refusal_note(dlq, output, alert, refused, tp, offset);
-        if let Err(again) = self.send(&note).await {
-            self.count_refused(dlq, None, &again, tp, offset);
+        self.count_refused(&output.topic, alert, refused, source);
+        let (Some(alert), Some(dlq), Some((tp, offset))) = (alert, &self.dead_letter_topic, source) else { return };
+        let note = refusal_note(dlq, output, alert, refused, tp, *offset);
+        if let Err(again) = self.send(&note, None).await {
+            self.count_refused(dlq, None, &again, source);
         }
     }
 
@@ -129,46 +132,53 @@ impl Deliverer {
         topic: &str,
         alert: Option<&AlertInfo>,
         refused: &Refused,
-        tp: &TopicPartition,
-        offset: i64,
+        source: Option<&(TopicPartition, i64)>,
     ) {
+        let (source_topic, source_partition, source_offset) = match source {
+            Some((tp, offset)) => (tp.topic.as_str(), tp.partition, *offset),
+            None => ("", -1, -1),
+        };
         OutputRefused {
             topic,
             alert: alert.map(|a| (a.alert_id.as_str(), a.detector)),
             reason: refused.reason,
             error: &refused.error,
-            source_topic: &tp.topic,
-            source_partition: tp.partition,
-            source_offset: offset,
+            source_topic,
+            source_partition,
+            source_offset,
         }
         .emit(&self.telemetry);
     }
 
-    /// Sends one output, retrying transient failures with backoff until the broker acknowledges
-    /// it. A dead-letter copy too large for the producer is sent again without its payload
-    /// (header `payload_dropped_bytes`) before it counts as refused.
-    async fn send(&self, output: &Output) -> Result<(), Refused> {
+    /// Sends one output (its `first` attempt already enqueued, if it could be), retrying
+    /// transient failures with backoff until the broker acknowledges it. A dead-letter copy too
+    /// large for the producer is sent again without its payload (header
+    /// `payload_dropped_bytes`) before it counts as refused.
+    async fn send(&self, output: &Output, mut first: Option<DeliveryFuture>) -> Result<(), Refused> {
         let mut backoff = Backoff::default();
-        let mut payload: &[u8] = &output.payload;
+        let mut payload: Option<&[u8]> = output.payload.as_deref();
         let mut extra_header = None;
         loop {
-            let mut headers = OwnedHeaders::new_with_capacity(output.headers.len() + 1);
-            for (key, value) in output.headers.iter().chain(&extra_header) {
-                headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
-            }
-            let mut record = FutureRecord::to(&output.topic).payload(payload).headers(headers);
-            if let Some(key) = &output.key {
-                record = record.key(key);
-            }
-            let error = match self.producer.send(record, Timeout::Never).await {
-                Ok(_) => return Ok(()),
-                Err((error, _)) => error,
+            let error = match first.take() {
+                Some(attempt) => match attempt.await {
+                    Ok(Ok(_)) => return Ok(()),
+                    Ok(Err((error, _))) => error,
+                    // The producer went away with the attempt queued: sent again below.
+                    Err(_) => KafkaError::Canceled,
+                },
+                None => {
+                    match self.producer.send(record(output, payload, extra_header.as_ref()), Timeout::Never).await {
+                        Ok(_) => return Ok(()),
+                        Err((error, _)) => error,
+                    }
+                }
             };
             if let Some(reason) = refusal_reason(&error) {
                 let too_large = reason == "message_too_large";
-                if too_large && output.alert.is_none() && !payload.is_empty() {
-                    extra_header = Some(("payload_dropped_bytes", payload.len().to_string()));
-                    payload = &[];
+                let dead_letter = output.alert.is_none() && output.partition.is_none();
+                if let Some(bytes) = payload.filter(|p| too_large && dead_letter && !p.is_empty()) {
+                    extra_header = Some(("payload_dropped_bytes", bytes.len().to_string()));
+                    payload = Some(&[]);
                     continue;
                 }
                 return Err(Refused { reason, error });
@@ -178,6 +188,37 @@ impl Deliverer {
             tokio::time::sleep(retry_in).await;
         }
     }
+}
+
+/// Outputs whose first attempt is enqueued on the producer.
+pub struct Enqueued {
+    outputs: Vec<Output>,
+    /// Each output's first attempt; `None` where the producer's queue refused it at once (it
+    /// is retried like any failure).
+    attempts: Vec<Option<DeliveryFuture>>,
+}
+
+/// The producer record of `output`, with `payload` in place of its own and an extra header.
+fn record<'a>(
+    output: &'a Output,
+    payload: Option<&'a [u8]>,
+    extra_header: Option<&'a (&'static str, String)>,
+) -> FutureRecord<'a, [u8], [u8]> {
+    let mut headers = OwnedHeaders::new_with_capacity(output.headers.len() + 1);
+    for (key, value) in output.headers.iter().chain(extra_header) {
+        headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
+    }
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&output.topic).headers(headers);
+    if let Some(payload) = payload {
+        record = record.payload(payload);
+    }
+    if let Some(key) = &output.key {
+        record = record.key(&key[..]);
+    }
+    if let Some(partition) = output.partition {
+        record = record.partition(partition);
+    }
+    record
 }
 
 /// The dead-letter copy of a bad input record: the original key and bytes, with headers naming
@@ -192,8 +233,9 @@ pub fn rejected_record(
     let first = &errors[0];
     Output {
         topic: dlq.to_string(),
+        partition: None,
         key: message.key().map(<[u8]>::to_vec),
-        payload: message.payload().unwrap_or_default().to_vec(),
+        payload: Some(message.payload().unwrap_or_default().to_vec()),
         headers: vec![
             ("reason", first.kind().to_string()),
             ("error", header_text(&first.to_string())),
@@ -219,15 +261,16 @@ fn refusal_note(
 ) -> Output {
     Output {
         topic: dlq.to_string(),
+        partition: None,
         key: alert.key.clone(),
-        payload: Vec::new(),
+        payload: Some(Vec::new()),
         headers: vec![
             ("reason", refused.reason.to_string()),
             ("error", header_text(&refused.error.to_string())),
             ("alert_id", info.alert_id.clone()),
             ("detector", info.detector.name().to_string()),
             ("severity", info.severity.name().to_string()),
-            ("alert_bytes", alert.payload.len().to_string()),
+            ("alert_bytes", alert.payload.as_ref().map_or(0, Vec::len).to_string()),
             ("alert_topic", alert.topic.clone()),
             ("source_topic", tp.topic.clone()),
             ("source_partition", tp.partition.to_string()),

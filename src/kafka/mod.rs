@@ -1,9 +1,11 @@
 //! Kafka plumbing of the service: client settings and creation, the consumer callbacks
-//! (assignment from the snapshot position, lag and broker reachability from librdkafka
-//! statistics), librdkafka's own text logged with secrets scrubbed out, delivery of the
-//! outputs, the metadata probe, the offset bookkeeping and the state snapshot.
+//! (assignment and revocation handed to the partitions' owner, lag and broker reachability
+//! from librdkafka statistics), librdkafka's own text logged with secrets scrubbed out,
+//! reading a partition to its end, creating the service's own topics, delivery of the
+//! outputs, the metadata probe, the offset bookkeeping and the local state snapshot.
 
 pub mod delivery;
+pub mod handover;
 pub mod offsets;
 pub mod probe;
 pub mod secrets;
@@ -21,9 +23,8 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use secrets::Secrets;
 use serde::{Deserialize, Serialize};
-use snapshot::Positions;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 /// A typed key for per-partition state.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -44,21 +45,170 @@ pub struct ClientError {
     reason: String,
 }
 
-/// The service's consumer, with the callbacks of [`ServiceContext`]; `positions` is where the
-/// engine state ends per partition, shared with the processing loop.
+/// Who holds the state of the partitions the group assigns: told of every assignment and
+/// revocation, inside the rebalance, before the consumer reads from them or lets them go.
+pub trait PartitionOwner: Send + Sync {
+    /// Partitions newly assigned: restore their state and set in `tpl` the offset each
+    /// resumes from (left unset, the group's committed offset).
+    fn assigned(&self, tpl: &mut TopicPartitionList);
+    /// Partitions about to be revoked: checkpoint what can be, and let go of their state.
+    fn revoked(&self, tpl: &TopicPartitionList);
+}
+
+/// The service's group consumer, with the callbacks of [`ServiceContext`]; `topics` are the
+/// topics whose lag it reports. Its rebalances go to the owner set later with
+/// [`ServiceContext::set_owner`], once the state it restores into exists.
 pub fn create_consumer(
     config: &ServiceConfig,
     telemetry: Arc<Telemetry>,
-    positions: Arc<Mutex<Positions>>,
+    topics: Vec<String>,
 ) -> Result<StreamConsumer<ServiceContext>, ClientError> {
     let client_log = ClientLog::new(config);
-    let context = ServiceContext {
-        telemetry,
-        positions,
-        topics: config.input_topics().cloned().collect(),
-        client_log: client_log.clone(),
-    };
+    let context = ServiceContext { telemetry, owner: OnceLock::new(), topics, client_log: client_log.clone() };
     consumer_config(config).create_with_context(context).map_err(|e| client_log.client_error("consumer", &e))
+}
+
+/// A consumer outside the group, for the topics every instance reads whole (grants, verdicts,
+/// the fleet table) and for reading a partition back: nothing is committed.
+pub fn create_reader(config: &ServiceConfig, purpose: &str) -> Result<BaseConsumer<ClientLog>, ClientError> {
+    let client_log = ClientLog::new(config);
+    reader_config(config, purpose)
+        .create_with_context(client_log.clone())
+        .map_err(|e| client_log.client_error("reader", &e))
+}
+
+/// The same, as a stream for the service loop.
+pub fn create_stream_reader(config: &ServiceConfig, purpose: &str) -> Result<StreamConsumer<ClientLog>, ClientError> {
+    let client_log = ClientLog::new(config);
+    reader_config(config, purpose)
+        .create_with_context(client_log.clone())
+        .map_err(|e| client_log.client_error("reader", &e))
+}
+
+fn reader_config(config: &ServiceConfig, purpose: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.brokers)
+        .set("group.id", format!("{}-{purpose}", config.group))
+        .set("client.id", "overreach")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest");
+    for (k, v) in config.kafka.iter().chain(&config.kafka_consumer) {
+        c.set(k, v);
+    }
+    c
+}
+
+/// How long a partition read back must stay quiet past its reported end before it counts as
+/// read whole: some brokers report an end below the last record for a moment after a write.
+const READ_BACK_QUIET: Duration = Duration::from_millis(300);
+
+/// Reads one partition from its beginning to its end, handing each record's key and value
+/// (`None`: a tombstone) to `f`; an error when no broker answers within `timeout`.
+pub fn read_partition(
+    reader: &BaseConsumer<ClientLog>,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+    mut f: impl FnMut(&[u8], Option<&[u8]>),
+) -> Result<(), KafkaError> {
+    let (low, high) = reader.fetch_watermarks(topic, partition, timeout)?;
+    if high <= low {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
+    reader.assign(&tpl)?;
+    let deadline = Instant::now() + timeout;
+    let mut reached_end = false;
+    let mut quiet_since = Instant::now();
+    loop {
+        match reader.poll(Duration::from_millis(50)) {
+            Some(Ok(message)) => {
+                use rdkafka::Message;
+                f(message.key().unwrap_or_default(), message.payload());
+                reached_end |= message.offset() + 1 >= high;
+                quiet_since = Instant::now();
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => reached_end = true,
+            Some(Err(error)) => tracing::debug!(%error, topic, partition, "Reading back: consumer error."),
+            None => {}
+        }
+        if reached_end && quiet_since.elapsed() >= READ_BACK_QUIET {
+            break;
+        }
+        if !reached_end && Instant::now() > deadline {
+            return Err(KafkaError::Canceled);
+        }
+    }
+    reader.unassign()?;
+    Ok(())
+}
+
+/// Creates each of the service's own topics that does not exist yet, compacted (`cleanup.policy
+/// = compact`: the latest value of each key is what counts), with `partitions` partitions; an
+/// existing one with fewer partitions than the inputs need is an error naming it.
+pub async fn ensure_compacted_topics(config: &ServiceConfig, topics: &[String], partitions: i32) -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let counts = service_topic_partitions(config, topics).await?;
+    let missing: Vec<&String> = counts.iter().filter(|(_, n)| *n == 0).map(|(t, _)| t).collect();
+    if !missing.is_empty() {
+        let client_log = ClientLog::new(config);
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &config.brokers).set("client.id", "overreach");
+        for (k, v) in &config.kafka {
+            c.set(k, v);
+        }
+        let admin: AdminClient<ClientLog> =
+            c.create_with_context(client_log.clone()).map_err(|e| client_log.client_error("admin client", &e))?;
+        let replication = config.service_topic_replication;
+        let new: Vec<NewTopic> = missing
+            .iter()
+            .map(|t| {
+                NewTopic::new(t, partitions, TopicReplication::Fixed(replication)).set("cleanup.policy", "compact")
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        for result in admin.create_topics(&new, &options).await? {
+            match result {
+                Ok(topic) => tracing::info!(topic, partitions, "Created the service topic."),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, error)) => anyhow::bail!("cannot create the service topic `{topic}`: {error}"),
+            }
+        }
+    }
+    for (topic, count) in service_topic_partitions(config, topics).await? {
+        if count < partitions {
+            anyhow::bail!(
+                "the service topic `{topic}` has {count} partitions, and the inputs need {partitions}: \
+                 give the service topics of at least {partitions} partitions (`state_topic`, `fleet_topic`)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The partition counts of the service's own topics (0: not there).
+async fn service_topic_partitions(config: &ServiceConfig, topics: &[String]) -> anyhow::Result<Vec<(String, i32)>> {
+    let probe = create_reader(config, "probe")?;
+    let topics = topics.to_vec();
+    Ok(tokio::task::spawn_blocking(move || partition_counts(&probe, &topics, Duration::from_secs(10))).await??)
+}
+
+/// The number of partitions of each topic, from the brokers.
+pub fn partition_counts(
+    consumer: &BaseConsumer<ClientLog>,
+    topics: &[String],
+    timeout: Duration,
+) -> Result<Vec<(String, i32)>, KafkaError> {
+    let mut counts = Vec::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+        let partitions = metadata.topics().iter().find(|t| t.name() == topic).map_or(0, |t| t.partitions().len());
+        counts.push((topic.clone(), partitions as i32));
+    }
+    Ok(counts)
 }
 
 /// The service's producer.
@@ -68,7 +218,10 @@ pub fn create_producer(config: &ServiceConfig) -> Result<AlertProducer, ClientEr
 }
 
 /// Consumer settings: the at-least-once pair (auto-commit of *stored* offsets only, stored by
-/// the service after delivery), then the user's `[kafka]` and `[kafka_consumer]` tables.
+/// the service after delivery), cooperative-sticky assignment (a rebalance moves only the
+/// partitions that must move, and the others keep being read), the end of a partition
+/// reported (an input read to its end holds the order stage back no longer), then the user's
+/// `[kafka]` and `[kafka_consumer]` tables.
 fn consumer_config(config: &ServiceConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers)
@@ -77,6 +230,8 @@ fn consumer_config(config: &ServiceConfig) -> ClientConfig {
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("enable.partition.eof", "true")
         // Drives consumer lag and broker reachability (see `ServiceContext::stats`).
         .set("statistics.interval.ms", "5000");
     for (k, v) in config.kafka.iter().chain(&config.kafka_consumer) {
@@ -116,6 +271,8 @@ impl ClientLog {
     }
 }
 
+impl ConsumerContext for ClientLog {}
+
 impl ClientContext for ClientLog {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         let message = self.secrets.scrub(message);
@@ -140,12 +297,17 @@ impl ClientContext for ClientLog {
 /// Callbacks of the service's consumer.
 pub struct ServiceContext {
     telemetry: Arc<Telemetry>,
-    /// Per partition, where the engine state ends; shared with the processing loop, which
-    /// advances it record by record.
-    positions: Arc<Mutex<Positions>>,
+    /// Who holds the partitions' state; rebalances before it is set assign nothing.
+    owner: OnceLock<Arc<dyn PartitionOwner>>,
     /// The input topics, whose lag is reported.
     topics: Vec<String>,
     client_log: ClientLog,
+}
+
+impl ServiceContext {
+    pub fn set_owner(&self, owner: Arc<dyn PartitionOwner>) {
+        let _ = self.owner.set(owner);
+    }
 }
 
 impl ClientContext for ServiceContext {
@@ -176,35 +338,29 @@ impl ClientContext for ServiceContext {
 }
 
 impl ConsumerContext for ServiceContext {
-    /// On assignment, every partition the engine state has seen starts where that state ends
-    /// (the snapshot position at start, the live position after a re-assignment), not at the
-    /// committed offset: records the state already holds must not be counted twice, and
-    /// records it lacks must be read again.
+    /// On assignment, the owner restores each partition's state (from the state topic or the
+    /// local snapshot) and says where it resumes, so records the state holds are not counted
+    /// twice and records it lacks are read again; on revocation it checkpoints and lets go,
+    /// before the partitions move on. Both run inside the rebalance, as Kafka Streams does.
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let positions = self.positions.lock().unwrap_or_else(PoisonError::into_inner);
-                let assigned: Vec<(String, i32)> =
-                    tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
-                let mut from_snapshot = 0;
-                for (topic, partition) in &assigned {
-                    let tp = TopicPartition { topic: topic.clone(), partition: *partition };
-                    if let Some(&next) = positions.get(&tp) {
-                        if tpl.set_partition_offset(topic, *partition, Offset::Offset(next)).is_ok() {
-                            from_snapshot += 1;
-                        }
-                    }
+                if let Some(owner) = self.owner.get() {
+                    owner.assigned(tpl);
                 }
-                drop(positions);
+                let from_state = tpl.elements().iter().filter(|e| matches!(e.offset(), Offset::Offset(_))).count();
                 let result = if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) };
                 if let Err(error) = result {
                     tracing::error!(%error, "Assigning partitions failed.");
                 }
                 BrokerReachability { up: true }.emit(&self.telemetry);
-                PartitionsAssigned { count: assigned.len(), from_snapshot }.emit(&self.telemetry);
+                PartitionsAssigned { count: tpl.count(), from_snapshot: from_state }.emit(&self.telemetry);
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                if let Some(owner) = self.owner.get() {
+                    owner.revoked(tpl);
+                }
                 let result = if cooperative { consumer.incremental_unassign(tpl) } else { consumer.unassign() };
                 if let Err(error) = result {
                     tracing::error!(%error, "Revoking partitions failed.");
@@ -275,7 +431,7 @@ mod tests {
         let jaas =
             "org.apache.kafka.common.security.plain.PlainLoginModule required username='ABCD' password='s3cr3t-pw';";
         config.kafka.insert("sasl.jaas.config".into(), jaas.into());
-        let consumer = create_consumer(&config, Arc::new(Telemetry::new()), Arc::default()).err();
+        let consumer = create_consumer(&config, Arc::new(Telemetry::new()), Vec::new()).err();
         let producer = create_producer(&config).err();
         for error in [consumer, producer] {
             let error = error.expect("an unknown key is a creation error").to_string();

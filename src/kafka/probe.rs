@@ -102,7 +102,7 @@ fn missing_message(topics: &[OutputTopic], problems: &[TopicProblem], brokers: &
     let _ = write!(
         message,
         "create it (e.g. `kafka-topics.sh --bootstrap-server {brokers} --create --topic {example}`) or grant this \
-         client access to it, then start again; overreach does not create topics"
+         client access to it, then start again; overreach creates only its own state and fleet topics"
     );
     message
 }

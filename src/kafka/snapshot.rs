@@ -1,12 +1,16 @@
 //! The state snapshot: engine baselines plus the consumer position they cover.
 //!
-//! File layout: one JSON header line (`format`, `version`, `positions`), then the engine
-//! state exactly as `Engine::save_state` writes it (the format of replay's `--state-out`;
-//! `tail -n +2 FILE` extracts it). A snapshot is only taken when every alert caused by the
-//! records it covers has been acknowledged, so restarting from `positions` with this engine
-//! state neither loses an alert nor counts a record twice in a baseline. Written by the same
-//! writer as `--state-out` ([`state_file`]): a crash leaves the old file or the new one.
+//! File layout: one JSON header line (`format`, `version`, `positions`, and `held`: per input
+//! partition, the records its order stage had read but not yet handed to the engine), then
+//! the engine state exactly as `Engine::save_state` writes it (the format of replay's
+//! `--state-out`; `tail -n +2 FILE` extracts it). A snapshot is only taken when every alert
+//! caused by the records it covers has been acknowledged, so restarting from `positions`
+//! with this engine state and these held records neither loses an alert nor counts a record
+//! twice in a baseline. Written by the same writer as `--state-out` ([`state_file`]): a crash
+//! leaves the old file or the new one. It is a cache: the state topic holds the truth, and a
+//! partition is restored from whichever of the two is further on.
 
+use super::handover::HeldRecord;
 use super::TopicPartition;
 use crate::engine::{Engine, EngineConfig, StateError};
 use crate::state_file::{self, StateFileError};
@@ -27,7 +31,20 @@ struct Header {
     format: String,
     version: u32,
     positions: Vec<Position>,
+    #[serde(default)]
+    held: Vec<Held>,
 }
+
+/// What one partition's order stage held.
+#[derive(Serialize, Deserialize)]
+struct Held {
+    topic: String,
+    partition: i32,
+    records: Vec<HeldRecord>,
+}
+
+/// Per input partition, the records read and not yet handed to the engine.
+pub type HeldRecords = BTreeMap<TopicPartition, Vec<HeldRecord>>;
 
 #[derive(Serialize, Deserialize)]
 struct Position {
@@ -47,13 +64,18 @@ pub enum SnapshotError {
 }
 
 /// Writes the snapshot atomically (see [`state_file`]) and returns its size in bytes.
-pub fn write(path: &Path, engine: &Engine, positions: &Positions) -> Result<u64, StateFileError> {
+pub fn write(path: &Path, engine: &Engine, positions: &Positions, held: &HeldRecords) -> Result<u64, StateFileError> {
     let header = Header {
         format: FORMAT.to_string(),
         version: VERSION,
         positions: positions
             .iter()
             .map(|(tp, &next_offset)| Position { topic: tp.topic.clone(), partition: tp.partition, next_offset })
+            .collect(),
+        held: held
+            .iter()
+            .filter(|(_, records)| !records.is_empty())
+            .map(|(tp, records)| Held { topic: tp.topic.clone(), partition: tp.partition, records: records.clone() })
             .collect(),
     };
     state_file::write(path, |w| {
@@ -64,7 +86,7 @@ pub fn write(path: &Path, engine: &Engine, positions: &Positions) -> Result<u64,
 }
 
 /// Reads a snapshot; `Ok(None)` if there is none yet. `config` replaces the saved engine config.
-pub fn read(path: &Path, config: EngineConfig) -> Result<Option<(Engine, Positions)>, SnapshotError> {
+pub fn read(path: &Path, config: EngineConfig) -> Result<Option<(Engine, Positions, HeldRecords)>, SnapshotError> {
     let io = |source| SnapshotError::Io { path: path.into(), source };
     let file = match File::open(path) {
         Ok(f) => f,
@@ -86,7 +108,12 @@ pub fn read(path: &Path, config: EngineConfig) -> Result<Option<(Engine, Positio
         .into_iter()
         .map(|p| (TopicPartition { topic: p.topic, partition: p.partition }, p.next_offset))
         .collect();
-    Ok(Some((engine, positions)))
+    let held = header
+        .held
+        .into_iter()
+        .map(|h| (TopicPartition { topic: h.topic, partition: h.partition }, h.records))
+        .collect();
+    Ok(Some((engine, positions, held)))
 }
 
 /// The engine of a state file of either kind: a snapshot (its header line is skipped) or what
@@ -126,7 +153,7 @@ mod tests {
         };
         engine.process(&Record::Access(event), &Origin::File { path: "t".into(), line: 1 });
         let snapshot = dir.path().join("state.snap");
-        write(&snapshot, &engine, &Positions::new()).unwrap();
+        write(&snapshot, &engine, &Positions::new(), &HeldRecords::new()).unwrap();
         let replay = dir.path().join("state.json");
         state_file::write(&replay, |w| engine.save_state(w)).unwrap();
         for path in [&snapshot, &replay] {
@@ -139,7 +166,8 @@ mod tests {
     }
 
     #[test]
-    fn round_trips_engine_and_positions() {
+    fn round_trips_engine_positions_and_held_records() {
+        use crate::model::{AccessEvent, Record};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.snap");
         assert!(read(&path, EngineConfig::default()).unwrap().is_none());
@@ -148,12 +176,24 @@ mod tests {
         let mut saved_engine = Vec::new();
         engine.save_state(&mut saved_engine).unwrap();
         let positions: Positions = [(TopicPartition { topic: "in".into(), partition: 3 }, 42)].into();
-        let size = write(&path, &engine, &positions).unwrap();
+        let event =
+            AccessEvent { identity: "i".into(), target: "t".into(), action: "a".into(), ..AccessEvent::default() };
+        let held: HeldRecords = [(
+            TopicPartition { topic: "in".into(), partition: 3 },
+            vec![HeldRecord { offset: 41, record: Record::Access(event) }],
+        )]
+        .into();
+        let size = write(&path, &engine, &positions, &held).unwrap();
         assert_eq!(size, std::fs::metadata(&path).unwrap().len());
         assert!(!dir.path().join("state.snap.tmp").exists());
 
-        let (restored, got) = read(&path, EngineConfig::default()).unwrap().unwrap();
+        let (restored, got, got_held) = read(&path, EngineConfig::default()).unwrap().unwrap();
         assert_eq!(got, positions);
+        // Records have no equality of their own; their JSON has.
+        let as_json = |h: &HeldRecords| -> Vec<(TopicPartition, serde_json::Value)> {
+            h.iter().map(|(tp, records)| (tp.clone(), serde_json::to_value(records).unwrap())).collect()
+        };
+        assert_eq!(as_json(&got_held), as_json(&held));
         let mut again = Vec::new();
         restored.save_state(&mut again).unwrap();
         assert_eq!(again, saved_engine);

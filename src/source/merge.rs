@@ -8,9 +8,9 @@
 
 use super::file::{Line, LineReader};
 use crate::decode::{decode_line, DecodeError, Format, Limits};
+use crate::model::{Millis, Origin};
 use crate::order::{InputId, Order, OrderCounts};
 pub use crate::order::{Sourced, MAX_HELD_BYTES, MAX_HELD_RECORDS};
-use crate::model::{Millis, Origin};
 use std::collections::VecDeque;
 
 /// What went wrong with one input line (or a record inside it).

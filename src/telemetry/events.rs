@@ -21,14 +21,18 @@ pub fn printable(text: &dyn std::fmt::Display) -> String {
     escape_control(&text.to_string()).into_owned()
 }
 
-pub struct RecordConsumed<'a> {
+pub struct InputCounted<'a> {
     pub topic: &'a str,
-    pub count: u64,
+    /// Messages read.
+    pub consumed: u64,
+    /// Records (a message may carry several) the engine judged, after the order stage.
+    pub processed: u64,
 }
 
-impl RecordConsumed<'_> {
+impl InputCounted<'_> {
     pub fn emit(&self, t: &Telemetry) {
-        t.metrics.records_consumed.with_label_values(&[self.topic]).inc_by(self.count);
+        t.metrics.records_consumed.with_label_values(&[self.topic]).inc_by(self.consumed);
+        t.metrics.records_processed.with_label_values(&[self.topic]).inc_by(self.processed);
     }
 }
 
@@ -226,6 +230,115 @@ impl ConsumerLag<'_> {
     }
 }
 
+/// What the order stage counted since it was last reported.
+pub struct OrderCounted<'a> {
+    pub counts: crate::order::OrderCounts,
+    pub reported: &'a mut crate::order::OrderCounts,
+}
+
+impl OrderCounted<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        let (now, before) = (self.counts, *self.reported);
+        if now.late > before.late {
+            tracing::debug!(late = now.late - before.late, "Records later than the lateness allowance.");
+            t.metrics.records_late.inc_by(now.late - before.late);
+        }
+        if now.released_early > before.released_early {
+            t.metrics.records_released_early.inc_by(now.released_early - before.released_early);
+        }
+        *self.reported = now;
+    }
+}
+
+/// A partition's checkpoint was handed to the producer.
+pub struct CheckpointPublished<'a> {
+    pub tp: &'a crate::kafka::TopicPartition,
+    pub identities: usize,
+    pub state_bytes: usize,
+    pub elapsed: Duration,
+}
+
+impl CheckpointPublished<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        tracing::debug!(topic = %self.tp.topic, partition = self.tp.partition, identities = self.identities,
+            state_bytes = self.state_bytes, elapsed_ms = self.elapsed.as_millis() as u64, "Checkpoint published.");
+        let labels = [self.tp.topic.as_str(), &self.tp.partition.to_string()];
+        t.metrics.checkpoint_bytes.with_label_values(&labels).set(self.state_bytes as i64);
+        t.metrics.partition_identities.with_label_values(&labels).set(self.identities as i64);
+        t.metrics.checkpoints.inc();
+    }
+}
+
+/// A partition changed hands: taken over with its state (`incoming`), or let go.
+pub struct HandedOver<'a> {
+    pub tp: &'a crate::kafka::TopicPartition,
+    pub incoming: bool,
+    /// Where the state came from (`state_topic`, `local`, `none`) or how it was left
+    /// (`checkpoint`, `last_checkpoint`).
+    pub source: &'static str,
+    pub identities: usize,
+    pub elapsed: Duration,
+}
+
+impl HandedOver<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        let direction = if self.incoming { "in" } else { "out" };
+        tracing::info!(topic = %self.tp.topic, partition = self.tp.partition, direction, source = self.source,
+            identities = self.identities, elapsed_ms = self.elapsed.as_millis() as u64, "Partition handed over.");
+        t.metrics.handovers.with_label_values(&[direction, self.source]).inc();
+        t.metrics.handover_seconds.observe(self.elapsed.as_secs_f64());
+        let labels = [self.tp.topic.as_str(), &self.tp.partition.to_string()];
+        let identities = if self.incoming { self.identities as i64 } else { 0 };
+        t.metrics.partition_identities.with_label_values(&labels).set(identities);
+    }
+}
+
+/// How many input partitions this instance holds, after a rebalance.
+pub struct PartitionsHeld {
+    pub count: usize,
+}
+
+impl PartitionsHeld {
+    pub fn emit(&self, t: &Telemetry) {
+        tracing::info!(count = self.count, "Input partitions held.");
+        t.health.partitions_assigned.store(self.count > 0, Ordering::Relaxed);
+    }
+}
+
+/// Restoring assigned partitions' state begins (`true`) or ends.
+pub struct Restoring(pub bool);
+
+impl Restoring {
+    pub fn emit(&self, t: &Telemetry) {
+        t.health.restoring.store(self.0, Ordering::Relaxed);
+    }
+}
+
+/// A record of the state or fleet topic (or the topic itself) could not be read.
+pub struct StateRestoreFailed<'a> {
+    pub tp: &'a crate::kafka::TopicPartition,
+    pub what: &'static str,
+    pub error: &'a str,
+}
+
+impl StateRestoreFailed<'_> {
+    pub fn emit(&self, t: &Telemetry) {
+        tracing::warn!(topic = %self.tp.topic, partition = self.tp.partition, what = self.what,
+            error = %printable(&self.error), "State not read.");
+        t.metrics.state_read_errors.with_label_values(&[self.what]).inc();
+    }
+}
+
+/// A verdict about an alert this instance does not know, while other instances hold partitions.
+pub struct VerdictNotHeld;
+
+impl VerdictNotHeld {
+    pub fn emit(&self, t: &Telemetry) {
+        tracing::debug!("Verdict about an alert not held here; another instance holds its identity.");
+        t.metrics.verdicts_not_held.inc();
+    }
+}
+
 pub struct PartitionsAssigned {
     pub count: usize,
     /// Partitions started at the position recorded in the state snapshot rather than the committed offset.
@@ -233,9 +346,8 @@ pub struct PartitionsAssigned {
 }
 
 impl PartitionsAssigned {
-    pub fn emit(&self, t: &Telemetry) {
+    pub fn emit(&self, _: &Telemetry) {
         tracing::info!(count = self.count, from_snapshot = self.from_snapshot, "Partitions assigned.");
-        t.health.partitions_assigned.store(self.count > 0, Ordering::Relaxed);
     }
 }
 
@@ -244,9 +356,8 @@ pub struct PartitionsRevoked {
 }
 
 impl PartitionsRevoked {
-    pub fn emit(&self, t: &Telemetry) {
+    pub fn emit(&self, _: &Telemetry) {
         tracing::info!(count = self.count, "Partitions revoked.");
-        t.health.partitions_assigned.store(false, Ordering::Relaxed);
     }
 }
 

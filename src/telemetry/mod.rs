@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 pub struct Metrics {
     registry: Registry,
     pub records_consumed: IntCounterVec,
+    pub records_processed: IntCounterVec,
     pub records_rejected: IntCounterVec,
     pub processing_seconds: Counter,
     pub alerts_emitted: IntCounterVec,
@@ -36,6 +37,15 @@ pub struct Metrics {
     pub snapshot_failures: IntCounter,
     pub http_connections: IntGauge,
     pub http_connections_evicted: IntCounter,
+    pub records_late: IntCounter,
+    pub records_released_early: IntCounter,
+    pub handovers: IntCounterVec,
+    pub handover_seconds: Histogram,
+    pub partition_identities: IntGaugeVec,
+    pub checkpoint_bytes: IntGaugeVec,
+    pub checkpoints: IntCounter,
+    pub state_read_errors: IntCounterVec,
+    pub verdicts_not_held: IntCounter,
 }
 
 impl Metrics {
@@ -46,8 +56,16 @@ impl Metrics {
             registry.register(Box::new(c.clone()))?;
             Ok(c)
         };
-        let records_consumed =
-            counter("overreach_records_consumed_total", "Records read from the input and grants topics.", &["topic"])?;
+        let records_consumed = counter(
+            "overreach_records_consumed_total",
+            "Messages read from the input, grants and feedback topics.",
+            &["topic"],
+        )?;
+        let records_processed = counter(
+            "overreach_records_processed_total",
+            "Records the engine judged, once the order stage let them out (a CloudTrail message carries several).",
+            &["topic"],
+        )?;
         let records_rejected = counter(
             "overreach_records_rejected_total",
             "Records that could not be decoded, by reason (sent to the dead-letter topic if one is set).",
@@ -126,9 +144,74 @@ impl Metrics {
             "HTTP connections closed to make room at the connection cap (the oldest goes first).",
         )?;
         registry.register(Box::new(http_connections_evicted.clone()))?;
+        let int_counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let int_gauges = |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let records_late = int_counter(
+            "overreach_records_late_total",
+            "Records later than the lateness allowance (or from a partition that was idle), judged out of event-time order.",
+        )?;
+        let records_released_early = int_counter(
+            "overreach_records_released_early_total",
+            "Records the full order stage let go before their lateness allowance ran out.",
+        )?;
+        let handovers = counter(
+            "overreach_handovers_total",
+            "Partitions taken over (direction in, by where their state came from: state_topic, local, none) and \
+             handed over (direction out, by checkpoint or last_checkpoint).",
+            &["direction", "source"],
+        )?;
+        let handover_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "overreach_handover_seconds",
+                "Time to restore a partition's state when it is assigned, or to checkpoint and release it when revoked.",
+            )
+            .buckets(prometheus::exponential_buckets(0.001, 2.0, 18)?),
+        )?;
+        registry.register(Box::new(handover_seconds.clone()))?;
+        let partition_identities = int_gauges(
+            "overreach_partition_identities",
+            "Identities whose state this instance holds, per input partition.",
+            &["topic", "partition"],
+        )?;
+        let checkpoint_bytes = int_gauges(
+            "overreach_checkpoint_state_bytes",
+            "Bytes of identity state the last checkpoint of a partition wrote (only what changed is written).",
+            &["topic", "partition"],
+        )?;
+        let checkpoints =
+            int_counter("overreach_checkpoints_total", "Partition checkpoints published to the state topic.")?;
+        let state_read_errors = counter(
+            "overreach_state_read_errors_total",
+            "Records of the state or fleet topic that could not be read (or a state topic that could not be \
+             read at all), by what they held.",
+            &["what"],
+        )?;
+        let verdicts_not_held = int_counter(
+            "overreach_verdicts_not_held_total",
+            "Verdicts about alerts this instance does not know, left to the instance that holds the identity \
+             (dead-lettered only when one instance holds every partition).",
+        )?;
         Ok(Metrics {
+            records_late,
+            records_released_early,
+            handovers,
+            handover_seconds,
+            partition_identities,
+            checkpoint_bytes,
+            checkpoints,
+            state_read_errors,
+            verdicts_not_held,
             registry,
             records_consumed,
+            records_processed,
             records_rejected,
             processing_seconds,
             alerts_emitted,
@@ -162,6 +245,8 @@ impl Metrics {
 pub struct Health {
     pub state_loaded: AtomicBool,
     pub partitions_assigned: AtomicBool,
+    /// Restoring the state of newly assigned partitions: not ready until every partition held has its state.
+    pub restoring: AtomicBool,
     /// From librdkafka statistics: some broker connection is up.
     pub broker_up: AtomicBool,
     /// From the metadata probe: a broker answered within the probe's timeout. A hung broker
@@ -180,6 +265,8 @@ impl Health {
         let snapshot_error = self.snapshot_error.lock().unwrap_or_else(PoisonError::into_inner);
         if !self.state_loaded.load(Ordering::Relaxed) {
             Err("state not loaded".into())
+        } else if self.restoring.load(Ordering::Relaxed) {
+            Err("restoring the state of assigned partitions".into())
         } else if let Some(error) = snapshot_error.as_deref() {
             Err(format!("state snapshot failing: {error}"))
         } else if !self.broker_up.load(Ordering::Relaxed) {

@@ -1,0 +1,946 @@
+//! The service's pipeline state: what the loop and the rebalance callbacks
+//! share, behind one lock that is never held across an await.
+//!
+//! One path per record, as in replay: a message is decoded and its records
+//! pushed into the order stage under their partition; what the stage lets
+//! out goes through the engine, and each alert is produced. A message is done
+//! once every record it held has been through the engine and every output it
+//! caused is acknowledged; then its offset is released for commit, in order
+//! per partition (`OffsetTracker`).
+//!
+//! State per input partition: each identity belongs to the partition its
+//! records come from (the engine's `Shard`), and a partition's checkpoint (its
+//! changed identities, its position and what the order stage holds of it) is
+//! published to the state topic at quiescent points and when it is revoked;
+//! the instance it is assigned to next restores from there (`assigned`).
+
+use crate::alert::Alert;
+use crate::config::ServiceConfig;
+use crate::decode::{decode_line, DecodeError, Limits};
+use crate::engine::{Engine, Shard};
+use crate::feedback::Refused;
+use crate::kafka::delivery::{self, AlertInfo, Deliverer, Output};
+use crate::kafka::handover::{self, Checkpoint, FactValue, HeldRecord, Key, PartitionValue, ShareValue, StateValue};
+use crate::kafka::offsets::OffsetTracker;
+use crate::kafka::snapshot::{self, Positions};
+use crate::kafka::{self, ClientLog, PartitionOwner, TopicPartition};
+use crate::model::{Millis, Origin, Record};
+use crate::order::{InputId, Order, OrderCounts};
+use crate::telemetry::events::{
+    AlertsDelivered, CheckpointPublished, HandedOver, InputCounted, OrderCounted, PartitionsHeld, RecordRejected,
+    Restoring, SnapshotFailed, SnapshotWritten, StateRestoreFailed, VerdictNotHeld,
+};
+use crate::telemetry::Telemetry;
+use crate::triage::recent::RecentAlerts;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How long restoring one partition from the state topic may wait for a broker.
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What an input partition is read for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Access logs, from the group: its identities' state is this instance's.
+    Access { shard: Shard },
+    /// Grant and lifecycle events, read whole by every instance.
+    Grants,
+    /// Analyst verdicts, read whole by every instance.
+    Feedback,
+}
+
+/// One partition the service reads into the order stage.
+struct Input {
+    tp: TopicPartition,
+    /// The topic name every record's origin shares, so a record allocates none.
+    topic: Arc<str>,
+    role: Role,
+    id: InputId,
+    /// The next offset to read: everything before it is in the engine or held by the stage.
+    position: Option<i64>,
+    /// Messages consumed, and records the engine judged, since the last flush (for the metrics).
+    consumed: u64,
+    processed: u64,
+    /// The offset released for commit since the last flush.
+    release: Option<i64>,
+    /// Read to its end (the consumer said so) and when it last gave a message.
+    at_end: bool,
+    last_message: Instant,
+    /// Lifecycle facts its logs stated since its last checkpoint, for the fleet topic.
+    facts: Vec<(String, FactValue)>,
+    /// After a restore: identities whose state already holds their records before an offset
+    /// (a checkpoint cut short by a crash wrote them, not the partition's position).
+    ahead: HashMap<String, i64>,
+}
+
+/// Outputs of one delivery, and of what.
+pub enum Work {
+    /// The outputs of records of the message at `offset` of an input partition.
+    Record { tp: TopicPartition, offset: i64, consumed_at: Instant },
+    /// A checkpoint of a partition.
+    Checkpoint,
+}
+
+/// The detector and severity of each alert a delivery had acknowledged.
+type AckedAlerts = Vec<(crate::detect::Detector, crate::alert::Severity)>;
+
+/// Deliveries that have finished, waiting for the loop (or a revocation) to take them.
+#[derive(Default)]
+pub struct Finished {
+    queue: Mutex<Vec<(Work, AckedAlerts)>>,
+    pub notify: tokio::sync::Notify,
+}
+
+impl Finished {
+    fn push(&self, work: Work, alerts: AckedAlerts) {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner).push((work, alerts));
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> Vec<(Work, AckedAlerts)> {
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Counts of one run, returned when it stops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    pub records: u64,
+    pub rejected: u64,
+    pub alerts: u64,
+    /// Input records whose outputs were still unacknowledged when the shutdown timeout ended
+    /// the wait; a restart reads them again.
+    pub unacknowledged: u64,
+    /// The snapshot at shutdown was due and could not be written (or was skipped because
+    /// deliveries were unacknowledged): the next start resumes from an older one.
+    pub final_snapshot_missing: bool,
+}
+
+impl RunSummary {
+    /// `Err` when the stop was not clean, for the exit status.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.unacknowledged > 0 {
+            anyhow::bail!(
+                "stopped with the outputs of {} input records unacknowledged; they are read again at the next start",
+                self.unacknowledged
+            );
+        }
+        if self.final_snapshot_missing {
+            anyhow::bail!("the final state snapshot could not be written; the next start resumes from an older one");
+        }
+        Ok(())
+    }
+}
+
+pub struct Core {
+    config: Arc<ServiceConfig>,
+    limits: Limits,
+    pub telemetry: Arc<Telemetry>,
+    pub engine: Engine,
+    order: Order,
+    inputs: Vec<Input>,
+    tracker: OffsetTracker,
+    /// Per (input partition, offset): records of the message the engine has not had yet,
+    /// plus deliveries of its outputs in flight. At zero the message is done.
+    outstanding: HashMap<(TopicPartition, i64), u32>,
+    deliverer: Arc<Deliverer>,
+    pub finished: Arc<Finished>,
+    /// Deliveries in flight: of records' outputs, and of checkpoints.
+    in_flight: usize,
+    checkpoints_in_flight: usize,
+    recent: Arc<RecentAlerts>,
+    pub summary: RunSummary,
+    /// What the local snapshot held for partitions not yet assigned: their position and the
+    /// records its order stage held (their identities are in the engine, in their shard).
+    cached: BTreeMap<TopicPartition, PartitionValue>,
+    /// Partitions of the input topics, over all instances: all held here means a verdict
+    /// about an alert this instance does not know is unknown everywhere.
+    partitions_total: usize,
+    /// Where the global reader is in each partition it reads (grants, verdicts, fleet table).
+    global_positions: Positions,
+    /// Reads a partition of the state topic back when it is assigned.
+    restorer: Option<BaseConsumer<ClientLog>>,
+    last_snapshot: Option<Instant>,
+    started: Instant,
+    /// Per suppression rule, the engine's count the metric has been given.
+    suppressed_reported: BTreeMap<String, u64>,
+    /// The order stage's counts the metrics have been given.
+    order_reported: OrderCounts,
+    /// Stopping: the final checkpoint is written, and leaving the group hands nothing over.
+    closing: bool,
+}
+
+/// Where the service stands at start: the engine (from the local snapshot, or new) and what
+/// the snapshot says of each partition.
+pub struct Start {
+    pub engine: Engine,
+    pub positions: Positions,
+    pub held: BTreeMap<TopicPartition, Vec<HeldRecord>>,
+}
+
+impl Core {
+    pub fn new(
+        config: Arc<ServiceConfig>,
+        telemetry: Arc<Telemetry>,
+        start: Start,
+        deliverer: Arc<Deliverer>,
+        recent: Arc<RecentAlerts>,
+        partitions_total: usize,
+    ) -> anyhow::Result<Core> {
+        let Start { engine, positions, mut held } = start;
+        let access: Vec<&String> = config.input_topics.iter().collect();
+        let mut cached = BTreeMap::new();
+        let mut global_positions = Positions::new();
+        for (tp, position) in positions {
+            if access.contains(&&tp.topic) {
+                let held = held.remove(&tp).unwrap_or_default();
+                cached.insert(tp, PartitionValue { version: handover::VERSION, position, held });
+            } else {
+                global_positions.insert(tp, position);
+            }
+        }
+        let suppressed_reported = engine.stats().suppressed_by_rule.clone();
+        Ok(Core {
+            limits: config.limits(),
+            order: Order::new(config.lateness_s as Millis * 1000),
+            restorer: Some(kafka::create_reader(&config, "restore")?),
+            config,
+            telemetry,
+            engine,
+            inputs: Vec::new(),
+            tracker: OffsetTracker::default(),
+            outstanding: HashMap::new(),
+            deliverer,
+            finished: Arc::default(),
+            in_flight: 0,
+            checkpoints_in_flight: 0,
+            recent,
+            summary: RunSummary::default(),
+            cached,
+            partitions_total,
+            global_positions,
+            last_snapshot: None,
+            started: Instant::now(),
+            suppressed_reported,
+            order_reported: OrderCounts::default(),
+            closing: false,
+        })
+    }
+
+    /// True while more records may be taken in: deliveries in flight are bounded, so a slow
+    /// broker holds memory bounded instead of piling up outputs.
+    pub fn accepting(&self, max_in_flight: usize) -> bool {
+        self.in_flight < max_in_flight
+    }
+
+    pub fn quiescent(&self) -> bool {
+        self.in_flight == 0
+    }
+
+    /// Where the global reader starts each partition of a topic read whole.
+    pub fn global_start(&self, tp: &TopicPartition) -> Offset {
+        self.global_positions.get(tp).map_or(Offset::Beginning, |&next| Offset::Offset(next))
+    }
+
+    fn input_index(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.inputs.iter().position(|i| i.tp.partition == partition && i.tp.topic == topic)
+    }
+
+    /// Adds a partition read into the order stage, with what it already held.
+    fn add_input(&mut self, tp: TopicPartition, role: Role, position: Option<i64>, restored: Restored) {
+        let Restored { held, ahead, .. } = restored;
+        let id = self.order.add_input();
+        let topic: Arc<str> = tp.topic.as_str().into();
+        for h in held {
+            let origin = Origin::Kafka { topic: Arc::clone(&topic), partition: tp.partition, offset: h.offset };
+            *self.outstanding.entry((tp.clone(), h.offset)).or_default() += 1;
+            self.order.push(id, (h.record, origin), 0);
+        }
+        self.inputs.push(Input {
+            tp,
+            topic,
+            role,
+            id,
+            position,
+            consumed: 0,
+            processed: 0,
+            release: None,
+            at_end: false,
+            last_message: Instant::now(),
+            facts: Vec::new(),
+            ahead,
+        });
+    }
+
+    /// A partition of a topic every instance reads whole (grants, verdicts) joins the stage.
+    pub fn add_global_input(&mut self, tp: TopicPartition, role: Role) {
+        if self.input_index(&tp.topic, tp.partition).is_none() {
+            self.add_input(tp, role, None, Restored::default());
+        }
+    }
+
+    /// Takes in one message of an input partition: its records go into the order stage (its
+    /// lifecycle facts also to the fleet topic's next checkpoint), its rejects are counted and
+    /// dead-lettered.
+    pub fn receive(&mut self, message: &BorrowedMessage<'_>) {
+        let consumed_at = Instant::now();
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        let Some(index) = self.input_index(topic, partition) else { return };
+        self.summary.records += 1;
+        let format = self.config.format_of(topic);
+        let input = &mut self.inputs[index];
+        input.consumed += 1;
+        input.position = Some(offset + 1);
+        input.at_end = false;
+        input.last_message = consumed_at;
+        let origin = Origin::Kafka { topic: Arc::clone(&input.topic), partition, offset };
+        let payload = message.payload().unwrap_or_default();
+        let decoded = decode_line(payload, format, &self.limits);
+        let good = decoded.iter().filter(|r| r.is_ok()).count();
+        let mut errors = Vec::new();
+        for result in decoded {
+            match result {
+                Ok(record) => {
+                    if let (Role::Access { .. }, Record::Lifecycle { time, event_id, fact }) = (input.role, &record) {
+                        let value = FactValue { version: handover::VERSION, time: *time, fact: fact.clone() };
+                        input.facts.push((event_id.clone(), value));
+                    }
+                    self.order.push(input.id, (record, origin.clone()), payload.len() / good.max(1));
+                }
+                Err(error) => errors.push(error),
+            }
+        }
+        let tp = input.tp.clone();
+        let role = input.role;
+        for error in &errors {
+            RecordRejected { topic, partition, offset, error }.emit(&self.telemetry);
+        }
+        let dead_letter = match (&self.config.dlq_topic, errors.is_empty()) {
+            (Some(dlq), false) => Some(delivery::rejected_record(dlq, message, &tp, offset, &errors)),
+            _ => None,
+        };
+        if !errors.is_empty() {
+            self.summary.rejected += 1;
+        }
+        // Only the group's partitions are committed; the ones read whole are not.
+        if !matches!(role, Role::Access { .. }) {
+            if let Some(output) = dead_letter {
+                self.deliver(vec![output], Work::Record { tp, offset, consumed_at });
+            }
+            return;
+        }
+        self.tracker.begin(&tp, offset);
+        let units = good as u32 + u32::from(dead_letter.is_some());
+        if units == 0 {
+            self.release(&tp, offset);
+            return;
+        }
+        self.outstanding.insert((tp.clone(), offset), units);
+        if let Some(output) = dead_letter {
+            self.deliver(vec![output], Work::Record { tp, offset, consumed_at });
+        }
+    }
+
+    /// The consumer reached the end of `partition` (of some topic it reads, with `roles`).
+    pub fn at_end(&mut self, partition: i32, access: bool) {
+        for input in self.inputs.iter_mut().filter(|i| i.tp.partition == partition) {
+            if matches!(input.role, Role::Access { .. }) == access {
+                input.at_end = true;
+            }
+        }
+    }
+
+    /// Inputs read to their end and quiet for `idle_ms` hold the stage back no longer.
+    pub fn mark_idle(&mut self) {
+        let idle = Duration::from_millis(self.config.idle_ms);
+        for input in &self.inputs {
+            let quiet = input.at_end && input.last_message.elapsed() >= idle;
+            self.order.set_idle(input.id, quiet);
+        }
+    }
+
+    /// A clean stop: every input counts as ended, so what the order stage holds is judged
+    /// now, as replay judges what is left at the end of its files.
+    pub fn drain(&mut self) {
+        for input in &self.inputs {
+            self.order.end(input.id);
+        }
+        self.run_engine();
+    }
+
+    /// Hands every record the order stage lets out to the engine, and produces what it says.
+    pub fn run_engine(&mut self) {
+        let started = Instant::now();
+        while let Some(released) = self.order.pop() {
+            let Origin::Kafka { offset, .. } = released.origin else { continue };
+            let Some(index) = self.inputs.iter().position(|i| i.id == released.input) else { continue };
+            let input = &mut self.inputs[index];
+            input.processed += 1;
+            let (tp, role) = (input.tp.clone(), input.role);
+            let shard = match role {
+                Role::Access { shard } => Some(shard),
+                _ => None,
+            };
+            let already = match &released.record {
+                Record::Access(e) => input.ahead.get(&e.identity).is_some_and(|&upto| offset < upto),
+                _ => false,
+            };
+            let mut outputs = Vec::new();
+            if !already {
+                match self.engine.apply_in(&released.record, &released.origin, shard) {
+                    Ok(alerts) => {
+                        for alert in alerts {
+                            outputs.push(self.alert_output(&alert));
+                            self.recent.push(alert);
+                        }
+                    }
+                    Err(refused) => {
+                        if let Some(output) = self.refused_verdict(refused, &released.record, &tp, offset) {
+                            outputs.push(output);
+                        }
+                    }
+                }
+            }
+            if matches!(role, Role::Access { .. }) {
+                if !outputs.is_empty() {
+                    *self.outstanding.entry((tp.clone(), offset)).or_default() += 1;
+                }
+                self.record_done(&tp, offset);
+            }
+            if !outputs.is_empty() {
+                let consumed_at = self.inputs[index].last_message;
+                self.deliver(outputs, Work::Record { tp, offset, consumed_at });
+            }
+        }
+        OrderCounted { counts: self.order.counts(), reported: &mut self.order_reported }.emit(&self.telemetry);
+        self.telemetry.metrics.processing_seconds.inc_by(started.elapsed().as_secs_f64());
+    }
+
+    /// A verdict the engine could not apply: rejected with its place like a bad record, and
+    /// dead-lettered, when this instance holds every input partition (the alert is unknown
+    /// everywhere); otherwise another instance may hold its identity, and it is only counted.
+    fn refused_verdict(
+        &mut self,
+        refused: Refused,
+        record: &Record,
+        tp: &TopicPartition,
+        offset: i64,
+    ) -> Option<Output> {
+        let held_here = self.inputs.iter().filter(|i| matches!(i.role, Role::Access { .. })).count();
+        if matches!(refused, Refused::UnknownAlert(_)) && held_here < self.partitions_total {
+            VerdictNotHeld.emit(&self.telemetry);
+            return None;
+        }
+        let error = DecodeError::from(refused);
+        RecordRejected { topic: &tp.topic, partition: tp.partition, offset, error: &error }.emit(&self.telemetry);
+        self.summary.rejected += 1;
+        let dlq = self.config.dlq_topic.as_ref()?;
+        // The verdict as decoded: the message it came in was taken apart by the order stage.
+        Some(Output {
+            topic: dlq.clone(),
+            partition: None,
+            key: None,
+            payload: Some(serde_json::to_vec(record).unwrap_or_default()),
+            headers: vec![
+                ("reason", error.kind().to_string()),
+                ("error", crate::text::printable(&error.to_string(), 1024)),
+                ("source_topic", tp.topic.clone()),
+                ("source_partition", tp.partition.to_string()),
+                ("source_offset", offset.to_string()),
+            ],
+            alert: None,
+        })
+    }
+
+    /// The alert as produced: JSON, keyed by identity so one identity's alerts stay in order,
+    /// with `detector`, `severity` and `alert_id` headers for routing without parsing.
+    fn alert_output(&self, alert: &Alert) -> Output {
+        Output {
+            topic: self.config.alert_topic.clone(),
+            partition: None,
+            key: Some(alert.identity.as_bytes().to_vec()),
+            payload: Some(crate::ocsf::render(alert, self.config.alert_format).into_bytes()),
+            headers: vec![
+                ("detector", alert.detector.name().to_string()),
+                ("severity", alert.severity.name().to_string()),
+                ("alert_id", alert.alert_id.clone()),
+            ],
+            alert: Some(AlertInfo {
+                alert_id: alert.alert_id.clone(),
+                detector: alert.detector,
+                severity: alert.severity,
+            }),
+        }
+    }
+
+    fn deliver(&mut self, outputs: Vec<Output>, work: Work) {
+        let source = match &work {
+            Work::Record { tp, offset, .. } => Some((tp.clone(), *offset)),
+            Work::Checkpoint => None,
+        };
+        match work {
+            Work::Record { .. } => self.in_flight += 1,
+            Work::Checkpoint => self.checkpoints_in_flight += 1,
+        }
+        let enqueued = self.deliverer.enqueue(outputs);
+        let deliverer = Arc::clone(&self.deliverer);
+        let finished = Arc::clone(&self.finished);
+        tokio::spawn(async move {
+            let alerts = deliverer.deliver(enqueued, source).await;
+            finished.push(work, alerts);
+        });
+    }
+
+    /// Takes in every delivery that finished.
+    pub fn take_finished(&mut self) {
+        for (work, alerts) in self.finished.take() {
+            match work {
+                Work::Checkpoint => self.checkpoints_in_flight -= 1,
+                Work::Record { tp, offset, consumed_at } => {
+                    self.in_flight -= 1;
+                    AlertsDelivered { alerts: &alerts, latency: consumed_at.elapsed() }.emit(&self.telemetry);
+                    self.summary.alerts += alerts.len() as u64;
+                    if self.input_index(&tp.topic, tp.partition).is_some_and(|i| self.is_access(i)) {
+                        self.record_done(&tp, offset);
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_access(&self, index: usize) -> bool {
+        matches!(self.inputs[index].role, Role::Access { .. })
+    }
+
+    /// One unit of a message's work is done; at the last, the message is.
+    fn record_done(&mut self, tp: &TopicPartition, offset: i64) {
+        let key = (tp.clone(), offset);
+        let Some(left) = self.outstanding.get_mut(&key) else { return };
+        *left -= 1;
+        if *left == 0 {
+            self.outstanding.remove(&key);
+            self.release(tp, offset);
+        }
+    }
+
+    fn release(&mut self, tp: &TopicPartition, offset: i64) {
+        if let Some(next) = self.tracker.complete(tp, offset) {
+            if let Some(i) = self.input_index(&tp.topic, tp.partition) {
+                self.inputs[i].release = Some(next);
+            }
+        }
+    }
+
+    /// Stores the released offsets and counts what was consumed and judged, once for all records handled
+    /// since the last flush.
+    pub fn flush(&mut self, consumer: &StreamConsumer<kafka::ServiceContext>) {
+        let mut tpl = TopicPartitionList::new();
+        for input in &mut self.inputs {
+            if input.consumed > 0 || input.processed > 0 {
+                InputCounted { topic: &input.tp.topic, consumed: input.consumed, processed: input.processed }
+                    .emit(&self.telemetry);
+                (input.consumed, input.processed) = (0, 0);
+            }
+            if let Some(next) = input.release.take() {
+                if let Err(error) = tpl.add_partition_offset(&input.tp.topic, input.tp.partition, Offset::Offset(next))
+                {
+                    tracing::debug!(%error, topic = %input.tp.topic, partition = input.tp.partition, "Offset not stored.");
+                }
+            }
+        }
+        if tpl.count() > 0 {
+            if let Err(error) = consumer.store_offsets(&tpl) {
+                // A partition was revoked meanwhile; its new owner resumes from its checkpoint.
+                tracing::debug!(%error, "Offsets not stored.");
+            }
+        }
+        self.report_suppressed();
+    }
+
+    /// Adds what the suppression rules matched since the last report to their counter: once
+    /// per flush, from the engine's counts, so no record pays for it.
+    fn report_suppressed(&mut self) {
+        for (rule, &count) in &self.engine.stats().suppressed_by_rule {
+            let reported = self.suppressed_reported.entry(rule.clone()).or_default();
+            if count > *reported {
+                crate::telemetry::events::FindingsSuppressed { rule, count: count - *reported }.emit(&self.telemetry);
+                *reported = count;
+            }
+        }
+    }
+
+    /// A message of the fleet topic: another instance's share of an identity it holds, or a
+    /// lifecycle fact from its logs. What concerns partitions held here is this instance's own.
+    pub fn fleet_record(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let Some(key) = Key::parse(key) else { return };
+        if self.input_index(&key.tp().topic, key.tp().partition).is_some() {
+            return;
+        }
+        match (key, value) {
+            (Key::Share { identity, .. }, None) => self.engine.set_remote(&identity, None),
+            (Key::Share { identity, tp }, Some(bytes)) => match handover::read::<ShareValue>(bytes) {
+                Ok(v) => self.engine.set_remote(&identity, Some(v.share)),
+                Err(e) => {
+                    StateRestoreFailed { tp: &tp, what: "fleet share", error: &e.to_string() }.emit(&self.telemetry)
+                }
+            },
+            (Key::Fact { tp, .. }, Some(bytes)) => match handover::read::<FactValue>(bytes) {
+                Ok(v) => self.engine.remote_fact(v.time, v.fact),
+                Err(e) => {
+                    StateRestoreFailed { tp: &tp, what: "fleet fact", error: &e.to_string() }.emit(&self.telemetry)
+                }
+            },
+            _ => {}
+        }
+    }
+
+    /// The global reader's position in a partition it reads whole, for the local snapshot.
+    pub fn global_read(&mut self, tp: TopicPartition, next: i64) {
+        self.global_positions.insert(tp, next);
+    }
+
+    /// Publishes, for every partition held, what changed since its last checkpoint; only at a
+    /// quiescent point (no delivery in flight), so the state it describes has had every alert
+    /// it caused acknowledged. Returns false when one is still being delivered.
+    pub fn checkpoint_all(&mut self) -> bool {
+        if self.checkpoints_in_flight > 0 || !self.quiescent() {
+            return false;
+        }
+        let indices: Vec<usize> = (0..self.inputs.len()).filter(|&i| self.is_access(i)).collect();
+        for index in indices {
+            let outputs = self.checkpoint(index);
+            if !outputs.is_empty() {
+                self.deliver(outputs, Work::Checkpoint);
+            }
+        }
+        true
+    }
+
+    /// The records of one partition's checkpoint: changed identities' states and shares,
+    /// deletions of evicted ones, new lifecycle facts, and last the partition's position with
+    /// what the order stage holds of it.
+    fn checkpoint(&mut self, index: usize) -> Vec<Output> {
+        let started = Instant::now();
+        let input = &mut self.inputs[index];
+        let Role::Access { shard } = input.role else { return Vec::new() };
+        let Some(position) = input.position else { return Vec::new() };
+        let tp = input.tp.clone();
+        let facts = std::mem::take(&mut input.facts);
+        let changed = self.engine.take_changed(shard);
+        let (state_topic, fleet_topic) = (self.config.state_topic(), self.config.fleet_topic());
+        let output = |topic: &str, key: Key, payload: Option<Vec<u8>>| Output {
+            topic: topic.to_string(),
+            partition: Some(tp.partition),
+            key: Some(key.to_bytes()),
+            payload,
+            headers: Vec::new(),
+            alert: None,
+        };
+        let mut outputs = Vec::new();
+        let mut bytes = 0;
+        for identity in changed.touched {
+            let (Some(state), Some(share)) = (self.engine.export(&identity), self.engine.share_of(&identity)) else {
+                continue;
+            };
+            let state = serde_json::to_vec(&StateValue { version: handover::VERSION, position, state });
+            let share = serde_json::to_vec(&ShareValue { version: handover::VERSION, share });
+            let (Ok(state), Ok(share)) = (state, share) else { continue };
+            bytes += state.len();
+            outputs.push(output(&state_topic, Key::State { tp: tp.clone(), identity: identity.clone() }, Some(state)));
+            outputs.push(output(&fleet_topic, Key::Share { tp: tp.clone(), identity }, Some(share)));
+        }
+        for identity in changed.gone {
+            outputs.push(output(&state_topic, Key::State { tp: tp.clone(), identity: identity.clone() }, None));
+            outputs.push(output(&fleet_topic, Key::Share { tp: tp.clone(), identity }, None));
+        }
+        for (id, fact) in facts {
+            if let Ok(value) = serde_json::to_vec(&fact) {
+                outputs.push(output(&fleet_topic, Key::Fact { tp: tp.clone(), id }, Some(value)));
+            }
+        }
+        let held: Vec<HeldRecord> = self
+            .order
+            .held_of(self.inputs[index].id)
+            .into_iter()
+            .filter_map(|(record, origin)| match origin {
+                Origin::Kafka { offset, .. } => Some(HeldRecord { offset: *offset, record: record.clone() }),
+                _ => None,
+            })
+            .collect();
+        let partition = PartitionValue { version: handover::VERSION, position, held };
+        if let Ok(value) = serde_json::to_vec(&partition) {
+            outputs.push(output(&state_topic, Key::Partition { tp: tp.clone() }, Some(value)));
+        }
+        let identities = self.engine.identities_in(shard).len();
+        CheckpointPublished { tp: &tp, identities, state_bytes: bytes, elapsed: started.elapsed() }
+            .emit(&self.telemetry);
+        outputs
+    }
+
+    /// Writes the local snapshot; only at a quiescent point. `false` if it failed (there is
+    /// no snapshot without `--state`, which counts as success).
+    pub fn snapshot(&mut self) -> bool {
+        let Some(path) = self.config.state.clone() else { return true };
+        if !self.quiescent() {
+            return false;
+        }
+        let mut positions = self.global_positions.clone();
+        let mut held = BTreeMap::new();
+        for input in self.inputs.iter().filter(|i| matches!(i.role, Role::Access { .. })) {
+            let Some(position) = input.position else { continue };
+            positions.insert(input.tp.clone(), position);
+            let records = self.order.held_of(input.id).into_iter().filter_map(|(record, origin)| match origin {
+                Origin::Kafka { offset, .. } => Some(HeldRecord { offset: *offset, record: record.clone() }),
+                _ => None,
+            });
+            held.insert(input.tp.clone(), records.collect());
+        }
+        for (tp, cached) in &self.cached {
+            positions.insert(tp.clone(), cached.position);
+            held.insert(tp.clone(), cached.held.clone());
+        }
+        let started = Instant::now();
+        let written = match snapshot::write(&path, &self.engine, &positions, &held) {
+            Ok(bytes) => {
+                self.last_snapshot = Some(Instant::now());
+                SnapshotWritten { path: &path, bytes, partitions: positions.len(), elapsed: started.elapsed() }
+                    .emit(&self.telemetry);
+                true
+            }
+            Err(error) => {
+                SnapshotFailed { path: &path, error: &error }.emit(&self.telemetry);
+                false
+            }
+        };
+        self.update_gauges();
+        written
+    }
+
+    pub fn update_gauges(&self) {
+        let metrics = &self.telemetry.metrics;
+        metrics.identities_tracked.set(self.engine.stats().identities as i64);
+        if self.config.state.is_some() {
+            // From start until a snapshot succeeds: a state that is never saved must look old.
+            metrics.snapshot_age.set(self.last_snapshot.unwrap_or(self.started).elapsed().as_secs_f64());
+        }
+        for input in self.inputs.iter() {
+            if let Role::Access { shard } = input.role {
+                let n = self.engine.identities_in(shard).len();
+                metrics
+                    .partition_identities
+                    .with_label_values(&[&input.tp.topic, &input.tp.partition.to_string()])
+                    .set(n as i64);
+            }
+        }
+    }
+
+    /// Waits for the deliveries of records in flight, for at most `timeout`; returns how many
+    /// are left. Blocks the thread: for the rebalance callback and shutdown.
+    pub fn wait_for_deliveries(&mut self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.take_finished();
+            if self.in_flight == 0 && self.checkpoints_in_flight == 0 || Instant::now() >= deadline {
+                return self.in_flight;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Restores newly assigned partitions and sets where each resumes (see `PartitionOwner`).
+    fn assign(&mut self, tpl: &mut TopicPartitionList) {
+        Restoring(true).emit(&self.telemetry);
+        let assigned: Vec<TopicPartition> = tpl
+            .elements()
+            .iter()
+            .map(|e| TopicPartition { topic: e.topic().to_string(), partition: e.partition() })
+            .filter(|tp| self.config.input_topics.contains(&tp.topic))
+            .collect();
+        for tp in assigned {
+            if self.input_index(&tp.topic, tp.partition).is_some() {
+                continue;
+            }
+            let started = Instant::now();
+            let restored = self.restore(&tp);
+            if let Some(position) = restored.position {
+                if let Err(error) = tpl.set_partition_offset(&tp.topic, tp.partition, Offset::Offset(position)) {
+                    tracing::error!(%error, topic = %tp.topic, partition = tp.partition, "Cannot set the offset to resume from.");
+                }
+            }
+            let shard = shard_of(&tp);
+            let identities = self.engine.identities_in(shard).len();
+            let source = restored.source;
+            HandedOver { tp: &tp, incoming: true, source, identities, elapsed: started.elapsed() }
+                .emit(&self.telemetry);
+            self.add_input(tp, Role::Access { shard }, restored.position, restored);
+        }
+        // The local snapshot's partitions that went to other instances: what it held of them
+        // is theirs now (counted as remote until they publish it).
+        for (tp, _) in std::mem::take(&mut self.cached) {
+            for identity in self.engine.identities_in(shard_of(&tp)) {
+                self.engine.release(&identity);
+            }
+        }
+        PartitionsHeld { count: self.held_partitions() }.emit(&self.telemetry);
+        Restoring(false).emit(&self.telemetry);
+    }
+
+    fn held_partitions(&self) -> usize {
+        self.inputs.iter().filter(|i| matches!(i.role, Role::Access { .. })).count()
+    }
+
+    /// A partition's state, from wherever it is newest: the local snapshot (already in the
+    /// engine) or the state topic.
+    fn restore(&mut self, tp: &TopicPartition) -> Restored {
+        let shard = shard_of(tp);
+        let local = self.cached.remove(tp);
+        let mut checkpoint = Checkpoint::default();
+        let state_topic = self.config.state_topic();
+        let read = match &self.restorer {
+            Some(reader) => tokio::task::block_in_place(|| {
+                kafka::read_partition(reader, &state_topic, tp.partition, RESTORE_TIMEOUT, |key, value| {
+                    checkpoint.add(tp, key, value)
+                })
+            }),
+            None => Ok(()),
+        };
+        if let Err(error) = read {
+            // Without its checkpoint a partition would relearn from nothing and alert again on
+            // what it had learned; the local state, if any, is the best there is.
+            StateRestoreFailed { tp, what: "state topic", error: &error.to_string() }.emit(&self.telemetry);
+        }
+        for problem in &checkpoint.unreadable {
+            StateRestoreFailed { tp, what: "checkpoint", error: problem }.emit(&self.telemetry);
+        }
+        let local_position = local.as_ref().map(|l| l.position);
+        if let (Some(local), true) = (local, local_position >= checkpoint.position()) {
+            return Restored {
+                position: Some(local.position),
+                held: local.held,
+                ahead: HashMap::new(),
+                source: "local",
+            };
+        }
+        // The state topic is newer: what the local snapshot held of this partition is not.
+        for identity in self.engine.identities_in(shard) {
+            self.engine.release(&identity);
+        }
+        let Some(partition) = checkpoint.partition.take() else { return Restored::default() };
+        let mut ahead = HashMap::new();
+        for (identity, bytes) in std::mem::take(&mut checkpoint.states) {
+            let imported = handover::read::<StateValue>(&bytes).map_err(|e| e.to_string()).and_then(|value| {
+                let position = value.position;
+                self.engine.import(value.state, Some(shard)).map(|()| position).map_err(|e| e.to_string())
+            });
+            match imported {
+                Ok(position) if position > partition.position => {
+                    ahead.insert(identity, position);
+                }
+                Ok(_) => {}
+                Err(error) => StateRestoreFailed { tp, what: "identity state", error: &error }.emit(&self.telemetry),
+            }
+        }
+        Restored { position: Some(partition.position), held: partition.held, ahead, source: "state_topic" }
+    }
+
+    /// After the final checkpoint: the revocation that leaving the group brings has nothing
+    /// left to write.
+    pub fn close(&mut self) {
+        self.closing = true;
+    }
+
+    /// Checkpoints revoked partitions (if their deliveries finish in time) and lets them go.
+    fn revoke(&mut self, tpl: &TopicPartitionList) {
+        if self.closing {
+            return;
+        }
+        let revoked: Vec<usize> = tpl
+            .elements()
+            .iter()
+            .filter_map(|e| self.input_index(e.topic(), e.partition()))
+            .filter(|&i| self.is_access(i))
+            .collect();
+        if revoked.is_empty() {
+            return;
+        }
+        let timeout = Duration::from_secs(self.config.shutdown_timeout_s);
+        let left = tokio::task::block_in_place(|| self.wait_for_deliveries(timeout));
+        let mut outputs = Vec::new();
+        for &index in &revoked {
+            if left == 0 {
+                outputs.extend(self.checkpoint(index));
+            }
+        }
+        if !outputs.is_empty() {
+            self.deliver(outputs, Work::Checkpoint);
+            tokio::task::block_in_place(|| self.wait_for_deliveries(timeout));
+        }
+        let mut revoked: Vec<usize> = revoked;
+        revoked.sort_unstable_by(|a, b| b.cmp(a));
+        for index in revoked {
+            let started = Instant::now();
+            let input = self.inputs.remove(index);
+            self.order.remove(input.id);
+            self.outstanding.retain(|(tp, _), _| *tp != input.tp);
+            let Role::Access { shard } = input.role else { continue };
+            let identities = self.engine.identities_in(shard);
+            for identity in &identities {
+                self.engine.release(identity);
+            }
+            let source = if left == 0 { "checkpoint" } else { "last_checkpoint" };
+            HandedOver {
+                tp: &input.tp,
+                incoming: false,
+                source,
+                identities: identities.len(),
+                elapsed: started.elapsed(),
+            }
+            .emit(&self.telemetry);
+        }
+        PartitionsHeld { count: self.held_partitions() }.emit(&self.telemetry);
+    }
+
+    /// Answers an explain query from the engine.
+    pub fn answer(&self, query: crate::explain::Query) {
+        query.answer(&self.engine);
+    }
+}
+
+/// What restoring a partition found.
+struct Restored {
+    /// Where reading resumes; `None`: the group's committed offset.
+    position: Option<i64>,
+    held: Vec<HeldRecord>,
+    ahead: HashMap<String, i64>,
+    /// Where the state came from, for the hand-over metric.
+    source: &'static str,
+}
+
+impl Default for Restored {
+    fn default() -> Self {
+        Restored { position: None, held: Vec::new(), ahead: HashMap::new(), source: "none" }
+    }
+}
+
+/// A partition's shard: a stable number from its topic and partition, the same on every
+/// instance and across restarts (identities keep it in the local snapshot).
+pub fn shard_of(tp: &TopicPartition) -> Shard {
+    crate::baseline::stable_hash_parts(&[&tp.topic, &tp.partition.to_string()]) as Shard
+}
+
+/// The rebalance callbacks' way to the pipeline state.
+pub struct Owner(pub Arc<Mutex<Core>>);
+
+impl PartitionOwner for Owner {
+    fn assigned(&self, tpl: &mut TopicPartitionList) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).assign(tpl);
+    }
+
+    fn revoked(&self, tpl: &TopicPartitionList) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).revoke(tpl);
+    }
+}
