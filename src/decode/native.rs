@@ -40,18 +40,44 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
     use serde::Deserialize;
     use std::borrow::Cow;
 
-    #[derive(Deserialize)]
-    #[serde(untagged)]
+    /// Epoch milliseconds or text. Read straight from the parser: an untagged enum would
+    /// buffer every time value into serde's `Content` first (a tenth of the decode).
     enum Time<'a> {
         Millis(i64),
-        #[serde(borrow)]
         Text(Cow<'a, str>),
+    }
+
+    impl<'de: 'a, 'a> Deserialize<'de> for Time<'a> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visitor;
+            impl<'de> serde::de::Visitor<'de> for Visitor {
+                type Value = Time<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("epoch milliseconds or a time string")
+                }
+                fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Time<'de>, E> {
+                    Ok(Time::Millis(ms))
+                }
+                // Past `i64::MAX` (and any float) the general path words the error.
+                fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<Time<'de>, E> {
+                    i64::try_from(ms).map(Time::Millis).map_err(|_| E::custom("out of range"))
+                }
+                fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Time<'de>, E> {
+                    Ok(Time::Text(Cow::Borrowed(s)))
+                }
+                fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Time<'de>, E> {
+                    Ok(Time::Text(Cow::Owned(s.to_string())))
+                }
+            }
+            d.deserialize_any(Visitor)
+        }
     }
 
     #[derive(Deserialize)]
     struct Line<'a> {
         #[serde(borrow)]
         event_id: Option<Cow<'a, str>>,
+        #[serde(borrow)]
         time: Option<Time<'a>>,
         #[serde(borrow)]
         identity: Option<Cow<'a, str>>,
@@ -66,6 +92,7 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
         grant_id: Option<Cow<'a, str>>,
         #[serde(borrow)]
         credential_id: Option<Cow<'a, str>>,
+        #[serde(borrow)]
         credential_expires_at: Option<Time<'a>>,
         #[serde(borrow)]
         target: Option<Cow<'a, str>>,
