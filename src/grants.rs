@@ -4,7 +4,6 @@
 use crate::baseline::intern::FastMap;
 use crate::model::{Grant, GrantEndReason, Lifecycle, Millis, Scope, TimeWindow};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// A grant as the registry knows it: when it was declared, and whether it ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,10 +100,14 @@ impl GrantState {
 /// The lifecycle facts known so far, in event time.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Registry {
-    grants: BTreeMap<String, GrantState>,
-    offboarded: BTreeMap<String, Millis>,
-    revoked: BTreeMap<String, Millis>,
-    expiries: BTreeMap<String, Millis>,
+    #[serde(serialize_with = "crate::baseline::sorted::serialize")]
+    grants: FastMap<String, GrantState>,
+    #[serde(serialize_with = "crate::baseline::sorted::serialize")]
+    offboarded: FastMap<String, Millis>,
+    #[serde(serialize_with = "crate::baseline::sorted::serialize")]
+    revoked: FastMap<String, Millis>,
+    #[serde(serialize_with = "crate::baseline::sorted::serialize")]
+    expiries: FastMap<String, Millis>,
     /// Grant ids by exact identity, and those whose identity is a glob: derived
     /// from `grants`, so a call looks up its grants without a scan.
     #[serde(skip)]
@@ -150,7 +153,10 @@ impl Registry {
 
     /// Rebuilds the lookup indexes after the registry was deserialized.
     pub fn reindex(&mut self) {
-        let grants = std::mem::take(&mut self.grants);
+        // In the order of their ids, as saved: the glob grants' order is the order
+        // `applicable` lists them in.
+        let mut grants: Vec<(String, GrantState)> = std::mem::take(&mut self.grants).into_iter().collect();
+        grants.sort_by(|a, b| a.0.cmp(&b.0));
         self.by_identity.clear();
         self.glob_grants.clear();
         for (_, state) in grants {

@@ -9,6 +9,7 @@ pub mod hours;
 pub mod intern;
 pub mod pairs;
 pub mod peer_group;
+pub mod sorted;
 pub mod window;
 
 use crate::features::AddressScope;
