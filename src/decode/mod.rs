@@ -12,6 +12,7 @@ pub mod grants;
 pub mod k8s;
 pub mod native;
 pub mod ocsf;
+mod typed;
 
 use crate::model::{AccessEvent, Lifecycle, Outcome, Record};
 use serde_json::{Map, Value};
@@ -184,6 +185,13 @@ pub fn decode_line(line: &[u8], format: Format, limits: &Limits) -> Decoded {
     let native_looking = || text.contains("\"identity\"") && text.contains("\"target\"") && !text.contains("\"kind\"");
     if format == Format::Native || (format == Format::Auto && native_looking()) {
         if let Some(ev) = native::decode_fast(text) {
+            return vec![check_limits(&ev, limits).map(|()| Record::Access(ev))];
+        }
+    }
+    // A CloudTrail record on its own line takes a typed path too; `auto` tries it
+    // only on lines that name its event source.
+    if format == Format::Cloudtrail || (format == Format::Auto && text.contains("\"eventSource\"")) {
+        if let Some(ev) = cloudtrail::decode_fast(text) {
             return vec![check_limits(&ev, limits).map(|()| Record::Access(ev))];
         }
     }

@@ -32,11 +32,13 @@ pub fn decode(obj: &Obj) -> Result<Record, DecodeError> {
 }
 
 /// The fast path for well-formed native lines: parse straight into borrowed
-/// fields, without building a JSON tree. It returns `None` whenever the line
+/// fields, without building a JSON tree; the values it does not read are still
+/// parsed as the tree would (see `typed`). It returns `None` whenever the line
 /// needs the general path, which then decides (and words any error) exactly
 /// as for every other line: a missing or mistyped field, an `act` claim, no
 /// `event_id` (its derived id hashes the tree), or an unknown outcome.
 pub fn decode_fast(text: &str) -> Option<AccessEvent> {
+    use super::typed::{json_object, present, Checked, Text};
     use serde::Deserialize;
     use std::borrow::Cow;
 
@@ -73,49 +75,32 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
         }
     }
 
-    #[derive(Deserialize)]
-    struct Line<'a> {
-        #[serde(borrow)]
-        event_id: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        time: Option<Time<'a>>,
-        #[serde(borrow)]
-        identity: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        identity_type: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        on_behalf_of: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        chain: Option<Vec<Cow<'a, str>>>,
-        act: Option<serde::de::IgnoredAny>,
-        #[serde(borrow)]
-        grant_id: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        credential_id: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        credential_expires_at: Option<Time<'a>>,
-        #[serde(borrow)]
-        target: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        action: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        resource: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        environment: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        region: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        session_id: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        source_ip: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        user_agent: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        outcome: Option<Cow<'a, str>>,
+    json_object! {
+        Line<'a> {
+            event_id: Option<Text<'a>> = "event_id",
+            time: Option<Time<'a>> = "time",
+            identity: Option<Text<'a>> = "identity",
+            identity_type: Option<Text<'a>> = "identity_type",
+            on_behalf_of: Option<Text<'a>> = "on_behalf_of",
+            chain: Option<Vec<Text<'a>>> = "chain",
+            act: Option<Checked> = "act",
+            grant_id: Option<Text<'a>> = "grant_id",
+            credential_id: Option<Text<'a>> = "credential_id",
+            credential_expires_at: Option<Time<'a>> = "credential_expires_at",
+            target: Option<Text<'a>> = "target",
+            action: Option<Text<'a>> = "action",
+            resource: Option<Text<'a>> = "resource",
+            environment: Option<Text<'a>> = "environment",
+            region: Option<Text<'a>> = "region",
+            session_id: Option<Text<'a>> = "session_id",
+            source_ip: Option<Text<'a>> = "source_ip",
+            user_agent: Option<Text<'a>> = "user_agent",
+            outcome: Option<Text<'a>> = "outcome",
+        }
     }
 
     // An empty string counts as absent, as in the general path.
-    let text_of = |v: Option<Cow<str>>| v.filter(|s| !s.is_empty()).map(Cow::into_owned);
+    let text_of = |v: Option<Text>| v.map(|t| t.0).filter(|s| !s.is_empty()).map(Cow::into_owned);
     // A time out of range steps aside too, for the general path to word.
     let time_of = |t: Option<Time>| {
         let parsed = match t {
@@ -129,8 +114,8 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
     if line.act.is_some() {
         return None;
     }
-    let outcome = match line.outcome.as_deref() {
-        None | Some("") | Some("success") => Outcome::Success,
+    let outcome = match present(&line.outcome) {
+        None | Some("success") => Outcome::Success,
         Some("failure") => Outcome::Failure,
         Some("denied") => Outcome::Denied,
         Some(_) => return None,
@@ -141,7 +126,7 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
         identity: text_of(line.identity)?,
         identity_type: text_of(line.identity_type),
         on_behalf_of: text_of(line.on_behalf_of),
-        chain: line.chain.unwrap_or_default().into_iter().map(Cow::into_owned).collect(),
+        chain: line.chain.unwrap_or_default().into_iter().map(|t| t.0.into_owned()).collect(),
         grant_id: text_of(line.grant_id),
         credential_id: text_of(line.credential_id),
         credential_expires_at: time_of(line.credential_expires_at)?,
