@@ -96,6 +96,11 @@ fn fast_paths_reject_what_the_tree_rejects() {
         r#"{"eventTime":"2026-03-02T10:00:00Z","eventSource":"s3","eventName":"Get","eventID":"e","userIdentity":{"type":"IAMUser","arn":"u"},"responseElements":{"n":-1e999}}"#,
         r#"[{"type":"IAMUser","arn":"u"},null,"e","2026-03-02T10:00:00Z","s3","Get"]"#,
         r#"{"eventTime":"2026-03-02T10:00:00Z","eventSource":"s3","eventName":"Get","eventID":"e","userIdentity":{"type":"IAMUser","arn":"u"},"Records":null}"#,
+        // Native fields beside another format's key: `auto` decodes them as that format.
+        r#"{"identity":"a","target":"t","action":"x","time":1,"event_id":"e","verb":"get"}"#,
+        r#"{"identity":"a","target":"t","action":"x","time":1,"event_id":"e","eventVersion":"1.08"}"#,
+        r#"{"identity":"a","target":"t","action":"x","time":1,"event_id":"e","class_uid":6003}"#,
+        r#"{"identity":"a","target":"t","action":"x","time":1,"event_id":"e","protoPayload":{}}"#,
     ];
     for (i, line) in lines.iter().enumerate() {
         check(&format!("case {i}"), line);

@@ -182,9 +182,9 @@ pub fn decode_line(line: &[u8], format: Format, limits: &Limits) -> Decoded {
     }
     // Most native lines take the fast path; `auto` tries it only on lines
     // that name the native fields, so other formats are not parsed twice.
-    let native_looking = || text.contains("\"identity\"") && text.contains("\"target\"") && !text.contains("\"kind\"");
+    let native_looking = || text.contains("\"identity\"") && text.contains("\"target\"");
     if format == Format::Native || (format == Format::Auto && native_looking()) {
-        if let Some(ev) = native::decode_fast(text) {
+        if let Some(ev) = native::decode_fast(text, format == Format::Auto) {
             return vec![check_limits(&ev, limits).map(|()| Record::Access(ev))];
         }
     }

@@ -36,9 +36,10 @@ pub fn decode(obj: &Obj) -> Result<Record, DecodeError> {
 /// parsed as the tree would (see `typed`). It returns `None` whenever the line
 /// needs the general path, which then decides (and words any error) exactly
 /// as for every other line: a missing or mistyped field, an `act` claim, no
-/// `event_id` (its derived id hashes the tree), or an unknown outcome.
-pub fn decode_fast(text: &str) -> Option<AccessEvent> {
-    use super::typed::{json_object, present, Checked, Text};
+/// `event_id` (its derived id hashes the tree), or an unknown outcome; and with
+/// `auto`, a key by which `auto` takes the record for another format.
+pub fn decode_fast(text: &str, auto: bool) -> Option<AccessEvent> {
+    use super::typed::{json_object, present, Checked, Given, Text};
     use serde::Deserialize;
     use std::borrow::Cow;
 
@@ -96,6 +97,16 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
             source_ip: Option<Text<'a>> = "source_ip",
             user_agent: Option<Text<'a>> = "user_agent",
             outcome: Option<Text<'a>> = "outcome",
+            // Keys by which `auto` takes a record for another format (see `detect`).
+            event_source: Given = "eventSource",
+            records: Given = "Records",
+            event_version: Given = "eventVersion",
+            proto_payload: Given = "protoPayload",
+            audit_id: Given = "auditID",
+            object_ref: Given = "objectRef",
+            verb: Given = "verb",
+            class_uid: Given = "class_uid",
+            kind: Given = "kind",
         }
     }
 
@@ -111,7 +122,18 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
         parsed.filter(|t| t.is_none_or(crate::time::in_range))
     };
     let line: Line = serde_json::from_str(text).ok()?;
-    if line.act.is_some() {
+    let other_format = [
+        &line.event_source,
+        &line.records,
+        &line.event_version,
+        &line.proto_payload,
+        &line.audit_id,
+        &line.object_ref,
+        &line.verb,
+        &line.class_uid,
+        &line.kind,
+    ];
+    if line.act.is_some() || (auto && other_format.iter().any(|given| given.0)) {
         return None;
     }
     let outcome = match present(&line.outcome) {
@@ -294,7 +316,7 @@ mod fast_path_tests {
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/native.jsonl")).unwrap();
         let mut taken = 0;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let Some(fast) = decode_fast(line) else { continue };
+            let Some(fast) = decode_fast(line, false) else { continue };
             taken += 1;
             let value: serde_json::Value = serde_json::from_str(line).unwrap();
             let general = decode(value.as_object().unwrap()).unwrap();
@@ -314,11 +336,16 @@ mod fast_path_tests {
             r#"{"event_id":"e","time":1,"identity":"","target":"t","action":"a"}"#,
         ];
         for line in lines {
-            assert!(decode_fast(line).is_none(), "{line}");
+            assert!(decode_fast(line, false).is_none(), "{line}");
         }
         assert!(decode_fast(
-            r#"{"event_id":"e","time":"2026-03-02T10:00:00Z","identity":"i","target":"t","action":"a","x":[1]}"#
+            r#"{"event_id":"e","time":"2026-03-02T10:00:00Z","identity":"i","target":"t","action":"a","x":[1]}"#,
+            false
         )
         .is_some());
+        // `auto` reads a record with another format's key as that format.
+        let verb = r#"{"event_id":"e","time":1,"identity":"i","target":"t","action":"a","verb":"get"}"#;
+        assert!(decode_fast(verb, false).is_some());
+        assert!(decode_fast(verb, true).is_none());
     }
 }
