@@ -208,7 +208,7 @@ pub fn alert_id_parts(parts: &[&str]) -> String {
         h.update([0u8]);
     }
     let digest = h.finalize();
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    crate::text::hex(&digest[..16])
 }
 
 impl Alert {

@@ -24,9 +24,7 @@ use crate::facts::{Change, Facts, Sensitive};
 // The settings live beside the detectors that read them; the engine's callers
 // build them here.
 pub use crate::detect::settings::{config_from_toml, AlertMode, EngineConfig, InvalidSetting};
-use crate::features::{
-    agent_family, agent_version, network, resource_class, resource_prefix, wide_network, AddressScope,
-};
+use crate::features::{resource_class, resource_prefix, Agent, Source};
 use crate::feedback::{Feedback, FindingKey, Refused};
 use crate::incident::{self, Episodes};
 use crate::model::{AccessEvent, Grant, Judgement, Millis, Origin, Record, Verdict};
@@ -498,21 +496,34 @@ impl Engine {
         self.state.names_live = live.counts();
     }
 
-    /// Interns the features of a call that baselines learn on.
+    /// Interns the features of a call that baselines learn on. Each derived name
+    /// is written into one buffer and interned from there; the order of
+    /// interning is the order ids are handed out in, so it stays as it is.
     fn observe(&mut self, e: &AccessEvent, peers: PeerGroups) -> Observation {
         let names = &mut self.state.names;
+        let mut buf = String::with_capacity(128);
+        let mut derived = |names: &mut Names, push: &dyn Fn(&mut String)| {
+            buf.clear();
+            push(&mut buf);
+            names.intern(&buf)
+        };
         let class = e.resource.as_deref().map(resource_class).unwrap_or_default();
         let call_key =
             CallKey { target: names.intern(&e.target), action: names.intern(&e.action), class: names.intern(&class) };
         let (call, op) = names.call(call_key);
+        let source = e.source_ip.as_deref().map(Source::parse);
+        let agent = Agent::parse(e.user_agent.as_deref().unwrap_or(""));
         let client = (e.source_ip.is_some() || e.user_agent.is_some()).then(|| Client {
-            network: names.intern(&network(e.source_ip.as_deref().unwrap_or("unknown"))),
-            agent: names.intern(&agent_family(e.user_agent.as_deref().unwrap_or(""))),
+            network: match &source {
+                Some(source) => derived(names, &|out| source.push_network(out)),
+                None => names.intern("unknown"),
+            },
+            agent: derived(names, &|out| agent.push_family(out)),
         });
-        let place = e.source_ip.as_deref().map(|ip| Place {
-            wide_network: names.intern(&wide_network(ip)),
-            scope: AddressScope::of(ip),
-            agent_version: names.intern(&agent_version(e.user_agent.as_deref().unwrap_or(""))),
+        let place = source.as_ref().map(|source| Place {
+            wide_network: derived(names, &|out| source.push_wide_network(out)),
+            scope: source.scope(),
+            agent_version: derived(names, &|out| agent.push_version(out)),
         });
         let mut delegators = Vec::new();
         for d in e.on_behalf_of.iter().chain(&e.chain) {

@@ -1,12 +1,24 @@
 //! Coarse features of a call that baselines learn on: a resource's class, a
 //! source address's network, a user agent's family. Coarse enough that normal
 //! variety (object names, ephemeral IPs, version bumps) does not look new.
+//!
+//! Each is appended to a caller's buffer (`push_*`): the engine derives them
+//! for every call and interns them, and a string per feature per call was a
+//! tenth of a replay's instructions.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
 
 /// The class of a resource: ids and numbers become `#`, and only the first
 /// three `/`-separated segments are kept (`arn:aws:s3:::bucket/reports/2026/03/x.csv` →
 /// `arn:aws:s3:::bucket/reports/*`).
 pub fn resource_class(resource: &str) -> String {
     let mut out = String::with_capacity(resource.len().min(96));
+    push_resource_class(&mut out, resource);
+    out
+}
+
+fn push_resource_class(out: &mut String, resource: &str) {
     for (i, segment) in resource.split('/').enumerate() {
         if i == 3 {
             out.push_str("/*");
@@ -15,9 +27,8 @@ pub fn resource_class(resource: &str) -> String {
         if i > 0 {
             out.push('/');
         }
-        push_generalized(&mut out, segment);
+        push_generalized(out, segment);
     }
-    out
 }
 
 /// The top two levels of a resource path, as written (`bucket/finance/q1/x.csv`
@@ -29,69 +40,150 @@ pub fn resource_prefix(resource: &str) -> &str {
     }
 }
 
-/// Replaces tokens that look like ids (digit runs, long hex, UUIDs) with `#`.
+/// What separates the tokens of a path segment. All ASCII, so splitting at
+/// these bytes splits at character boundaries.
+fn is_separator(b: &u8) -> bool {
+    matches!(b, b'-' | b'_' | b'.' | b':' | b'=' | b' ')
+}
+
+/// Replaces tokens that look like ids (digit runs, long hex, UUIDs) with `#`,
+/// keeping the separators between them.
 fn push_generalized(out: &mut String, segment: &str) {
-    for (j, token) in segment.split(['-', '_', '.', ':', '=', ' ']).enumerate() {
-        if j > 0 {
-            // Re-insert the separator that split removed.
-            let at = segment_offset(segment, token);
-            out.push_str(&segment[at - 1..at]);
-        }
+    let bytes = segment.as_bytes();
+    let mut start = 0;
+    loop {
+        let end = bytes[start..].iter().position(is_separator).map_or(bytes.len(), |at| start + at);
+        let token = &segment[start..end];
         if looks_like_id(token) {
             out.push('#');
         } else {
             out.push_str(token);
         }
+        let Some(&separator) = bytes.get(end) else { return };
+        out.push(separator as char);
+        start = end + 1;
     }
-}
-
-fn segment_offset(segment: &str, token: &str) -> usize {
-    token.as_ptr() as usize - segment.as_ptr() as usize
 }
 
 fn looks_like_id(token: &str) -> bool {
+    let len = token.len();
     let digits = token.bytes().filter(u8::is_ascii_digit).count();
-    !token.is_empty()
-        && (digits == token.len()
-            || (token.len() >= 8 && token.bytes().all(|b| b.is_ascii_hexdigit()) && digits > 0)
-            || (token.len() >= 6 && digits * 2 >= token.len())
+    let all = |class: fn(&u8) -> bool| token.bytes().all(|b| class(&b));
+    len > 0
+        && (digits == len
+            || (len >= 6 && digits * 2 >= len)
+            || (digits > 0 && len >= 8 && all(u8::is_ascii_hexdigit))
             // Random tokens (session ids, and secrets pasted where a name
             // belongs): a class never keeps them, so no call name carries one.
-            || (token.len() >= 16 && digits > 0 && token.bytes().all(|b| b.is_ascii_alphanumeric())))
+            || (digits > 0 && len >= 16 && all(u8::is_ascii_alphanumeric)))
 }
 
-/// The network a source address belongs to: /24 for IPv4, /48 for IPv6; a
-/// non-address source (a service name such as `lambda.amazonaws.com`) as is.
+/// A call's source as written, and as an address when it is one: parsed once
+/// for the networks and the scope the engine learns of it.
+pub struct Source<'a> {
+    text: &'a str,
+    addr: Option<IpAddr>,
+}
+
+impl<'a> Source<'a> {
+    pub fn parse(text: &'a str) -> Source<'a> {
+        Source { text, addr: text.parse().ok() }
+    }
+
+    /// The network the address belongs to: /24 for IPv4, /48 for IPv6; a
+    /// non-address source (a service name such as `lambda.amazonaws.com`) as is.
+    pub fn push_network(&self, out: &mut String) {
+        self.push_prefix(out, 3, 3);
+    }
+
+    /// The wider network: /16 for IPv4, /32 for IPv6; a non-address source as
+    /// is. Runners and autoscaled nodes churn through /24s inside one provider
+    /// block; a call from another block is a different place.
+    pub fn push_wide_network(&self, out: &mut String) {
+        self.push_prefix(out, 2, 2);
+    }
+
+    /// The address's network of its first `octets` (IPv4) or `segments` (IPv6),
+    /// as `10.1.2.0/24` or `2001:db8:1::/48`; a non-address source lower-cased.
+    fn push_prefix(&self, out: &mut String, octets: usize, segments: usize) {
+        match self.addr {
+            Some(IpAddr::V4(v4)) => {
+                push_octets(out, &v4.octets()[..octets]);
+                (octets..4).for_each(|_| out.push_str(".0"));
+                out.push('/');
+                push_decimal(out, octets * 8);
+            }
+            Some(IpAddr::V6(v6)) => {
+                for segment in &v6.segments()[..segments] {
+                    let _ = write!(out, "{segment:x}:");
+                }
+                out.push_str(":/");
+                push_decimal(out, segments * 16);
+            }
+            None => push_lowercase(out, self.text),
+        }
+    }
+
+    pub fn scope(&self) -> AddressScope {
+        match self.addr {
+            Some(IpAddr::V4(v4)) => match v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1])
+            {
+                true => AddressScope::Private,
+                false => AddressScope::Public,
+            },
+            // fc00::/7 unique local, fe80::/10 link local, ::1.
+            Some(IpAddr::V6(v6)) => {
+                match v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80
+                {
+                    true => AddressScope::Private,
+                    false => AddressScope::Public,
+                }
+            }
+            None => AddressScope::NotAnAddress,
+        }
+    }
+}
+
+/// The network of a source (`Source::push_network`), as a string.
 pub fn network(source: &str) -> String {
-    match source.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(v4)) => {
-            let o = v4.octets();
-            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+    let mut out = String::new();
+    Source::parse(source).push_network(&mut out);
+    out
+}
+
+/// The wider network of a source (`Source::push_wide_network`), as a string.
+pub fn wide_network(source: &str) -> String {
+    let mut out = String::new();
+    Source::parse(source).push_wide_network(&mut out);
+    out
+}
+
+/// Dotted decimal octets, without `format!` (this runs twice on every call).
+fn push_octets(out: &mut String, octets: &[u8]) {
+    for (i, &octet) in octets.iter().enumerate() {
+        if i > 0 {
+            out.push('.');
         }
-        Ok(std::net::IpAddr::V6(v6)) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
-        }
-        Err(_) => source.to_ascii_lowercase(),
+        push_decimal(out, octet.into());
     }
 }
 
-/// The wider network a source address belongs to: /16 for IPv4, /32 for
-/// IPv6; a non-address source as is. Runners and autoscaled nodes churn
-/// through /24s inside one provider block; a call from another block is a
-/// different place.
-pub fn wide_network(source: &str) -> String {
-    match source.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(v4)) => {
-            let o = v4.octets();
-            format!("{}.{}.0.0/16", o[0], o[1])
+/// A number below 1000 in decimal.
+fn push_decimal(out: &mut String, n: usize) {
+    for (digit, unit) in [(n / 100, 100), (n / 10 % 10, 10), (n % 10, 1)] {
+        if n >= unit || unit == 1 {
+            out.push(char::from(b'0' + digit as u8));
         }
-        Ok(std::net::IpAddr::V6(v6)) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}::/32", s[0], s[1])
-        }
-        Err(_) => source.to_ascii_lowercase(),
     }
+}
+
+fn push_lowercase(out: &mut String, text: &str) {
+    let at = out.len();
+    out.push_str(text);
+    out[at..].make_ascii_lowercase();
 }
 
 /// Where a source address sits: a private or internal range, the public
@@ -106,28 +198,6 @@ pub enum AddressScope {
 }
 
 impl AddressScope {
-    pub fn of(source: &str) -> AddressScope {
-        match source.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V4(v4)) => match v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1])
-            {
-                true => AddressScope::Private,
-                false => AddressScope::Public,
-            },
-            // fc00::/7 unique local, fe80::/10 link local, ::1.
-            Ok(std::net::IpAddr::V6(v6)) => {
-                match v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80
-                {
-                    true => AddressScope::Private,
-                    false => AddressScope::Public,
-                }
-            }
-            Err(_) => AddressScope::NotAnAddress,
-        }
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             AddressScope::Private => "private",
@@ -143,32 +213,47 @@ pub fn ipv4_region(network: &str) -> Option<&str> {
     network.ends_with("/24").then(|| &network[..=second_dot])
 }
 
-/// A user agent's family: its first product token without the version
-/// (`aws-cli/2.15.0 Python/3.11` → `aws-cli`).
-pub fn agent_family(user_agent: &str) -> String {
-    let first = user_agent.trim().split([' ', '(', ';']).next().unwrap_or("");
-    let name = first.split('/').next().unwrap_or("");
-    let name = name.trim_matches(|c: char| c == '[' || c == ']' || c == '"');
-    if name.is_empty() {
-        "unknown".to_string()
-    } else {
-        name.to_ascii_lowercase()
-    }
+/// A user agent as the engine learns it: the name and version of its first
+/// product token (`aws-cli/2.15.0 Python/3.11` → `aws-cli`, `2.15.0`), from one parse.
+pub struct Agent<'a> {
+    name: &'a str,
+    version: &'a str,
 }
 
-/// A user agent's family and version to the minor (`aws-cli/2.15.30 Python/3.11`
-/// → `aws-cli/2.15`): a patch release is the same client, a new minor or
-/// major version is a change worth a weak signal.
-pub fn agent_version(user_agent: &str) -> String {
-    let family = agent_family(user_agent);
-    let first = user_agent.trim().split([' ', '(', ';']).next().unwrap_or("");
-    let version = first.split_once('/').map_or("", |(_, v)| v);
-    let mut parts =
-        version.split(['.', '-', '+']).take(2).map(|p| p.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()));
-    match (parts.next().filter(|p| !p.is_empty()), parts.next()) {
-        (Some(major), Some(minor)) => format!("{family}/{}.{}", bounded(major), bounded(minor)),
-        (Some(major), None) => format!("{family}/{}", bounded(major)),
-        _ => family,
+impl<'a> Agent<'a> {
+    pub fn parse(user_agent: &'a str) -> Agent<'a> {
+        let first = user_agent.trim().split([' ', '(', ';']).next().unwrap_or("");
+        let (name, version) = first.split_once('/').unwrap_or((first, ""));
+        Agent { name: name.trim_matches(|c: char| c == '[' || c == ']' || c == '"'), version }
+    }
+
+    /// The family: the name without the version, lower-cased (`aws-cli`).
+    pub fn push_family(&self, out: &mut String) {
+        if self.name.is_empty() {
+            out.push_str("unknown");
+        } else {
+            push_lowercase(out, self.name);
+        }
+    }
+
+    /// The family and version to the minor (`aws-cli/2.15.30` → `aws-cli/2.15`): a
+    /// patch release is the same client, a new minor or major version is a change
+    /// worth a weak signal.
+    pub fn push_version(&self, out: &mut String) {
+        self.push_family(out);
+        let mut parts = self
+            .version
+            .split(['.', '-', '+'])
+            .take(2)
+            .map(|p| p.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()));
+        if let Some(major) = parts.next().filter(|p| !p.is_empty()) {
+            out.push('/');
+            out.push_str(bounded(major));
+            if let Some(minor) = parts.next() {
+                out.push('.');
+                out.push_str(bounded(minor));
+            }
+        }
     }
 }
 
@@ -185,6 +270,22 @@ fn bounded(part: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scope_of(source: &str) -> AddressScope {
+        Source::parse(source).scope()
+    }
+
+    fn agent_family(user_agent: &str) -> String {
+        let mut out = String::new();
+        Agent::parse(user_agent).push_family(&mut out);
+        out
+    }
+
+    fn agent_version(user_agent: &str) -> String {
+        let mut out = String::new();
+        Agent::parse(user_agent).push_version(&mut out);
+        out
+    }
 
     #[test]
     fn resource_classes_drop_ids_and_depth() {
@@ -207,11 +308,11 @@ mod tests {
         assert_eq!(wide_network("10.1.2.3"), "10.1.0.0/16");
         assert_eq!(wide_network("2001:db8:aa::1"), "2001:db8::/32");
         assert_eq!(wide_network("Lambda.amazonaws.com"), "lambda.amazonaws.com");
-        assert_eq!(AddressScope::of("10.1.2.3"), AddressScope::Private);
-        assert_eq!(AddressScope::of("100.70.1.1"), AddressScope::Private);
-        assert_eq!(AddressScope::of("fd00::1"), AddressScope::Private);
-        assert_eq!(AddressScope::of("45.137.21.9"), AddressScope::Public);
-        assert_eq!(AddressScope::of("ec2.amazonaws.com"), AddressScope::NotAnAddress);
+        assert_eq!(scope_of("10.1.2.3"), AddressScope::Private);
+        assert_eq!(scope_of("100.70.1.1"), AddressScope::Private);
+        assert_eq!(scope_of("fd00::1"), AddressScope::Private);
+        assert_eq!(scope_of("45.137.21.9"), AddressScope::Public);
+        assert_eq!(scope_of("ec2.amazonaws.com"), AddressScope::NotAnAddress);
         assert_eq!(agent_version("aws-cli/2.15.30 Python/3.11.8"), "aws-cli/2.15");
         assert_eq!(agent_version("Boto3/1.34.69 md/Botocore#1.34.69"), "boto3/1.34");
         assert_eq!(agent_version("curl/8"), "curl/8");

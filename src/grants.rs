@@ -1,9 +1,9 @@
 //! Declared delegations and lifecycle facts: what each identity may do, and
 //! what has ended. The declared detectors ask the registry; they learn nothing.
 
-use crate::model::{Grant, GrantEndReason, Lifecycle, Millis, TimeWindow};
+use crate::baseline::intern::FastMap;
+use crate::model::{Grant, GrantEndReason, Lifecycle, Millis, Scope, TimeWindow};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// A grant as the registry knows it: when it was declared, and whether it ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -12,6 +12,63 @@ pub struct GrantState {
     /// Event time the grant was declared; `None` for a static policy grant.
     pub declared_at: Option<Millis>,
     pub ended: Option<(Millis, GrantEndReason)>,
+    /// The scope's patterns, split for matching: derived from `grant.scope` (`Registry::insert`).
+    #[serde(skip)]
+    patterns: ScopePatterns,
+}
+
+/// A scope's patterns by axis, ready to match (see `Patterns`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScopePatterns {
+    pub targets: Patterns,
+    pub actions: Patterns,
+    pub resources: Patterns,
+    pub environments: Patterns,
+}
+
+impl ScopePatterns {
+    fn of(scope: &Scope) -> ScopePatterns {
+        ScopePatterns {
+            targets: Patterns::of(&scope.targets),
+            actions: Patterns::of(&scope.actions),
+            resources: Patterns::of(&scope.resources),
+            environments: Patterns::of(&scope.environments),
+        }
+    }
+}
+
+/// One axis of a scope: plain names apart from globs. Most patterns are plain
+/// names, and a name of another length is ruled out without reading it; this
+/// runs for every pattern of every live grant on every call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Patterns {
+    names: Vec<Box<str>>,
+    globs: Vec<Box<str>>,
+}
+
+impl Patterns {
+    fn of(patterns: &[String]) -> Patterns {
+        let (globs, names): (Vec<Box<str>>, _) =
+            patterns.iter().map(|p| Box::from(p.as_str())).partition(|p| is_glob(p));
+        Patterns { names, globs }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty() && self.globs.is_empty()
+    }
+
+    /// True when some pattern matches `text` (`glob_match`, ignoring ASCII case if `fold_case`).
+    pub fn matches(&self, text: &str, fold_case: bool) -> bool {
+        let same_name = |name: &str| {
+            name.len() == text.len() && if fold_case { name.eq_ignore_ascii_case(text) } else { name == text }
+        };
+        self.names.iter().any(|n| same_name(n))
+            || self.globs.iter().any(|g| if fold_case { glob_match_ignore_case(g, text) } else { glob_match(g, text) })
+    }
+}
+
+fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?'])
 }
 
 impl GrantState {
@@ -30,6 +87,10 @@ impl GrantState {
     }
 
     /// True when the grant's dates and windows admit a call at `t`.
+    pub fn patterns(&self) -> &ScopePatterns {
+        &self.patterns
+    }
+
     pub fn admits_time(&self, t: Millis) -> bool {
         self.grant.not_before.is_none_or(|nb| nb <= t)
             && (self.grant.windows.is_empty() || self.grant.windows.iter().any(|w| in_window(w, t)))
@@ -39,14 +100,18 @@ impl GrantState {
 /// The lifecycle facts known so far, in event time.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Registry {
-    grants: BTreeMap<String, GrantState>,
-    offboarded: BTreeMap<String, Millis>,
-    revoked: BTreeMap<String, Millis>,
-    expiries: BTreeMap<String, Millis>,
+    #[serde(serialize_with = "crate::baseline::sorted::serialize")]
+    grants: FastMap<String, GrantState>,
+    #[serde(serialize_with = "crate::baseline::sorted::serialize")]
+    offboarded: FastMap<String, Millis>,
+    #[serde(serialize_with = "crate::baseline::sorted::serialize")]
+    revoked: FastMap<String, Millis>,
+    #[serde(serialize_with = "crate::baseline::sorted::serialize")]
+    expiries: FastMap<String, Millis>,
     /// Grant ids by exact identity, and those whose identity is a glob: derived
     /// from `grants`, so a call looks up its grants without a scan.
     #[serde(skip)]
-    by_identity: BTreeMap<String, Vec<String>>,
+    by_identity: FastMap<String, Vec<String>>,
     #[serde(skip)]
     glob_grants: Vec<String>,
 }
@@ -62,16 +127,17 @@ pub struct Applicable<'a> {
 impl Registry {
     pub fn add_static(&mut self, grants: Vec<Grant>) {
         for grant in grants {
-            self.insert(GrantState { grant, declared_at: None, ended: None });
+            self.insert(GrantState { grant, declared_at: None, ended: None, patterns: ScopePatterns::default() });
         }
     }
 
-    fn insert(&mut self, state: GrantState) {
+    fn insert(&mut self, mut state: GrantState) {
+        state.patterns = ScopePatterns::of(&state.grant.scope);
         let (id, identity) = (state.grant.grant_id.clone(), state.grant.identity.clone());
         if let Some(old) = self.grants.insert(id.clone(), state) {
             self.unindex(&old.grant.grant_id, &old.grant.identity);
         }
-        if identity.contains(['*', '?']) {
+        if is_glob(&identity) {
             self.glob_grants.push(id);
         } else {
             self.by_identity.entry(identity).or_default().push(id);
@@ -87,7 +153,10 @@ impl Registry {
 
     /// Rebuilds the lookup indexes after the registry was deserialized.
     pub fn reindex(&mut self) {
-        let grants = std::mem::take(&mut self.grants);
+        // In the order of their ids, as saved: the glob grants' order is the order
+        // `applicable` lists them in.
+        let mut grants: Vec<(String, GrantState)> = std::mem::take(&mut self.grants).into_iter().collect();
+        grants.sort_by(|a, b| a.0.cmp(&b.0));
         self.by_identity.clear();
         self.glob_grants.clear();
         for (_, state) in grants {
@@ -98,7 +167,12 @@ impl Registry {
     pub fn apply(&mut self, time: Millis, fact: &Lifecycle) {
         match fact {
             Lifecycle::Grant(g) => {
-                self.insert(GrantState { grant: g.clone(), declared_at: Some(time), ended: None });
+                self.insert(GrantState {
+                    grant: g.clone(),
+                    declared_at: Some(time),
+                    ended: None,
+                    patterns: ScopePatterns::default(),
+                });
             }
             Lifecycle::GrantEnded { grant_id, reason } => {
                 if let Some(state) = self.grants.get_mut(grant_id) {
@@ -138,21 +212,18 @@ impl Registry {
     ) -> Applicable<'_> {
         let all: Vec<&GrantState> = match grant_id.and_then(|id| self.grants.get(id)) {
             Some(state) => vec![state],
-            None => self
-                .by_identity
-                .get(identity)
-                .into_iter()
-                .flatten()
-                .chain(&self.glob_grants)
-                .filter_map(|id| self.grants.get(id))
-                .filter(|s| {
-                    glob_match(&s.grant.identity, identity)
-                        && match (&s.grant.on_behalf_of, on_behalf_of) {
-                            (Some(declared), Some(actual)) => glob_match(declared, actual),
-                            _ => true,
-                        }
-                })
-                .collect(),
+            None => {
+                // Grants indexed under the identity name it exactly; only the globs need matching.
+                let named = self.by_identity.get(identity).into_iter().flatten().filter_map(|id| self.grants.get(id));
+                let globbed = self.glob_grants.iter().filter_map(|id| self.grants.get(id));
+                named
+                    .chain(globbed.filter(|s| glob_match(&s.grant.identity, identity)))
+                    .filter(|s| match (&s.grant.on_behalf_of, on_behalf_of) {
+                        (Some(declared), Some(actual)) => glob_match(declared, actual),
+                        _ => true,
+                    })
+                    .collect()
+            }
         };
         let all: Vec<&GrantState> = all.into_iter().filter(|s| s.declared_by(t)).collect();
         let live = all.iter().copied().filter(|s| s.ended_by(t).is_none()).collect();
@@ -190,13 +261,16 @@ impl Registry {
 /// AWS role and user ARNs may carry a path (`role/service-role/x`) where the
 /// deletion event only names the role; both reduce to the ARN without the path.
 fn offboard_key(identity: &str) -> std::borrow::Cow<'_, str> {
-    let Some((account, name)) = identity.strip_prefix("arn:aws:iam::").and_then(|rest| rest.split_once(':')) else {
+    let Some((_account, name)) = identity.strip_prefix("arn:aws:iam::").and_then(|rest| rest.split_once(':')) else {
         return identity.into();
     };
     match name.split_once('/') {
-        Some((kind @ ("role" | "user"), path)) if path.contains('/') => {
+        Some(("role" | "user", path)) if path.contains('/') => {
             let last = path.rsplit('/').next().unwrap_or(path);
-            format!("arn:aws:iam::{account}:{kind}/{last}").into()
+            // The identity up to its path is `arn:aws:iam::ACCOUNT:KIND/`. Joined without
+            // `format!`: every call of every identity with a path looks its key up.
+            let kind_end = identity.len() - path.len();
+            [&identity[..kind_end], last].concat().into()
         }
         _ => identity.into(),
     }

@@ -6,6 +6,18 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+/// Lower-case hex of `bytes`, without a `format!` per byte (ids are hashed and
+/// written for every finding).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
+}
+
 /// Escapes what a terminal or a line-oriented reader would act on: C0 and C1
 /// control characters (ESC, CR, LF, BEL ...), DEL, and the Unicode controls that
 /// reorder or hide text (bidirectional overrides and isolates, line and
@@ -57,6 +69,11 @@ pub fn printable(s: &str, max_bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_two_lower_case_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x09, 0xa0, 0xff]), "0009a0ff");
+    }
 
     #[test]
     fn escapes_terminal_controls_and_keeps_plain_text() {

@@ -9,6 +9,7 @@ pub mod hours;
 pub mod intern;
 pub mod pairs;
 pub mod peer_group;
+pub mod sorted;
 pub mod window;
 
 use crate::features::AddressScope;
@@ -335,8 +336,11 @@ impl IdentityBaseline {
                 + self.new_step(session, obs.op, now, decay).map_or(0.0, |n| -n.p_unseen.log10() as f32);
             observe_capped(&mut self.transitions, (previous, obs.op), now, decay, MAX_TRANSITIONS);
             self.sessions.retain(|s| s.id != session);
-            self.sessions.insert(0, SessionState { id: session, last_op: obs.op, last: now, surprise });
-            self.sessions.truncate(MAX_SESSIONS);
+            push_recent(
+                &mut self.sessions,
+                SessionState { id: session, last_op: obs.op, last: now, surprise },
+                MAX_SESSIONS,
+            );
         }
         // A run is a session, or a clock hour of calls without one; the
         // first day is how a repertoire is learned, not a change of it.
@@ -365,8 +369,7 @@ impl IdentityBaseline {
             let concurrent = 1 + self.other_active_clients(client, now, concurrency).len();
             self.max_concurrent_clients = self.max_concurrent_clients.max(concurrent.min(255) as u8);
             self.clients.retain(|(c, _)| *c != client);
-            self.clients.insert(0, (client, now));
-            self.clients.truncate(MAX_CLIENTS);
+            push_recent(&mut self.clients, (client, now), MAX_CLIENTS);
         }
         self.hours.record(now, decay.half_life_min);
         self.activity.record(obs.window, obs.reach, now, decay);
@@ -508,6 +511,15 @@ impl IdentityBaseline {
             + self.clients.capacity() * size_of::<(Client, Minute)>()
             + self.credentials.capacity() * size_of::<(u64, Millis)>()
     }
+}
+
+/// Puts `item` first in a most-recent-first list of at most `max`. The oldest
+/// goes before the insert, so the list never holds `max + 1` and its
+/// allocation never doubles past `max` (a baseline's sessions and clients
+/// were a fifth of its bytes).
+fn push_recent<T>(list: &mut Vec<T>, item: T, max: usize) {
+    list.truncate(max - 1);
+    list.insert(0, item);
 }
 
 /// Records one observation in a capped count; the weakest values make room.

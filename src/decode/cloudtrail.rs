@@ -65,6 +65,214 @@ fn decode_record(obj: &Obj) -> Decoded {
     access_with_lifecycle(access(obj), |event| lifecycle(obj, event))
 }
 
+/// The fast path for one CloudTrail record on a line: parse straight into the
+/// fields the decoder reads, borrowed from the line, without building a JSON tree
+/// (a tree of every record was two thirds of a CloudTrail replay). Every value it
+/// does not read is still parsed as the tree would (see `typed`), so it takes only
+/// lines the general path accepts. It returns `None` whenever the record needs the
+/// general path, which then decides (and words any error) exactly as for every
+/// other record: a field missing, empty where required or of another type (also
+/// where the general path would skip it), a `Records` key, no `eventID` (its
+/// derived id hashes the tree), web identity claims (read in key order there), or
+/// a call that may state a lifecycle fact.
+pub fn decode_fast(text: &str) -> Option<AccessEvent> {
+    use super::typed::{json_object, present, Checked, Given, Text};
+
+    json_object! {
+        Record<'a> {
+            user_identity: Option<User<'a>> = "userIdentity",
+            source_identity: Option<Text<'a>> = "sourceIdentity",
+            event_id: Option<Text<'a>> = "eventID",
+            event_time: Option<Text<'a>> = "eventTime",
+            event_source: Option<Text<'a>> = "eventSource",
+            event_name: Option<Text<'a>> = "eventName",
+            resources: Option<Resources<'a>> = "resources",
+            request_parameters: Option<Parameters<'a>> = "requestParameters",
+            recipient_account_id: Option<Text<'a>> = "recipientAccountId",
+            aws_region: Option<Text<'a>> = "awsRegion",
+            source_ip_address: Option<Text<'a>> = "sourceIPAddress",
+            user_agent: Option<Text<'a>> = "userAgent",
+            error_code: Option<Text<'a>> = "errorCode",
+            records: Given = "Records",
+        }
+    }
+
+    json_object! {
+        User<'a> {
+            kind: Option<Text<'a>> = "type",
+            arn: Option<Text<'a>> = "arn",
+            principal_id: Option<Text<'a>> = "principalId",
+            invoked_by: Option<Text<'a>> = "invokedBy",
+            access_key_id: Option<Text<'a>> = "accessKeyId",
+            session_context: Option<SessionContext<'a>> = "sessionContext",
+        }
+    }
+
+    json_object! {
+        SessionContext<'a> {
+            source_identity: Option<Text<'a>> = "sourceIdentity",
+            session_issuer: Option<Arn<'a>> = "sessionIssuer",
+            web_id_federation_data: Option<WebIdentity<'a>> = "webIdFederationData",
+        }
+    }
+
+    json_object! {
+        Arn<'a> {
+            arn: Option<Text<'a>> = "arn",
+        }
+    }
+
+    json_object! {
+        WebIdentity<'a> {
+            federated_provider: Option<Text<'a>> = "federatedProvider",
+            attributes: Option<Checked> = "attributes",
+        }
+    }
+
+    json_object! {
+        Resource<'a> {
+            arn: Option<Text<'a>> = "ARN",
+        }
+    }
+
+    json_object! {
+        /// `bucketName`, `key`, then `RESOURCE_PARAMETERS` in their order.
+        Parameters<'a> {
+            bucket_name: Option<Text<'a>> = "bucketName",
+            key: Option<Text<'a>> = "key",
+            function_name: Option<Text<'a>> = "functionName",
+            table_name: Option<Text<'a>> = "tableName",
+            secret_id: Option<Text<'a>> = "secretId",
+            role_arn: Option<Text<'a>> = "roleArn",
+            role_name: Option<Text<'a>> = "roleName",
+            user_name: Option<Text<'a>> = "userName",
+            queue_url: Option<Text<'a>> = "queueUrl",
+            topic_arn: Option<Text<'a>> = "topicArn",
+            key_id: Option<Text<'a>> = "keyId",
+            policy_arn: Option<Text<'a>> = "policyArn",
+            log_group_name: Option<Text<'a>> = "logGroupName",
+            stack_name: Option<Text<'a>> = "stackName",
+            cluster_name: Option<Text<'a>> = "clusterName",
+            db_instance_identifier: Option<Text<'a>> = "dbInstanceIdentifier",
+            trail_name: Option<Text<'a>> = "trailName",
+            resource_arn: Option<Text<'a>> = "resourceArn",
+            name: Option<Text<'a>> = "name",
+        }
+    }
+
+    impl Parameters<'_> {
+        /// What `resource` reads from the parameters, in the same order.
+        fn resource(&self) -> Option<String> {
+            if let Some(bucket) = present(&self.bucket_name) {
+                return Some(match present(&self.key) {
+                    Some(key) => format!("arn:aws:s3:::{bucket}/{key}"),
+                    None => format!("arn:aws:s3:::{bucket}"),
+                });
+            }
+            let named = [
+                &self.function_name,
+                &self.table_name,
+                &self.secret_id,
+                &self.role_arn,
+                &self.role_name,
+                &self.user_name,
+                &self.queue_url,
+                &self.topic_arn,
+                &self.key_id,
+                &self.policy_arn,
+                &self.log_group_name,
+                &self.stack_name,
+                &self.cluster_name,
+                &self.db_instance_identifier,
+                &self.trail_name,
+                &self.resource_arn,
+                &self.name,
+            ];
+            named.into_iter().find_map(present).map(str::to_string)
+        }
+    }
+
+    /// The first listed resource's ARN, without collecting the list. Every element
+    /// must be an object whose `ARN` is a string or absent: the general path skips
+    /// any other, so such a list steps aside.
+    struct Resources<'a>(Option<Text<'a>>);
+
+    impl<'de: 'a, 'a> serde::Deserialize<'de> for Resources<'a> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct List<'a>(std::marker::PhantomData<&'a str>);
+            impl<'de: 'a, 'a> serde::de::Visitor<'de> for List<'a> {
+                type Value = Resources<'a>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an array of resources")
+                }
+                fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Resources<'a>, S::Error> {
+                    let mut first = None;
+                    while let Some(resource) = seq.next_element::<Resource>()? {
+                        if first.is_none() && present(&resource.arn).is_some() {
+                            first = resource.arn;
+                        }
+                    }
+                    Ok(Resources(first))
+                }
+            }
+            d.deserialize_seq(List(std::marker::PhantomData))
+        }
+    }
+
+    let record: Record = serde_json::from_str(text).ok()?;
+    let user = record.user_identity?;
+    let context = user.session_context.as_ref();
+    let web = context.and_then(|c| c.web_id_federation_data.as_ref());
+    if record.records.0 || web.is_some_and(|w| w.attributes.is_some()) {
+        return None;
+    }
+    let target = present(&record.event_source)?;
+    let action = present(&record.event_name)?;
+    if fact_call(target, action).is_some() {
+        return None;
+    }
+    let time = present(&record.event_time).and_then(parse_utc_time).filter(|t| crate::time::in_range(*t))?;
+    let identity_type = present(&user.kind);
+    let assumed_role = identity_type == Some("AssumedRole");
+    let issuer = context.and_then(|c| c.session_issuer.as_ref()).and_then(|i| present(&i.arn));
+    let identity = if assumed_role {
+        issuer.map(str::to_string).or_else(|| present(&user.arn).and_then(role_arn))?
+    } else {
+        [&user.arn, &user.principal_id, &user.invoked_by].into_iter().find_map(present)?.to_string()
+    };
+    let on_behalf_of = present(&record.source_identity)
+        .or_else(|| context.and_then(|c| present(&c.source_identity)))
+        .map(str::to_string);
+    // As `access`: outermost first.
+    let mut chain = Vec::new();
+    chain.extend(present(&user.invoked_by).filter(|by| *by != identity).map(str::to_string));
+    chain.extend(issuer.map(str::to_string));
+    chain.extend(web.and_then(|w| present(&w.federated_provider)).map(str::to_string));
+    chain.extend(on_behalf_of.clone());
+    let listed = record.resources.as_ref().and_then(|r| present(&r.0)).map(str::to_string);
+    let owned = |t: &Option<Text>| present(t).map(str::to_string);
+    Some(AccessEvent {
+        event_id: owned(&record.event_id)?,
+        time,
+        identity,
+        identity_type: identity_type.map(str::to_string),
+        on_behalf_of,
+        chain,
+        grant_id: None,
+        credential_id: owned(&user.access_key_id),
+        credential_expires_at: None,
+        target: target.to_string(),
+        action: action.to_string(),
+        resource: listed.or_else(|| record.request_parameters.as_ref().and_then(Parameters::resource)),
+        environment: owned(&record.recipient_account_id),
+        region: owned(&record.aws_region),
+        session_id: if assumed_role { [&user.arn, &user.principal_id].into_iter().find_map(owned) } else { None },
+        source_ip: owned(&record.source_ip_address),
+        user_agent: owned(&record.user_agent),
+        outcome: present(&record.error_code).map_or(Outcome::Success, error_outcome),
+    })
+}
+
 fn access(obj: &Obj) -> Result<AccessEvent, DecodeError> {
     let user = req_obj(obj, "userIdentity")?;
     let in_user = |e: DecodeError| e.within("userIdentity");
@@ -180,23 +388,41 @@ pub(crate) fn error_outcome(code: &str) -> Outcome {
     }
 }
 
+/// The calls whose success may state a lifecycle fact.
+#[derive(Clone, Copy)]
+enum FactCall {
+    DeleteRole,
+    DeleteUser,
+    DeleteAccessKey,
+    UpdateAccessKey,
+    IssueCredentials,
+}
+
+fn fact_call(target: &str, action: &str) -> Option<FactCall> {
+    match (target, action) {
+        ("iam.amazonaws.com", "DeleteRole") => Some(FactCall::DeleteRole),
+        ("iam.amazonaws.com", "DeleteUser") => Some(FactCall::DeleteUser),
+        ("iam.amazonaws.com", "DeleteAccessKey") => Some(FactCall::DeleteAccessKey),
+        ("iam.amazonaws.com", "UpdateAccessKey") => Some(FactCall::UpdateAccessKey),
+        ("sts.amazonaws.com", call) if ISSUING_CALLS.contains(&call) => Some(FactCall::IssueCredentials),
+        _ => None,
+    }
+}
+
 /// The lifecycle fact a successful call states, if any.
 fn lifecycle(obj: &Obj, event: &AccessEvent) -> Option<Result<Lifecycle, DecodeError>> {
-    match (event.target.as_str(), event.action.as_str()) {
-        ("iam.amazonaws.com", "DeleteRole") => Some(offboarded(obj, "role", "roleName")),
-        ("iam.amazonaws.com", "DeleteUser") => Some(offboarded(obj, "user", "userName")),
-        ("iam.amazonaws.com", "DeleteAccessKey") => Some(revoked_key(obj)),
-        ("iam.amazonaws.com", "UpdateAccessKey")
-            if path_str(obj, &["requestParameters", "status"]) == Some("Inactive") =>
-        {
-            Some(revoked_key(obj))
+    match fact_call(&event.target, &event.action)? {
+        FactCall::DeleteRole => Some(offboarded(obj, "role", "roleName")),
+        FactCall::DeleteUser => Some(offboarded(obj, "user", "userName")),
+        FactCall::DeleteAccessKey => Some(revoked_key(obj)),
+        FactCall::UpdateAccessKey => {
+            (path_str(obj, &["requestParameters", "status"]) == Some("Inactive")).then(|| revoked_key(obj))
         }
-        ("sts.amazonaws.com", call) if ISSUING_CALLS.contains(&call) => {
+        FactCall::IssueCredentials => {
             // A console sign-in or a redacted record carries no credentials: no fact.
             let credentials = path_obj(obj, &["responseElements", "credentials"])?;
             Some(issued(obj, credentials, event))
         }
-        _ => None,
     }
 }
 
@@ -513,6 +739,162 @@ mod tests {
         ];
         for (input, expected) in cases {
             assert_eq!(role_arn(input).as_deref(), expected, "{input}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The fixture records, and the records of the shared corpus when it is beside the repository.
+    fn seeds() -> Vec<Value> {
+        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+        let fixtures = read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cloudtrail.jsonl"));
+        let corpus = read(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets/log-formats/aws_cloudtrail.jsonl"));
+        let mut out: Vec<Value> = fixtures.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        out.extend(corpus.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()?.get("log").cloned()));
+        out
+    }
+
+    /// The fast path gives exactly what the general path gives, or steps aside.
+    /// Returns whether it took the line.
+    fn agrees(line: &str) -> Result<bool, String> {
+        let Some(fast) = decode_fast(line) else { return Ok(false) };
+        let value: Value = serde_json::from_str(line).map_err(|e| format!("{e}: general path rejects {line}"))?;
+        let general = decode(value.as_object().ok_or("not an object")?);
+        match general.as_slice() {
+            [Ok(crate::model::Record::Access(e))] if *e == fast => Ok(true),
+            other => Err(format!("fast {fast:?}\ngeneral {other:?}\nline {line}")),
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_general_path_on_every_seed() {
+        let taken = seeds().iter().map(|v| agrees(&v.to_string()).unwrap()).filter(|&t| t).count();
+        assert!(taken > 5, "only {taken} seed records took the fast path");
+    }
+
+    #[test]
+    fn fast_path_steps_aside_for_what_only_the_general_path_reads_or_words() {
+        let base = r#"{"eventTime":"2026-03-02T10:00:00Z","eventSource":"s3","eventName":"Get","eventID":"e","userIdentity":{"type":"IAMUser","arn":"u"}EXTRA}"#;
+        assert!(decode_fast(&base.replace("EXTRA", "")).is_some());
+        let aside = [
+            r#","resources":[3]"#,
+            r#","requestParameters":"x""#,
+            r#","Records":[]"#,
+            r#","Records":null"#,
+            r#","userIdentity":{"arn":5}"#,
+            r#","userIdentity":["IAMUser","u"]"#,
+            r#","errorCode":7"#,
+            r#","resources":[["arn:x"]]"#,
+            r#","resources":[null]"#,
+            r#","requestParameters":["b"]"#,
+            r#","responseElements":{"n":1e400}"#,
+            r#","eventVersion":-1e999"#,
+            r#","other":"\ud800""#,
+        ];
+        for extra in aside {
+            let line = base.replace("EXTRA", extra);
+            assert!(decode_fast(&line).is_none(), "{extra}");
+        }
+        // The last of a repeated key wins, as in the tree.
+        let twice = base.replace("EXTRA", r#","eventID":"f""#);
+        assert_eq!(decode_fast(&twice).map(|e| e.event_id).as_deref(), Some("f"));
+        assert_eq!(agrees(&twice), Ok(true));
+        let without_id = base.replace(r#","eventID":"e""#, "").replace("EXTRA", "");
+        assert!(decode_fast(&without_id).is_none());
+        let deletes_a_role = base.replace(
+            r#""eventSource":"s3","eventName":"Get""#,
+            r#""eventSource":"iam.amazonaws.com","eventName":"DeleteRole""#,
+        );
+        assert!(decode_fast(&deletes_a_role.replace("EXTRA", "")).is_none());
+        let array = r#"[{"type":"IAMUser","arn":"u"},null,"e","2026-03-02T10:00:00Z","s3","Get"]"#;
+        assert!(decode_fast(array).is_none());
+    }
+
+    /// Places the decoder reads, and a few it does not.
+    const PATHS: &[&[&str]] = &[
+        &["eventID"],
+        &["eventTime"],
+        &["eventSource"],
+        &["eventName"],
+        &["sourceIdentity"],
+        &["resources"],
+        &["requestParameters"],
+        &["requestParameters", "bucketName"],
+        &["requestParameters", "key"],
+        &["requestParameters", "name"],
+        &["requestParameters", "functionName"],
+        &["recipientAccountId"],
+        &["awsRegion"],
+        &["sourceIPAddress"],
+        &["userAgent"],
+        &["errorCode"],
+        &["userIdentity"],
+        &["userIdentity", "type"],
+        &["userIdentity", "arn"],
+        &["userIdentity", "principalId"],
+        &["userIdentity", "invokedBy"],
+        &["userIdentity", "accessKeyId"],
+        &["userIdentity", "sessionContext"],
+        &["userIdentity", "sessionContext", "sourceIdentity"],
+        &["userIdentity", "sessionContext", "sessionIssuer"],
+        &["userIdentity", "sessionContext", "sessionIssuer", "arn"],
+        &["userIdentity", "sessionContext", "webIdFederationData"],
+        &["userIdentity", "sessionContext", "webIdFederationData", "federatedProvider"],
+        &["userIdentity", "sessionContext", "webIdFederationData", "attributes"],
+        &["responseElements"],
+        &["eventVersion"],
+        &["Records"],
+    ];
+
+    fn set(value: &mut Value, path: &[&str], to: Option<Value>) {
+        let (last, parents) = path.split_last().expect("a path");
+        let mut cur = value;
+        for key in parents {
+            let Some(next) = cur.as_object_mut().and_then(|o| o.get_mut(*key)) else { return };
+            cur = next;
+        }
+        if let Some(obj) = cur.as_object_mut() {
+            match to {
+                Some(v) => obj.insert(last.to_string(), v),
+                None => obj.remove(*last),
+            };
+        }
+    }
+
+    fn replacement() -> impl Strategy<Value = Option<Value>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(Value::Null)),
+            Just(Some(Value::from(""))),
+            Just(Some(Value::from(7))),
+            Just(Some(serde_json::json!({"arn": "arn:aws:iam::1:role/r", "ARN": "x"}))),
+            Just(Some(serde_json::json!([{"ARN": "arn:aws:s3:::b/k"}, 3]))),
+            Just(Some(serde_json::json!(["arn:aws:iam::1:role/r", "x"]))),
+            Just(Some(serde_json::json!({"deep": [1, {"n": -2.5e-3}], "s": "t"}))),
+            Just(Some(Value::from("AssumedRole"))),
+            Just(Some(Value::from("arn:aws:sts::1:assumed-role/r/s"))),
+            Just(Some(Value::from("2026-03-02 10:00:00"))),
+            Just(Some(Value::from("with \"escapes\" \\ and \u{e9}"))),
+            ".{0,12}".prop_map(|s| Some(Value::from(s))),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn fast_path_agrees_on_mutated_records(
+            seed in any::<prop::sample::Index>(),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), replacement()), 1..4),
+        ) {
+            let seeds = seeds();
+            let mut record = seeds[seed.index(seeds.len())].clone();
+            for (path, to) in edits {
+                set(&mut record, PATHS[path.index(PATHS.len())], to);
+            }
+            prop_assert!(agrees(&record.to_string()).is_ok(), "{}", agrees(&record.to_string()).unwrap_err());
         }
     }
 }

@@ -168,12 +168,7 @@ pub fn derived_id(obj: &Obj) -> String {
     // serde_json's Map keeps keys sorted, so the text is canonical for equal content.
     let text = serde_json::to_string(obj).unwrap_or_default();
     let digest = Sha256::digest(text.as_bytes());
-    let mut id = String::with_capacity(34);
-    id.push_str("h:");
-    for b in &digest[..16] {
-        id.push_str(&format!("{b:02x}"));
-    }
-    id
+    format!("h:{}", crate::text::hex(&digest[..16]))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod grants;
 pub mod k8s;
 pub mod native;
 pub mod ocsf;
+mod typed;
 
 use crate::model::{AccessEvent, Lifecycle, Outcome, Record};
 use serde_json::{Map, Value};
@@ -181,9 +182,16 @@ pub fn decode_line(line: &[u8], format: Format, limits: &Limits) -> Decoded {
     }
     // Most native lines take the fast path; `auto` tries it only on lines
     // that name the native fields, so other formats are not parsed twice.
-    let native_looking = || text.contains("\"identity\"") && text.contains("\"target\"") && !text.contains("\"kind\"");
+    let native_looking = || text.contains("\"identity\"") && text.contains("\"target\"");
     if format == Format::Native || (format == Format::Auto && native_looking()) {
-        if let Some(ev) = native::decode_fast(text) {
+        if let Some(ev) = native::decode_fast(text, format == Format::Auto) {
+            return vec![check_limits(&ev, limits).map(|()| Record::Access(ev))];
+        }
+    }
+    // A CloudTrail record on its own line takes a typed path too; `auto` tries it
+    // only on lines that name its event source.
+    if format == Format::Cloudtrail || (format == Format::Auto && text.contains("\"eventSource\"")) {
+        if let Some(ev) = cloudtrail::decode_fast(text) {
             return vec![check_limits(&ev, limits).map(|()| Record::Access(ev))];
         }
     }

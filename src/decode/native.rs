@@ -32,63 +32,86 @@ pub fn decode(obj: &Obj) -> Result<Record, DecodeError> {
 }
 
 /// The fast path for well-formed native lines: parse straight into borrowed
-/// fields, without building a JSON tree. It returns `None` whenever the line
+/// fields, without building a JSON tree; the values it does not read are still
+/// parsed as the tree would (see `typed`). It returns `None` whenever the line
 /// needs the general path, which then decides (and words any error) exactly
 /// as for every other line: a missing or mistyped field, an `act` claim, no
-/// `event_id` (its derived id hashes the tree), or an unknown outcome.
-pub fn decode_fast(text: &str) -> Option<AccessEvent> {
+/// `event_id` (its derived id hashes the tree), or an unknown outcome; and with
+/// `auto`, a key by which `auto` takes the record for another format.
+pub fn decode_fast(text: &str, auto: bool) -> Option<AccessEvent> {
+    use super::typed::{json_object, present, Checked, Given, Text};
     use serde::Deserialize;
     use std::borrow::Cow;
 
-    #[derive(Deserialize)]
-    #[serde(untagged)]
+    /// Epoch milliseconds or text. Read straight from the parser: an untagged enum would
+    /// buffer every time value into serde's `Content` first (a tenth of the decode).
     enum Time<'a> {
         Millis(i64),
-        #[serde(borrow)]
         Text(Cow<'a, str>),
     }
 
-    #[derive(Deserialize)]
-    struct Line<'a> {
-        #[serde(borrow)]
-        event_id: Option<Cow<'a, str>>,
-        time: Option<Time<'a>>,
-        #[serde(borrow)]
-        identity: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        identity_type: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        on_behalf_of: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        chain: Option<Vec<Cow<'a, str>>>,
-        act: Option<serde::de::IgnoredAny>,
-        #[serde(borrow)]
-        grant_id: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        credential_id: Option<Cow<'a, str>>,
-        credential_expires_at: Option<Time<'a>>,
-        #[serde(borrow)]
-        target: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        action: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        resource: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        environment: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        region: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        session_id: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        source_ip: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        user_agent: Option<Cow<'a, str>>,
-        #[serde(borrow)]
-        outcome: Option<Cow<'a, str>>,
+    impl<'de: 'a, 'a> Deserialize<'de> for Time<'a> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visitor;
+            impl<'de> serde::de::Visitor<'de> for Visitor {
+                type Value = Time<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("epoch milliseconds or a time string")
+                }
+                fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Time<'de>, E> {
+                    Ok(Time::Millis(ms))
+                }
+                // Past `i64::MAX` (and any float) the general path words the error.
+                fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<Time<'de>, E> {
+                    i64::try_from(ms).map(Time::Millis).map_err(|_| E::custom("out of range"))
+                }
+                fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Time<'de>, E> {
+                    Ok(Time::Text(Cow::Borrowed(s)))
+                }
+                fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Time<'de>, E> {
+                    Ok(Time::Text(Cow::Owned(s.to_string())))
+                }
+            }
+            d.deserialize_any(Visitor)
+        }
+    }
+
+    json_object! {
+        Line<'a> {
+            event_id: Option<Text<'a>> = "event_id",
+            time: Option<Time<'a>> = "time",
+            identity: Option<Text<'a>> = "identity",
+            identity_type: Option<Text<'a>> = "identity_type",
+            on_behalf_of: Option<Text<'a>> = "on_behalf_of",
+            chain: Option<Vec<Text<'a>>> = "chain",
+            act: Option<Checked> = "act",
+            grant_id: Option<Text<'a>> = "grant_id",
+            credential_id: Option<Text<'a>> = "credential_id",
+            credential_expires_at: Option<Time<'a>> = "credential_expires_at",
+            target: Option<Text<'a>> = "target",
+            action: Option<Text<'a>> = "action",
+            resource: Option<Text<'a>> = "resource",
+            environment: Option<Text<'a>> = "environment",
+            region: Option<Text<'a>> = "region",
+            session_id: Option<Text<'a>> = "session_id",
+            source_ip: Option<Text<'a>> = "source_ip",
+            user_agent: Option<Text<'a>> = "user_agent",
+            outcome: Option<Text<'a>> = "outcome",
+            // Keys by which `auto` takes a record for another format (see `detect`).
+            event_source: Given = "eventSource",
+            records: Given = "Records",
+            event_version: Given = "eventVersion",
+            proto_payload: Given = "protoPayload",
+            audit_id: Given = "auditID",
+            object_ref: Given = "objectRef",
+            verb: Given = "verb",
+            class_uid: Given = "class_uid",
+            kind: Given = "kind",
+        }
     }
 
     // An empty string counts as absent, as in the general path.
-    let text_of = |v: Option<Cow<str>>| v.filter(|s| !s.is_empty()).map(Cow::into_owned);
+    let text_of = |v: Option<Text>| v.map(|t| t.0).filter(|s| !s.is_empty()).map(Cow::into_owned);
     // A time out of range steps aside too, for the general path to word.
     let time_of = |t: Option<Time>| {
         let parsed = match t {
@@ -99,11 +122,22 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
         parsed.filter(|t| t.is_none_or(crate::time::in_range))
     };
     let line: Line = serde_json::from_str(text).ok()?;
-    if line.act.is_some() {
+    let other_format = [
+        &line.event_source,
+        &line.records,
+        &line.event_version,
+        &line.proto_payload,
+        &line.audit_id,
+        &line.object_ref,
+        &line.verb,
+        &line.class_uid,
+        &line.kind,
+    ];
+    if line.act.is_some() || (auto && other_format.iter().any(|given| given.0)) {
         return None;
     }
-    let outcome = match line.outcome.as_deref() {
-        None | Some("") | Some("success") => Outcome::Success,
+    let outcome = match present(&line.outcome) {
+        None | Some("success") => Outcome::Success,
         Some("failure") => Outcome::Failure,
         Some("denied") => Outcome::Denied,
         Some(_) => return None,
@@ -114,7 +148,7 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
         identity: text_of(line.identity)?,
         identity_type: text_of(line.identity_type),
         on_behalf_of: text_of(line.on_behalf_of),
-        chain: line.chain.unwrap_or_default().into_iter().map(Cow::into_owned).collect(),
+        chain: line.chain.unwrap_or_default().into_iter().map(|t| t.0.into_owned()).collect(),
         grant_id: text_of(line.grant_id),
         credential_id: text_of(line.credential_id),
         credential_expires_at: time_of(line.credential_expires_at)?,
@@ -282,7 +316,7 @@ mod fast_path_tests {
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/native.jsonl")).unwrap();
         let mut taken = 0;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let Some(fast) = decode_fast(line) else { continue };
+            let Some(fast) = decode_fast(line, false) else { continue };
             taken += 1;
             let value: serde_json::Value = serde_json::from_str(line).unwrap();
             let general = decode(value.as_object().unwrap()).unwrap();
@@ -302,11 +336,16 @@ mod fast_path_tests {
             r#"{"event_id":"e","time":1,"identity":"","target":"t","action":"a"}"#,
         ];
         for line in lines {
-            assert!(decode_fast(line).is_none(), "{line}");
+            assert!(decode_fast(line, false).is_none(), "{line}");
         }
         assert!(decode_fast(
-            r#"{"event_id":"e","time":"2026-03-02T10:00:00Z","identity":"i","target":"t","action":"a","x":[1]}"#
+            r#"{"event_id":"e","time":"2026-03-02T10:00:00Z","identity":"i","target":"t","action":"a","x":[1]}"#,
+            false
         )
         .is_some());
+        // `auto` reads a record with another format's key as that format.
+        let verb = r#"{"event_id":"e","time":1,"identity":"i","target":"t","action":"a","verb":"get"}"#;
+        assert!(decode_fast(verb, false).is_some());
+        assert!(decode_fast(verb, true).is_none());
     }
 }

@@ -56,7 +56,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         return None;
     }
     // A call a live grant names explicitly was declared: new, but not overreach.
-    if ctx.grants.live.iter().any(|g| super::scope_violation::explicitly_allows(&g.grant.scope, ctx.event)) {
+    if ctx.grants.live.iter().any(|g| super::scope_violation::explicitly_allows(g, ctx.event)) {
         return None;
     }
     let same_op = |c: CallId| ctx.names.op_of(c) == ctx.obs.op;

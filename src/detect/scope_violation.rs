@@ -2,8 +2,8 @@
 //! environment that none of its live grants allows.
 
 use super::{declared_score, Context, Finding, Kind, OcsfKind, Spec};
-use crate::grants::{glob_match, glob_match_ignore_case};
-use crate::model::{AccessEvent, Scope};
+use crate::grants::GrantState;
+use crate::model::AccessEvent;
 use serde_json::json;
 
 pub const SPEC: Spec = Spec {
@@ -26,14 +26,13 @@ pub const SPEC: Spec = Spec {
 pub fn check(ctx: &Context) -> Option<Finding> {
     let e = ctx.event;
     let grants = ctx.grants;
-    if grants.live.is_empty() {
+    // Most calls are in scope: stop at the first grant that allows every axis,
+    // before naming the axes each grant fails on.
+    if grants.live.is_empty() || grants.live.iter().any(|g| allows(g, e)) {
         return None;
     }
     let failures: Vec<(&str, Vec<&'static str>)> =
-        grants.live.iter().map(|g| (g.grant.grant_id.as_str(), outside_axes(&g.grant.scope, e))).collect();
-    if failures.iter().any(|(_, axes)| axes.is_empty()) {
-        return None;
-    }
+        grants.live.iter().map(|g| (g.grant.grant_id.as_str(), outside(g, e).collect())).collect();
     // The grant that fails on the fewest axes is the one the call was closest to.
     let (closest, axes) = failures.iter().min_by_key(|(_, axes)| axes.len())?;
     let scope = &grants.live.iter().find(|g| g.grant.grant_id == *closest)?.grant.scope;
@@ -62,36 +61,32 @@ pub fn check(ctx: &Context) -> Option<Finding> {
 
 /// True when a grant's scope names what it allows (some axis is restricted)
 /// and allows this call: the call was declared, whatever history says.
-pub fn explicitly_allows(scope: &Scope, e: &AccessEvent) -> bool {
-    let restricted = !(scope.targets.is_empty()
-        && scope.actions.is_empty()
-        && scope.resources.is_empty()
-        && scope.environments.is_empty());
-    restricted && outside_axes(scope, e).is_empty()
+pub fn explicitly_allows(g: &GrantState, e: &AccessEvent) -> bool {
+    let p = g.patterns();
+    let restricted =
+        !(p.targets.is_empty() && p.actions.is_empty() && p.resources.is_empty() && p.environments.is_empty());
+    restricted && allows(g, e)
 }
 
-/// The axes on which `scope` does not allow the call. An empty list in the
-/// scope allows anything; a call without a resource or environment cannot be
-/// judged on that axis and passes it.
-fn outside_axes(scope: &Scope, e: &AccessEvent) -> Vec<&'static str> {
-    let allows = |patterns: &[String], value: Option<&str>, fold_case: bool| {
-        patterns.is_empty()
-            || value.is_none_or(|v| {
-                patterns.iter().any(|p| if fold_case { glob_match_ignore_case(p, v) } else { glob_match(p, v) })
-            })
-    };
-    let mut axes = Vec::new();
-    if !allows(&scope.targets, Some(&e.target), true) {
-        axes.push("target");
-    }
-    if !allows(&scope.actions, Some(&e.action), true) {
-        axes.push("action");
-    }
-    if !allows(&scope.resources, e.resource.as_deref(), false) {
-        axes.push("resource");
-    }
-    if !allows(&scope.environments, e.environment.as_deref(), false) {
-        axes.push("environment");
-    }
-    axes
+fn allows(g: &GrantState, e: &AccessEvent) -> bool {
+    outside(g, e).next().is_none()
+}
+
+/// The axes on which the grant's scope does not allow the call, lazily: an
+/// empty list in the scope allows anything; a call without a resource or
+/// environment cannot be judged on that axis and passes it. Targets and
+/// actions are names of services and operations, compared ignoring case.
+fn outside<'a>(g: &'a GrantState, e: &'a AccessEvent) -> impl Iterator<Item = &'static str> + 'a {
+    let p = g.patterns();
+    let axes = [
+        ("target", &p.targets, Some(e.target.as_str()), true),
+        ("action", &p.actions, Some(e.action.as_str()), true),
+        ("resource", &p.resources, e.resource.as_deref(), false),
+        ("environment", &p.environments, e.environment.as_deref(), false),
+    ];
+    axes.into_iter()
+        .filter(|(_, patterns, value, fold_case)| {
+            !(patterns.is_empty() || value.is_none_or(|v| patterns.matches(v, *fold_case)))
+        })
+        .map(|(axis, ..)| axis)
 }
