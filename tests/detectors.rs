@@ -789,29 +789,26 @@ fn churning_runners(s: &mut Scenario) {
     }
 }
 
+/// The `new_source` signal on `e` after the history `history` builds, if any.
+fn new_source_on(history: fn(&mut Scenario), e: AccessEvent) -> Option<IncidentSignal> {
+    let mut s = Scenario::new();
+    history(&mut s);
+    signals_on(&mut s, e).into_iter().find(|signal| signal.detector == detect::new_source::SPEC.detector())
+}
+
 #[test]
 fn runners_churning_inside_one_16_a_new_24_there_is_no_signal_another_16_is() {
-    let new_source = detect::new_source::SPEC.detector();
     let from = |ip: &str| AccessEvent { source_ip: Some(ip.into()), ..habitual_call() };
-    let mut s = Scenario::new();
-    churning_runners(&mut s);
-    let same_16 = detectors(&signals_on(&mut s, from("10.20.77.5")));
-    assert!(!same_16.contains(&new_source), "a new /24 in the usual /16: {same_16:?}");
-    let mut s = Scenario::new();
-    churning_runners(&mut s);
-    let other_16 = signals_on(&mut s, from("10.99.1.5"));
-    let signal = other_16.iter().find(|signal| signal.detector == new_source).expect("another /16 is a signal");
+    assert!(new_source_on(churning_runners, from("10.20.77.5")).is_none(), "a new /24 in the usual /16");
+    let signal = new_source_on(churning_runners, from("10.99.1.5")).expect("another /16 is a signal");
     assert_eq!(signal.observed["new_wide_network"], true, "{:?}", signal.observed);
     assert_eq!(signal.observed["new_address_scope"], false, "still a private address");
 }
 
 #[test]
 fn a_private_only_pipeline_from_a_public_address_is_a_signal() {
-    let new_source = detect::new_source::SPEC.detector();
-    let mut s = Scenario::new();
-    churning_runners(&mut s);
-    let public = signals_on(&mut s, AccessEvent { source_ip: Some("198.51.100.7".into()), ..habitual_call() });
-    let signal = public.iter().find(|signal| signal.detector == new_source).expect("a public address is a signal");
+    let public = AccessEvent { source_ip: Some("198.51.100.7".into()), ..habitual_call() };
+    let signal = new_source_on(churning_runners, public).expect("a public address is a signal");
     assert_eq!(signal.observed["new_address_scope"], true, "{:?}", signal.observed);
     assert_eq!(signal.baseline["address_scopes"], serde_json::json!(["private"]));
 }
@@ -829,4 +826,18 @@ fn a_weekday_pipeline_at_its_usual_hour_on_a_sunday_is_a_signal_on_a_monday_is_n
     learned_pipeline(&mut s);
     let sunday = detectors(&signals_on(&mut s, at(probe_time() - DAY)));
     assert!(sunday.contains(&off_hours), "Sunday: {sunday:?}");
+}
+
+#[test]
+fn a_new_client_version_is_a_signal_a_new_patch_of_the_usual_one_is_not() {
+    // The learned pipeline always calls with aws-cli/2.15.
+    let with = |agent: &str| AccessEvent { user_agent: Some(agent.into()), ..habitual_call() };
+    let patch = new_source_on(learned_pipeline, with("aws-cli/2.15.31 Python/3.11.8 Linux/6.1"));
+    assert!(patch.is_none(), "a new patch of the usual version: {patch:?}");
+    let signal = new_source_on(learned_pipeline, with("aws-cli/2.16.1 Python/3.11.8 Linux/6.1"))
+        .expect("a new minor version is a signal");
+    assert_eq!(signal.observed["new_user_agent_version"], true, "{:?}", signal.observed);
+    assert_eq!(signal.observed["new_user_agent_family"], false);
+    assert_eq!(signal.observed["new_network"], false);
+    assert_eq!(signal.strength, overreach::detect::Strength::Signal, "a version bump alone never alerts");
 }
