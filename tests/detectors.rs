@@ -728,18 +728,25 @@ fn an_identity_acting_for_days_after_offboarding_is_one_incident_that_stays_visi
     assert_eq!(alerts.last().unwrap().event_ids.len(), 256, "event ids are bounded, events counted");
 }
 
+/// The learned pipeline calling `iam CreateAccessKey` at `at`, as event `id`.
+fn attack(s: &mut Scenario, at: i64, id: &str) {
+    s.push(AccessEvent { event_id: id.into(), time: at, ..pipeline_call("iam", "CreateAccessKey") });
+}
+
+/// The learned pipeline, and three attack calls an hour apart from the probe
+/// time (`atk-0` to `atk-2`): the first opens an incident, the others are
+/// still new (not learned) and join it as evidence.
+fn attacked_pipeline(s: &mut Scenario) {
+    learned_pipeline(s);
+    for (i, h) in [0, 1, 2].into_iter().enumerate() {
+        attack(s, probe_time() + h * HOUR, &format!("atk-{i}"));
+    }
+}
+
 #[test]
 fn an_open_incident_holds_the_attack_back_from_the_baseline_and_a_closed_one_lets_it_in() {
     let mut s = Scenario::new();
-    learned_pipeline(&mut s);
-    let attack = |s: &mut Scenario, at: i64, id: &str| {
-        s.push(AccessEvent { event_id: id.into(), time: at, ..pipeline_call("iam", "CreateAccessKey") });
-    };
-    // Three calls an hour apart: the first opens the incident, the others
-    // are still new (not learned) and join it as evidence.
-    for (i, h) in [0, 1, 2].into_iter().enumerate() {
-        attack(&mut s, probe_time() + h * HOUR, &format!("atk-{i}"));
-    }
+    attacked_pipeline(&mut s);
     // Long after the incident closed, the same call: learned at the close, so quiet.
     attack(&mut s, probe_time() + 3 * DAY, "later");
     let alerts = s.run(incidents());
@@ -840,4 +847,20 @@ fn a_new_client_version_is_a_signal_a_new_patch_of_the_usual_one_is_not() {
     assert_eq!(signal.observed["new_user_agent_family"], false);
     assert_eq!(signal.observed["new_network"], false);
     assert_eq!(signal.strength, overreach::detect::Strength::Signal, "a version bump alone never alerts");
+}
+
+#[test]
+fn a_quiet_incident_closes_at_the_identity_next_call_even_between_sweeps() {
+    let mut s = Scenario::new();
+    attacked_pipeline(&mut s);
+    // Another identity's call sweeps ten minutes before the incident has
+    // been quiet six hours; the attacker comes back five minutes after.
+    s.push(ev("other", probe_time() + 8 * HOUR - 10 * MINUTE, "s3", "GetObject"));
+    attack(&mut s, probe_time() + 8 * HOUR + 5 * MINUTE, "later");
+    let alerts = s.run(incidents());
+    let first = alerts.iter().find(|a| a.event_ids.contains(&"atk-0".to_string())).expect("an incident");
+    let closed = alerts.iter().rfind(|a| a.alert_id == first.alert_id).unwrap();
+    assert_eq!(closed.incident.as_ref().unwrap().status, overreach::alert::IncidentStatus::Closed);
+    // Closed, and its held calls learned, before the call was judged: not new.
+    assert!(!fired(&alerts, detect::novel_call::SPEC.detector(), "later"), "{alerts:#?}");
 }
