@@ -288,6 +288,14 @@ impl Engine {
             Some(groups) => groups,
             None => self.join(identity, event),
         };
+        // The identity's quiet episode closes before its call is judged (the
+        // hourly sweep may come up to an hour late), so that detectors see
+        // the calls it held as learned, not as news again.
+        if let Some((closed, held)) =
+            self.state.episodes.close_if_quiet(identity, event.time, &incident_settings(&self.config))
+        {
+            alerts.extend(self.end_episode(identity, closed, held, event.time));
+        }
         let obs = self.observe(event, groups);
         let sharers = self.credential_sharers(event, identity);
 
@@ -420,6 +428,24 @@ impl Engine {
             // `by` is the analyst's text: bounded and escaped like the log's.
             sanitize(alert);
         }
+    }
+
+    /// Ends a closed episode: its closing send (for a raised one, marked if
+    /// the identity is compromised), counted, and its held calls learned.
+    fn end_episode(
+        &mut self,
+        identity: Sym,
+        closed: Option<Alert>,
+        held: Vec<Observation>,
+        at: Millis,
+    ) -> Option<Alert> {
+        let mut closed = closed;
+        self.mark_compromised(identity, closed.as_mut_slice());
+        self.count_incidents(closed.as_slice());
+        for obs in held {
+            self.learn(identity, &obs, at);
+        }
+        closed
     }
 
     fn count_incidents(&mut self, alerts: &[Alert]) {
@@ -692,14 +718,8 @@ impl Engine {
         let mut closed = Vec::new();
         for (identity, alert, held) in self.state.episodes.close_quiet(now, &incident_settings(&self.config)) {
             self.touch(identity);
-            let at = closed.len();
-            closed.extend(alert);
-            self.mark_compromised(identity, &mut closed[at..]);
-            for obs in held {
-                self.learn(identity, &obs, now);
-            }
+            closed.extend(self.end_episode(identity, alert, held, now));
         }
-        self.count_incidents(&closed);
         // An entry with counted repeats stays until the next alert reports them
         // (or the identity's behaviour would be forgotten anyway).
         let window = self.config.suppression_window_s * 1000;

@@ -356,10 +356,9 @@ impl Episodes {
         if findings.is_empty() {
             return accepted;
         }
-        if self.open.get(&identity).is_some_and(|ep| now - ep.last_evidence > s.close_after_ms) {
-            let ep = self.open.remove(&identity).expect("checked above");
-            accepted.alerts.extend(ep.raised.map(|_| ep.alert(IncidentStatus::Closed)));
-            accepted.release = ep.held;
+        if let Some((closed, held)) = self.close_if_quiet(identity, now, s) {
+            accepted.alerts.extend(closed);
+            accepted.release = held;
         }
         let ep = self.open.entry(identity).or_insert_with(|| Episode::open(id, &findings[0].1, now));
         for (finding, alert) in findings {
@@ -380,6 +379,22 @@ impl Episodes {
         }
         accepted.hold = ep.raised.is_some();
         accepted
+    }
+
+    /// Closes the identity's episode if no evidence joined it for
+    /// `close_after`: the alert that says so (for a raised one) and its held
+    /// calls.
+    pub fn close_if_quiet(
+        &mut self,
+        identity: Sym,
+        now: Millis,
+        s: &Settings,
+    ) -> Option<(Option<Alert>, Vec<Observation>)> {
+        if self.open.get(&identity).is_none_or(|ep| now - ep.last_evidence <= s.close_after_ms) {
+            return None;
+        }
+        let ep = self.open.remove(&identity)?;
+        Some((ep.raised.map(|_| ep.alert(IncidentStatus::Closed)), ep.held))
     }
 
     /// Keeps a call of an open incident from being learned; false when the

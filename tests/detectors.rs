@@ -728,18 +728,25 @@ fn an_identity_acting_for_days_after_offboarding_is_one_incident_that_stays_visi
     assert_eq!(alerts.last().unwrap().event_ids.len(), 256, "event ids are bounded, events counted");
 }
 
+/// The learned pipeline calling `iam CreateAccessKey` at `at`, as event `id`.
+fn attack(s: &mut Scenario, at: i64, id: &str) {
+    s.push(AccessEvent { event_id: id.into(), time: at, ..pipeline_call("iam", "CreateAccessKey") });
+}
+
+/// The learned pipeline, and three attack calls an hour apart from the probe
+/// time (`atk-0` to `atk-2`): the first opens an incident, the others are
+/// still new (not learned) and join it as evidence.
+fn attacked_pipeline(s: &mut Scenario) {
+    learned_pipeline(s);
+    for (i, h) in [0, 1, 2].into_iter().enumerate() {
+        attack(s, probe_time() + h * HOUR, &format!("atk-{i}"));
+    }
+}
+
 #[test]
 fn an_open_incident_holds_the_attack_back_from_the_baseline_and_a_closed_one_lets_it_in() {
     let mut s = Scenario::new();
-    learned_pipeline(&mut s);
-    let attack = |s: &mut Scenario, at: i64, id: &str| {
-        s.push(AccessEvent { event_id: id.into(), time: at, ..pipeline_call("iam", "CreateAccessKey") });
-    };
-    // Three calls an hour apart: the first opens the incident, the others
-    // are still new (not learned) and join it as evidence.
-    for (i, h) in [0, 1, 2].into_iter().enumerate() {
-        attack(&mut s, probe_time() + h * HOUR, &format!("atk-{i}"));
-    }
+    attacked_pipeline(&mut s);
     // Long after the incident closed, the same call: learned at the close, so quiet.
     attack(&mut s, probe_time() + 3 * DAY, "later");
     let alerts = s.run(incidents());
@@ -789,29 +796,26 @@ fn churning_runners(s: &mut Scenario) {
     }
 }
 
+/// The `new_source` signal on `e` after the history `history` builds, if any.
+fn new_source_on(history: fn(&mut Scenario), e: AccessEvent) -> Option<IncidentSignal> {
+    let mut s = Scenario::new();
+    history(&mut s);
+    signals_on(&mut s, e).into_iter().find(|signal| signal.detector == detect::new_source::SPEC.detector())
+}
+
 #[test]
 fn runners_churning_inside_one_16_a_new_24_there_is_no_signal_another_16_is() {
-    let new_source = detect::new_source::SPEC.detector();
     let from = |ip: &str| AccessEvent { source_ip: Some(ip.into()), ..habitual_call() };
-    let mut s = Scenario::new();
-    churning_runners(&mut s);
-    let same_16 = detectors(&signals_on(&mut s, from("10.20.77.5")));
-    assert!(!same_16.contains(&new_source), "a new /24 in the usual /16: {same_16:?}");
-    let mut s = Scenario::new();
-    churning_runners(&mut s);
-    let other_16 = signals_on(&mut s, from("10.99.1.5"));
-    let signal = other_16.iter().find(|signal| signal.detector == new_source).expect("another /16 is a signal");
+    assert!(new_source_on(churning_runners, from("10.20.77.5")).is_none(), "a new /24 in the usual /16");
+    let signal = new_source_on(churning_runners, from("10.99.1.5")).expect("another /16 is a signal");
     assert_eq!(signal.observed["new_wide_network"], true, "{:?}", signal.observed);
     assert_eq!(signal.observed["new_address_scope"], false, "still a private address");
 }
 
 #[test]
 fn a_private_only_pipeline_from_a_public_address_is_a_signal() {
-    let new_source = detect::new_source::SPEC.detector();
-    let mut s = Scenario::new();
-    churning_runners(&mut s);
-    let public = signals_on(&mut s, AccessEvent { source_ip: Some("198.51.100.7".into()), ..habitual_call() });
-    let signal = public.iter().find(|signal| signal.detector == new_source).expect("a public address is a signal");
+    let public = AccessEvent { source_ip: Some("198.51.100.7".into()), ..habitual_call() };
+    let signal = new_source_on(churning_runners, public).expect("a public address is a signal");
     assert_eq!(signal.observed["new_address_scope"], true, "{:?}", signal.observed);
     assert_eq!(signal.baseline["address_scopes"], serde_json::json!(["private"]));
 }
@@ -829,4 +833,34 @@ fn a_weekday_pipeline_at_its_usual_hour_on_a_sunday_is_a_signal_on_a_monday_is_n
     learned_pipeline(&mut s);
     let sunday = detectors(&signals_on(&mut s, at(probe_time() - DAY)));
     assert!(sunday.contains(&off_hours), "Sunday: {sunday:?}");
+}
+
+#[test]
+fn a_new_client_version_is_a_signal_a_new_patch_of_the_usual_one_is_not() {
+    // The learned pipeline always calls with aws-cli/2.15.
+    let with = |agent: &str| AccessEvent { user_agent: Some(agent.into()), ..habitual_call() };
+    let patch = new_source_on(learned_pipeline, with("aws-cli/2.15.31 Python/3.11.8 Linux/6.1"));
+    assert!(patch.is_none(), "a new patch of the usual version: {patch:?}");
+    let signal = new_source_on(learned_pipeline, with("aws-cli/2.16.1 Python/3.11.8 Linux/6.1"))
+        .expect("a new minor version is a signal");
+    assert_eq!(signal.observed["new_user_agent_version"], true, "{:?}", signal.observed);
+    assert_eq!(signal.observed["new_user_agent_family"], false);
+    assert_eq!(signal.observed["new_network"], false);
+    assert_eq!(signal.strength, overreach::detect::Strength::Signal, "a version bump alone never alerts");
+}
+
+#[test]
+fn a_quiet_incident_closes_at_the_identity_next_call_even_between_sweeps() {
+    let mut s = Scenario::new();
+    attacked_pipeline(&mut s);
+    // Another identity's call sweeps ten minutes before the incident has
+    // been quiet six hours; the attacker comes back five minutes after.
+    s.push(ev("other", probe_time() + 8 * HOUR - 10 * MINUTE, "s3", "GetObject"));
+    attack(&mut s, probe_time() + 8 * HOUR + 5 * MINUTE, "later");
+    let alerts = s.run(incidents());
+    let first = alerts.iter().find(|a| a.event_ids.contains(&"atk-0".to_string())).expect("an incident");
+    let closed = alerts.iter().rfind(|a| a.alert_id == first.alert_id).unwrap();
+    assert_eq!(closed.incident.as_ref().unwrap().status, overreach::alert::IncidentStatus::Closed);
+    // Closed, and its held calls learned, before the call was judged: not new.
+    assert!(!fired(&alerts, detect::novel_call::SPEC.detector(), "later"), "{alerts:#?}");
 }
