@@ -53,7 +53,18 @@ pub struct ServiceConfig {
     /// lifecycle facts read from the logs, created when missing. Default `<group>-fleet`.
     #[serde(default)]
     pub fleet_topic: Option<String>,
-    /// Replication factor of the state and fleet topics when the service creates them. Default 1.
+    /// The input is not keyed by identity (a shipper writes with no key, or keys by account or
+    /// host): every instance first moves each record to the repartition topic, keyed and
+    /// partitioned by identity, and judges that topic, so one identity's baseline lives on one
+    /// instance (docs/service.md, "Unkeyed input"). Default false.
+    #[serde(default)]
+    pub repartition: bool,
+    /// The repartition topic, created when missing with as many partitions as the widest input
+    /// topic. Default `<group>-by-identity`.
+    #[serde(default)]
+    pub repartition_topic: Option<String>,
+    /// Replication factor of the state, fleet and repartition topics when the service creates
+    /// them. Default 1.
     #[serde(default = "default_service_topic_replication")]
     pub service_topic_replication: i32,
     /// Seconds between checkpoints of each partition to the state and fleet topics (only what
@@ -244,6 +255,9 @@ pub struct RunArgs {
     /// Emit the findings suppression rules match, marked `status: suppressed`.
     #[arg(long, env = "OVERREACH_SHOW_SUPPRESSED")]
     pub show_suppressed: bool,
+    /// The input is not keyed by identity: repartition it through an internal topic first.
+    #[arg(long, env = "OVERREACH_REPARTITION")]
+    pub repartition: bool,
 }
 
 /// Why the configuration could not be resolved.
@@ -319,6 +333,7 @@ impl ServiceConfig {
             self.log_format = v;
         }
         self.show_suppressed |= a.show_suppressed;
+        self.repartition |= a.repartition;
     }
 
     /// The suppression rules and whether what they match is shown, for the engine.
@@ -365,10 +380,15 @@ impl ServiceConfig {
         if self.checkpoint_interval_s == 0 {
             return Err(ConfigError::Invalid("checkpoint_interval_s must be at least 1".into()));
         }
-        let own = [self.state_topic(), self.fleet_topic()];
+        let mut own = vec![self.state_topic(), self.fleet_topic()];
+        if self.repartition {
+            own.push(self.repartition_topic());
+        }
         for topic in self.input_topics().chain([&self.alert_topic]).chain(&self.dlq_topic) {
             if own.contains(topic) {
-                return Err(ConfigError::Invalid(format!("topic `{topic}` is the service's own state or fleet topic")));
+                return Err(ConfigError::Invalid(format!(
+                    "topic `{topic}` is the service's own state, fleet or repartition topic"
+                )));
             }
         }
         self.engine.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
@@ -390,11 +410,27 @@ impl ServiceConfig {
         self.fleet_topic.clone().unwrap_or_else(|| format!("{}-fleet", self.group))
     }
 
+    /// The repartition topic (see `repartition_topic`).
+    pub fn repartition_topic(&self) -> String {
+        self.repartition_topic.clone().unwrap_or_else(|| format!("{}-by-identity", self.group))
+    }
+
+    /// The topics the group's instances share and judge: the access-log topics, or, when they
+    /// are repartitioned, the repartition topic.
+    pub fn judged_topics(&self) -> Vec<String> {
+        if self.repartition {
+            vec![self.repartition_topic()]
+        } else {
+            self.input_topics.clone()
+        }
+    }
+
     /// How a record of `topic` is decoded.
     pub fn format_of(&self, topic: &str) -> Format {
         match Some(topic) {
             t if t == self.grants_topic.as_deref() => Format::Grants,
             t if t == self.feedback_topic.as_deref() => Format::Feedback,
+            _ if self.repartition && topic == self.repartition_topic() => Format::Record,
             _ => self.format,
         }
     }
@@ -531,6 +567,18 @@ mod tests {
         a.dlq_topic = Some("in".into());
         let err = ServiceConfig::resolve(&a, []).unwrap_err().to_string();
         assert!(err.contains("both read and written"), "{err}");
+    }
+
+    #[test]
+    fn the_repartition_topic_is_judged_in_record_form_and_may_not_be_an_input() {
+        let mut a = RunArgs { repartition: true, group: Some("g".into()), ..args() };
+        let c = ServiceConfig::resolve(&a, []).unwrap();
+        assert_eq!(c.judged_topics(), ["g-by-identity"]);
+        assert_eq!(c.format_of("g-by-identity"), Format::Record);
+        assert_eq!(c.format_of("in"), Format::Auto);
+        a.input_topics = vec!["g-by-identity".into()];
+        let err = ServiceConfig::resolve(&a, []).unwrap_err().to_string();
+        assert!(err.contains("repartition topic"), "{err}");
     }
 
     #[test]

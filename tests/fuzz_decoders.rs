@@ -16,7 +16,7 @@
 #[path = "common/decode_invariants.rs"]
 mod decode_invariants;
 
-use overreach::decode::{Format, Limits};
+use overreach::decode::{decode_line, Format, Limits};
 use overreach::source::file::{self, Line};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -37,6 +37,7 @@ fn seeds(format: Format) -> Vec<Value> {
         Format::Ocsf => &["ocsf.jsonl"],
         Format::Grants => &["grants.jsonl"],
         Format::Feedback => &["feedback.jsonl"],
+        Format::Record => return record_seeds(),
         Format::Auto => {
             &["native.jsonl", "cloudtrail.jsonl", "gcp_audit.jsonl", "k8s_audit.jsonl", "ocsf.jsonl", "grants.jsonl"]
         }
@@ -60,6 +61,22 @@ fn seeds(format: Format) -> Vec<Value> {
     }
     assert!(!out.is_empty(), "no seed records for {format}");
     out
+}
+
+/// The internal `record` form (the repartition topic): the native and grant fixtures as the
+/// repartition stage writes them.
+fn record_seeds() -> Vec<Value> {
+    let limits = Limits::default();
+    let seeds: Vec<Value> = [(Format::Native, "native.jsonl"), (Format::Grants, "grants.jsonl")]
+        .into_iter()
+        .flat_map(|(format, f)| {
+            let text = std::fs::read_to_string(repo_file(&["tests", "fixtures", f])).unwrap();
+            text.lines().flat_map(|l| decode_line(l.as_bytes(), format, &limits)).collect::<Vec<_>>()
+        })
+        .filter_map(|r| serde_json::to_value(r.ok()?).ok())
+        .collect();
+    assert!(seeds.len() > 5, "no records decoded from the fixtures");
+    seeds
 }
 
 /// Any JSON value, small and nested; strings may hold control characters.
@@ -309,6 +326,7 @@ format_properties! {
     ocsf_lines_never_panic_and_respect_the_limits: Format::Ocsf,
     grant_lines_never_panic_and_respect_the_limits: Format::Grants,
     auto_lines_never_panic_and_respect_the_limits: Format::Auto,
+    record_lines_never_panic_and_respect_the_limits: Format::Record,
 }
 
 proptest! {

@@ -123,9 +123,11 @@ async fn read_topic(brokers: &str, topic: &str, enough: impl Fn(&[OwnedMessage])
         .set("fetch.wait.max.ms", "10")
         .create()
         .unwrap();
+    // Every partition the topic has: some tests create topics wider than PARTITIONS.
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
     let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    for p in metadata.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
     }
     consumer.assign(&tpl).unwrap();
     let mut got = Vec::new();
@@ -1082,4 +1084,95 @@ async fn a_benign_verdict_on_the_feedback_topic_stops_the_repeat_and_an_unknown_
     assert_eq!(dead.len(), 1);
     let reason = header(&dead[0], "error").unwrap_or_default();
     assert!(reason.contains("unknown alert_id"), "{reason}");
+}
+
+/// The unkeyed path, end to end: CloudTrail exports (`Records` arrays of many roles, each
+/// array out of order) written with no key to one partition, repartitioned by identity over
+/// four, give exactly the alerts `replay` gives for the same file: the same record order
+/// within a message, the same fleet-wide judgements across partitions.
+#[tokio::test(flavor = "multi_thread")]
+async fn unkeyed_cloudtrail_batches_are_repartitioned_by_identity_and_alert_as_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lines, grants, labels) = (dir.path().join("ct.jsonl"), dir.path().join("g"), dir.path().join("l"));
+    let out = Command::new(env!("CARGO_BIN_EXE_overreach"))
+        .args(["simulate", "--identities", "30", "--days", "14", "--seed", "5", "--format", "cloudtrail"])
+        .arg("--out")
+        .arg(&lines)
+        .arg("--grants-out")
+        .arg(&grants)
+        .arg("--labels-out")
+        .arg(&labels)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Batches of 20 records, each reversed: disorder within every message, none across them.
+    let records: Vec<String> = std::fs::read_to_string(&lines).unwrap().lines().map(String::from).collect();
+    let messages: Vec<String> = records
+        .chunks(20)
+        .map(|batch| {
+            let reversed: Vec<&str> = batch.iter().rev().map(String::as_str).collect();
+            format!("{{\"Records\":[{}]}}", reversed.join(","))
+        })
+        .collect();
+    let batches = dir.path().join("batches.json");
+    std::fs::write(&batches, messages.iter().map(|m| format!("{m}\n")).collect::<String>()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_overreach"))
+        .args(["replay", "--quiet", "--format", "cloudtrail"])
+        .arg(&batches)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let replayed: BTreeSet<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["alert_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(replayed.len() >= 3, "the fleet alerts in replay: {replayed:?}");
+
+    let broker = Tansu::memory();
+    let names = Names::new("unkeyed");
+    let by_identity = format!("{}-by-identity", names.group);
+    let one = NewTopic::new(&names.input, 1, TopicReplication::Fixed(1));
+    let four = NewTopic::new(&by_identity, 4, TopicReplication::Fixed(1));
+    for result in admin(&broker.brokers()).create_topics(&[one, four], &AdminOptions::new()).await.unwrap() {
+        result.unwrap();
+    }
+    create(&broker.brokers(), &[&names.grants, &names.alerts, &names.dlq]).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.brokers())
+        .set("message.max.bytes", "2000000")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    for message in &messages {
+        let record: FutureRecord<'_, (), str> = FutureRecord::to(&names.input).payload(message.as_str());
+        producer.send(record, Timeout::Never).await.unwrap();
+    }
+
+    let mut config = config(&broker.brokers(), &names);
+    config.engine.alerts = overreach::engine::AlertMode::default();
+    config.format = overreach::decode::Format::Cloudtrail;
+    config.repartition = true;
+    let service = Running::start(config);
+    service.wait_ready().await;
+    service.wait_processed(&by_identity, records.len() as u64).await;
+    let metrics = &service.telemetry.metrics;
+    assert_eq!((metrics.records_late.get(), metrics.records_released_early.get()), (0, 0), "judged in event time");
+    let summary = service.stop().await;
+    assert_eq!(summary.rejected, 0);
+    assert_eq!(
+        committed(&broker.brokers(), &format!("{}-repartition", names.group), &names.input),
+        [(0, messages.len() as i64)].into()
+    );
+
+    let got = read_topic(&broker.brokers(), &names.alerts, |m| alert_ids(m).is_superset(&replayed)).await;
+    assert_eq!(alert_ids(&got), replayed, "the same alerts as replay");
+    // Every identity's records were judged on one partition: its alerts came from there only.
+    let mut partitions: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
+    for message in &read_topic(&broker.brokers(), &by_identity, |m| m.len() >= records.len()).await {
+        let key = String::from_utf8(message.key().unwrap().to_vec()).unwrap();
+        partitions.entry(key).or_default().insert(message.partition());
+    }
+    assert!(partitions.len() > 4 && partitions.values().all(|p| p.len() == 1), "{partitions:?}");
+    assert!(partitions.values().flatten().collect::<BTreeSet<_>>().len() > 1, "spread over partitions");
 }

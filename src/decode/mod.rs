@@ -14,7 +14,7 @@ pub mod native;
 pub mod ocsf;
 mod typed;
 
-use crate::model::{AccessEvent, Lifecycle, Outcome, Record};
+use crate::model::{AccessEvent, Lifecycle, Millis, Outcome, Record};
 use serde_json::{Map, Value};
 use std::fmt;
 use std::str::FromStr;
@@ -36,10 +36,13 @@ pub enum Format {
     Grants,
     /// Analyst verdicts (`schemas/verdict.v1.schema.json`); never chosen by `auto`.
     Feedback,
+    /// A record as decoded, tagged by `record`: what the service writes to its repartition
+    /// topic; never chosen by `auto`.
+    Record,
 }
 
 impl Format {
-    pub const ALL: [Format; 8] = [
+    pub const ALL: [Format; 9] = [
         Format::Auto,
         Format::Native,
         Format::Cloudtrail,
@@ -48,6 +51,7 @@ impl Format {
         Format::Ocsf,
         Format::Grants,
         Format::Feedback,
+        Format::Record,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +64,7 @@ impl Format {
             Format::Ocsf => "ocsf",
             Format::Grants => "grants",
             Format::Feedback => "feedback",
+            Format::Record => "record",
         }
     }
 }
@@ -195,6 +200,10 @@ pub fn decode_line(line: &[u8], format: Format, limits: &Limits) -> Decoded {
             return vec![check_limits(&ev, limits).map(|()| Record::Access(ev))];
         }
     }
+    if format == Format::Record {
+        let record = serde_json::from_str(text).map_err(|e| DecodeError::InvalidJson(e.to_string()));
+        return vec![record.and_then(|r| check_record(&r, limits).map(|()| r))];
+    }
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => return vec![Err(DecodeError::InvalidJson(e.to_string()))],
@@ -226,6 +235,9 @@ pub fn decode_value(value: &Value, format: Format) -> Decoded {
         Format::Native => vec![native::decode(obj)],
         Format::Grants => vec![grants::decode(obj)],
         Format::Feedback => vec![feedback::decode(obj)],
+        Format::Record => {
+            vec![serde_json::from_value(value.clone()).map_err(|e| DecodeError::InvalidJson(e.to_string()))]
+        }
         Format::Cloudtrail => cloudtrail::decode(obj),
         Format::GcpAudit => gcp::decode(obj),
         Format::K8sAudit => k8s::decode(obj),
@@ -296,6 +308,53 @@ fn lifecycle_kind(fact: &Lifecycle) -> &'static str {
 /// The fields every baseline is keyed by: bounded, and naming something. The region is
 /// optional, but when a log gives one it is a name a baseline may learn per identity, like
 /// a target, so it keeps the same rules.
+/// A record of the internal `record` form (the repartition topic) gets the checks the input
+/// decoders made before it was written there: anyone who can write to that topic can write
+/// anything, so its fields are bounded and its times in range like any input's.
+fn check_record(record: &Record, limits: &Limits) -> Result<(), DecodeError> {
+    let out_of_range = |field: &str, t: Millis| {
+        crate::time::in_range(t).then_some(()).ok_or_else(|| DecodeError::InvalidValue {
+            field: field.into(),
+            reason: "is outside the years 1970 to 9999".into(),
+        })
+    };
+    let bounded = |field: &'static str, value: &str| match value.len() > limits.max_field_bytes {
+        true => Err(DecodeError::FieldTooLong { field, len: value.len(), max: limits.max_field_bytes }),
+        false => Ok(()),
+    };
+    match record {
+        Record::Access(ev) => {
+            check_limits(ev, limits)?;
+            out_of_range("time", ev.time)?;
+            ev.credential_expires_at.map_or(Ok(()), |t| out_of_range("credential_expires_at", t))
+        }
+        Record::Lifecycle { time, event_id, fact } => {
+            out_of_range("time", *time)?;
+            bounded("event_id", event_id)?;
+            match fact {
+                Lifecycle::Grant(g) => {
+                    bounded("grant_id", &g.grant_id)?;
+                    bounded("identity", &g.identity)?;
+                    bounded("on_behalf_of", g.on_behalf_of.as_deref().unwrap_or_default())?;
+                    g.not_before.into_iter().chain(g.expires_at).try_for_each(|t| out_of_range("grant time", t))
+                }
+                Lifecycle::GrantEnded { grant_id, .. } => bounded("grant_id", grant_id),
+                Lifecycle::IdentityOffboarded { identity } => bounded("identity", identity),
+                Lifecycle::CredentialRevoked { credential_id } => bounded("credential_id", credential_id),
+                Lifecycle::CredentialIssued { credential_id, identity, expires_at } => {
+                    bounded("credential_id", credential_id)?;
+                    bounded("identity", identity.as_deref().unwrap_or_default())?;
+                    out_of_range("expires_at", *expires_at)
+                }
+            }
+        }
+        Record::Verdict(_) => Err(DecodeError::InvalidValue {
+            field: "record".into(),
+            reason: "verdicts come from the feedback topic, not the repartition topic".into(),
+        }),
+    }
+}
+
 fn check_limits(ev: &AccessEvent, limits: &Limits) -> Result<(), DecodeError> {
     let required = [("identity", &ev.identity), ("target", &ev.target), ("action", &ev.action)];
     let present = ev.region.as_ref().map(|region| ("region", region));

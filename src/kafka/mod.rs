@@ -146,13 +146,25 @@ pub fn read_partition(
     Ok(())
 }
 
-/// Creates each of the service's own topics that does not exist yet, compacted (`cleanup.policy
-/// = compact`: the latest value of each key is what counts), with `partitions` partitions; an
-/// existing one with fewer partitions than the inputs need is an error naming it.
-pub async fn ensure_compacted_topics(config: &ServiceConfig, topics: &[String], partitions: i32) -> anyhow::Result<()> {
+/// One of the service's own topics: the state and fleet topics are compacted (`cleanup.policy =
+/// compact`: the latest value of each key is what counts), the repartition topic is a log.
+pub struct ServiceTopic {
+    pub name: String,
+    pub compacted: bool,
+}
+
+/// Creates each of the service's own topics that does not exist yet, with `partitions`
+/// partitions; an existing one with fewer partitions than the inputs need is an error naming it.
+pub async fn ensure_service_topics(
+    config: &ServiceConfig,
+    topics: &[ServiceTopic],
+    partitions: i32,
+) -> anyhow::Result<()> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let counts = service_topic_partitions(config, topics).await?;
-    let missing: Vec<&String> = counts.iter().filter(|(_, n)| *n == 0).map(|(t, _)| t).collect();
+    let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
+    let counts = service_topic_partitions(config, &names).await?;
+    let missing: Vec<&ServiceTopic> =
+        topics.iter().zip(&counts).filter(|(_, (_, n))| *n == 0).map(|(t, _)| t).collect();
     if !missing.is_empty() {
         let client_log = ClientLog::new(config);
         let mut c = ClientConfig::new();
@@ -166,7 +178,8 @@ pub async fn ensure_compacted_topics(config: &ServiceConfig, topics: &[String], 
         let new: Vec<NewTopic> = missing
             .iter()
             .map(|t| {
-                NewTopic::new(t, partitions, TopicReplication::Fixed(replication)).set("cleanup.policy", "compact")
+                NewTopic::new(&t.name, partitions, TopicReplication::Fixed(replication))
+                    .set("cleanup.policy", if t.compacted { "compact" } else { "delete" })
             })
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
@@ -178,11 +191,12 @@ pub async fn ensure_compacted_topics(config: &ServiceConfig, topics: &[String], 
             }
         }
     }
-    for (topic, count) in service_topic_partitions(config, topics).await? {
+    for (topic, count) in service_topic_partitions(config, &names).await? {
         if count < partitions {
             anyhow::bail!(
                 "the service topic `{topic}` has {count} partitions, and the inputs need {partitions}: \
-                 give the service topics of at least {partitions} partitions (`state_topic`, `fleet_topic`)"
+                 give the service topics of at least {partitions} partitions (`state_topic`, `fleet_topic`, \
+                 `repartition_topic`)"
             );
         }
     }

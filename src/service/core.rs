@@ -192,7 +192,8 @@ impl Core {
         partitions_total: usize,
     ) -> anyhow::Result<Core> {
         let Start { engine, positions, mut held } = start;
-        let access: Vec<&String> = config.input_topics.iter().collect();
+        let judged = config.judged_topics();
+        let access: Vec<&String> = judged.iter().collect();
         let mut cached = BTreeMap::new();
         let mut global_positions = Positions::new();
         for (tp, position) in positions {
@@ -758,7 +759,7 @@ impl Core {
             .elements()
             .iter()
             .map(|e| TopicPartition { topic: e.topic().to_string(), partition: e.partition() })
-            .filter(|tp| self.config.input_topics.contains(&tp.topic))
+            .filter(|tp| self.config.judged_topics().contains(&tp.topic))
             .collect();
         for tp in assigned {
             if self.input_index(&tp.topic, tp.partition).is_some() {

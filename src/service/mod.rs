@@ -14,6 +14,7 @@
 //! at most [`CLOSE_TIMEOUT`].
 
 mod core;
+mod repartition;
 
 pub use self::core::RunSummary;
 use self::core::{Core, Owner, Role, Start};
@@ -23,7 +24,9 @@ use crate::explain;
 use crate::kafka::delivery::Deliverer;
 use crate::kafka::probe::{self, OutputTopic};
 use crate::kafka::snapshot;
-use crate::kafka::{self as kafka_io, create_consumer, create_producer, Backoff, ServiceContext, TopicPartition};
+use crate::kafka::{
+    self as kafka_io, create_consumer, create_producer, Backoff, ServiceContext, ServiceTopic, TopicPartition,
+};
 use crate::state_file;
 use crate::telemetry::events::{BatchProcessed, ConsumerFailed, StateRestored};
 use crate::telemetry::{http, Telemetry};
@@ -105,8 +108,15 @@ async fn run_pipeline(
     }
     let counts = topic_partitions(config, &config.input_topics).await?;
     let widest = counts.iter().map(|(_, n)| *n).max().unwrap_or(1).max(1);
-    let total: usize = counts.iter().map(|(_, n)| *n as usize).sum();
-    kafka_io::ensure_compacted_topics(config, &[config.state_topic(), config.fleet_topic()], widest).await?;
+    let compacted = |name: String| ServiceTopic { name, compacted: true };
+    let mut own = vec![compacted(config.state_topic()), compacted(config.fleet_topic())];
+    if config.repartition {
+        own.push(ServiceTopic { name: config.repartition_topic(), compacted: false });
+    }
+    kafka_io::ensure_service_topics(config, &own, widest).await?;
+    let judged = config.judged_topics();
+    let judged_counts = topic_partitions(config, &judged).await?;
+    let total: usize = judged_counts.iter().map(|(_, n)| *n as usize).sum();
 
     let deliverer = Arc::new(Deliverer {
         producer: producer.clone(),
@@ -114,16 +124,28 @@ async fn run_pipeline(
         dead_letter_topic: config.dlq_topic.clone(),
     });
     let shared = Arc::new(config.clone());
-    let core = Core::new(shared, Arc::clone(&telemetry), start, deliverer, recent, total)?;
+    let core = Core::new(shared, Arc::clone(&telemetry), start, Arc::clone(&deliverer), recent, total)?;
     let core = Arc::new(Mutex::new(core));
     let finished = Arc::clone(&lock(&core).finished);
 
     let global = Arc::new(kafka_io::create_stream_reader(config, "global")?);
     assign_global(config, &global, &core).await?;
-    let consumer = Arc::new(create_consumer(config, Arc::clone(&telemetry), config.input_topics.clone())?);
+    let consumer = Arc::new(create_consumer(config, Arc::clone(&telemetry), judged.clone())?);
     consumer.context().set_owner(Arc::new(Owner(Arc::clone(&core))));
-    let topics: Vec<&str> = config.input_topics.iter().map(String::as_str).collect();
+    let topics: Vec<&str> = judged.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).context("cannot subscribe to the input topics")?;
+    let (stop_repartition, repartition_stopped) = tokio::sync::watch::channel(false);
+    let repartition = config.repartition.then(|| {
+        tokio::spawn(repartition::run(
+            Arc::new(config.clone()),
+            Arc::clone(&telemetry),
+            Arc::clone(&deliverer),
+            // Created with the inputs' width, or wider by the operator beforehand.
+            judged_counts[0].1,
+            repartition_stopped,
+            Duration::from_secs(config.shutdown_timeout_s),
+        ))
+    });
     tracing::info!(topics = ?topics, group = %config.group, "Consuming.");
     let watcher = tokio::spawn(probe::watch(
         producer.clone(),
@@ -208,6 +230,12 @@ async fn run_pipeline(
         }
     }
 
+    if let Some(task) = repartition {
+        let _ = stop_repartition.send(true);
+        if let Ok(Err(error)) = task.await {
+            tracing::error!(error = %format!("{error:#}"), "Repartition stage failed.");
+        }
+    }
     lock(&core).drain();
     let timeout = Duration::from_secs(config.shutdown_timeout_s);
     tracing::info!(timeout_s = timeout.as_secs(), "Shutting down: finishing in-flight deliveries.");

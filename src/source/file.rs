@@ -75,6 +75,11 @@ impl LineReader {
         self.split_records = on;
     }
 
+    /// Between the elements of a `Records` line: the line is not read whole yet.
+    pub fn inside_records(&self) -> bool {
+        self.records.is_some()
+    }
+
     /// The next line (with its 1-based number) without its line ending, or the
     /// next element of a `Records` line (with that line's number); `None` at the end.
     pub fn next_line(&mut self) -> io::Result<Option<(u64, Line<'_>)>> {

@@ -54,9 +54,24 @@ impl Input {
         self.reader.line_no
     }
 
-    /// Reads one line (or one element of a CloudTrail `Records` line) into
-    /// the stage, its rejects into `rejects`; false at the end of the input.
+    /// Reads one line into the stage, its rejects into `rejects`; false at the
+    /// end of the input. A CloudTrail `Records` line is read element by element
+    /// but whole, so its records are put in order among themselves before any
+    /// is let out, as the service does with one message (the stage's bounds
+    /// still hold memory if the array is huge).
     fn read(&mut self, order: &mut Order, id: InputId, limits: &Limits, rejects: &mut VecDeque<Reject>) -> bool {
+        loop {
+            if !self.read_one(order, id, limits, rejects) {
+                return false;
+            }
+            if !self.reader.inside_records() {
+                return true;
+            }
+        }
+    }
+
+    /// Reads one line, or one element of a `Records` line.
+    fn read_one(&mut self, order: &mut Order, id: InputId, limits: &Limits, rejects: &mut VecDeque<Reject>) -> bool {
         let (line_no, line) = match self.reader.next_line() {
             Ok(Some(next)) => next,
             Ok(None) => return false,
