@@ -51,8 +51,9 @@ pub trait PartitionOwner: Send + Sync {
     /// Partitions newly assigned: restore their state and set in `tpl` the offset each
     /// resumes from (left unset, the group's committed offset).
     fn assigned(&self, tpl: &mut TopicPartitionList);
-    /// Partitions about to be revoked: checkpoint what can be, and let go of their state.
-    fn revoked(&self, tpl: &TopicPartitionList);
+    /// Partitions about to be revoked: checkpoint what can be, and let go of their state;
+    /// returns the offsets to commit for them before they go.
+    fn revoked(&self, tpl: &TopicPartitionList) -> TopicPartitionList;
 }
 
 /// The service's group consumer, with the callbacks of [`ServiceContext`]; `topics` are the
@@ -154,7 +155,8 @@ pub struct ServiceTopic {
 }
 
 /// Creates each of the service's own topics that does not exist yet, with `partitions`
-/// partitions; an existing one with fewer partitions than the inputs need is an error naming it.
+/// partitions (or as many as an existing repartition topic has, if more); an existing one with
+/// fewer partitions than the judged topics need is an error naming it.
 pub async fn ensure_service_topics(
     config: &ServiceConfig,
     topics: &[ServiceTopic],
@@ -163,6 +165,10 @@ pub async fn ensure_service_topics(
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
     let counts = service_topic_partitions(config, &names).await?;
+    // An existing repartition topic (the one log among them) is what the group judges: the
+    // state and fleet topics need a partition for each of its partitions, however wide.
+    let partitions =
+        topics.iter().zip(&counts).filter(|(t, _)| !t.compacted).map(|(_, (_, n))| *n).fold(partitions, i32::max);
     let missing: Vec<&ServiceTopic> =
         topics.iter().zip(&counts).filter(|(_, (_, n))| *n == 0).map(|(t, _)| t).collect();
     if !missing.is_empty() {
@@ -194,7 +200,7 @@ pub async fn ensure_service_topics(
     for (topic, count) in service_topic_partitions(config, &names).await? {
         if count < partitions {
             anyhow::bail!(
-                "the service topic `{topic}` has {count} partitions, and the inputs need {partitions}: \
+                "the service topic `{topic}` has {count} partitions, and the judged topics need {partitions}: \
                  give the service topics of at least {partitions} partitions (`state_topic`, `fleet_topic`, \
                  `repartition_topic`)"
             );
@@ -303,6 +309,10 @@ impl ClientContext for ClientLog {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        // The end of a partition is news the reading loop takes from the stream, not a fault.
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
+            return;
+        }
         let error = error.to_string();
         tracing::warn!(error = %self.secrets.scrub(&error), reason = &*self.secrets.scrub(reason), "librdkafka error.");
     }
@@ -373,7 +383,14 @@ impl ConsumerContext for ServiceContext {
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 if let Some(owner) = self.owner.get() {
-                    owner.revoked(tpl);
+                    let commit = owner.revoked(tpl);
+                    // Committed now, while the partitions are still ours: their next owner
+                    // finds the offset its checkpoint covers.
+                    if commit.count() > 0 {
+                        if let Err(error) = consumer.commit(&commit, rdkafka::consumer::CommitMode::Sync) {
+                            tracing::warn!(%error, "Committing revoked partitions' offsets failed.");
+                        }
+                    }
                 }
                 let result = if cooperative { consumer.incremental_unassign(tpl) } else { consumer.unassign() };
                 if let Err(error) = result {

@@ -5,8 +5,12 @@
 //! pushed into the order stage under their partition; what the stage lets
 //! out goes through the engine, and each alert is produced. A message is done
 //! once every record it held has been through the engine and every output it
-//! caused is acknowledged; then its offset is released for commit, in order
-//! per partition (`OffsetTracker`).
+//! caused is acknowledged; then its offset is released, in order per
+//! partition (`OffsetTracker`). It is committed once a checkpoint covering it
+//! is acknowledged too: the group's committed offset never runs ahead of the
+//! state topic, so an instance killed before its first checkpoint leaves its
+//! successor the offset to start from with no state, not past records it
+//! would never learn from.
 //!
 //! State per input partition: each identity belongs to the partition its
 //! records come from (the engine's `Shard`), and a partition's checkpoint (its
@@ -65,8 +69,12 @@ struct Input {
     /// Messages consumed, and records the engine judged, since the last flush (for the metrics).
     consumed: u64,
     processed: u64,
-    /// The offset released for commit since the last flush.
-    release: Option<i64>,
+    /// The next offset with every record before it judged and its outputs acknowledged.
+    released: Option<i64>,
+    /// The position the last acknowledged checkpoint of this partition covers.
+    checkpointed: Option<i64>,
+    /// The offset last stored for commit: the lower of the two above.
+    stored: Option<i64>,
     /// Read to its end (the consumer said so) and when it last gave a message.
     at_end: bool,
     last_message: Instant,
@@ -77,12 +85,19 @@ struct Input {
     ahead: HashMap<String, i64>,
 }
 
+impl Input {
+    /// The offset the group may commit: judged, acknowledged and covered by a checkpoint.
+    fn committable(&self) -> Option<i64> {
+        Some(self.released?.min(self.checkpointed?))
+    }
+}
+
 /// Outputs of one delivery, and of what.
 pub enum Work {
     /// The outputs of records of the message at `offset` of an input partition.
     Record { tp: TopicPartition, offset: i64, consumed_at: Instant },
-    /// A checkpoint of a partition.
-    Checkpoint,
+    /// A checkpoint of partitions, each with the position it covers.
+    Checkpoint { covers: Vec<(TopicPartition, i64)> },
 }
 
 /// The detector and severity of each alert a delivery had acknowledged.
@@ -112,6 +127,9 @@ pub struct RunSummary {
     pub records: u64,
     pub rejected: u64,
     pub alerts: u64,
+    /// Records judged out of event-time order (later than `lateness_s`) and records the full
+    /// order stage let go before their allowance ran out, as replay's summary counts them.
+    pub order: OrderCounts,
     /// Input records whose outputs were still unacknowledged when the shutdown timeout ended
     /// the wait; a restart reads them again.
     pub unacknowledged: u64,
@@ -269,7 +287,9 @@ impl Core {
             position,
             consumed: 0,
             processed: 0,
-            release: None,
+            released: None,
+            checkpointed: None,
+            stored: None,
             at_end: false,
             last_message: Instant::now(),
             facts: Vec::new(),
@@ -481,11 +501,11 @@ impl Core {
     fn deliver(&mut self, outputs: Vec<Output>, work: Work) {
         let source = match &work {
             Work::Record { tp, offset, .. } => Some((tp.clone(), *offset)),
-            Work::Checkpoint => None,
+            Work::Checkpoint { .. } => None,
         };
         match work {
             Work::Record { .. } => self.in_flight += 1,
-            Work::Checkpoint => self.checkpoints_in_flight += 1,
+            Work::Checkpoint { .. } => self.checkpoints_in_flight += 1,
         }
         let enqueued = self.deliverer.enqueue(outputs);
         let deliverer = Arc::clone(&self.deliverer);
@@ -500,7 +520,14 @@ impl Core {
     pub fn take_finished(&mut self) {
         for (work, alerts) in self.finished.take() {
             match work {
-                Work::Checkpoint => self.checkpoints_in_flight -= 1,
+                Work::Checkpoint { covers } => {
+                    self.checkpoints_in_flight -= 1;
+                    for (tp, position) in covers {
+                        if let Some(i) = self.input_index(&tp.topic, tp.partition) {
+                            self.inputs[i].checkpointed = Some(position);
+                        }
+                    }
+                }
                 Work::Record { tp, offset, consumed_at } => {
                     self.in_flight -= 1;
                     AlertsDelivered { alerts: &alerts, latency: consumed_at.elapsed() }.emit(&self.telemetry);
@@ -531,13 +558,13 @@ impl Core {
     fn release(&mut self, tp: &TopicPartition, offset: i64) {
         if let Some(next) = self.tracker.complete(tp, offset) {
             if let Some(i) = self.input_index(&tp.topic, tp.partition) {
-                self.inputs[i].release = Some(next);
+                self.inputs[i].released = Some(next);
             }
         }
     }
 
-    /// Stores the released offsets and counts what was consumed and judged, once for all records handled
-    /// since the last flush.
+    /// Stores the offsets both released and checkpointed, and counts what was consumed and
+    /// judged, once for all records handled since the last flush.
     pub fn flush(&mut self, consumer: &StreamConsumer<kafka::ServiceContext>) {
         let mut tpl = TopicPartitionList::new();
         for input in &mut self.inputs {
@@ -546,11 +573,10 @@ impl Core {
                     .emit(&self.telemetry);
                 (input.consumed, input.processed) = (0, 0);
             }
-            if let Some(next) = input.release.take() {
-                if let Err(error) = tpl.add_partition_offset(&input.tp.topic, input.tp.partition, Offset::Offset(next))
-                {
-                    tracing::debug!(%error, topic = %input.tp.topic, partition = input.tp.partition, "Offset not stored.");
-                }
+            let Some(next) = input.committable().filter(|&next| Some(next) > input.stored) else { continue };
+            input.stored = Some(next);
+            if let Err(error) = tpl.add_partition_offset(&input.tp.topic, input.tp.partition, Offset::Offset(next)) {
+                tracing::debug!(%error, topic = %input.tp.topic, partition = input.tp.partition, "Offset not stored.");
             }
         }
         if tpl.count() > 0 {
@@ -615,10 +641,16 @@ impl Core {
         for index in indices {
             let outputs = self.checkpoint(index);
             if !outputs.is_empty() {
-                self.deliver(outputs, Work::Checkpoint);
+                let covers = self.covers(&[index]);
+                self.deliver(outputs, Work::Checkpoint { covers });
             }
         }
         true
+    }
+
+    /// The positions a checkpoint of these inputs covers.
+    fn covers(&self, indices: &[usize]) -> Vec<(TopicPartition, i64)> {
+        indices.iter().filter_map(|&i| Some((self.inputs[i].tp.clone(), self.inputs[i].position?))).collect()
     }
 
     /// The records of one partition's checkpoint: changed identities' states and shares,
@@ -739,6 +771,11 @@ impl Core {
         }
     }
 
+    /// What the order stage has counted so far.
+    pub fn order_counts(&self) -> OrderCounts {
+        self.order.counts()
+    }
+
     /// Waits for the deliveries of records in flight, for at most `timeout`; returns how many
     /// are left. Blocks the thread: for the rebalance callback and shutdown.
     pub fn wait_for_deliveries(&mut self, timeout: Duration) -> usize {
@@ -854,10 +891,12 @@ impl Core {
         self.closing = true;
     }
 
-    /// Checkpoints revoked partitions (if their deliveries finish in time) and lets them go.
-    fn revoke(&mut self, tpl: &TopicPartitionList) {
+    /// Checkpoints revoked partitions (if their deliveries finish in time) and lets them go;
+    /// returns the offsets to commit for them, as far as their checkpoints cover.
+    fn revoke(&mut self, tpl: &TopicPartitionList) -> TopicPartitionList {
+        let mut commit = TopicPartitionList::new();
         if self.closing {
-            return;
+            return commit;
         }
         let revoked: Vec<usize> = tpl
             .elements()
@@ -866,7 +905,7 @@ impl Core {
             .filter(|&i| self.is_access(i))
             .collect();
         if revoked.is_empty() {
-            return;
+            return commit;
         }
         let timeout = Duration::from_secs(self.config.shutdown_timeout_s);
         let left = tokio::task::block_in_place(|| self.wait_for_deliveries(timeout));
@@ -877,7 +916,8 @@ impl Core {
             }
         }
         if !outputs.is_empty() {
-            self.deliver(outputs, Work::Checkpoint);
+            let covers = self.covers(&revoked);
+            self.deliver(outputs, Work::Checkpoint { covers });
             tokio::task::block_in_place(|| self.wait_for_deliveries(timeout));
         }
         let mut revoked: Vec<usize> = revoked;
@@ -885,6 +925,9 @@ impl Core {
         for index in revoked {
             let started = Instant::now();
             let input = self.inputs.remove(index);
+            if let Some(next) = input.committable() {
+                let _ = commit.add_partition_offset(&input.tp.topic, input.tp.partition, Offset::Offset(next));
+            }
             self.order.remove(input.id);
             self.outstanding.retain(|(tp, _), _| *tp != input.tp);
             let Role::Access { shard } = input.role else { continue };
@@ -903,6 +946,7 @@ impl Core {
             .emit(&self.telemetry);
         }
         PartitionsHeld { count: self.held_partitions() }.emit(&self.telemetry);
+        commit
     }
 
     /// Answers an explain query from the engine.
@@ -941,7 +985,7 @@ impl PartitionOwner for Owner {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).assign(tpl);
     }
 
-    fn revoked(&self, tpl: &TopicPartitionList) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).revoke(tpl);
+    fn revoked(&self, tpl: &TopicPartitionList) -> TopicPartitionList {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).revoke(tpl)
     }
 }

@@ -260,6 +260,7 @@ async fn run_pipeline(
                 core.summary.final_snapshot_missing = !core.snapshot();
             }
             core.close();
+            core.summary.order = core.order_counts();
             core.summary
         })
         .await?
@@ -376,6 +377,8 @@ pub fn command(args: &crate::config::RunArgs) -> anyhow::Result<()> {
         records = summary.records,
         rejected = summary.rejected,
         alerts = summary.alerts,
+        late = summary.order.late,
+        released_early = summary.order.released_early,
         unacknowledged = summary.unacknowledged,
         "Stopped."
     );
