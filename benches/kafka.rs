@@ -5,6 +5,8 @@
 //! sets N (default 200000), `KAFKA_BENCH_RATE` the fixed rate in events/s (default 2000; the issue
 //! asks for 10000).
 
+#[path = "common/events.rs"]
+mod events;
 #[path = "../tests/common/tansu.rs"]
 mod tansu;
 
@@ -33,14 +35,9 @@ fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// Event `i`: identity `i % IDENTITIES`, one of 6 calls, event time one second apart.
+/// Event `i` of the bench's fleet.
 fn event(i: usize) -> (String, String) {
-    let identity = format!("svc-{}", i % IDENTITIES);
-    let calls = [("s3", "GetObject"), ("s3", "PutObject"), ("sts", "AssumeRole"), ("kms", "Decrypt"), ("ecr", "Pull")];
-    let (target, action) = calls[(i / IDENTITIES) % calls.len()];
-    let v = json!({"event_id": format!("e-{i}"), "time": T0 + 3_600_000 + i as i64 * 1_000, "identity": identity,
-        "target": target, "action": action, "source_ip": "10.0.0.1", "session_id": format!("s-{}", i / 20)});
-    (identity, v.to_string())
+    events::native(i, IDENTITIES)
 }
 
 /// Event `i` as one CloudTrail record (a message per record, as log shippers write them): the
