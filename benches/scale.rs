@@ -190,7 +190,8 @@ async fn handover(dir: &Path, brokers: &str, identities: usize) {
     println!(
         "hand-over, {identities} identities ({events} events, {PARTITIONS} partitions): the joining instance took \
          {restored_from_topic:.0} partitions from the state topic with {imported:.0} identities, restores {restore_s:.2} s \
-         in all ({:.0} identities/s); the instance giving them up: {given_up:.0} partitions, {checkpoint_s:.2} s; \
+         summed over them ({:.0} identities/s); the instance giving them up: {given_up:.0} partitions, revokes \
+         {checkpoint_s:.2} s summed over them (checkpointed together, each timed from the revocation); \
          from the second start to it ready: {:.2} s",
         imported / restore_s.max(1e-9),
         ready.duration_since(joined).as_secs_f64()

@@ -907,6 +907,9 @@ impl Core {
         if revoked.is_empty() {
             return commit;
         }
+        // Each partition's hand-over time runs from here: the wait for deliveries and the
+        // checkpoint are what the rebalance waits for.
+        let started = Instant::now();
         let timeout = Duration::from_secs(self.config.shutdown_timeout_s);
         let left = tokio::task::block_in_place(|| self.wait_for_deliveries(timeout));
         let mut outputs = Vec::new();
@@ -923,7 +926,6 @@ impl Core {
         let mut revoked: Vec<usize> = revoked;
         revoked.sort_unstable_by(|a, b| b.cmp(a));
         for index in revoked {
-            let started = Instant::now();
             let input = self.inputs.remove(index);
             if let Some(next) = input.committable() {
                 let _ = commit.add_partition_offset(&input.tp.topic, input.tp.partition, Offset::Offset(next));

@@ -213,10 +213,11 @@ async fn run_pipeline(
                         next = consumer.recv().now_or_never();
                     }
                 }
+                // Decoding counted here; the engine's time is counted where it runs.
+                BatchProcessed { elapsed: started.elapsed() }.emit(&telemetry);
                 let mut core = lock(&core);
                 core.mark_idle();
                 core.run_engine();
-                BatchProcessed { elapsed: started.elapsed() }.emit(&telemetry);
             }
         }
         let mut core = lock(&core);

@@ -36,7 +36,8 @@ impl InputCounted<'_> {
     }
 }
 
-/// A batch of records was decoded and run through the engine in `elapsed`.
+/// A batch of messages was taken in and decoded into the order stage in `elapsed` (the engine's
+/// time is added by `Core::run_engine`).
 pub struct BatchProcessed {
     pub elapsed: Duration,
 }
