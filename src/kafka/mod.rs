@@ -23,6 +23,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use secrets::Secrets;
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -105,41 +106,58 @@ fn reader_config(config: &ServiceConfig, purpose: &str) -> ClientConfig {
 /// read whole: some brokers report an end below the last record for a moment after a write.
 const READ_BACK_QUIET: Duration = Duration::from_millis(300);
 
-/// Reads one partition from its beginning to its end, handing each record's key and value
-/// (`None`: a tombstone) to `f`; an error when no broker answers within `timeout`.
-pub fn read_partition(
+/// Reads partitions of `topic` from their beginnings to their ends, all at once, handing each
+/// record's partition, key and value (`None`: a tombstone) to `f`; an error when no broker
+/// answers within `timeout`. One read for every partition a rebalance assigns: the quiet wait
+/// past the end is paid once, not once per partition.
+pub fn read_partitions(
     reader: &BaseConsumer<ClientLog>,
     topic: &str,
-    partition: i32,
+    partitions: &[i32],
     timeout: Duration,
-    mut f: impl FnMut(&[u8], Option<&[u8]>),
+    mut f: impl FnMut(i32, &[u8], Option<&[u8]>),
 ) -> Result<(), KafkaError> {
-    let (low, high) = reader.fetch_watermarks(topic, partition, timeout)?;
-    if high <= low {
+    // Each partition with records, and the end it reported.
+    let mut ends = HashMap::new();
+    for &partition in partitions {
+        let (low, high) = reader.fetch_watermarks(topic, partition, timeout)?;
+        if high > low {
+            ends.insert(partition, high);
+        }
+    }
+    if ends.is_empty() {
         return Ok(());
     }
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
+    for &partition in ends.keys() {
+        tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
+    }
     reader.assign(&tpl)?;
     let deadline = Instant::now() + timeout;
-    let mut reached_end = false;
+    let mut reached_end = HashSet::new();
     let mut quiet_since = Instant::now();
     loop {
         match reader.poll(Duration::from_millis(50)) {
             Some(Ok(message)) => {
                 use rdkafka::Message;
-                f(message.key().unwrap_or_default(), message.payload());
-                reached_end |= message.offset() + 1 >= high;
+                let partition = message.partition();
+                f(partition, message.key().unwrap_or_default(), message.payload());
+                if ends.get(&partition).is_some_and(|&high| message.offset() + 1 >= high) {
+                    reached_end.insert(partition);
+                }
                 quiet_since = Instant::now();
             }
-            Some(Err(KafkaError::PartitionEOF(_))) => reached_end = true,
-            Some(Err(error)) => tracing::debug!(%error, topic, partition, "Reading back: consumer error."),
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                reached_end.insert(partition);
+            }
+            Some(Err(error)) => tracing::debug!(%error, topic, "Reading back: consumer error."),
             None => {}
         }
-        if reached_end && quiet_since.elapsed() >= READ_BACK_QUIET {
+        let all_read = reached_end.len() >= ends.len();
+        if all_read && quiet_since.elapsed() >= READ_BACK_QUIET {
             break;
         }
-        if !reached_end && Instant::now() > deadline {
+        if !all_read && Instant::now() > deadline {
             return Err(KafkaError::Canceled);
         }
     }

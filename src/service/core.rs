@@ -797,13 +797,13 @@ impl Core {
             .iter()
             .map(|e| TopicPartition { topic: e.topic().to_string(), partition: e.partition() })
             .filter(|tp| self.config.judged_topics().contains(&tp.topic))
+            .filter(|tp| self.input_index(&tp.topic, tp.partition).is_none())
             .collect();
+        let started = Instant::now();
+        let mut checkpoints = self.read_checkpoints(&assigned);
         for tp in assigned {
-            if self.input_index(&tp.topic, tp.partition).is_some() {
-                continue;
-            }
-            let started = Instant::now();
-            let restored = self.restore(&tp);
+            let checkpoint = checkpoints.remove(&tp).unwrap_or_default();
+            let restored = self.restore(&tp, checkpoint);
             if let Some(position) = restored.position {
                 if let Err(error) = tpl.set_partition_offset(&tp.topic, tp.partition, Offset::Offset(position)) {
                     tracing::error!(%error, topic = %tp.topic, partition = tp.partition, "Cannot set the offset to resume from.");
@@ -831,26 +831,37 @@ impl Core {
         self.inputs.iter().filter(|i| matches!(i.role, Role::Access { .. })).count()
     }
 
-    /// A partition's state, from wherever it is newest: the local snapshot (already in the
-    /// engine) or the state topic.
-    fn restore(&mut self, tp: &TopicPartition) -> Restored {
-        let shard = shard_of(tp);
-        let local = self.cached.remove(tp);
-        let mut checkpoint = Checkpoint::default();
-        let state_topic = self.config.state_topic();
-        let read = match &self.restorer {
-            Some(reader) => tokio::task::block_in_place(|| {
-                kafka::read_partition(reader, &state_topic, tp.partition, RESTORE_TIMEOUT, |key, value| {
-                    checkpoint.add(tp, key, value)
-                })
-            }),
-            None => Ok(()),
-        };
+    /// The checkpoints of newly assigned partitions, read from the state topic in one pass
+    /// (each input partition's checkpoint is in the state topic's partition of its number).
+    fn read_checkpoints(&self, assigned: &[TopicPartition]) -> HashMap<TopicPartition, Checkpoint> {
+        let mut checkpoints: HashMap<TopicPartition, Checkpoint> =
+            assigned.iter().map(|tp| (tp.clone(), Checkpoint::default())).collect();
+        let Some(reader) = &self.restorer else { return checkpoints };
+        let mut partitions: Vec<i32> = assigned.iter().map(|tp| tp.partition).collect();
+        partitions.sort_unstable();
+        partitions.dedup();
+        let read = tokio::task::block_in_place(|| {
+            kafka::read_partitions(reader, &self.config.state_topic(), &partitions, RESTORE_TIMEOUT, |p, key, value| {
+                for (tp, checkpoint) in checkpoints.iter_mut().filter(|(tp, _)| tp.partition == p) {
+                    checkpoint.add(tp, key, value);
+                }
+            })
+        });
         if let Err(error) = read {
             // Without its checkpoint a partition would relearn from nothing and alert again on
             // what it had learned; the local state, if any, is the best there is.
-            StateRestoreFailed { tp, what: "state topic", error: &error.to_string() }.emit(&self.telemetry);
+            for tp in assigned {
+                StateRestoreFailed { tp, what: "state topic", error: &error.to_string() }.emit(&self.telemetry);
+            }
         }
+        checkpoints
+    }
+
+    /// A partition's state, from wherever it is newest: the local snapshot (already in the
+    /// engine) or its checkpoint from the state topic.
+    fn restore(&mut self, tp: &TopicPartition, mut checkpoint: Checkpoint) -> Restored {
+        let shard = shard_of(tp);
+        let local = self.cached.remove(tp);
         for problem in &checkpoint.unreadable {
             StateRestoreFailed { tp, what: "checkpoint", error: problem }.emit(&self.telemetry);
         }
