@@ -1286,6 +1286,16 @@ async fn instances_killed_and_added_hand_partitions_over_with_their_baselines_an
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(instances.iter().all(|b| b.metric(&processed) > 0.0), "partitions spread over all three");
+    // Each instance checkpoints its partitions once more, now covering the first part: what
+    // the one about to be killed learned from it is in the state topic, not only in its memory.
+    let checkpoints = |b: &Binary| b.metric("overreach_checkpoints_total");
+    let before: Vec<f64> = instances.iter().map(checkpoints).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while instances.iter().zip(&before).any(|(b, &n)| checkpoints(b) <= n) {
+        assert!(Instant::now() < deadline, "no checkpoint after the first part");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Mid-stream: the second part is on its way when one instance dies without a word.
     merge_ends(&mut ends, produce(&broker.brokers(), &names.input, &fleet.parts[1]).await);
