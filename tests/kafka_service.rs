@@ -1348,3 +1348,56 @@ async fn instances_killed_and_added_hand_partitions_over_with_their_baselines_an
         only_service.iter().map(|a| told(a)).collect::<Vec<_>>()
     );
 }
+
+/// An instance killed before its first checkpoint has committed nothing: the group's committed
+/// offset never runs ahead of the state topic. Its successor finds no checkpoint, reads the
+/// partitions from their start, and learns what the killed one had learned, so the alerts are
+/// replay's (without that rule the offsets the killed one had auto-committed would skip the
+/// records its learning came from).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_killed_before_its_first_checkpoint_leaves_its_successor_every_record_to_learn_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet =
+        simulated_fleet(dir.path(), &["--identities", "40", "--days", "21", "--seed", "3"], &["2026-03-14T00:00:00Z"]);
+    let replayed: BTreeSet<String> = fleet.replayed.iter().map(|a| a["alert_id"].as_str().unwrap().into()).collect();
+    let broker = Tansu::memory();
+    let names = Names::new("early");
+    create(&broker.brokers(), &[&names.input, &names.grants, &names.alerts, &names.dlq]).await;
+    produce(&broker.brokers(), &names.grants, &fleet.grants).await;
+
+    let start = |n: usize, checkpoint_interval_s: u64| {
+        let home = dir.path().join(format!("instance-{n}"));
+        std::fs::create_dir(&home).unwrap();
+        let mut config = config(&broker.brokers(), &names);
+        config.checkpoint_interval_s = checkpoint_interval_s;
+        let (file, http) = write_config(&home, &config);
+        Binary::start_logged(&file, &http, "info", &home.join("log"))
+    };
+    // No checkpoint in the first one's life: its interval is an hour.
+    let mut first = start(0, 3600);
+    first.wait_readyz("200", "");
+    produce(&broker.brokers(), &names.input, &fleet.parts[0]).await;
+    let processed = format!("overreach_records_processed_total{{topic=\"{}\"}}", names.input);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while first.metric(&processed) < fleet.parts[0].len() as f64 {
+        assert!(Instant::now() < deadline, "the first part was not judged");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Auto-commit runs every 200 ms here: a second of it would commit any stored offset.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(committed(&broker.brokers(), &names.group, &names.input), BTreeMap::new(), "nothing committed");
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+
+    let second = start(1, 1);
+    second.wait_readyz("200", "");
+    let ends = produce(&broker.brokers(), &names.input, &fleet.parts[1]).await;
+    wait_committed(&broker.brokers(), &names.group, &names.input, &ends).await;
+    assert!(
+        second.metric("overreach_handovers_total{direction=\"in\",source=\"none\"}") >= 1.0,
+        "the partitions were taken with no checkpoint"
+    );
+    assert!(second.terminate().success());
+    let alerts = read_topic(&broker.brokers(), &names.alerts, |m| alert_ids(m).is_superset(&replayed)).await;
+    assert_eq!(alert_ids(&alerts), replayed, "the alerts of one replay, learned ones included");
+}
