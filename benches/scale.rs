@@ -13,20 +13,21 @@
 //! partitions it takes (reading their checkpoints from the state topic and importing their
 //! identities), on the one giving them up the wait for deliveries and the checkpoints on revoke.
 
+#[path = "../tests/common/binary.rs"]
+mod binary;
 #[path = "common/events.rs"]
 mod events;
 #[path = "../tests/common/tansu.rs"]
 mod tansu;
 
+use binary::{write_config, Binary};
 use overreach::config::ServiceConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::ClientConfig;
-use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PARTITIONS: i32 = 8;
@@ -61,68 +62,30 @@ async fn produce(brokers: &str, topic: &str, events: usize, identities: usize) {
     }
 }
 
-/// One `overreach run` child process with its own HTTP port; killed when dropped.
-struct Instance {
-    child: Child,
-    http: String,
+/// Starts one `overreach run` of the group, with its own HTTP port, config and log in `dir/name`.
+fn start(dir: &Path, name: &str, brokers: &str, input: &str, group: &str) -> Binary {
+    let home = dir.join(name);
+    std::fs::create_dir(&home).expect("instance dir");
+    let http = format!("127.0.0.1:{}", tansu::free_port());
+    let mut c: ServiceConfig = toml::from_str(&format!(
+        "brokers = {brokers:?}\ninput_topics = [{input:?}]\nalert_topic = \"bench-alerts\"\ngroup = {group:?}\n\
+         http_addr = {http:?}\n"
+    ))
+    .expect("bench config");
+    // tansu 0.6 answers fetches slowly unless the consumer asks for short waits.
+    c.kafka_consumer.insert("fetch.wait.max.ms".into(), "10".into());
+    c.kafka_producer.insert("linger.ms".into(), "5".into());
+    let (file, http) = write_config(&home, &c);
+    Binary::start_logged(&file, &http, "warn", &home.join("log"))
 }
 
-impl Instance {
-    fn start(dir: &Path, name: &str, brokers: &str, input: &str, group: &str) -> Instance {
-        let http = format!("127.0.0.1:{}", tansu::free_port());
-        let mut c: ServiceConfig = toml::from_str(&format!(
-            "brokers = {brokers:?}\ninput_topics = [{input:?}]\nalert_topic = \"bench-alerts\"\ngroup = {group:?}\n\
-             http_addr = {http:?}\n"
-        ))
-        .expect("bench config");
-        // tansu 0.6 answers fetches slowly unless the consumer asks for short waits.
-        c.kafka_consumer.insert("fetch.wait.max.ms".into(), "10".into());
-        c.kafka_producer.insert("linger.ms".into(), "5".into());
-        let file = dir.join(format!("{name}.toml"));
-        std::fs::write(&file, toml::to_string(&c).expect("config as TOML")).expect("config file");
-        let child = Command::new(env!("CARGO_BIN_EXE_overreach"))
-            .args(["run", "--config"])
-            .arg(&file)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file")))
-            .spawn()
-            .expect("overreach run");
-        Instance { child, http }
-    }
-
-    /// The sum of the values of the metric lines starting with `prefix` ("" while starting).
-    fn metric(&self, prefix: &str) -> f64 {
-        let Ok(mut s) = std::net::TcpStream::connect(&self.http) else { return 0.0 };
-        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n");
-        let mut text = String::new();
-        let _ = s.read_to_string(&mut text);
-        text.lines()
-            .filter(|l| l.starts_with(prefix))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .fold(0.0, |sum, v| sum + v)
-    }
-
-    fn ready(&self) -> bool {
-        let Ok(mut s) = std::net::TcpStream::connect(&self.http) else { return false };
-        let _ = s.write_all(b"GET /readyz HTTP/1.1\r\n\r\n");
-        let mut text = String::new();
-        let _ = s.read_to_string(&mut text);
-        text.starts_with("HTTP/1.1 200")
-    }
+fn ready(instance: &Binary) -> bool {
+    instance.get("/readyz").starts_with("HTTP/1.1 200")
 }
 
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn processed(instances: &[Instance], input: &str) -> f64 {
+fn processed(instances: &[Binary], input: &str) -> f64 {
     let name = format!("overreach_records_processed_total{{topic=\"{input}\"}}");
-    instances.iter().map(|i| i.metric(&name)).sum()
+    instances.iter().map(|i| i.metric_sum(&name)).sum()
 }
 
 /// Waits until `done` holds, polling every 20 ms; panics after `limit`.
@@ -141,10 +104,10 @@ async fn throughput(dir: &Path, brokers: &str, events: usize) {
     for n in 1..=3 {
         let (input, group) = (format!("bench-scale-{n}"), format!("bench-scale-{n}"));
         create_topics(brokers, &[&input]).await;
-        let instances: Vec<Instance> =
-            (0..n).map(|k| Instance::start(dir, &format!("{group}-{k}"), brokers, &input, &group)).collect();
+        let instances: Vec<Binary> =
+            (0..n).map(|k| start(dir, &format!("{group}-{k}"), brokers, &input, &group)).collect();
         let started = Instant::now();
-        wait(Duration::from_secs(120), "every instance holding partitions", || instances.iter().all(Instance::ready));
+        wait(Duration::from_secs(120), "every instance holding partitions", || instances.iter().all(ready));
         let joined = started.elapsed().as_secs_f64();
         let sending = Instant::now();
         produce(brokers, &input, events, 1_000).await;
@@ -153,7 +116,7 @@ async fn throughput(dir: &Path, brokers: &str, events: usize) {
             wait(Duration::from_secs(600), "every record judged", || processed(&instances, &input) >= events as f64);
         let total = last.duration_since(sending).as_secs_f64();
         let name = format!("overreach_records_processed_total{{topic=\"{input}\"}}");
-        let shares: Vec<String> = instances.iter().map(|i| format!("{:.0}", i.metric(&name))).collect();
+        let shares: Vec<String> = instances.iter().map(|i| format!("{:.0}", i.metric_sum(&name))).collect();
         println!(
             "{n} instance(s): {events} events judged {total:.2} s after the first was sent = {:.0} events/s \
              (sending took {sent:.2} s; start-up and group join before it {joined:.2} s); records per instance {}",
@@ -169,7 +132,7 @@ async fn handover(dir: &Path, brokers: &str, identities: usize) {
     let events = identities * 5;
     produce(brokers, &input, events, identities).await;
     let group = format!("bench-handover-{identities}");
-    let first = Instance::start(dir, &format!("{group}-a"), brokers, &input, &group);
+    let first = start(dir, &format!("{group}-a"), brokers, &input, &group);
     let limit = Duration::from_secs(900);
     wait(limit, "the first instance judging every record", || {
         processed(std::slice::from_ref(&first), &input) >= events as f64
@@ -177,18 +140,18 @@ async fn handover(dir: &Path, brokers: &str, identities: usize) {
     // Its checkpoints cover everything before the second instance joins (interval 5 s).
     std::thread::sleep(Duration::from_secs(7));
     let joined = Instant::now();
-    let second = Instance::start(dir, &format!("{group}-b"), brokers, &input, &group);
+    let second = start(dir, &format!("{group}-b"), brokers, &input, &group);
     let ready = wait(limit, "the second instance ready", || {
-        second.ready() && second.metric("overreach_handovers_total{direction=\"in\"") >= 1.0
+        ready(&second) && second.metric_sum("overreach_handovers_total{direction=\"in\"") >= 1.0
     });
-    let restored_from_topic = second.metric("overreach_handovers_total{direction=\"in\",source=\"state_topic\"}");
-    let imported = second.metric("overreach_partition_identities");
-    let given_up = first.metric("overreach_handovers_total{direction=\"out\"");
+    let restored_from_topic = second.metric_sum("overreach_handovers_total{direction=\"in\",source=\"state_topic\"}");
+    let imported = second.metric_sum("overreach_partition_identities");
+    let given_up = first.metric_sum("overreach_handovers_total{direction=\"out\"");
     // The partitions of one rebalance are restored (and checkpointed) together and each is timed
     // from the rebalance, so the mean of the histogram is the hand-over's wall time. The first
     // instance's own start-up restores found nothing (`source="none"`) and took no measurable time.
-    let restore_s = second.metric("overreach_handover_seconds_sum") / restored_from_topic.max(1.0);
-    let revoke_s = first.metric("overreach_handover_seconds_sum") / given_up.max(1.0);
+    let restore_s = second.metric_sum("overreach_handover_seconds_sum") / restored_from_topic.max(1.0);
+    let revoke_s = first.metric_sum("overreach_handover_seconds_sum") / given_up.max(1.0);
     println!(
         "hand-over, {identities} identities ({events} events, {PARTITIONS} partitions): the joining instance took \
          {restored_from_topic:.0} partitions from the state topic with {imported:.0} identities in {restore_s:.2} s \

@@ -5,11 +5,14 @@
 //! an access after `identity_offboarded` → `post_purpose`; an access outside a grant's scope
 //! → `scope_violation`.
 
+#[path = "common/binary.rs"]
+mod binary;
 #[path = "common/schema.rs"]
 mod schema;
 #[path = "common/tansu.rs"]
 mod tansu;
 
+use binary::{write_config, Binary};
 use overreach::alert::alert_id;
 use overreach::config::ServiceConfig;
 use overreach::detect::{self, Detector};
@@ -24,8 +27,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tansu::{free_port, Tansu};
@@ -388,86 +390,6 @@ async fn poison_records_go_to_the_dead_letter_topic_and_good_ones_around_them_ar
     let alerts = read_topic(&broker.brokers(), &names.alerts, |m| !alert_ids(m).is_empty()).await;
     let ids = alert_ids(&alerts);
     assert!(!ids.is_empty() && ids.is_subset(&expected), "alerts {ids:?} not from the good records {expected:?}");
-}
-
-/// Writes `config` as the TOML file the binary reads; returns its path and the HTTP address.
-fn write_config(dir: &std::path::Path, config: &ServiceConfig) -> (std::path::PathBuf, String) {
-    let path = dir.join("overreach.toml");
-    std::fs::write(&path, toml::to_string(config).unwrap()).unwrap();
-    (path, config.http_addr.to_string())
-}
-
-/// The real binary as a child process, configured by a TOML file.
-struct Binary {
-    child: Child,
-    http: String,
-}
-
-impl Binary {
-    fn start(config_file: &std::path::Path, http: &str) -> Binary {
-        Binary::spawn(config_file, http, "info", Stdio::inherit())
-    }
-
-    /// With its log (human format, at `rust_log`) written to `log`.
-    fn start_logged(config_file: &std::path::Path, http: &str, rust_log: &str, log: &std::path::Path) -> Binary {
-        Binary::spawn(config_file, http, rust_log, std::fs::File::create(log).unwrap().into())
-    }
-
-    fn spawn(config_file: &std::path::Path, http: &str, rust_log: &str, stderr: Stdio) -> Binary {
-        let child = Command::new(env!("CARGO_BIN_EXE_overreach"))
-            .args(["run", "--config"])
-            .arg(config_file)
-            .env("RUST_LOG", rust_log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        Binary { child, http: http.to_string() }
-    }
-
-    /// The answer to `GET path`, or "" while the service is not listening.
-    fn get(&self, path: &str) -> String {
-        let Ok(mut s) = std::net::TcpStream::connect(&self.http) else { return String::new() };
-        let _ = s.write_all(format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes());
-        let mut text = String::new();
-        let _ = s.read_to_string(&mut text);
-        text
-    }
-
-    /// Waits until `/readyz` answers with `status` and a body containing `reason`.
-    fn wait_readyz(&self, status: &str, reason: &str) {
-        let deadline = Instant::now() + Duration::from_secs(40);
-        loop {
-            let answer = self.get("/readyz");
-            if answer.starts_with(&format!("HTTP/1.1 {status}")) && answer.contains(reason) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "/readyz stayed `{answer}`, expected {status} `{reason}`");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// A counter or gauge from /metrics (0 if absent or the service is not up yet).
-    fn metric(&self, name_and_labels: &str) -> f64 {
-        let text = self.get("/metrics");
-        text.lines().find_map(|l| l.strip_prefix(name_and_labels).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
-    }
-
-    fn wait_metric(&self, name_and_labels: &str, at_least: f64) {
-        let deadline = Instant::now() + Duration::from_secs(40);
-        while self.metric(name_and_labels) < at_least {
-            assert!(Instant::now() < deadline, "{name_and_labels} stayed below {at_least}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGTERM, and the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        self.child.wait().unwrap()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
