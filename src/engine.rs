@@ -296,6 +296,7 @@ impl Engine {
         {
             alerts.extend(self.end_episode(identity, closed, held, event.time));
         }
+        alerts.extend(self.judge_session_end(identity, event.time));
         let obs = self.observe(event, groups);
         let sharers = self.credential_sharers(event, identity);
 
@@ -344,6 +345,7 @@ impl Engine {
             let id = incident_id(&event.identity, &event.event_id);
             let settings = incident_settings(&self.config);
             let accepted = self.state.episodes.accept(identity, id, signals, event.time, &settings);
+            self.state.episodes.note_call(identity, &obs);
             for held in accepted.release {
                 self.learn(identity, &held, event.time);
             }
@@ -428,6 +430,44 @@ impl Engine {
             // `by` is the analyst's text: bounded and escaped like the log's.
             sanitize(alert);
         }
+    }
+
+    /// Judges how a session ended once it has (`rare_transition::session_end`),
+    /// for the session an open episode holds a path signal of: at the hourly
+    /// sweep after it went idle, or at the identity's next call if sooner.
+    /// The session is followed no longer; its end is learned unless an open
+    /// incident holds it.
+    fn judge_session_end(&mut self, identity: Sym, now: Millis) -> Vec<Alert> {
+        let detector = detect::rare_transition::SPEC.detector();
+        let Some((subject, signal)) = self.state.episodes.signal(identity, detector) else { return Vec::new() };
+        let (session, signal) = (stable_hash(subject), signal.clone());
+        let (at, decay) = (minute(now), self.config.decay());
+        let Some(b) = self.state.identities.get(&identity) else { return Vec::new() };
+        let Some((state, novelty)) = b.ended_session(session, at, decay) else { return Vec::new() };
+        let judged = novelty.and_then(|n| {
+            detect::rare_transition::session_end(b, &signal, &state, &n, &self.config, &self.state.names, at)
+        });
+        let mut alerts = Vec::new();
+        let mut hold = false;
+        if let Some(finding) = judged {
+            let (accepted, call) = self.state.episodes.add(identity, finding, now, &incident_settings(&self.config));
+            self.count_incidents(&accepted.alerts);
+            if let Some(call) = call {
+                let named = self.state.episodes.named(identity);
+                for alert in &accepted.alerts {
+                    self.state.feedback.remember(&alert.alert_id, identity, named.clone(), &call, now, true);
+                }
+            }
+            hold = accepted.hold;
+            alerts = accepted.alerts;
+            self.mark_compromised(identity, &mut alerts);
+        }
+        let learn = !hold && self.state.feedback.compromised(identity).is_none();
+        if let Some(b) = self.state.identities.get_mut(&identity) {
+            b.close_session(session, learn, at, decay);
+        }
+        self.touch(identity);
+        alerts
     }
 
     /// Ends a closed episode: its closing send (for a raised one, marked if
@@ -719,6 +759,9 @@ impl Engine {
         for (identity, alert, held) in self.state.episodes.close_quiet(now, &incident_settings(&self.config)) {
             self.touch(identity);
             closed.extend(self.end_episode(identity, alert, held, now));
+        }
+        for identity in self.state.episodes.identities() {
+            closed.extend(self.judge_session_end(identity, now));
         }
         // An entry with counted repeats stays until the next alert reports them
         // (or the identity's behaviour would be forgotten anyway).

@@ -110,6 +110,10 @@ pub struct Episode {
     /// Calls not learned while the incident is open, and how many were dropped.
     held: Vec<Observation>,
     dropped: u64,
+    /// The call of the latest evidence: what an analyst's verdict on an
+    /// incident raised later, between calls (`Episodes::add`), is about.
+    #[serde(default)]
+    call: Option<Observation>,
 }
 
 /// What an analyst is shown of an open episode (`explain`).
@@ -167,6 +171,7 @@ impl Episode {
             raised: None,
             held: Vec::new(),
             dropped: 0,
+            call: None,
         }
     }
 
@@ -379,6 +384,40 @@ impl Episodes {
         }
         accepted.hold = ep.raised.is_some();
         accepted
+    }
+
+    /// Remembers the call whose findings `accept` just took.
+    pub fn note_call(&mut self, identity: Sym, call: &Observation) {
+        if let Some(ep) = self.open.get_mut(&identity) {
+            ep.call = Some(call.clone());
+        }
+    }
+
+    /// Identities with an open episode, in order.
+    pub fn identities(&self) -> Vec<Sym> {
+        let mut ids: Vec<Sym> = self.open.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The subject and alert of the signal `detector` gave the identity's open episode.
+    pub fn signal(&self, identity: Sym, detector: Detector) -> Option<(&str, &Alert)> {
+        let ep = self.open.get(&identity)?;
+        ep.signals.iter().find(|s| s.detector == detector).map(|s| (s.subject.as_str(), &s.alert))
+    }
+
+    /// Adds evidence found between calls (a session's end) to the identity's
+    /// open episode, as `accept` does; also the call its incident is about.
+    pub fn add(
+        &mut self,
+        identity: Sym,
+        finding: (Finding, Alert),
+        now: Millis,
+        s: &Settings,
+    ) -> (Accepted, Option<Observation>) {
+        let Some(id) = self.open.get(&identity).map(|ep| ep.id.clone()) else { return (Accepted::default(), None) };
+        let accepted = self.accept(identity, id, vec![finding], now, s);
+        (accepted, self.open.get(&identity).and_then(|ep| ep.call.clone()))
     }
 
     /// Closes the identity's episode if no evidence joined it for

@@ -217,6 +217,28 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "the same jump while two newcomers of its kind take up the pipeline's operations (not a rollout to it)",
+        detector: detect::rare_transition::SPEC.detector(),
+        fires: true,
+        build: |s| {
+            learned_pipeline(s);
+            // Joined the day before, with every operation of the kind from their first run.
+            for newcomer in ["ci-orders", "ci-refunds"] {
+                for (i, (target, action)) in PIPELINE.iter().enumerate() {
+                    let time = probe_time() - DAY + i as i64 * MINUTE;
+                    let session_id = Some(format!("{newcomer}-run"));
+                    s.push(AccessEvent { session_id, ..pipeline_call(target, action) });
+                    if let Some(Record::Access(e)) = s.records.last_mut() {
+                        (e.identity, e.time, e.event_id) = (newcomer.into(), time, format!("{newcomer}-{i}"));
+                    }
+                }
+            }
+            s.push(AccessEvent { time: probe_time() - 2 * MINUTE, ..pipeline_call("sts", "AssumeRole") });
+            s.push(AccessEvent { time: probe_time() - MINUTE, ..pipeline_call("ecr", "PutImage") });
+            probe(s, pipeline_call("ecr", "GetAuthorizationToken"))
+        },
+    },
+    Case {
         name: "a single new step (weak evidence on its own)",
         detector: detect::rare_transition::SPEC.detector(),
         fires: false,
@@ -863,4 +885,46 @@ fn a_quiet_incident_closes_at_the_identity_next_call_even_between_sweeps() {
     assert_eq!(closed.incident.as_ref().unwrap().status, overreach::alert::IncidentStatus::Closed);
     // Closed, and its held calls learned, before the call was judged: not new.
     assert!(!fired(&alerts, detect::novel_call::SPEC.detector(), "later"), "{alerts:#?}");
+}
+
+// ---- How a session ends is a step of its path ----
+
+/// The learned pipeline's probe run: `AssumeRole`, then `PutImage` (one step
+/// it never takes, a path signal too weak to alert), then `rest`; then the
+/// identity is quiet and another identity's call two hours later brings the
+/// hourly sweep past the run's end. The path incidents raised, if any.
+fn path_incidents_after_run(rest: &[(&str, &str)]) -> Vec<Alert> {
+    let mut s = Scenario::new();
+    learned_pipeline(&mut s);
+    let steps = [("sts", "AssumeRole"), ("ecr", "PutImage")].into_iter().chain(rest.iter().copied());
+    for (i, (target, action)) in steps.enumerate() {
+        let time = probe_time() + i as i64 * MINUTE;
+        // The release it uploads, as every run does: a call it knows.
+        let resource = (target == "s3").then(|| "arn:aws:s3:::releases/ci-payments/build-42-0.zip".to_string());
+        s.push(AccessEvent { event_id: format!("step-{i}"), time, resource, ..pipeline_call(target, action) });
+    }
+    s.push(ev("other", probe_time() + 3 * HOUR, "s3", "GetObject"));
+    let path = detect::rare_transition::SPEC.detector();
+    s.run(incidents()).into_iter().filter(|a| a.incident.is_some() && a.detector == path).collect()
+}
+
+#[test]
+fn a_run_that_ends_where_its_runs_never_end_raises_the_weak_path_signal_to_an_incident() {
+    // PutObject, and the run stops: its runs always end after UpdateService.
+    let alerts = path_incidents_after_run(&[("s3", "PutObject")]);
+    let [alert] = alerts.as_slice() else { panic!("one incident: {alerts:#?}") };
+    assert_eq!(alert.evidence.observed["from"], "s3 PutObject", "{:?}", alert.evidence);
+    assert_eq!(alert.evidence.observed["to"], "(session end)");
+    assert_eq!(alert.evidence.observed["session_id"], "probe-run");
+    assert!(alert.summary.contains("ended session probe-run after s3 PutObject"), "{}", alert.summary);
+    // The incident carries the run's new step, where the path left its usual order.
+    assert!(alert.event_ids.contains(&"step-1".to_string()), "{:?}", alert.event_ids);
+    assert!(alert.evidence.probability.unwrap() <= EngineConfig::default().path_max_probability);
+}
+
+#[test]
+fn a_run_with_one_new_step_that_ends_as_its_runs_do_stays_quiet() {
+    let usual_end = [("s3", "PutObject"), ("ecs", "RegisterTaskDefinition"), ("ecs", "UpdateService")];
+    let alerts = path_incidents_after_run(&usual_end);
+    assert!(alerts.is_empty(), "{alerts:#?}");
 }

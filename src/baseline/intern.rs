@@ -108,8 +108,8 @@ pub trait Ids {
 }
 
 /// What is done with each id: marking it live, renumbering it, checking it.
-/// `CallId::START` is not an id of the table and is handed on as well: every
-/// visitor leaves it alone.
+/// `CallId::START` and `CallId::END` are not ids of the table and are handed
+/// on as well: every visitor leaves them alone.
 pub trait IdVisitor {
     fn sym(&mut self, s: &mut Sym);
     fn call(&mut self, c: &mut CallId);
@@ -268,8 +268,10 @@ impl Names {
 
     /// A call as an analyst reads it: `target action [resource class]`.
     pub fn call_name(&self, id: CallId) -> String {
-        if id == CallId::START {
-            return "(session start)".to_string();
+        match id {
+            CallId::START => return "(session start)".to_string(),
+            CallId::END => return "(session end)".to_string(),
+            _ => {}
         }
         let key = self.call_key(id);
         let (target, action, class) =
@@ -404,7 +406,7 @@ impl IdVisitor for Renumber {
     }
 
     fn call(&mut self, c: &mut CallId) {
-        if *c != CallId::START {
+        if !c.is_marker() {
             c.0 = self.calls[c.0 as usize];
         }
     }
@@ -431,7 +433,7 @@ impl IdVisitor for RangeCheck {
     }
 
     fn call(&mut self, c: &mut CallId) {
-        if *c != CallId::START && c.0 as usize >= self.calls && self.error.is_none() {
+        if !c.is_marker() && c.0 as usize >= self.calls && self.error.is_none() {
             self.error = Some(format!("call id {} out of range (table has {})", c.0, self.calls));
         }
     }

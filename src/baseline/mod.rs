@@ -36,6 +36,13 @@ pub struct CallId(pub u32);
 impl CallId {
     /// The start of a session: the "previous call" of a session's first call.
     pub const START: CallId = CallId(u32::MAX);
+    /// The end of a session: the "next call" after a session's last.
+    pub const END: CallId = CallId(u32::MAX - 1);
+
+    /// `START` and `END` bound a session's path; they are not ids of the call table.
+    pub fn is_marker(self) -> bool {
+        self == CallId::START || self == CallId::END
+    }
 }
 
 /// A client: where a call came from and with what software.
@@ -184,7 +191,7 @@ pub struct IdentityBaseline {
     pub peer_family: Option<Sym>,
     pub calls: Counts<CallId>,
     /// Consecutive operations (target and action) of one session;
-    /// `CallId::START` opens a session.
+    /// `CallId::START` opens a session and `CallId::END` closes one.
     pub transitions: Counts<(CallId, CallId)>,
     pub delegators: Counts<Sym>,
     pub networks: Counts<Sym>,
@@ -267,24 +274,67 @@ impl IdentityBaseline {
 
     /// For a step from the session's previous operation to `op` that the
     /// identity never took: the novelty of its steps, whose `p_unseen` is the
-    /// step's probability. Good-Turing pooled over all the identity's steps is
-    /// stable long before any one operation has many; once the previous
-    /// operation has been left `STEP_MIN_DEPARTURES` times, its own
-    /// departures say more (an agent whose paths vary may still always close
-    /// a task after commenting, and always start one by reading the ticket),
-    /// and the smaller of the two is taken. `None` for a known step.
+    /// step's probability (`leaving`). `None` for a known step.
     pub fn new_step(&self, session: u64, op: CallId, now: Minute, decay: Decay) -> Option<Novelty> {
         let previous = self.previous_call(session, now);
         if self.transitions.get((previous, op)).is_some() {
             return None;
         }
+        Some(self.leaving(previous, now, decay))
+    }
+
+    /// A session that went idle past `SESSION_IDLE_MIN` (it has ended) and,
+    /// when ending after its last operation is a step the identity never
+    /// took, that step's novelty.
+    pub fn ended_session(&self, session: u64, now: Minute, decay: Decay) -> Option<(SessionState, Option<Novelty>)> {
+        let s = *self.sessions.iter().find(|s| s.id == session && now.saturating_sub(s.last) > SESSION_IDLE_MIN)?;
+        let known = self.transitions.get((s.last_op, CallId::END)).is_some();
+        Some((s, (!known).then(|| self.leaving(s.last_op, now, decay))))
+    }
+
+    /// Stops following an ended session, learning its end (`learn`) or not
+    /// (an open incident holds it).
+    pub fn close_session(&mut self, session: u64, learn: bool, now: Minute, decay: Decay) {
+        let Some(i) = self.sessions.iter().position(|s| s.id == session) else { return };
+        let s = self.sessions.remove(i);
+        if learn {
+            observe_capped(&mut self.transitions, (s.last_op, CallId::END), now, decay, MAX_TRANSITIONS);
+        }
+    }
+
+    /// The novelty of leaving `previous` by a step never taken. Good-Turing
+    /// pooled over all the identity's steps is stable long before any one
+    /// operation has many; once `previous` has been left
+    /// `STEP_MIN_DEPARTURES` times, its own departures say more (an agent
+    /// whose paths vary may still always close a task after commenting, and
+    /// always start one by reading the ticket), and the smaller of the two is
+    /// taken.
+    fn leaving(&self, previous: CallId, now: Minute, decay: Decay) -> Novelty {
         let pooled = self.transitions.novelty(now, decay);
         let from_here = self.transitions.novelty_where(now, decay, |(from, _)| from == previous);
-        let leave = match from_here.observations >= STEP_MIN_DEPARTURES && from_here.p_unseen < pooled.p_unseen {
+        match from_here.observations >= STEP_MIN_DEPARTURES && from_here.p_unseen < pooled.p_unseen {
             true => from_here,
             false => pooled,
-        };
-        Some(leave)
+        }
+    }
+
+    /// The minute the identity's sessions first reached `op`, if they have.
+    pub fn first_step_into(&self, op: CallId) -> Option<Minute> {
+        self.transitions.iter().filter(|((_, to), _)| *to == op).map(|(_, e)| e.first).min()
+    }
+
+    /// Learns how the sessions idle past `SESSION_IDLE_MIN` ended (their last
+    /// operation, then `END`) and stops following them.
+    fn end_idle_sessions(&mut self, now: Minute, decay: Decay) {
+        let idle = |s: &SessionState| now.saturating_sub(s.last) > SESSION_IDLE_MIN;
+        if !self.sessions.iter().any(idle) {
+            return;
+        }
+        let (ended, live): (Vec<SessionState>, Vec<SessionState>) = self.sessions.iter().partition(|s| idle(s));
+        for s in ended {
+            observe_capped(&mut self.transitions, (s.last_op, CallId::END), now, decay, MAX_TRANSITIONS);
+        }
+        self.sessions = live;
     }
 
     /// Records a use of a credential (by `stable_hash` of its id) at `at`.
@@ -331,16 +381,18 @@ impl IdentityBaseline {
             dropped = self.calls.shed(MAX_CALLS, obs.call, now, decay);
         }
         if let Some(session) = obs.session {
+            self.end_idle_sessions(now, decay);
             let previous = self.previous_call(session, now);
             let surprise = self.session(session, now).map_or(0.0, |s| s.surprise)
                 + self.new_step(session, obs.op, now, decay).map_or(0.0, |n| -n.p_unseen.log10() as f32);
             observe_capped(&mut self.transitions, (previous, obs.op), now, decay, MAX_TRANSITIONS);
             self.sessions.retain(|s| s.id != session);
-            push_recent(
-                &mut self.sessions,
-                SessionState { id: session, last_op: obs.op, last: now, surprise },
-                MAX_SESSIONS,
-            );
+            if self.sessions.len() >= MAX_SESSIONS {
+                // The oldest of more concurrent sessions than are followed ends here.
+                let oldest = self.sessions.pop().expect("sessions are followed");
+                observe_capped(&mut self.transitions, (oldest.last_op, CallId::END), now, decay, MAX_TRANSITIONS);
+            }
+            self.sessions.insert(0, SessionState { id: session, last_op: obs.op, last: now, surprise });
         }
         // A run is a session, or a clock hour of calls without one; the
         // first day is how a repertoire is learned, not a change of it.
@@ -475,8 +527,8 @@ impl IdentityBaseline {
         sorted("environments", self.environments.check_sorted())?;
         sorted("regions", self.regions.check_sorted())?;
         sorted("outcomes", self.outcomes.check_sorted())?;
-        if self.calls.get(CallId::START).is_some() {
-            return Err("calls: holds the session start".into());
+        if self.calls.iter().any(|(c, _)| c.is_marker()) {
+            return Err("calls: holds a session bound".into());
         }
         if self.activity.reached.windows(2).any(|w| w[0] >= w[1]) {
             return Err("activity: reached keys not sorted or repeated".into());

@@ -161,13 +161,18 @@ impl Context<'_> {
     /// threshold is `alert_at`: alert strength at or below it, a signal at
     /// or below `signal_max_probability`, nothing above.
     pub fn strength(&self, p: f64, alert_at: f64) -> Option<Strength> {
-        if p <= alert_at {
-            Some(Strength::Alert)
-        } else if p <= self.config.signal_max_probability {
-            Some(Strength::Signal)
-        } else {
-            None
-        }
+        strength(self.config, p, alert_at)
+    }
+}
+
+/// How strong a finding with probability `p` is (`Context::strength`).
+pub fn strength(config: &EngineConfig, p: f64, alert_at: f64) -> Option<Strength> {
+    if p <= alert_at {
+        Some(Strength::Alert)
+    } else if p <= config.signal_max_probability {
+        Some(Strength::Signal)
+    } else {
+        None
     }
 }
 

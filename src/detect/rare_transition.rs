@@ -9,8 +9,20 @@
 //! pipeline jumping around its fixed sequence, or an agent whose task takes
 //! several steps it has never taken. Steps that touch an operation peers of
 //! the same kind took up within the rollout window are part of a rollout.
+//!
+//! How a session ends is a step too (its last operation, then the end): an
+//! agent that reports and then acts ends its task after the action, where
+//! its tasks never end. An end is known only once the session has been idle
+//! for an hour, so it is judged then (`session_end`), for a session an open
+//! episode already holds a path signal of: the end's surprise joins the
+//! session's, and the episode's signal is replaced by the stronger one.
 
 use super::{round, Context, Finding, Kind, OcsfKind, Spec};
+use crate::alert::{Alert, Severity};
+use crate::baseline::counts::{Decay, Minute, Novelty};
+use crate::baseline::intern::Names;
+use crate::baseline::{CallId, IdentityBaseline, SessionState};
+use crate::engine::EngineConfig;
 use serde_json::json;
 
 pub const SPEC: Spec = Spec {
@@ -29,6 +41,12 @@ pub const SPEC: Spec = Spec {
     check,
 };
 
+/// How long after an identity took up an operation new steps around it are
+/// still taken as part of its rollout: a release's new call finds its place
+/// in the identity's paths over days (measured: new steps around it for up
+/// to ten days after the first use).
+const ROLLOUT_SETTLE_MIN: crate::baseline::counts::Minute = 14 * 1440;
+
 pub fn check(ctx: &Context) -> Option<Finding> {
     let b = ctx.baseline;
     let session = ctx.obs.session?;
@@ -36,19 +54,28 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     let novelty = b.new_step(session, ctx.obs.op, now, decay)?;
     let step = -novelty.p_unseen.log10();
     let previous = b.previous_call(session, now);
-    // Steps into or out of an operation the fleet is rolling out are new for
-    // everyone of the kind: a release, not an unusual path.
+    // A step into or out of an operation is not an unusual path while that
+    // operation is still finding its place: when the identity took it up
+    // lately, after its first day (a release's new call turns up between different calls for
+    // days), or, for one it never made, when peers of its kind are taking
+    // it up now (a rollout; `novel_call` judges the operation itself). An
+    // operation it has made for longer is not being rolled out to it,
+    // whoever else takes it up now: newcomers to the fleet take up every
+    // operation of their kind at once.
     let window = ctx.config.rollout_window_min();
-    let rolling_out = |op| {
-        op != crate::baseline::CallId::START
-            && ctx.fleet.peers(ctx.obs.peer_groups(), op, ctx.identity, now, window).recent_adopters()
+    let rolling_out = |op| match b.first_step_into(op) {
+        _ if op == CallId::START => false,
+        // What it took up on its first day is how its repertoire was learned, not a change of it.
+        Some(first) => first >= b.first_seen.saturating_add(1440) && now.saturating_sub(first) <= ROLLOUT_SETTLE_MIN,
+        None => {
+            ctx.fleet.peers(ctx.obs.peer_groups(), op, ctx.identity, now, window).recent_adopters()
                 >= ctx.config.rollout_min_peers
+        }
     };
     if rolling_out(previous) || rolling_out(ctx.obs.op) {
         return None;
     }
-    let departures: f64 =
-        b.transitions.iter().filter(|((from, _), _)| *from == previous).map(|(_, e)| e.weight_at(now, decay)).sum();
+    let departures = departures(b, previous, now, decay);
     let path = b.session(session, now).map_or(0.0, |s| s.surprise as f64) + step;
     let p = 10f64.powf(-path);
     if departures < ctx.config.path_min_departures {
@@ -56,11 +83,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     }
     let strength = ctx.strength(p, ctx.config.path_max_probability)?;
     let (from, to) = (ctx.names.call_name(previous), ctx.names.call_name(ctx.obs.op));
-    let usual: Vec<String> = {
-        let mut next: Vec<_> = b.transitions.iter().filter(|((f, _), _)| *f == previous).collect();
-        next.sort_by(|a, c| c.1.weight.total_cmp(&a.1.weight).then(a.0.cmp(&c.0)));
-        next.into_iter().take(5).map(|((_, t), _)| ctx.names.call_name(t)).collect()
-    };
+    let usual = usual_next_calls(b, previous, ctx.names);
     let summary = format!(
         "{} went from {from} to {to} in session {}, a step it has never taken; with the session's other new steps the path had an estimated probability of {p:.2e} (its sessions hold {} distinct steps in {:.0} observed).",
         ctx.event.identity,
@@ -81,4 +104,62 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         summary,
         evidence,
     })
+}
+
+/// The end of a session that an open episode holds this detector's signal
+/// of, once the session has ended (`IdentityBaseline::ended_session`) after
+/// an operation its sessions never end after (`novelty` of that step): the
+/// signal again, with the end's surprise added to the path's. `signal` is
+/// the episode's alert for the path, whose call and event it keeps.
+pub fn session_end(
+    b: &IdentityBaseline,
+    signal: &Alert,
+    session: &SessionState,
+    novelty: &Novelty,
+    config: &EngineConfig,
+    names: &Names,
+    now: Minute,
+) -> Option<(Finding, Alert)> {
+    let decay = config.decay();
+    if departures(b, session.last_op, now, decay) < config.path_min_departures {
+        return None;
+    }
+    let step = -novelty.p_unseen.log10();
+    let p = 10f64.powf(-(session.surprise as f64 + step));
+    let strength = super::strength(config, p, config.path_max_probability)?;
+    let last = names.call_name(session.last_op);
+    let session_id = signal.event.session_id.clone().unwrap_or_default();
+    let summary = format!(
+        "{} ended session {session_id} after {last}, where its sessions never end; with the session's new steps the path had an estimated probability of {p:.2e} (its sessions hold {} distinct steps in {:.0} observed).",
+        signal.identity, novelty.distinct, novelty.observations,
+    );
+    let mut evidence = signal.evidence.clone();
+    evidence.observed = json!({ "from": last, "to": names.call_name(CallId::END), "session_id": session_id, "step_probability": round(novelty.p_unseen, 8) });
+    evidence.baseline = json!({
+        "usual_next_calls": usual_next_calls(b, session.last_op, names),
+        "departures_from_previous": round(departures(b, session.last_op, now, decay), 1),
+        "novelty": super::novelty_json(novelty),
+    });
+    evidence.probability = Some(round(p, 10));
+    let score = super::score_from_probability(p);
+    let finding = Finding { detector: SPEC.detector(), strength, score, subject: session_id, summary, evidence };
+    let mut alert = signal.clone();
+    alert.score = round(score, 4);
+    alert.severity = Severity::from_score(alert.score);
+    alert.summary = finding.summary.clone();
+    alert.evidence = finding.evidence.clone();
+    crate::sanitize::sanitize(&mut alert);
+    Some((finding, alert))
+}
+
+/// The decayed number of steps the identity took out of `from`.
+fn departures(b: &IdentityBaseline, from: CallId, now: Minute, decay: Decay) -> f64 {
+    b.transitions.iter().filter(|((f, _), _)| *f == from).map(|(_, e)| e.weight_at(now, decay)).sum()
+}
+
+/// Where the identity usually goes after `from`, most taken first.
+fn usual_next_calls(b: &IdentityBaseline, from: CallId, names: &Names) -> Vec<String> {
+    let mut next: Vec<_> = b.transitions.iter().filter(|((f, _), _)| *f == from).collect();
+    next.sort_by(|a, c| c.1.weight.total_cmp(&a.1.weight).then(a.0.cmp(&c.0)));
+    next.into_iter().take(5).map(|((_, t), _)| names.call_name(t)).collect()
 }

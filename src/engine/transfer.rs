@@ -65,7 +65,7 @@ impl IdVisitor for Translate<'_> {
     }
 
     fn call(&mut self, c: &mut CallId) {
-        if *c == CallId::START {
+        if c.is_marker() {
             return;
         }
         let mut key = self.from.call_key(*c);
