@@ -920,6 +920,34 @@ mod tests {
     }
 
     #[test]
+    fn a_held_call_learned_after_its_session_is_gone_is_no_session_start() {
+        let mut engine = Engine::new(EngineConfig::default());
+        let mut events = pipeline("ci", 14);
+        // 10:00 on day 14: a call the pipeline never makes opens an incident
+        // that holds it; the 15:00 run is learned as always; the next
+        // morning's run closes the quiet incident and learns the held call.
+        let attack = AccessEvent { session_id: Some("stolen".into()), ..run("ci", 0)[0].clone() };
+        events.push(AccessEvent {
+            action: "CreateUser".into(),
+            target: "iam".into(),
+            time: T0 + 14 * DAY + 10 * HOUR,
+            event_id: "atk".into(),
+            ..attack
+        });
+        events.extend(run("ci", T0 + 14 * DAY + 15 * HOUR));
+        events.extend(run("ci", T0 + 15 * DAY + 9 * HOUR));
+        let alerts = feed(&mut engine, &events);
+        assert!(alerts.iter().any(|a| a.event_ids.contains(&"atk".to_string())), "{alerts:#?}");
+        let mut names = engine.state.names.clone();
+        let (target, action, class) = (names.intern("iam"), names.intern("CreateUser"), names.intern(""));
+        let create_user = names.call(CallKey { target, action, class }).1;
+        let b = &engine.state.identities[&names.intern("ci")];
+        assert!(b.makes_op(create_user), "the held call was learned when its incident closed");
+        // Its session was never followed: what came before it is unknown.
+        assert!(b.transitions.get((crate::baseline::CallId::START, create_user)).is_none());
+    }
+
+    #[test]
     fn identities_past_the_cap_leave_no_names_behind() {
         let mut engine = Engine::new(capped(1000));
         // 1 KiB names, each identity seen once.

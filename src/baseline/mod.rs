@@ -365,6 +365,7 @@ impl IdentityBaseline {
         concurrency: Minute,
     ) -> Learned {
         let now = obs.minute;
+        let latest = self.last_seen;
         if self.events == 0 {
             self.first_seen = now;
         } else if now.saturating_sub(self.last_seen) >= MIN_GAP_MIN {
@@ -383,9 +384,17 @@ impl IdentityBaseline {
         if let Some(session) = obs.session {
             self.end_idle_sessions(now, decay);
             let previous = self.previous_call(session, now);
-            let surprise = self.session(session, now).map_or(0.0, |s| s.surprise)
-                + self.new_step(session, obs.op, now, decay).map_or(0.0, |n| -n.p_unseen.log10() as f32);
-            observe_capped(&mut self.transitions, (previous, obs.op), now, decay, MAX_TRANSITIONS);
+            // A call older than what was learned since, whose session is no
+            // longer followed (one an incident held, learned when it closed,
+            // after its session ended), has an unknown predecessor: the start
+            // of a path is learned only when it was seen.
+            let cut = previous == CallId::START && self.events > 1 && now < latest;
+            let mut surprise = 0.0;
+            if !cut {
+                surprise = self.session(session, now).map_or(0.0, |s| s.surprise)
+                    + self.new_step(session, obs.op, now, decay).map_or(0.0, |n| -n.p_unseen.log10() as f32);
+                observe_capped(&mut self.transitions, (previous, obs.op), now, decay, MAX_TRANSITIONS);
+            }
             self.sessions.retain(|s| s.id != session);
             if self.sessions.len() >= MAX_SESSIONS {
                 // The oldest of more concurrent sessions than are followed ends here.
