@@ -56,17 +56,18 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     let previous = b.previous_call(session, now);
     // A step into or out of an operation is not an unusual path while that
     // operation is still finding its place: when the identity took it up
-    // lately, after its first day (a release's new call turns up between different calls for
+    // lately, after it had learned its repertoire (a release's new call turns up between different calls for
     // days), or, for one it never made, when peers of its kind are taking
     // it up now (a rollout; `novel_call` judges the operation itself). An
     // operation it has made for longer is not being rolled out to it,
     // whoever else takes it up now: newcomers to the fleet take up every
     // operation of their kind at once.
     let window = ctx.config.rollout_window_min();
+    let learned_from = b.first_seen.saturating_add((ctx.config.learning_days * 1440.0) as Minute);
     let rolling_out = |op| match b.first_step_into(op) {
         _ if op == CallId::START => false,
-        // What it took up on its first day is how its repertoire was learned, not a change of it.
-        Some(first) => first >= b.first_seen.saturating_add(1440) && now.saturating_sub(first) <= ROLLOUT_SETTLE_MIN,
+        // What it took up while it was learning is its repertoire, not a change of it.
+        Some(first) => first >= learned_from && now.saturating_sub(first) <= ROLLOUT_SETTLE_MIN,
         None => {
             ctx.fleet.peers(ctx.obs.peer_groups(), op, ctx.identity, now, window).recent_adopters()
                 >= ctx.config.rollout_min_peers
