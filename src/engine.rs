@@ -349,12 +349,7 @@ impl Engine {
             for held in accepted.release {
                 self.learn(identity, &held, event.time);
             }
-            self.count_incidents(&accepted.alerts);
-            // A close of the identity's earlier episode is remembered from its first send.
-            for alert in accepted.alerts.iter().filter(|a| !a.incident.as_ref().is_some_and(|i| i.status == Closed)) {
-                let named = self.state.episodes.named(identity);
-                self.state.feedback.remember(&alert.alert_id, identity, named, &obs, event.time, true);
-            }
+            self.sent_incident_alerts(identity, &accepted.alerts, &obs, event.time);
             alerts.extend(accepted.alerts);
             hold = accepted.hold && learned;
         }
@@ -432,6 +427,17 @@ impl Engine {
         }
     }
 
+    /// Counts incident sends and remembers them for analysts' verdicts, with
+    /// the call they are about. A close of the identity's earlier episode is
+    /// remembered from its first send.
+    fn sent_incident_alerts(&mut self, identity: Sym, alerts: &[Alert], call: &Observation, at: Millis) {
+        self.count_incidents(alerts);
+        for alert in alerts.iter().filter(|a| !a.incident.as_ref().is_some_and(|i| i.status == Closed)) {
+            let named = self.state.episodes.named(identity);
+            self.state.feedback.remember(&alert.alert_id, identity, named, call, at, true);
+        }
+    }
+
     /// Judges how a session ended once it has (`rare_transition::session_end`),
     /// for the session an open episode holds a path signal of: at the hourly
     /// sweep after it went idle, or at the identity's next call if sooner.
@@ -439,24 +445,21 @@ impl Engine {
     /// incident holds it.
     fn judge_session_end(&mut self, identity: Sym, now: Millis) -> Vec<Alert> {
         let detector = detect::rare_transition::SPEC.detector();
-        let Some((subject, signal)) = self.state.episodes.signal(identity, detector) else { return Vec::new() };
-        let (session, signal) = (stable_hash(subject), signal.clone());
         let (at, decay) = (minute(now), self.config.decay());
+        let Some((subject, signal)) = self.state.episodes.signal(identity, detector) else { return Vec::new() };
+        let session = stable_hash(subject);
         let Some(b) = self.state.identities.get(&identity) else { return Vec::new() };
         let Some((state, novelty)) = b.ended_session(session, at, decay) else { return Vec::new() };
         let judged = novelty.and_then(|n| {
-            detect::rare_transition::session_end(b, &signal, &state, &n, &self.config, &self.state.names, at)
+            detect::rare_transition::session_end(b, signal, &state, &n, &self.config, &self.state.names, at)
         });
         let mut alerts = Vec::new();
         let mut hold = false;
         if let Some(finding) = judged {
             let (accepted, call) = self.state.episodes.add(identity, finding, now, &incident_settings(&self.config));
-            self.count_incidents(&accepted.alerts);
-            if let Some(call) = call {
-                let named = self.state.episodes.named(identity);
-                for alert in &accepted.alerts {
-                    self.state.feedback.remember(&alert.alert_id, identity, named.clone(), &call, now, true);
-                }
+            match call {
+                Some(call) => self.sent_incident_alerts(identity, &accepted.alerts, &call, now),
+                None => self.count_incidents(&accepted.alerts),
             }
             hold = accepted.hold;
             alerts = accepted.alerts;

@@ -300,7 +300,7 @@ impl IdentityBaseline {
         let Some(i) = self.sessions.iter().position(|s| s.id == session) else { return };
         let s = self.sessions.remove(i);
         if learn {
-            observe_capped(&mut self.transitions, (s.last_op, CallId::END), now, decay, MAX_TRANSITIONS);
+            learn_end(&mut self.transitions, &s, now, decay);
         }
     }
 
@@ -325,18 +325,17 @@ impl IdentityBaseline {
         self.transitions.iter().filter(|((_, to), _)| *to == op).map(|(_, e)| e.first).min()
     }
 
-    /// Learns how the sessions idle past `SESSION_IDLE_MIN` ended (their last
-    /// operation, then `END`) and stops following them.
+    /// Learns how the sessions idle past `SESSION_IDLE_MIN` ended and stops
+    /// following them.
     fn end_idle_sessions(&mut self, now: Minute, decay: Decay) {
-        let idle = |s: &SessionState| now.saturating_sub(s.last) > SESSION_IDLE_MIN;
-        if !self.sessions.iter().any(idle) {
-            return;
-        }
-        let (ended, live): (Vec<SessionState>, Vec<SessionState>) = self.sessions.iter().partition(|s| idle(s));
-        for s in ended {
-            observe_capped(&mut self.transitions, (s.last_op, CallId::END), now, decay, MAX_TRANSITIONS);
-        }
-        self.sessions = live;
+        let transitions = &mut self.transitions;
+        self.sessions.retain(|s| {
+            let ended = now.saturating_sub(s.last) > SESSION_IDLE_MIN;
+            if ended {
+                learn_end(transitions, s, now, decay);
+            }
+            !ended
+        });
     }
 
     /// Records a use of a credential (by `stable_hash` of its id) at `at`.
@@ -397,12 +396,13 @@ impl IdentityBaseline {
                 observe_capped(&mut self.transitions, (previous, obs.op), now, decay, MAX_TRANSITIONS);
             }
             self.sessions.retain(|s| s.id != session);
-            if self.sessions.len() >= MAX_SESSIONS {
-                // The oldest of more concurrent sessions than are followed ends here.
-                let oldest = self.sessions.pop().expect("sessions are followed");
-                observe_capped(&mut self.transitions, (oldest.last_op, CallId::END), now, decay, MAX_TRANSITIONS);
-            }
-            self.sessions.insert(0, SessionState { id: session, last_op: obs.op, last: now, surprise });
+            // Past `MAX_SESSIONS` at once the oldest is no longer followed;
+            // whether it ended is not known, so no end is learned of it.
+            push_recent(
+                &mut self.sessions,
+                SessionState { id: session, last_op: obs.op, last: now, surprise },
+                MAX_SESSIONS,
+            );
         }
         // A run is a session, or a clock hour of calls without one; the
         // first day is how a repertoire is learned, not a change of it.
@@ -582,6 +582,11 @@ impl IdentityBaseline {
 fn push_recent<T>(list: &mut Vec<T>, item: T, max: usize) {
     list.truncate(max - 1);
     list.insert(0, item);
+}
+
+/// Learns that a session ended after its last operation.
+fn learn_end(transitions: &mut Counts<(CallId, CallId)>, s: &SessionState, now: Minute, decay: Decay) {
+    observe_capped(transitions, (s.last_op, CallId::END), now, decay, MAX_TRANSITIONS);
 }
 
 /// Records one observation in a capped count; the weakest values make room.

@@ -7,8 +7,16 @@
 //! surprise (-log10 probability) of every never-taken step in the session is
 //! summed, and the detector fires when the path as a whole is unlikely: a
 //! pipeline jumping around its fixed sequence, or an agent whose task takes
-//! several steps it has never taken. Steps that touch an operation peers of
-//! the same kind took up within the rollout window are part of a rollout.
+//! several steps it has never taken.
+//!
+//! A step into or out of an operation still finding its place is not judged:
+//! one the identity took up within `ROLLOUT_SETTLE_MIN`, after its learning
+//! period (a release's new call turns up between different calls for days;
+//! what it took up while learning is its repertoire), or one it never made
+//! that peers of its kind are taking up now (a rollout; `novel_call` judges
+//! the operation itself). An operation it has made for longer is not being
+//! rolled out to it, whoever else takes it up now: newcomers to the fleet
+//! take up every operation of their kind at once.
 //!
 //! How a session ends is a step too (its last operation, then the end): an
 //! agent that reports and then acts ends its task after the action, where
@@ -45,7 +53,7 @@ pub const SPEC: Spec = Spec {
 /// still taken as part of its rollout: a release's new call finds its place
 /// in the identity's paths over days (measured: new steps around it for up
 /// to ten days after the first use).
-const ROLLOUT_SETTLE_MIN: crate::baseline::counts::Minute = 14 * 1440;
+const ROLLOUT_SETTLE_MIN: Minute = 14 * 1440;
 
 pub fn check(ctx: &Context) -> Option<Finding> {
     let b = ctx.baseline;
@@ -54,19 +62,10 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     let novelty = b.new_step(session, ctx.obs.op, now, decay)?;
     let step = -novelty.p_unseen.log10();
     let previous = b.previous_call(session, now);
-    // A step into or out of an operation is not an unusual path while that
-    // operation is still finding its place: when the identity took it up
-    // lately, after it had learned its repertoire (a release's new call turns up between different calls for
-    // days), or, for one it never made, when peers of its kind are taking
-    // it up now (a rollout; `novel_call` judges the operation itself). An
-    // operation it has made for longer is not being rolled out to it,
-    // whoever else takes it up now: newcomers to the fleet take up every
-    // operation of their kind at once.
     let window = ctx.config.rollout_window_min();
     let learned_from = b.first_seen.saturating_add((ctx.config.learning_days * 1440.0) as Minute);
     let rolling_out = |op| match b.first_step_into(op) {
         _ if op == CallId::START => false,
-        // What it took up while it was learning is its repertoire, not a change of it.
         Some(first) => first >= learned_from && now.saturating_sub(first) <= ROLLOUT_SETTLE_MIN,
         None => {
             ctx.fleet.peers(ctx.obs.peer_groups(), op, ctx.identity, now, window).recent_adopters()
