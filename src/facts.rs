@@ -124,14 +124,17 @@ impl Facts {
 
     /// Puts into effect every change recorded at a time before `now`.
     pub fn advance(&mut self, now: Millis, names: &Names) {
-        if self.pending.first_key_value().is_none_or(|((at, _), _)| *at >= now) {
-            return;
+        // Taken from the front one by one: nearly every call leaves one change due at the
+        // next, and splitting the tree for it cost 7% of a replay.
+        let mut batch = Vec::new();
+        while let Some(entry) = self.pending.first_entry().filter(|e| e.key().0 < now) {
+            batch.push(entry.remove());
         }
-        let later = self.pending.split_off(&(now, 0));
-        let mut batch: Vec<Pending> = std::mem::replace(&mut self.pending, later).into_values().collect();
         // Stable: one identity's changes keep the order it made them in.
         let name = |by: Option<Sym>| by.map_or("", |s| names.name(s));
-        batch.sort_by(|x, y| x.at.cmp(&y.at).then_with(|| name(x.by).cmp(name(y.by))));
+        if batch.len() > 1 {
+            batch.sort_by(|x, y| x.at.cmp(&y.at).then_with(|| name(x.by).cmp(name(y.by))));
+        }
         for p in batch {
             self.apply(p);
         }

@@ -184,6 +184,11 @@ impl<K: Ord + Copy> Counts<K> {
         gone
     }
 
+    /// The earliest minute any value was last seen, if any is held.
+    pub fn oldest_last(&self) -> Option<Minute> {
+        self.entries.iter().map(|(_, e)| e.last).min()
+    }
+
     pub fn novelty(&self, now: Minute, decay: Decay) -> Novelty {
         self.novelty_where(now, decay, |_| true)
     }

@@ -241,6 +241,10 @@ pub struct IdentityBaseline {
     /// identity makes an operation is a lookup, not a scan.
     #[serde(skip)]
     pub ops: Vec<(CallId, u32)>,
+    /// No count holds a value last seen before this minute (a lower bound, 0 when not
+    /// known): forgetting scans the counts only once the cutoff passes it, not on every call.
+    #[serde(skip)]
+    pub oldest_last: Minute,
 }
 
 impl Observation {
@@ -373,6 +377,8 @@ impl IdentityBaseline {
         }
         self.events += 1;
         self.last_seen = self.last_seen.max(now);
+        // A value inserted below is last seen `now`; a value seen again only moves later.
+        self.oldest_last = self.oldest_last.min(now);
 
         let new_call = self.calls.get(obs.call).is_none();
         let new_op = new_call && !self.makes_op(obs.op);
@@ -436,11 +442,7 @@ impl IdentityBaseline {
         self.hours.record(now, decay.half_life_min);
         self.activity.record(obs.window, obs.reach, now, decay);
 
-        let cutoff = now.saturating_sub(forget_after);
-        let forgotten_calls = self.calls.forget_before(cutoff);
-        if !forgotten_calls.is_empty() {
-            self.transitions.forget_before(cutoff);
-        }
+        let forgotten_calls = self.forget_before(now.saturating_sub(forget_after));
         let mut forgotten_ops = Vec::new();
         for call in dropped.into_iter().chain(forgotten_calls) {
             let op = names.op_of(call);
@@ -448,12 +450,31 @@ impl IdentityBaseline {
                 forgotten_ops.push(op);
             }
         }
+        Learned { adopted_op: new_op.then_some(obs.op), forgotten_ops }
+    }
+
+    /// Drops every value last seen before `cutoff`; returns the calls dropped.
+    fn forget_before(&mut self, cutoff: Minute) -> Vec<CallId> {
+        if cutoff <= self.oldest_last {
+            return Vec::new();
+        }
+        let forgotten_calls = self.calls.forget_before(cutoff);
+        if !forgotten_calls.is_empty() {
+            self.transitions.forget_before(cutoff);
+        }
         for counts in self.sym_counts_mut() {
             counts.forget_before(cutoff);
         }
         self.scopes.forget_before(cutoff);
         self.outcomes.forget_before(cutoff);
-        Learned { adopted_op: new_op.then_some(obs.op), forgotten_ops }
+        // Transitions are not in the bound: they are forgotten only with a call.
+        let held = self.sym_counts_mut().into_iter().filter_map(|c| c.oldest_last()).min();
+        self.oldest_last = [held, self.calls.oldest_last(), self.scopes.oldest_last(), self.outcomes.oldest_last()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(Minute::MAX);
+        forgotten_calls
     }
 
     /// Every count keyed by a name: what forgetting and id visits walk.
