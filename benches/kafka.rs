@@ -298,11 +298,7 @@ fn bucket_bound(h: &prometheus::Histogram, p: f64) -> f64 {
     let families = h.collect();
     let histogram = families[0].get_metric()[0].get_histogram();
     let wanted = (histogram.get_sample_count() as f64 * p).ceil() as u64;
-    histogram
-        .get_bucket()
-        .iter()
-        .find(|b| b.cumulative_count() >= wanted)
-        .map_or(f64::INFINITY, |b| b.upper_bound())
+    histogram.get_bucket().iter().find(|b| b.cumulative_count() >= wanted).map_or(f64::INFINITY, |b| b.upper_bound())
 }
 
 /// The `p` quantile of `values` (NaN when empty).

@@ -950,6 +950,47 @@ mod tests {
         assert!(b.transitions.get((crate::baseline::CallId::START, create_user)).is_none());
     }
 
+    /// Forgetting skips its scan while no value can be old enough (`kept_since_hours`); a
+    /// baseline whose bound is reset before every call scans on every call, as before the
+    /// bound. Both must hold exactly the same after every call, through forgetting, long
+    /// gaps and calls that arrive hours late.
+    #[test]
+    fn the_forgetting_bound_forgets_exactly_what_a_scan_on_every_call_forgets() {
+        let config = EngineConfig { forget_after_days: 3.0, ..capped(1_000) };
+        let (mut bounded, mut scanning) = (Engine::new(config.clone()), Engine::new(config));
+        let mut events = pipeline("ci", 5);
+        for (i, day) in [9, 10, 14, 15, 16, 21].into_iter().enumerate() {
+            for (k, late_hours) in [0, 5, -2, 30].into_iter().enumerate() {
+                events.push(AccessEvent {
+                    source_ip: Some(format!("10.{i}.{k}.1")),
+                    user_agent: Some(format!("tool/{k}.{i}")),
+                    environment: Some(["prod", "dev"][k % 2].into()),
+                    ..ev(
+                        "ci",
+                        T0 + day * DAY + late_hours * HOUR,
+                        "s3",
+                        ["GetObject", "PutObject", "ListBucket"][k % 3],
+                    )
+                });
+            }
+        }
+        let id = |engine: &Engine| engine.state.names.strings.get("ci").expect("interned");
+        let mut forgot = false;
+        for event in &events {
+            feed(&mut bounded, std::slice::from_ref(event));
+            if let Some(b) =
+                scanning.state.names.strings.get("ci").and_then(|ci| scanning.state.identities.get_mut(&ci))
+            {
+                b.kept_since_hours = 0;
+            }
+            feed(&mut scanning, std::slice::from_ref(event));
+            let (b, s) = (&bounded.state.identities[&id(&bounded)], &scanning.state.identities[&id(&scanning)]);
+            assert_eq!(serde_json::to_value(b).unwrap(), serde_json::to_value(s).unwrap(), "after {}", event.event_id);
+            forgot |= b.calls.len() < 6;
+        }
+        assert!(forgot, "the sequence forgets calls, so the bound is put to the test");
+    }
+
     #[test]
     fn identities_past_the_cap_leave_no_names_behind() {
         let mut engine = Engine::new(capped(1000));

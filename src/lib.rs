@@ -5,12 +5,6 @@
 //! → `model` (the normalized record) → `engine` (`baseline` + `grants` →
 //! `detect`, one file per detector) → `alert` (`sanitize`: `redact`, bound) → sinks.
 
-/// Every record is decoded into a dozen small owned strings that live until it is judged:
-/// glibc's allocator spent a fifth of a replay on them, mimalloc's per-thread free lists
-/// a fraction of that. Declared here so the binary, tests and benchmarks all run on it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub mod alert;
 pub mod backtest;
 pub mod baseline;

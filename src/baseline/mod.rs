@@ -241,10 +241,11 @@ pub struct IdentityBaseline {
     /// identity makes an operation is a lookup, not a scan.
     #[serde(skip)]
     pub ops: Vec<(CallId, u32)>,
-    /// No count holds a value last seen before this minute (a lower bound, 0 when not
-    /// known): forgetting scans the counts only once the cutoff passes it, not on every call.
+    /// No count holds a value last seen before this many whole hours after `first_seen` (a
+    /// lower bound; 0: not known). Forgetting scans the counts only once its cutoff passes
+    /// it, not on every call. Hours in a `u16` (7 years) fit the padding the baseline had.
     #[serde(skip)]
-    pub oldest_last: Minute,
+    pub kept_since_hours: u16,
 }
 
 impl Observation {
@@ -378,7 +379,9 @@ impl IdentityBaseline {
         self.events += 1;
         self.last_seen = self.last_seen.max(now);
         // A value inserted below is last seen `now`; a value seen again only moves later.
-        self.oldest_last = self.oldest_last.min(now);
+        if self.kept_since().is_some_and(|since| now < since) {
+            self.keep_since(now);
+        }
 
         let new_call = self.calls.get(obs.call).is_none();
         let new_op = new_call && !self.makes_op(obs.op);
@@ -455,7 +458,7 @@ impl IdentityBaseline {
 
     /// Drops every value last seen before `cutoff`; returns the calls dropped.
     fn forget_before(&mut self, cutoff: Minute) -> Vec<CallId> {
-        if cutoff <= self.oldest_last {
+        if self.kept_since().is_some_and(|since| cutoff <= since) {
             return Vec::new();
         }
         let forgotten_calls = self.calls.forget_before(cutoff);
@@ -469,12 +472,22 @@ impl IdentityBaseline {
         self.outcomes.forget_before(cutoff);
         // Transitions are not in the bound: they are forgotten only with a call.
         let held = self.sym_counts_mut().into_iter().filter_map(|c| c.oldest_last()).min();
-        self.oldest_last = [held, self.calls.oldest_last(), self.scopes.oldest_last(), self.outcomes.oldest_last()]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(Minute::MAX);
+        let oldest = [held, self.calls.oldest_last(), self.scopes.oldest_last(), self.outcomes.oldest_last()];
+        self.keep_since(oldest.into_iter().flatten().min().unwrap_or(cutoff));
         forgotten_calls
+    }
+
+    /// The minute no count holds a value last seen before, when known.
+    fn kept_since(&self) -> Option<Minute> {
+        let hours = Minute::from(self.kept_since_hours);
+        (hours > 0).then(|| self.first_seen.saturating_add(hours * 60))
+    }
+
+    /// Sets the bound to `oldest`, rounded down to a whole hour after `first_seen`: not known
+    /// when that is not a hour or more after it, or too far.
+    fn keep_since(&mut self, oldest: Minute) {
+        let hours = oldest.saturating_sub(self.first_seen) / 60;
+        self.kept_since_hours = u16::try_from(hours).unwrap_or(0);
     }
 
     /// Every count keyed by a name: what forgetting and id visits walk.
