@@ -19,6 +19,7 @@
 //! the instance it is assigned to next restores from there (`assigned`).
 
 use crate::alert::Alert;
+use crate::baseline::intern::FastMap;
 use crate::config::ServiceConfig;
 use crate::decode::{decode_line, DecodeError, Limits};
 use crate::engine::{Engine, Shard};
@@ -83,6 +84,10 @@ struct Input {
     /// After a restore: identities whose state already holds their records before an offset
     /// (a checkpoint cut short by a crash wrote them, not the partition's position).
     ahead: HashMap<String, i64>,
+    /// Per message offset: records the engine has not had yet, plus deliveries of its outputs
+    /// in flight. At zero the message is done. Kept per partition, so that a record's
+    /// bookkeeping copies and hashes no partition name.
+    outstanding: FastMap<i64, u32>,
 }
 
 impl Input {
@@ -162,9 +167,6 @@ pub struct Core {
     order: Order,
     inputs: Vec<Input>,
     tracker: OffsetTracker,
-    /// Per (input partition, offset): records of the message the engine has not had yet,
-    /// plus deliveries of its outputs in flight. At zero the message is done.
-    outstanding: HashMap<(TopicPartition, i64), u32>,
     deliverer: Arc<Deliverer>,
     pub finished: Arc<Finished>,
     /// Deliveries in flight: of records' outputs, and of checkpoints.
@@ -232,7 +234,6 @@ impl Core {
             engine,
             inputs: Vec::new(),
             tracker: OffsetTracker::default(),
-            outstanding: HashMap::new(),
             deliverer,
             finished: Arc::default(),
             in_flight: 0,
@@ -274,9 +275,10 @@ impl Core {
         let Restored { held, ahead, .. } = restored;
         let id = self.order.add_input();
         let topic: Arc<str> = tp.topic.as_str().into();
+        let mut outstanding = FastMap::default();
         for h in held {
             let origin = Origin::Kafka { topic: Arc::clone(&topic), partition: tp.partition, offset: h.offset };
-            *self.outstanding.entry((tp.clone(), h.offset)).or_default() += 1;
+            *outstanding.entry(h.offset).or_default() += 1;
             self.order.push(id, (h.record, origin), 0);
         }
         self.inputs.push(Input {
@@ -294,6 +296,7 @@ impl Core {
             last_message: Instant::now(),
             facts: Vec::new(),
             ahead,
+            outstanding,
         });
     }
 
@@ -335,34 +338,26 @@ impl Core {
                 Err(error) => errors.push(error),
             }
         }
-        let tp = input.tp.clone();
-        let role = input.role;
         for error in &errors {
             RecordRejected { topic, partition, offset, error }.emit(&self.telemetry);
         }
-        let dead_letter = match (&self.config.dlq_topic, errors.is_empty()) {
-            (Some(dlq), false) => Some(delivery::rejected_record(dlq, message, &tp, offset, &errors)),
-            _ => None,
-        };
         if !errors.is_empty() {
             self.summary.rejected += 1;
         }
+        let dead_letter = self.config.dlq_topic.as_deref().filter(|_| !errors.is_empty()).map(|dlq| {
+            let tp = input.tp.clone();
+            (delivery::rejected_record(dlq, message, &tp, offset, &errors), Work::Record { tp, offset, consumed_at })
+        });
         // Only the group's partitions are committed; the ones read whole are not.
-        if !matches!(role, Role::Access { .. }) {
-            if let Some(output) = dead_letter {
-                self.deliver(vec![output], Work::Record { tp, offset, consumed_at });
+        if matches!(input.role, Role::Access { .. }) {
+            self.tracker.begin(&input.tp, offset);
+            match good as u32 + u32::from(dead_letter.is_some()) {
+                0 => self.release(index, offset),
+                units => _ = input.outstanding.insert(offset, units),
             }
-            return;
         }
-        self.tracker.begin(&tp, offset);
-        let units = good as u32 + u32::from(dead_letter.is_some());
-        if units == 0 {
-            self.release(&tp, offset);
-            return;
-        }
-        self.outstanding.insert((tp.clone(), offset), units);
-        if let Some(output) = dead_letter {
-            self.deliver(vec![output], Work::Record { tp, offset, consumed_at });
+        if let Some((output, work)) = dead_letter {
+            self.deliver(vec![output], work);
         }
     }
 
@@ -401,13 +396,15 @@ impl Core {
             let Some(index) = self.inputs.iter().position(|i| i.id == released.input) else { continue };
             let input = &mut self.inputs[index];
             input.processed += 1;
-            let (tp, role) = (input.tp.clone(), input.role);
+            let role = input.role;
             let shard = match role {
                 Role::Access { shard } => Some(shard),
                 _ => None,
             };
             let already = match &released.record {
-                Record::Access(e) => input.ahead.get(&e.identity).is_some_and(|&upto| offset < upto),
+                Record::Access(e) if !input.ahead.is_empty() => {
+                    input.ahead.get(&e.identity).is_some_and(|&upto| offset < upto)
+                }
                 _ => false,
             };
             let mut outputs = Vec::new();
@@ -420,6 +417,7 @@ impl Core {
                         }
                     }
                     Err(refused) => {
+                        let tp = self.inputs[index].tp.clone();
                         if let Some(output) = self.refused_verdict(refused, &released.record, &tp, offset) {
                             outputs.push(output);
                         }
@@ -428,13 +426,14 @@ impl Core {
             }
             if matches!(role, Role::Access { .. }) {
                 if !outputs.is_empty() {
-                    *self.outstanding.entry((tp.clone(), offset)).or_default() += 1;
+                    *self.inputs[index].outstanding.entry(offset).or_default() += 1;
                 }
-                self.record_done(&tp, offset);
+                self.record_done(index, offset);
             }
             if !outputs.is_empty() {
-                let consumed_at = self.inputs[index].last_message;
-                self.deliver(outputs, Work::Record { tp, offset, consumed_at });
+                let input = &self.inputs[index];
+                let work = Work::Record { tp: input.tp.clone(), offset, consumed_at: input.last_message };
+                self.deliver(outputs, work);
             }
         }
         OrderCounted { counts: self.order.counts(), reported: &mut self.order_reported }.emit(&self.telemetry);
@@ -532,8 +531,8 @@ impl Core {
                     self.in_flight -= 1;
                     AlertsDelivered { alerts: &alerts, latency: consumed_at.elapsed() }.emit(&self.telemetry);
                     self.summary.alerts += alerts.len() as u64;
-                    if self.input_index(&tp.topic, tp.partition).is_some_and(|i| self.is_access(i)) {
-                        self.record_done(&tp, offset);
+                    if let Some(i) = self.input_index(&tp.topic, tp.partition).filter(|&i| self.is_access(i)) {
+                        self.record_done(i, offset);
                     }
                 }
             }
@@ -544,22 +543,22 @@ impl Core {
         matches!(self.inputs[index].role, Role::Access { .. })
     }
 
-    /// One unit of a message's work is done; at the last, the message is.
-    fn record_done(&mut self, tp: &TopicPartition, offset: i64) {
-        let key = (tp.clone(), offset);
-        let Some(left) = self.outstanding.get_mut(&key) else { return };
+    /// One unit of the work of the message at `offset` of input `index` is done; at the
+    /// last, the message is.
+    fn record_done(&mut self, index: usize, offset: i64) {
+        let outstanding = &mut self.inputs[index].outstanding;
+        let Some(left) = outstanding.get_mut(&offset) else { return };
         *left -= 1;
         if *left == 0 {
-            self.outstanding.remove(&key);
-            self.release(tp, offset);
+            outstanding.remove(&offset);
+            self.release(index, offset);
         }
     }
 
-    fn release(&mut self, tp: &TopicPartition, offset: i64) {
-        if let Some(next) = self.tracker.complete(tp, offset) {
-            if let Some(i) = self.input_index(&tp.topic, tp.partition) {
-                self.inputs[i].released = Some(next);
-            }
+    fn release(&mut self, index: usize, offset: i64) {
+        let input = &mut self.inputs[index];
+        if let Some(next) = self.tracker.complete(&input.tp, offset) {
+            input.released = Some(next);
         }
     }
 
@@ -942,7 +941,6 @@ impl Core {
                 let _ = commit.add_partition_offset(&input.tp.topic, input.tp.partition, Offset::Offset(next));
             }
             self.order.remove(input.id);
-            self.outstanding.retain(|(tp, _), _| *tp != input.tp);
             let Role::Access { shard } = input.role else { continue };
             let identities = self.engine.identities_in(shard);
             for identity in &identities {
