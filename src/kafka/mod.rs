@@ -504,7 +504,9 @@ mod tests {
         config.kafka_producer.insert("linger.ms".into(), "1".into());
         let c = consumer_config(&config);
         assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
-        assert_eq!(c.get("fetch.queue.backoff.ms"), Some(FETCH_QUEUE_BACKOFF_MS));
+        for c in [&c, &reader_config(&config, "global")] {
+            assert_eq!(c.get("fetch.queue.backoff.ms"), Some(FETCH_QUEUE_BACKOFF_MS));
+        }
         assert_eq!(c.get("statistics.interval.ms"), Some("1000"));
         assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
         assert_eq!(c.get("linger.ms"), None);
