@@ -292,11 +292,15 @@ async fn latency(brokers: &str, rate: u64) {
     task.await.expect("service task").expect("service");
 }
 
-/// The upper bound of the histogram bucket that holds its `p` quantile (infinite past the last).
+/// The upper bound of the histogram bucket that holds its `p` quantile (infinite past the last,
+/// NaN when empty).
 fn bucket_bound(h: &prometheus::Histogram, p: f64) -> f64 {
     use prometheus::core::Collector;
     let families = h.collect();
     let histogram = families[0].get_metric()[0].get_histogram();
+    if histogram.get_sample_count() == 0 {
+        return f64::NAN;
+    }
     let wanted = (histogram.get_sample_count() as f64 * p).ceil() as u64;
     histogram.get_bucket().iter().find(|b| b.cumulative_count() >= wanted).map_or(f64::INFINITY, |b| b.upper_bound())
 }

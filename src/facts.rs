@@ -132,9 +132,7 @@ impl Facts {
         }
         // Stable: one identity's changes keep the order it made them in.
         let name = |by: Option<Sym>| by.map_or("", |s| names.name(s));
-        if batch.len() > 1 {
-            batch.sort_by(|x, y| x.at.cmp(&y.at).then_with(|| name(x.by).cmp(name(y.by))));
-        }
+        batch.sort_by(|x, y| x.at.cmp(&y.at).then_with(|| name(x.by).cmp(name(y.by))));
         for p in batch {
             self.apply(p);
         }

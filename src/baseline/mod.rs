@@ -484,7 +484,7 @@ impl IdentityBaseline {
     }
 
     /// Sets the bound to `oldest`, rounded down to a whole hour after `first_seen`: not known
-    /// when that is not a hour or more after it, or too far.
+    /// when that is less than an hour after it, or too far.
     fn keep_since(&mut self, oldest: Minute) {
         let hours = oldest.saturating_sub(self.first_seen) / 60;
         self.kept_since_hours = u16::try_from(hours).unwrap_or(0);

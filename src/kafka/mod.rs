@@ -87,9 +87,8 @@ pub fn create_stream_reader(config: &ServiceConfig, purpose: &str) -> Result<Str
         .map_err(|e| client_log.client_error("reader", &e))
 }
 
-/// A consumer slower than its fetcher fills librdkafka's queue, and the next fetch then waits
-/// `fetch.queue.backoff.ms` (1 s by default): the queue is drained long before, so the
-/// service sat idle for most of each second, over and over (half of a 1M-record run).
+/// librdkafka's wait before fetching again once its queue is full (1 s by default, which left
+/// a service behind its topic idle most of each second: docs/service.md says why).
 const FETCH_QUEUE_BACKOFF_MS: &str = "10";
 
 fn reader_config(config: &ServiceConfig, purpose: &str) -> ClientConfig {

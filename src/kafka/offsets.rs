@@ -8,9 +8,17 @@
 use super::TopicPartition;
 use std::collections::{HashMap, VecDeque};
 
+/// The tracker of every partition a reader holds, by name (the repartition stage); the
+/// service keeps each partition's [`PartitionOffsets`] with the partition itself.
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
-    partitions: HashMap<TopicPartition, VecDeque<Entry>>,
+    partitions: HashMap<TopicPartition, PartitionOffsets>,
+}
+
+/// One partition's received offsets, in order, each done or not.
+#[derive(Debug, Default)]
+pub struct PartitionOffsets {
+    queue: VecDeque<Entry>,
 }
 
 #[derive(Debug)]
@@ -19,38 +27,48 @@ struct Entry {
     done: bool,
 }
 
-impl OffsetTracker {
-    /// Registers a received message. Offsets arrive increasing per partition; one at or below
-    /// the last seen means the partition was re-assigned and re-positioned, so what was pending
-    /// for it belongs to the earlier assignment and is forgotten (its deliveries, when they
-    /// finish, no longer match and release nothing).
-    pub fn begin(&mut self, tp: &TopicPartition, offset: i64) {
-        // Looked up before it is inserted: the key's clone is paid once per partition, not per record.
-        if !self.partitions.contains_key(tp) {
-            self.partitions.insert(tp.clone(), VecDeque::new());
+impl PartitionOffsets {
+    /// Registers a received message. Offsets arrive increasing; one at or below the last seen
+    /// means the partition was re-assigned and re-positioned, so what was pending belongs to
+    /// the earlier assignment and is forgotten (its deliveries, when they finish, no longer
+    /// match and release nothing).
+    pub fn begin(&mut self, offset: i64) {
+        if self.queue.back().is_some_and(|last| last.offset >= offset) {
+            self.queue.clear();
         }
-        let queue = self.partitions.get_mut(tp).expect("inserted above");
-        if queue.back().is_some_and(|last| last.offset >= offset) {
-            queue.clear();
-        }
-        queue.push_back(Entry { offset, done: false });
+        self.queue.push_back(Entry { offset, done: false });
     }
 
     /// Marks a message done. Returns the offset to store if the contiguous done prefix grew.
-    pub fn complete(&mut self, tp: &TopicPartition, offset: i64) -> Option<i64> {
-        let queue = self.partitions.get_mut(tp)?;
-        let index = queue.binary_search_by_key(&offset, |e| e.offset).ok()?;
-        queue[index].done = true;
+    pub fn complete(&mut self, offset: i64) -> Option<i64> {
+        let index = self.queue.binary_search_by_key(&offset, |e| e.offset).ok()?;
+        self.queue[index].done = true;
         let mut released = None;
-        while queue.front().is_some_and(|e| e.done) {
-            released = queue.pop_front().map(|e| e.offset + 1);
+        while self.queue.front().is_some_and(|e| e.done) {
+            released = self.queue.pop_front().map(|e| e.offset + 1);
         }
         released
+    }
+}
+
+impl OffsetTracker {
+    /// [`PartitionOffsets::begin`] for `tp`.
+    pub fn begin(&mut self, tp: &TopicPartition, offset: i64) {
+        // Looked up before it is inserted: the key's clone is paid once per partition, not per record.
+        if !self.partitions.contains_key(tp) {
+            self.partitions.insert(tp.clone(), PartitionOffsets::default());
+        }
+        self.partitions.get_mut(tp).expect("inserted above").begin(offset);
+    }
+
+    /// [`PartitionOffsets::complete`] for `tp`.
+    pub fn complete(&mut self, tp: &TopicPartition, offset: i64) -> Option<i64> {
+        self.partitions.get_mut(tp)?.complete(offset)
     }
 
     /// Messages received whose work is not yet done, over all partitions.
     pub fn pending(&self) -> usize {
-        self.partitions.values().map(VecDeque::len).sum()
+        self.partitions.values().map(|p| p.queue.len()).sum()
     }
 }
 

@@ -6,7 +6,7 @@
 //! out goes through the engine, and each alert is produced. A message is done
 //! once every record it held has been through the engine and every output it
 //! caused is acknowledged; then its offset is released, in order per
-//! partition (`OffsetTracker`). It is committed once a checkpoint covering it
+//! partition (`PartitionOffsets`). It is committed once a checkpoint covering it
 //! is acknowledged too: the group's committed offset never runs ahead of the
 //! state topic, so an instance killed before its first checkpoint leaves its
 //! successor the offset to start from with no state, not past records it
@@ -26,7 +26,7 @@ use crate::engine::{Engine, Shard};
 use crate::feedback::Refused;
 use crate::kafka::delivery::{self, AlertInfo, Deliverer, Output};
 use crate::kafka::handover::{self, Checkpoint, FactValue, HeldRecord, Key, PartitionValue, ShareValue, StateValue};
-use crate::kafka::offsets::OffsetTracker;
+use crate::kafka::offsets::PartitionOffsets;
 use crate::kafka::snapshot::{self, Positions};
 use crate::kafka::{self, ClientLog, PartitionOwner, TopicPartition};
 use crate::model::{Millis, Origin, Record};
@@ -85,9 +85,10 @@ struct Input {
     /// (a checkpoint cut short by a crash wrote them, not the partition's position).
     ahead: HashMap<String, i64>,
     /// Per message offset: records the engine has not had yet, plus deliveries of its outputs
-    /// in flight. At zero the message is done. Kept per partition, so that a record's
-    /// bookkeeping copies and hashes no partition name.
+    /// in flight. At zero the message is done, in `offsets`. Both kept with the partition, so
+    /// that a record's bookkeeping copies and hashes no partition name.
     outstanding: FastMap<i64, u32>,
+    offsets: PartitionOffsets,
 }
 
 impl Input {
@@ -166,7 +167,6 @@ pub struct Core {
     pub engine: Engine,
     order: Order,
     inputs: Vec<Input>,
-    tracker: OffsetTracker,
     deliverer: Arc<Deliverer>,
     pub finished: Arc<Finished>,
     /// Deliveries in flight: of records' outputs, and of checkpoints.
@@ -233,7 +233,6 @@ impl Core {
             telemetry,
             engine,
             inputs: Vec::new(),
-            tracker: OffsetTracker::default(),
             deliverer,
             finished: Arc::default(),
             in_flight: 0,
@@ -297,6 +296,7 @@ impl Core {
             facts: Vec::new(),
             ahead,
             outstanding,
+            offsets: PartitionOffsets::default(),
         });
     }
 
@@ -350,7 +350,7 @@ impl Core {
         });
         // Only the group's partitions are committed; the ones read whole are not.
         if matches!(input.role, Role::Access { .. }) {
-            self.tracker.begin(&input.tp, offset);
+            input.offsets.begin(offset);
             match good as u32 + u32::from(dead_letter.is_some()) {
                 0 => self.release(index, offset),
                 units => _ = input.outstanding.insert(offset, units),
@@ -557,7 +557,7 @@ impl Core {
 
     fn release(&mut self, index: usize, offset: i64) {
         let input = &mut self.inputs[index];
-        if let Some(next) = self.tracker.complete(&input.tp, offset) {
+        if let Some(next) = input.offsets.complete(offset) {
             input.released = Some(next);
         }
     }
