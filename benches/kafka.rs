@@ -1,5 +1,5 @@
 //! Kafka benchmark: `overreach run` end to end against a bare librdkafka consumer, on one tansu
-//! broker in one run, plus consume-to-alert latency at a fixed input rate.
+//! broker in one run, plus consume-to-alert latency at a fixed input rate, beside a bare relay's.
 //!
 //! `cargo bench --bench kafka` (needs tansu, see `scripts/test.sh`). `KAFKA_BENCH_EVENTS`
 //! sets N (default 200000), `KAFKA_BENCH_RATE` the fixed rate in events/s (default 2000; the issue
@@ -16,7 +16,7 @@ use overreach::telemetry::Telemetry;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::json;
@@ -125,6 +125,7 @@ fn from_beginning(brokers: &str, group: &str, topic: &str) -> StreamConsumer {
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "10")
+        .set("fetch.queue.backoff.ms", "10")
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
@@ -204,22 +205,42 @@ async fn overreach_run(config: ServiceConfig, records: u64) -> RunTimes {
     }
 }
 
-/// At a fixed input rate, time from sending an event to reading its alert, and the service's
-/// own consume-to-ack histogram.
-async fn latency(brokers: &str, rate: u64) {
-    let (input, alerts) = ("lat-in", "lat-alerts");
-    create_topic(brokers, input).await;
-    create_topic(brokers, alerts).await;
-    produce_all(brokers, input, &offboardings()).await;
+/// What turns the latency bench's input into alerts: the service, or the bare relay that
+/// shows what the broker and the clients cost on their own.
+enum Pipeline {
+    Relay,
+    Service,
+}
+
+/// At a fixed input rate, time from sending an event to reading its alert. Measured twice, on
+/// fresh topics: through a bare relay (a consumer that forwards each alerting record with the
+/// service's producer settings, doing nothing else), then through the service, with its own
+/// consume-to-ack histogram. The relay is the floor two trips through this broker set.
+async fn latency(brokers: &str, rate: u64, pipeline: Pipeline) {
+    let label = match pipeline {
+        Pipeline::Relay => "relay",
+        Pipeline::Service => "service",
+    };
+    let (input, alerts) = (format!("lat-{label}-in"), format!("lat-{label}-alerts"));
+    create_topic(brokers, &input).await;
+    create_topic(brokers, &alerts).await;
     let telemetry = Arc::new(Telemetry::new());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let t = Arc::clone(&telemetry);
-    let config = service_config(brokers, input, alerts, "lat-group");
-    let task = tokio::spawn(async move { service::run(&config, t, async { stopped.await.unwrap_or(()) }).await });
-    let reader = from_beginning(brokers, "lat-reader", alerts);
-    while telemetry.health.readiness().is_err() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let task = match pipeline {
+        Pipeline::Relay => tokio::spawn(relay(brokers.to_string(), input.clone(), alerts.clone(), stopped)),
+        Pipeline::Service => {
+            produce_all(brokers, &input, &offboardings()).await;
+            let t = Arc::clone(&telemetry);
+            let config = service_config(brokers, &input, &alerts, "lat-group");
+            let task =
+                tokio::spawn(async move { service::run(&config, t, async { stopped.await.unwrap_or(()) }).await });
+            while telemetry.health.readiness().is_err() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            tokio::spawn(async move { task.await.expect("service task").map(|_| ()) })
+        }
+    };
+    let reader = from_beginning(brokers, &format!("lat-{label}-reader"), &alerts);
 
     // One event in ALERT_EVERY comes from an offboarded identity and alerts, cycling over them
     // with event times far enough apart that no repeat is suppressed; the rest are ordinary
@@ -236,7 +257,9 @@ async fn latency(brokers: &str, rate: u64) {
             let Ok(m) = tokio::time::timeout(Duration::from_secs(5), reader.recv()).await else { break };
             let m = m.expect("alert reader");
             let alert: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or_default()).expect("alert");
-            latencies.push((alert["event_ids"][0].as_str().unwrap_or_default().to_string(), Instant::now()));
+            // The service's alert names the event; the relay forwards the event itself.
+            let id = alert["event_ids"][0].as_str().or(alert["event_id"].as_str()).unwrap_or_default();
+            latencies.push((id.to_string(), Instant::now()));
         }
         latencies
     };
@@ -258,7 +281,7 @@ async fn latency(brokers: &str, rate: u64) {
             if i % ALERT_EVERY == 0 {
                 sent_at.insert(id, (i, Instant::now()));
             }
-            let _ = p.send_result(FutureRecord::to(input).key(&identity).payload(&v.to_string()));
+            let _ = p.send_result(FutureRecord::to(&input).key(&identity).payload(&v.to_string()));
         }
     };
     let (received, ()) = tokio::join!(reading, sending);
@@ -274,22 +297,62 @@ async fn latency(brokers: &str, rate: u64) {
             steady.push(ms)
         }
     }
-    let h = &telemetry.metrics.alert_latency;
-    println!(
-        "latency at {rate} events/s, {} alerts: send→alert read after the first second p50 {:.1} ms, p99 {:.1} ms; \
-         in the first second p50 {:.1} ms, p99 {:.1} ms; service consume→ack over the run mean {:.2} ms, \
-         p50 ≤ {:.1} ms, p99 ≤ {:.1} ms (histogram bucket bounds)",
+    print!(
+        "latency at {rate} events/s through the {label}, {} alerts: send→alert read after the first second p50 {:.1} ms, \
+         p99 {:.1} ms; in the first second p50 {:.1} ms, p99 {:.1} ms",
         received.len(),
         quantile(&mut steady, 0.50),
         quantile(&mut steady, 0.99),
         quantile(&mut warm_up, 0.50),
         quantile(&mut warm_up, 0.99),
-        h.get_sample_sum() / h.get_sample_count().max(1) as f64 * 1e3,
-        bucket_bound(h, 0.50) * 1e3,
-        bucket_bound(h, 0.99) * 1e3,
     );
+    let h = &telemetry.metrics.alert_latency;
+    match pipeline {
+        Pipeline::Relay => println!(),
+        Pipeline::Service => println!(
+            "; service consume→ack over the run mean {:.2} ms, p50 ≤ {:.1} ms, p99 ≤ {:.1} ms (histogram bucket bounds)",
+            h.get_sample_sum() / h.get_sample_count().max(1) as f64 * 1e3,
+            bucket_bound(h, 0.50) * 1e3,
+            bucket_bound(h, 0.99) * 1e3,
+        ),
+    }
     let _ = stop.send(());
-    task.await.expect("service task").expect("service");
+    task.await.expect("pipeline task").expect("pipeline");
+}
+
+/// The bare relay: reads `input` as the service does (its fetch settings) and forwards every
+/// alerting record (`"action":"Export"`) under its key to `output` with the service's producer settings
+/// (idempotent, `acks=all`, the bench's `linger.ms`), without waiting for each send.
+async fn relay(
+    brokers: String,
+    input: String,
+    output: String,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> anyhow::Result<()> {
+    let consumer = from_beginning(&brokers, "relay", &input);
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("linger.ms", "5")
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
+        .expect("relay producer");
+    let forwarding = async {
+        loop {
+            let m = consumer.recv().await.expect("relay consumer");
+            let payload = m.payload().unwrap_or_default();
+            if payload.windows(17).any(|w| w == b"\"action\":\"Export\"") {
+                let key = m.key().unwrap_or_default();
+                let _ = producer.send_result(FutureRecord::to(&output).key(key).payload(payload));
+            }
+        }
+    };
+    tokio::select! {
+        _ = forwarding => {}
+        _ = stop => {}
+    }
+    producer.flush(Timeout::After(Duration::from_secs(5)))?;
+    Ok(())
 }
 
 /// The upper bound of the histogram bucket that holds its `p` quantile (infinite past the last,
@@ -368,5 +431,6 @@ async fn main() {
     let brokers = broker.brokers();
     compare(&brokers, "native", n, event).await;
     compare(&brokers, "cloudtrail", n, cloudtrail_event).await;
-    latency(&brokers, rate).await;
+    latency(&brokers, rate, Pipeline::Relay).await;
+    latency(&brokers, rate, Pipeline::Service).await;
 }

@@ -232,7 +232,13 @@ impl Facts {
     /// Other identities that used `credential` within `window` ms before `now`.
     pub fn credential_sharers(&self, credential: &str, identity: Sym, now: Millis, window: Millis) -> Vec<Sym> {
         let Some(users) = self.credentials.get(&stable_hash(credential)) else { return Vec::new() };
-        users.iter().filter(|(who, at)| *who != identity && now - at <= window).map(|(who, _)| *who).collect()
+        // Uses at `now` or later are left out: they come only in another instance's share,
+        // from further on in event time than this record (see `Fleet::peers`).
+        users
+            .iter()
+            .filter(|(who, at)| *who != identity && *at < now && now - at <= window)
+            .map(|(who, _)| *who)
+            .collect()
     }
 
     /// Drops what is too old to matter: credential uses past the reuse
@@ -337,5 +343,21 @@ mod tests {
         }
         assert_eq!(ab.credentials, ba.credentials);
         assert_eq!(ab.credentials[&7], [(b, 5), (a, 5)], "both users, the later name first");
+    }
+
+    #[test]
+    fn a_credential_use_another_instance_published_from_later_in_event_time_is_no_sharer_yet() {
+        let mut names = Names::default();
+        let mut facts = Facts::default();
+        let remote = |at| Contribution {
+            group: "g".into(),
+            family: "g".into(),
+            credentials: vec![(stable_hash("AKIA1"), at)],
+            ..Contribution::default()
+        };
+        facts.set_remote(&mut names, "elsewhere", Some(remote(5_000)));
+        let me = names.intern("me");
+        assert!(facts.credential_sharers("AKIA1", me, 5_000, 60_000).is_empty(), "same millisecond");
+        assert_eq!(facts.credential_sharers("AKIA1", me, 5_001, 60_000), [names.intern("elsewhere")]);
     }
 }

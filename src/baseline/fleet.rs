@@ -181,8 +181,11 @@ impl Fleet {
 
     fn level(&self, group: Sym, call: CallId, identity: Sym, now: Minute, window: Minute) -> Peers {
         let key = GroupCall { group, call };
+        // Adoptions later than `now` are left out: only an identity held by another instance
+        // that has read further in event time brings them (its share), and replay would not
+        // have them yet. Counting them would call a first adopter's new call a rollout.
         let recent = self.adopters.get(&key).map_or(0, |a| {
-            a.iter().filter(|(who, at)| *who != identity && now.saturating_sub(*at) <= window).count() as u32
+            a.iter().filter(|(who, at)| *who != identity && *at <= now && now - *at <= window).count() as u32
         });
         Peers {
             group_size: self.group_sizes.get(&group).copied().unwrap_or(0).saturating_sub(1),
@@ -304,5 +307,20 @@ mod tests {
             fleet.leave(groups(group), calls.into_iter());
         }
         assert_eq!(fleet.size(), 0, "{fleet:?}");
+    }
+
+    #[test]
+    fn an_adoption_later_than_the_judged_call_is_no_rollout_yet() {
+        let groups = PeerGroups { group: Sym(1), family: Sym(1) };
+        let call = CallId(7);
+        let mut fleet = Fleet::default();
+        for (who, at) in [(Sym(10), 100), (Sym(11), 130)] {
+            fleet.join(groups);
+            fleet.adopt(groups, call, who, at);
+        }
+        // Judged at 120 (another instance's share told of the adoption at 130 early): one.
+        assert_eq!(fleet.peers(groups, call, Sym(12), 120, 60).recent_adopters(), 1);
+        assert_eq!(fleet.peers(groups, call, Sym(12), 130, 60).recent_adopters(), 2);
+        assert_eq!(fleet.peers(groups, call, Sym(12), 161, 60).recent_adopters(), 1, "100 is past the window");
     }
 }
