@@ -18,7 +18,9 @@ use crate::baseline::counts::{minute, Minute};
 use crate::baseline::fleet::PeerGroups;
 use crate::baseline::intern::{FastMap, IdVisitor, Ids, Live, Names, RangeCheck, Sym};
 use crate::baseline::peer_group::{peer_family, peer_group};
-use crate::baseline::{pairs, stable_hash, stable_hash_parts, CallKey, Client, IdentityBaseline, Observation, Place};
+use crate::baseline::{
+    pairs, stable_hash, stable_hash_parts, Baselines, CallKey, Client, IdentityBaseline, Observation, Place,
+};
 use crate::detect::{self, Context, Detector, Finding, Strength};
 use crate::facts::{Change, Facts, Sensitive};
 // The settings live beside the detectors that read them; the engine's callers
@@ -85,7 +87,7 @@ struct State {
     version: u32,
     names: Names,
     #[serde(with = "pairs")]
-    identities: FastMap<Sym, IdentityBaseline>,
+    identities: Baselines,
     /// Flattened, so a state saved before the facts had a struct of their own still loads.
     #[serde(flatten)]
     facts: Facts,
@@ -513,7 +515,7 @@ impl Engine {
             peer_family: Some(groups.family),
             ..IdentityBaseline::default()
         };
-        if let Some(old) = self.state.identities.insert(identity, baseline) {
+        if let Some(old) = self.state.identities.insert(identity, Box::new(baseline)) {
             // A loaded baseline without a group: start it again.
             self.state.admission.remove(identity, &old);
         }
@@ -779,7 +781,7 @@ impl Engine {
 
     /// Approximate bytes held by all identity baselines (see `IdentityBaseline::approx_bytes`).
     pub fn baseline_bytes(&self) -> usize {
-        self.state.identities.values().map(IdentityBaseline::approx_bytes).sum()
+        self.state.identities.values().map(|b| b.approx_bytes()).sum()
     }
 
     /// Mean baseline bytes of the identities whose distinct calls are closest
@@ -787,7 +789,7 @@ impl Engine {
     pub fn baseline_bytes_near_calls(&self, calls: usize) -> Option<(usize, f64)> {
         let nearest = self.state.identities.values().map(|b| b.calls.len().abs_diff(calls)).min()?;
         let picked: Vec<&IdentityBaseline> =
-            self.state.identities.values().filter(|b| b.calls.len().abs_diff(calls) == nearest).collect();
+            self.state.identities.values().map(|b| &**b).filter(|b| b.calls.len().abs_diff(calls) == nearest).collect();
         let mean = picked.iter().map(|b| b.approx_bytes()).sum::<usize>() as f64 / picked.len() as f64;
         Some((picked[0].calls.len(), mean))
     }

@@ -10,8 +10,8 @@
 
 use crate::baseline::counts::{Counts, Decay, Entry, Minute};
 use crate::baseline::fleet::Fleet;
-use crate::baseline::intern::{FastMap, Names, Sym};
-use crate::baseline::IdentityBaseline;
+use crate::baseline::intern::Names;
+use crate::baseline::{Baselines, IdentityBaseline};
 use crate::engine::Engine;
 use crate::grants::{GrantState, Registry};
 use crate::incident::Episodes;
@@ -298,7 +298,7 @@ fn snake_case<T: Serialize>(value: &T) -> String {
 /// The parts of the engine's state `explain` reads.
 pub struct Held<'a> {
     pub names: &'a Names,
-    pub identities: &'a FastMap<Sym, IdentityBaseline>,
+    pub identities: &'a Baselines,
     pub fleet: &'a Fleet,
     pub registry: &'a Registry,
     pub episodes: &'a Episodes,
@@ -306,7 +306,7 @@ pub struct Held<'a> {
 
 impl Held<'_> {
     fn baseline(&self, identity: &str) -> Option<&IdentityBaseline> {
-        self.identities.get(&self.names.strings.get(identity)?)
+        self.identities.get(&self.names.strings.get(identity)?).map(|b| &**b)
     }
 
     /// Its peer group and family with their sizes; empty names for a baseline

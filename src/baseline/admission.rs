@@ -10,8 +10,8 @@
 //! work per event does not grow with the number of identities.
 
 use super::counts::Minute;
-use super::intern::{FastMap, IdVisitor, Ids, Sym};
-use super::IdentityBaseline;
+use super::intern::{IdVisitor, Ids, Sym};
+use super::{Baselines, IdentityBaseline};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -107,7 +107,7 @@ impl Admission {
     }
 
     /// Derives the protected order from the baselines: every identity not on probation.
-    pub fn rebuild(&mut self, identities: &FastMap<Sym, IdentityBaseline>) {
+    pub fn rebuild(&mut self, identities: &Baselines) {
         self.recency = identities
             .iter()
             .filter(|(id, b)| !self.probation.contains(&(b.first_seen, **id)))
@@ -116,7 +116,7 @@ impl Admission {
     }
 
     /// Checks a loaded probation list against the baselines.
-    pub fn check(&self, identities: &FastMap<Sym, IdentityBaseline>) -> Result<(), String> {
+    pub fn check(&self, identities: &Baselines) -> Result<(), String> {
         let mut seen = BTreeSet::new();
         for &(first_seen, id) in &self.probation {
             match identities.get(&id) {

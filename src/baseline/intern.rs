@@ -150,6 +150,12 @@ impl<T: Ids> Ids for Option<T> {
     }
 }
 
+impl<T: Ids> Ids for Box<T> {
+    fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
+        (**self).visit_ids(v);
+    }
+}
+
 impl<T: Ids> Ids for Vec<T> {
     fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
         self.iter_mut().for_each(|t| t.visit_ids(v));

@@ -14,7 +14,7 @@ pub mod window;
 
 use crate::features::AddressScope;
 use crate::model::{Millis, Outcome};
-use counts::{Counts, Decay, Minute, Novelty};
+use counts::{make_room, Counts, Decay, Minute, Novelty};
 use fleet::{Adoptions, PeerGroups};
 use hours::Hours;
 use intern::{IdVisitor, Ids, Sym};
@@ -181,6 +181,11 @@ pub struct SessionState {
     /// that the identity had never taken.
     pub surprise: f32,
 }
+
+/// Every identity's baseline, by name. Boxed: a baseline is about 600 bytes, and a table of
+/// them inline held a hash table's slack (up to half its slots) and, on every resize, a copy
+/// of it all in resident memory.
+pub type Baselines = intern::FastMap<Sym, Box<IdentityBaseline>>;
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct IdentityBaseline {
@@ -521,6 +526,7 @@ impl IdentityBaseline {
                 n
             }
             Err(i) if delta > 0 => {
+                make_room(&mut self.ops);
                 self.ops.insert(i, (op, delta as u32));
                 delta as u32
             }
@@ -546,7 +552,10 @@ impl IdentityBaseline {
             let op = names.op_of(call);
             match self.ops.binary_search_by_key(&op, |(o, _)| *o) {
                 Ok(i) => self.ops[i].1 += 1,
-                Err(i) => self.ops.insert(i, (op, 1)),
+                Err(i) => {
+                    make_room(&mut self.ops);
+                    self.ops.insert(i, (op, 1))
+                }
             }
         }
     }
@@ -615,6 +624,7 @@ impl IdentityBaseline {
 /// credentials were a fifth of its bytes).
 fn push_recent<T>(list: &mut Vec<T>, item: T, max: usize) {
     list.truncate(max - 1);
+    make_room(list);
     list.insert(0, item);
 }
 

@@ -111,6 +111,7 @@ impl Activity {
         self.calls += 1;
         if let Err(i) = self.reached.binary_search(&key) {
             if self.reached.len() < MAX_DISTINCT {
+                super::counts::make_room(&mut self.reached);
                 self.reached.insert(i, key);
             }
         }

@@ -161,7 +161,7 @@ impl Engine {
     pub fn export(&self, identity: &str) -> Option<IdentityState> {
         let s = &self.state;
         let id = s.names.strings.get(identity)?;
-        let baseline = s.identities.get(&id)?.clone();
+        let baseline = IdentityBaseline::clone(s.identities.get(&id)?);
         let emitted = s.emitted.iter().filter(|(k, _)| k.identity == id).map(|(k, e)| (k.clone(), *e)).collect();
         let mut state = IdentityState {
             version: IDENTITY_STATE_VERSION,
@@ -207,7 +207,7 @@ impl Engine {
         }
         self.state.emitted.extend(state.emitted);
         self.state.feedback.put(id, state.feedback);
-        self.state.identities.insert(id, state.baseline);
+        self.state.identities.insert(id, Box::new(state.baseline));
         if let Some(shard) = shard {
             self.state.homes.insert(id, Home { shard, touched: false });
         }
