@@ -161,6 +161,8 @@ impl Ids for Emitted {
 }
 
 const STATE_VERSION: u32 = 1;
+/// Identities noted for the service to publish before their checkpoint, at most.
+const MAX_FLEET_NEWS: usize = 65_536;
 /// Evicted identities remembered for their shard's next checkpoint, at most.
 const MAX_GONE: usize = 65_536;
 /// Names are collected once a table holds twice what was in use at the last
@@ -172,6 +174,10 @@ pub struct Engine {
     config: EngineConfig,
     state: State,
     suppression: Suppression,
+    /// Identities whose share of the fleet facts changed in a way other instances judge by
+    /// (a new operation, a new credential), since the service last took them
+    /// (`take_fleet_news`); `None` outside the service, which alone publishes shares.
+    fleet_news: Option<Vec<String>>,
 }
 
 /// The suppression rules in force, and whether what they match is emitted
@@ -189,6 +195,7 @@ impl Engine {
             config,
             state: State { version: STATE_VERSION, ..State::default() },
             suppression: Suppression::default(),
+            fleet_news: None,
         }
     }
 
@@ -374,6 +381,7 @@ impl Engine {
                 // an open incident costs no more than the incident holds.
                 if self.state.episodes.hold(identity, obs) && new_op {
                     self.state.facts.record(event.time, Some(identity), Change::NoteAdopter { groups, op, minute });
+                    self.note_fleet_news(identity);
                 }
             }
             false => self.learn(identity, &obs, event.time),
@@ -410,7 +418,22 @@ impl Engine {
         for op in learned.forgotten_ops {
             facts.record(at, Some(identity), Change::Forget { groups, op });
         }
+        if learned.adopted_op.is_some() {
+            self.note_fleet_news(identity);
+        }
         self.evict(gone, at);
+    }
+
+    /// Remembers that an identity's share changed in a way other instances judge by, for the
+    /// service to publish before the next checkpoint (`take_fleet_news`).
+    fn note_fleet_news(&mut self, identity: Sym) {
+        let Some(news) = &mut self.fleet_news else { return };
+        let name = self.state.names.name(identity);
+        // Bounded: past the bound the rest waits for the partition's checkpoint, which
+        // publishes every changed share anyway.
+        if news.len() < MAX_FLEET_NEWS && news.last().is_none_or(|last| last != name) {
+            news.push(name.to_string());
+        }
     }
 
     /// Raises the severity of an identity's alerts while it is marked
@@ -630,8 +653,11 @@ impl Engine {
         let sharers = facts.credential_sharers(credential, identity, e.time, window);
         let credential = stable_hash(credential);
         facts.record(e.time, Some(identity), Change::CredentialUse { credential });
-        if let Some(b) = self.state.identities.get_mut(&identity) {
-            b.used_credential(credential, e.time);
+        let Some(b) = self.state.identities.get_mut(&identity) else { return sharers };
+        let new = !b.credentials.iter().any(|(c, _)| *c == credential);
+        b.used_credential(credential, e.time);
+        if new {
+            self.note_fleet_news(identity);
         }
         sharers
     }
@@ -828,7 +854,7 @@ impl Engine {
         }
         state.admission.rebuild(&state.identities);
         state.feedback.reindex();
-        Ok(Engine { config, state, suppression: Suppression::default() })
+        Ok(Engine { config, state, suppression: Suppression::default(), fleet_news: None })
     }
 }
 

@@ -321,6 +321,45 @@ async fn alerts_reach_the_alert_topic_and_a_clean_stop_commits_the_end_of_input(
     assert_eq!(summary.alerts, messages.len() as u64);
 }
 
+/// The shares other instances judge by (an identity that took up an operation or a credential)
+/// reach the fleet topic ahead of the partition's checkpoint: another instance's rollout and
+/// reuse judgements learn of them within a fraction of a second, not a checkpoint interval.
+/// Checkpoints are an hour apart here, so a share on the fleet topic is that early publication.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_operation_and_credential_reach_the_fleet_topic_before_the_partitions_checkpoint() {
+    let broker = Tansu::memory();
+    let names = Names::new("news");
+    create_topics(&broker.brokers(), &names).await;
+    let mut config = config(&broker.brokers(), &names);
+    config.checkpoint_interval_s = 3600;
+    let fleet_topic = config.fleet_topic();
+    let service = Running::start(config);
+    service.wait_ready().await;
+
+    let mut first = access("n-1", "ci-news", "2026-03-01T01:00:00Z", "s3.amazonaws.com", "GetObject");
+    first["credential_id"] = json!("AKIANEWS00000001");
+    let second = access("n-2", "ci-news", "2026-03-01T01:05:00Z", "sqs.amazonaws.com", "SendMessage");
+    produce(&broker.brokers(), &names.input, &json_records(&[first, second])).await;
+    service.wait_processed(&names.input, 2).await;
+
+    let shares = |messages: &[OwnedMessage]| -> Vec<Value> {
+        messages
+            .iter()
+            .filter(|m| m.key().is_some_and(|k| k.starts_with(b"share/") && k.ends_with(b"/ci-news")))
+            .filter_map(|m| serde_json::from_slice::<Value>(m.payload()?).ok())
+            .collect()
+    };
+    let ops = |share: &Value| share["share"]["ops"].as_array().map_or(0, Vec::len);
+    let messages = read_topic(&broker.brokers(), &fleet_topic, |m| shares(m).iter().any(|s| ops(s) == 2)).await;
+    let latest = shares(&messages).pop().expect("a share of ci-news on the fleet topic");
+    assert_eq!(ops(&latest), 2, "both operations: {latest}");
+    assert_eq!(latest["share"]["credentials"].as_array().map(Vec::len), Some(1), "{latest}");
+    assert!(!latest.to_string().contains("AKIANEWS"), "the credential goes by its hash only: {latest}");
+    assert_eq!(service.telemetry.metrics.checkpoints.get(), 0, "published before any checkpoint");
+    assert!(service.telemetry.metrics.fleet_news.get() >= 1);
+    service.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn poison_records_go_to_the_dead_letter_topic_and_good_ones_around_them_are_processed() {
     let broker = Tansu::memory();

@@ -150,6 +150,24 @@ impl Engine {
         changed
     }
 
+    /// From now on, notes the identities whose share changes in a way other instances judge
+    /// by: a new operation (learned, or held by an open incident) or a credential new to it.
+    pub fn collect_fleet_news(&mut self) {
+        self.fleet_news.get_or_insert_with(Vec::new);
+    }
+
+    /// The identities noted since the last call (`collect_fleet_news`), each once, with the
+    /// shard that holds it; identities no longer held are left out.
+    pub fn take_fleet_news(&mut self) -> Vec<(Shard, String)> {
+        let Some(news) = &mut self.fleet_news else { return Vec::new() };
+        let mut names = std::mem::take(news);
+        names.sort();
+        names.dedup();
+        let s = &self.state;
+        let shard = |name: &String| Some(s.homes.get(&s.names.strings.get(name)?)?.shard);
+        names.into_iter().filter_map(|name| Some((shard(&name)?, name))).collect()
+    }
+
     /// Marks an identity's checkpoint out of date, if it has one.
     pub(super) fn touch(&mut self, identity: Sym) {
         if let Some(home) = self.state.homes.get_mut(&identity) {

@@ -211,7 +211,8 @@ impl Core {
         recent: Arc<RecentAlerts>,
         partitions_total: usize,
     ) -> anyhow::Result<Core> {
-        let Start { engine, positions, mut held } = start;
+        let Start { mut engine, positions, mut held } = start;
+        engine.collect_fleet_news();
         let judged = config.judged_topics();
         let access: Vec<&String> = judged.iter().collect();
         let mut cached = BTreeMap::new();
@@ -664,14 +665,7 @@ impl Core {
         let facts = std::mem::take(&mut input.facts);
         let changed = self.engine.take_changed(shard);
         let (state_topic, fleet_topic) = (self.config.state_topic(), self.config.fleet_topic());
-        let output = |topic: &str, key: Key, payload: Option<Vec<u8>>| Output {
-            topic: topic.to_string(),
-            partition: Some(tp.partition),
-            key: Some(key.to_bytes()),
-            payload,
-            headers: Vec::new(),
-            alert: None,
-        };
+        let output = |topic: &str, key: Key, payload: Option<Vec<u8>>| handover_output(topic, &tp, key, payload);
         let mut outputs = Vec::new();
         let mut bytes = 0;
         for identity in changed.touched {
@@ -711,6 +705,35 @@ impl Core {
         CheckpointPublished { tp: &tp, identities, state_bytes: bytes, elapsed: started.elapsed() }
             .emit(&self.telemetry);
         outputs
+    }
+
+    /// Publishes, ahead of their partitions' checkpoints, what other instances judge by and
+    /// would otherwise learn only a checkpoint interval later: the shares of identities that
+    /// took up an operation or a credential, and the lifecycle facts the logs stated. The
+    /// checkpoint publishes them again with the rest (each share is the identity's latest,
+    /// under the same key). Nothing is committed by it.
+    pub fn publish_fleet_news(&mut self) {
+        let fleet_topic = self.config.fleet_topic();
+        let mut outputs = Vec::new();
+        for (shard, identity) in self.engine.take_fleet_news() {
+            let Some(input) = self.inputs.iter().find(|i| i.role == Role::Access { shard }) else { continue };
+            let Some(share) = self.engine.share_of(&identity) else { continue };
+            let Ok(value) = serde_json::to_vec(&ShareValue { version: handover::VERSION, share }) else { continue };
+            let key = Key::Share { tp: input.tp.clone(), identity };
+            outputs.push(handover_output(&fleet_topic, &input.tp, key, Some(value)));
+        }
+        for input in self.inputs.iter_mut() {
+            for (id, fact) in std::mem::take(&mut input.facts) {
+                if let Ok(value) = serde_json::to_vec(&fact) {
+                    let key = Key::Fact { tp: input.tp.clone(), id };
+                    outputs.push(handover_output(&fleet_topic, &input.tp, key, Some(value)));
+                }
+            }
+        }
+        if !outputs.is_empty() {
+            self.telemetry.metrics.fleet_news.inc_by(outputs.len() as u64);
+            self.deliver(outputs, Work::Checkpoint { covers: Vec::new() });
+        }
     }
 
     /// Writes the local snapshot; only at a quiescent point. `false` if it failed (there is
@@ -984,6 +1007,19 @@ impl Default for Restored {
 
 /// A partition's shard: a stable number from its topic and partition, the same on every
 /// instance and across restarts (identities keep it in the local snapshot).
+/// A record of the state or fleet topic about input partition `tp`, on the same partition
+/// number (both topics are at least as wide as the inputs).
+fn handover_output(topic: &str, tp: &TopicPartition, key: Key, payload: Option<Vec<u8>>) -> Output {
+    Output {
+        topic: topic.to_string(),
+        partition: Some(tp.partition),
+        key: Some(key.to_bytes()),
+        payload,
+        headers: Vec::new(),
+        alert: None,
+    }
+}
+
 pub fn shard_of(tp: &TopicPartition) -> Shard {
     crate::baseline::stable_hash_parts(&[&tp.topic, &tp.partition.to_string()]) as Shard
 }

@@ -48,6 +48,11 @@ const MAX_IN_FLIGHT: usize = 10_000;
 const MAX_BATCH: usize = 1_024;
 /// How often gauges fed from the engine (identities, snapshot age) are refreshed.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the shares other instances judge by (a new operation or credential) and the
+/// logs' lifecycle facts are published ahead of the checkpoint (`Core::publish_fleet_news`):
+/// they reach the other instances this long after they were judged plus a produce and a
+/// fetch, not a checkpoint interval. An identity is published at most this often.
+const FLEET_NEWS_INTERVAL: Duration = Duration::from_millis(200);
 /// Upper bound on the final commit and leaving the group, which wait for a broker.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the start may wait for the brokers' view of the input topics.
@@ -158,6 +163,7 @@ async fn run_pipeline(
     let mut snapshot_timer = ticker(every(config.snapshot_interval_s));
     let mut checkpoint_timer = ticker(every(config.checkpoint_interval_s));
     let mut gauge_timer = ticker(GAUGE_INTERVAL);
+    let mut news_timer = ticker(FLEET_NEWS_INTERVAL);
     let mut idle_timer = ticker(Duration::from_millis((config.idle_ms / 2).max(10)));
     let (mut snapshot_due, mut checkpoint_due) = (false, false);
     let mut backoff = Backoff::default();
@@ -175,6 +181,7 @@ async fn run_pipeline(
             _ = checkpoint_timer.tick() => checkpoint_due = true,
             _ = snapshot_timer.tick(), if config.state.is_some() => snapshot_due = true,
             _ = gauge_timer.tick() => lock(&core).update_gauges(),
+            _ = news_timer.tick() => lock(&core).publish_fleet_news(),
             _ = idle_timer.tick() => {
                 let mut core = lock(&core);
                 core.mark_idle();

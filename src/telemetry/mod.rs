@@ -44,6 +44,7 @@ pub struct Metrics {
     pub partition_identities: IntGaugeVec,
     pub checkpoint_bytes: IntGaugeVec,
     pub checkpoints: IntCounter,
+    pub fleet_news: IntCounter,
     pub state_read_errors: IntCounterVec,
     pub verdicts_not_held: IntCounter,
 }
@@ -188,6 +189,10 @@ impl Metrics {
         )?;
         let checkpoints =
             int_counter("overreach_checkpoints_total", "Partition checkpoints published to the state topic.")?;
+        let fleet_news = int_counter(
+            "overreach_fleet_news_total",
+            "Shares and lifecycle facts published to the fleet topic ahead of their partition's checkpoint.",
+        )?;
         let state_read_errors = counter(
             "overreach_state_read_errors_total",
             "Records of the state or fleet topic that could not be read (or a state topic that could not be \
@@ -207,6 +212,7 @@ impl Metrics {
             partition_identities,
             checkpoint_bytes,
             checkpoints,
+            fleet_news,
             state_read_errors,
             verdicts_not_held,
             registry,
