@@ -161,8 +161,10 @@ impl Ids for Emitted {
 }
 
 const STATE_VERSION: u32 = 1;
-/// Identities noted for the service to publish before their checkpoint, at most.
-const MAX_FLEET_NEWS: usize = 65_536;
+/// Identities noted for the service to publish before their checkpoint, at most, between two
+/// takes (the service takes them every 200 ms: at most about 5,000 shares a second while a
+/// cold start has every identity taking up its operations; the rest wait for their checkpoint).
+const MAX_FLEET_NEWS: usize = 1_024;
 /// Evicted identities remembered for their shard's next checkpoint, at most.
 const MAX_GONE: usize = 65_536;
 /// Names are collected once a table holds twice what was in use at the last
