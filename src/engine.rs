@@ -26,7 +26,7 @@ use crate::facts::{Change, Facts, Sensitive};
 // The settings live beside the detectors that read them; the engine's callers
 // build them here.
 pub use crate::detect::settings::{config_from_toml, AlertMode, EngineConfig, InvalidSetting};
-use crate::features::{resource_class, resource_prefix, Agent, Source};
+use crate::features::{push_resource_class, resource_prefix, Agent, Source};
 use crate::feedback::{Feedback, FindingKey, Refused};
 use crate::incident::{self, Episodes};
 use crate::model::{AccessEvent, Grant, Judgement, Millis, Origin, Record, Verdict};
@@ -180,6 +180,9 @@ pub struct Engine {
     /// (a new operation, a new credential), since the service last took them
     /// (`take_fleet_news`); `None` outside the service, which alone publishes shares.
     fleet_news: Option<Vec<String>>,
+    /// Where `observe` writes each derived name before interning it: one buffer for the
+    /// engine's life instead of an allocation per call.
+    scratch: String,
 }
 
 /// The suppression rules in force, and whether what they match is emitted
@@ -198,6 +201,7 @@ impl Engine {
             state: State { version: STATE_VERSION, ..State::default() },
             suppression: Suppression::default(),
             fleet_news: None,
+            scratch: String::new(),
         }
     }
 
@@ -593,19 +597,22 @@ impl Engine {
     }
 
     /// Interns the features of a call that baselines learn on. Each derived name
-    /// is written into one buffer and interned from there; the order of
-    /// interning is the order ids are handed out in, so it stays as it is.
+    /// is written into the engine's one scratch buffer and interned from there; the
+    /// order of interning is the order ids are handed out in, so it stays as it is.
     fn observe(&mut self, e: &AccessEvent, peers: PeerGroups) -> Observation {
         let names = &mut self.state.names;
-        let mut buf = String::with_capacity(128);
+        let buf = &mut self.scratch;
         let mut derived = |names: &mut Names, push: &dyn Fn(&mut String)| {
             buf.clear();
-            push(&mut buf);
-            names.intern(&buf)
+            push(buf);
+            names.intern(buf)
         };
-        let class = e.resource.as_deref().map(resource_class).unwrap_or_default();
-        let call_key =
-            CallKey { target: names.intern(&e.target), action: names.intern(&e.action), class: names.intern(&class) };
+        let (target, action) = (names.intern(&e.target), names.intern(&e.action));
+        let class = match e.resource.as_deref() {
+            Some(resource) => derived(names, &|out| push_resource_class(out, resource)),
+            None => names.intern(""),
+        };
+        let call_key = CallKey { target, action, class };
         let (call, op) = names.call(call_key);
         let source = e.source_ip.as_deref().map(Source::parse);
         let agent = Agent::parse(e.user_agent.as_deref().unwrap_or(""));
@@ -634,7 +641,7 @@ impl Engine {
             call,
             call_key,
             op,
-            reach: stable_hash_parts(&[&e.target, resource_prefix(&class)]),
+            reach: stable_hash_parts(&[&e.target, resource_prefix(names.name(class))]),
             session: e.session_id.as_deref().map(stable_hash),
             client,
             place,
@@ -856,7 +863,7 @@ impl Engine {
         }
         state.admission.rebuild(&state.identities);
         state.feedback.reindex();
-        Ok(Engine { config, state, suppression: Suppression::default(), fleet_news: None })
+        Ok(Engine { config, state, suppression: Suppression::default(), fleet_news: None, scratch: String::new() })
     }
 }
 

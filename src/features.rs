@@ -18,7 +18,8 @@ pub fn resource_class(resource: &str) -> String {
     out
 }
 
-fn push_resource_class(out: &mut String, resource: &str) {
+/// [`resource_class`], appended to a caller's buffer.
+pub fn push_resource_class(out: &mut String, resource: &str) {
     for (i, segment) in resource.split('/').enumerate() {
         if i == 3 {
             out.push_str("/*");
