@@ -15,7 +15,7 @@ use crate::config::ServiceConfig;
 use crate::telemetry::events::{BrokerReachability, ConsumerLag, PartitionsAssigned, PartitionsRevoked};
 use crate::telemetry::Telemetry;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
 use rdkafka::statistics::Statistics;
@@ -24,7 +24,7 @@ use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use secrets::Secrets;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 /// A typed key for per-partition state.
@@ -85,6 +85,49 @@ pub fn create_stream_reader(config: &ServiceConfig, purpose: &str) -> Result<Str
     reader_config(config, purpose)
         .create_with_context(client_log.clone())
         .map_err(|e| client_log.client_error("reader", &e))
+}
+
+/// A reader in a group of its own (the repartition stage) that is told which partitions a
+/// rebalance took from it (`RevokeLog::take_revoked`).
+pub fn create_group_reader(config: &ServiceConfig, purpose: &str) -> Result<StreamConsumer<RevokeLog>, ClientError> {
+    let log = RevokeLog { client_log: ClientLog::new(config), revoked: Arc::default() };
+    let client_log = log.client_log.clone();
+    reader_config(config, purpose).create_with_context(log).map_err(|e| client_log.client_error("reader", &e))
+}
+
+/// The callbacks of a group reader: librdkafka's log as [`ClientLog`] has it, and the
+/// partitions each rebalance revoked, until its owner takes them.
+pub struct RevokeLog {
+    client_log: ClientLog,
+    revoked: Arc<Mutex<Vec<TopicPartition>>>,
+}
+
+impl RevokeLog {
+    /// The partitions revoked since the last call.
+    pub fn take_revoked(&self) -> Vec<TopicPartition> {
+        std::mem::take(&mut *self.revoked.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl ClientContext for RevokeLog {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.client_log.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.client_log.error(error, reason);
+    }
+}
+
+impl ConsumerContext for RevokeLog {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut revoked = self.revoked.lock().unwrap_or_else(PoisonError::into_inner);
+            for e in tpl.elements() {
+                revoked.push(TopicPartition { topic: e.topic().to_string(), partition: e.partition() });
+            }
+        }
+    }
 }
 
 /// librdkafka's wait before fetching again once its queue is full (1 s by default, which left

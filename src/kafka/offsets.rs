@@ -66,6 +66,14 @@ impl OffsetTracker {
         self.partitions.get_mut(tp)?.complete(offset)
     }
 
+    /// Forgets a partition this reader no longer holds: deliveries of its messages still in
+    /// flight release nothing when they finish, so no offset of an earlier assignment is
+    /// committed over what its next reader committed, and if it comes back its offsets start
+    /// a fresh queue instead of waiting behind unfinished ones.
+    pub fn forget(&mut self, tp: &TopicPartition) {
+        self.partitions.remove(tp);
+    }
+
     /// Messages received whose work is not yet done, over all partitions.
     pub fn pending(&self) -> usize {
         self.partitions.values().map(|p| p.queue.len()).sum()
@@ -103,6 +111,19 @@ mod tests {
             assert_eq!(&got, expected, "received {received:?}, completed {order:?}");
             assert_eq!(t.pending(), 0);
         }
+    }
+
+    #[test]
+    fn a_forgotten_partition_releases_nothing_of_its_old_messages_and_starts_afresh() {
+        let mut t = OffsetTracker::default();
+        t.begin(&tp(0), 100);
+        t.begin(&tp(0), 101);
+        t.forget(&tp(0));
+        // Back later at a further offset (another reader moved 100..149 meanwhile).
+        t.begin(&tp(0), 150);
+        assert_eq!(t.complete(&tp(0), 100), None, "an old delivery finishing commits nothing");
+        assert_eq!(t.complete(&tp(0), 150), Some(151), "not held behind 101, which will never finish here");
+        assert_eq!(t.pending(), 0);
     }
 
     #[test]

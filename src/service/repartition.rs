@@ -48,7 +48,7 @@ pub async fn run(
     mut stop: tokio::sync::watch::Receiver<bool>,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let consumer = kafka_io::create_stream_reader(&config, "repartition")?;
+    let consumer = kafka_io::create_group_reader(&config, "repartition")?;
     let topics: Vec<&str> = config.input_topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).context("cannot subscribe to the input topics to repartition them")?;
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(TopicPartition, i64)>();
@@ -71,6 +71,9 @@ pub async fn run(
             message = consumer.recv(), if stage.in_flight < MAX_IN_FLIGHT => match message {
                 Ok(message) => {
                     backoff.reset();
+                    // A rebalance runs inside `recv`: what it took is forgotten before the
+                    // next message, which may be of a partition given back at another offset.
+                    stage.forget(consumer.context().take_revoked());
                     if let Some((tp, offset, outputs)) = stage.route(&message) {
                         let enqueued = deliverer.enqueue(outputs);
                         let (deliverer, done) = (Arc::clone(&deliverer), done_tx.clone());
@@ -162,6 +165,14 @@ impl Stage<'_> {
         }
     }
 
+    /// Lets go of revoked partitions: nothing more of theirs is committed from here.
+    fn forget(&mut self, revoked: Vec<TopicPartition>) {
+        for tp in revoked {
+            self.tracker.forget(&tp);
+            self.released.remove(&tp);
+        }
+    }
+
     fn done(&mut self, tp: TopicPartition, offset: i64) {
         self.in_flight -= 1;
         self.done_now(tp, offset);
@@ -173,7 +184,8 @@ impl Stage<'_> {
         }
     }
 
-    fn commit(&mut self, consumer: &rdkafka::consumer::StreamConsumer<kafka_io::ClientLog>) {
+    fn commit(&mut self, consumer: &rdkafka::consumer::StreamConsumer<kafka_io::RevokeLog>) {
+        self.forget(consumer.context().take_revoked());
         if self.released.is_empty() {
             return;
         }
