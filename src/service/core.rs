@@ -710,8 +710,8 @@ impl Core {
     /// Publishes, ahead of their partitions' checkpoints, what other instances judge by and
     /// would otherwise learn only a checkpoint interval later: the shares of identities that
     /// took up an operation or a credential, and the lifecycle facts the logs stated. The
-    /// checkpoint publishes them again with the rest (each share is the identity's latest,
-    /// under the same key). Nothing is committed by it.
+    /// checkpoint publishes those shares again with the rest (each is the identity's latest,
+    /// under the same key); a fact goes out once, here. Nothing is committed by it.
     pub fn publish_fleet_news(&mut self) {
         let fleet_topic = self.config.fleet_topic();
         let mut outputs = Vec::new();
@@ -1005,8 +1005,6 @@ impl Default for Restored {
     }
 }
 
-/// A partition's shard: a stable number from its topic and partition, the same on every
-/// instance and across restarts (identities keep it in the local snapshot).
 /// A record of the state or fleet topic about input partition `tp`, on the same partition
 /// number (both topics are at least as wide as the inputs).
 fn handover_output(topic: &str, tp: &TopicPartition, key: Key, payload: Option<Vec<u8>>) -> Output {
@@ -1020,6 +1018,8 @@ fn handover_output(topic: &str, tp: &TopicPartition, key: Key, payload: Option<V
     }
 }
 
+/// A partition's shard: a stable number from its topic and partition, the same on every
+/// instance and across restarts (identities keep it in the local snapshot).
 pub fn shard_of(tp: &TopicPartition) -> Shard {
     crate::baseline::stable_hash_parts(&[&tp.topic, &tp.partition.to_string()]) as Shard
 }
