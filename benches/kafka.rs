@@ -232,12 +232,12 @@ async fn latency(brokers: &str, rate: u64, pipeline: Pipeline) {
             produce_all(brokers, &input, &offboardings()).await;
             let t = Arc::clone(&telemetry);
             let config = service_config(brokers, &input, &alerts, "lat-group");
-            let task =
-                tokio::spawn(async move { service::run(&config, t, async { stopped.await.unwrap_or(()) }).await });
+            let stopped = async { stopped.await.unwrap_or(()) };
+            let task = tokio::spawn(async move { service::run(&config, t, stopped).await.map(|_| ()) });
             while telemetry.health.readiness().is_err() {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            tokio::spawn(async move { task.await.expect("service task").map(|_| ()) })
+            task
         }
     };
     let reader = from_beginning(brokers, &format!("lat-{label}-reader"), &alerts);

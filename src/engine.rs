@@ -162,8 +162,8 @@ impl Ids for Emitted {
 
 const STATE_VERSION: u32 = 1;
 /// Identities noted for the service to publish before their checkpoint, at most, between two
-/// takes (the service takes them every 200 ms: at most about 5,000 shares a second while a
-/// cold start has every identity taking up its operations; the rest wait for their checkpoint).
+/// takes (`take_fleet_news`): a cold start, when every identity takes up its operations, sends
+/// no more than this per take; the rest wait for their checkpoint.
 const MAX_FLEET_NEWS: usize = 1_024;
 /// Evicted identities remembered for their shard's next checkpoint, at most.
 const MAX_GONE: usize = 65_536;
@@ -662,9 +662,7 @@ impl Engine {
         let sharers = facts.credential_sharers(credential, identity, e.time, window);
         let credential = stable_hash(credential);
         facts.record(e.time, Some(identity), Change::CredentialUse { credential });
-        let Some(b) = self.state.identities.get_mut(&identity) else { return sharers };
-        let new = !b.credentials.iter().any(|(c, _)| *c == credential);
-        b.used_credential(credential, e.time);
+        let new = self.state.identities.get_mut(&identity).is_some_and(|b| b.used_credential(credential, e.time));
         if new {
             self.note_fleet_news(identity);
         }
@@ -1026,6 +1024,26 @@ mod tests {
             forgot |= b.calls.len() < 6;
         }
         assert!(forgot, "the sequence forgets calls, so the bound is put to the test");
+    }
+
+    /// What the service publishes ahead of a checkpoint: an identity that took up an operation
+    /// or a credential new to it, once per take, and nothing for a call it makes again.
+    #[test]
+    fn fleet_news_names_an_identity_that_took_up_an_operation_or_a_credential() {
+        let mut engine = Engine::new(capped(1_000));
+        engine.collect_fleet_news();
+        let origin = Origin::File { path: "test".into(), line: 0 };
+        let call = |engine: &mut Engine, minutes: i64, action: &str, credential: &str| {
+            let e =
+                AccessEvent { credential_id: Some(credential.into()), ..ev("ci", T0 + minutes * 60_000, "s3", action) };
+            engine.apply_in(&Record::Access(e), &origin, Some(7)).expect("an access is never refused");
+            engine.take_fleet_news()
+        };
+        let ci = vec![(7, "ci".to_string())];
+        assert_eq!(call(&mut engine, 0, "GetObject", "AKIA1"), ci, "a first call: an operation and a credential");
+        assert_eq!(call(&mut engine, 1, "GetObject", "AKIA1"), [], "the same call again: nothing new");
+        assert_eq!(call(&mut engine, 2, "GetObject", "AKIA2"), ci, "a new credential");
+        assert_eq!(call(&mut engine, 3, "PutObject", "AKIA2"), ci, "a new operation");
     }
 
     #[test]

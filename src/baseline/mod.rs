@@ -348,10 +348,14 @@ impl IdentityBaseline {
         });
     }
 
-    /// Records a use of a credential (by `stable_hash` of its id) at `at`.
-    pub fn used_credential(&mut self, credential: u64, at: Millis) {
+    /// Records a use of a credential (by `stable_hash` of its id) at `at`; true when it was
+    /// not among the credentials it used lately.
+    pub fn used_credential(&mut self, credential: u64, at: Millis) -> bool {
+        let before = self.credentials.len();
         self.credentials.retain(|(c, _)| *c != credential);
+        let new = self.credentials.len() == before;
         push_recent(&mut self.credentials, (credential, at), MAX_CREDENTIALS);
+        new
     }
 
     /// Distinct clients, other than `client`, seen within `window` minutes before `now`.

@@ -79,7 +79,8 @@ struct Input {
     /// Read to its end (the consumer said so) and when it last gave a message.
     at_end: bool,
     last_message: Instant,
-    /// Lifecycle facts its logs stated since its last checkpoint, for the fleet topic.
+    /// Lifecycle facts its logs stated, until they are published to the fleet topic
+    /// (`publish_fleet_news`, or the partition's checkpoint if that comes first).
     facts: Vec<(String, FactValue)>,
     /// After a restore: identities whose state already holds their records before an offset
     /// (a checkpoint cut short by a crash wrote them, not the partition's position).
@@ -102,7 +103,8 @@ impl Input {
 pub enum Work {
     /// The outputs of records of the message at `offset` of an input partition.
     Record { tp: TopicPartition, offset: i64, consumed_at: Instant },
-    /// A checkpoint of partitions, each with the position it covers.
+    /// A checkpoint of partitions, each with the position it covers (none for the fleet news
+    /// published between checkpoints).
     Checkpoint { covers: Vec<(TopicPartition, i64)> },
 }
 
@@ -309,7 +311,7 @@ impl Core {
     }
 
     /// Takes in one message of an input partition: its records go into the order stage (its
-    /// lifecycle facts also to the fleet topic's next checkpoint), its rejects are counted and
+    /// lifecycle facts also to the fleet topic, `publish_fleet_news`), its rejects are counted and
     /// dead-lettered.
     pub fn receive(&mut self, message: &BorrowedMessage<'_>) {
         let consumed_at = Instant::now();
