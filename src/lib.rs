@@ -38,3 +38,9 @@ pub mod kafka;
 pub mod service;
 pub mod telemetry;
 pub mod triage;
+
+/// Every binary built on the library (the command, its benchmarks and tests) allocates
+/// through mimalloc: a decoded record is a score of small strings made on one thread and
+/// freed soon after, where the system allocator's bookkeeping was a sixth of replay's time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
