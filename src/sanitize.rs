@@ -141,14 +141,17 @@ impl Cuts {
     }
 
     fn evidence_within(&mut self, path: &str, member: &mut Value, max_bytes: usize) {
-        self.value(path, member);
-        if let Some(cut) = truncate(&member.to_string(), max_bytes) {
+        self.value(&mut path.to_string(), member);
+        if json_len(member) > max_bytes {
+            let cut = truncate(&member.to_string(), max_bytes).expect("it is longer than the bound");
             *member = Value::String(cut);
             self.note(path);
         }
     }
 
-    fn value(&mut self, path: &str, value: &mut Value) {
+    /// `path` is the value's, and is given back as it came: each member's key is appended
+    /// for its visit and taken off after, rather than a path made per member.
+    fn value(&mut self, path: &mut String, value: &mut Value) {
         match value {
             Value::String(text) => self.text(path, text, TEXT_MAX_BYTES),
             Value::Array(items) => {
@@ -161,13 +164,34 @@ impl Cuts {
                 }
             }
             Value::Object(members) => {
+                let len = path.len();
                 for (key, member) in members.iter_mut() {
-                    self.value(&format!("{path}.{key}"), member);
+                    path.push('.');
+                    path.push_str(key);
+                    self.value(path, member);
+                    path.truncate(len);
                 }
             }
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
         }
     }
+}
+
+/// The length of `value` as compact JSON, counted as it is written, not kept.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).expect("a JSON value always serializes");
+    count.0
 }
 
 /// Keeps the first `MAX_ITEMS - 1` items of a longer list and returns the
