@@ -9,7 +9,9 @@
 //!    fleet in CloudTrail form;
 //! 3. reports baseline bytes per identity, and for identities with about 20 distinct calls.
 //!
-//! Everything runs on the calling thread: pin it (`taskset -c 0`) to measure one core.
+//! The bare parses and the replays whose ratios the issue sets run on the calling thread alone;
+//! run without `taskset` and each replay also runs reading ahead on a second core, with how it
+//! scales from one. Pinned to one core (`taskset -c 0`) only the one-core figures are printed.
 
 use overreach::decode::{Format, Limits};
 use overreach::engine::{Engine, EngineConfig};
@@ -76,7 +78,7 @@ fn bare(label: &str, path: &Path, count_line: impl Fn(&str, &mut HashMap<String,
     }
     let secs = started.elapsed().as_secs_f64();
     let rate = lines as f64 / secs;
-    println!("{label:<34} {rate:>10.0} events/s ({secs:.2} s, {} identities)", calls.len());
+    println!("{label:<40} {rate:>10.0} events/s ({secs:.2} s, {} identities)", calls.len());
     rate
 }
 
@@ -90,8 +92,9 @@ fn count(calls: &mut HashMap<String, u64>, identity: &str) {
     }
 }
 
-/// Replays `events` (with `grants`, if any) through the library path and prints events/s.
-fn replay_rate(label: &str, events: &Path, format: Format, grants: Option<&Path>) -> f64 {
+/// Replays `events` (with `grants`, if any) through the library path and prints events/s:
+/// on the calling thread alone, or reading ahead on a second one.
+fn replay_rate(label: &str, events: &Path, format: Format, grants: Option<&Path>, read_ahead: bool) -> f64 {
     let opts = ReplayOptions {
         inputs: vec![events.to_string_lossy().into_owned()],
         format,
@@ -105,12 +108,22 @@ fn replay_rate(label: &str, events: &Path, format: Format, grants: Option<&Path>
         engine: EngineConfig::default(),
         suppression: Default::default(),
         progress: false,
+        read_ahead,
     };
     let summary = replay::run(&opts, &mut std::io::sink(), &mut std::io::sink(), &|a| a.to_json_line()).unwrap();
     let secs = summary.elapsed.as_secs_f64();
     let rate = summary.events as f64 / secs;
-    println!("{label:<34} {rate:>10.0} events/s ({secs:.2} s, {} alerts)", summary.alerts.values().sum::<u64>());
+    println!("{label:<40} {rate:>10.0} events/s ({secs:.2} s, {} alerts)", summary.alerts.values().sum::<u64>());
     rate
+}
+
+/// With a second core to run on, the replay reading ahead on it, and how it scales from one.
+fn two_cores(format: &str, one_core: f64, replay: impl FnOnce() -> f64) {
+    if replay::more_than_one_core() {
+        println!("{:<40} {:>10.2}", format!("replay ({format}) 2 cores / 1 core:"), replay() / one_core);
+    } else {
+        println!("replay ({format}) on 2 cores: not run (one core; run without taskset)");
+    }
 }
 
 fn write(path: &Path, fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> f64 {
@@ -150,9 +163,12 @@ fn main() {
         let e: BorrowedEvent = serde_json::from_str(line).unwrap();
         count(calls, &e.identity);
     });
-    let native_rate = replay_rate("overreach replay (native)", &native, Format::Native, Some(&grants));
-    println!("replay / Value parse:              {:>10.2}", native_rate / value_rate);
-    println!("replay / borrowed struct:          {:>10.2}  (aim: 0.5)", native_rate / struct_rate);
+    let native_rate = replay_rate("overreach replay (native)", &native, Format::Native, Some(&grants), false);
+    println!("replay / Value parse:                    {:>10.2}", native_rate / value_rate);
+    println!("replay / borrowed struct:                {:>10.2}  (aim: 0.5)", native_rate / struct_rate);
+    two_cores("native", native_rate, || {
+        replay_rate("overreach replay (native), 2 cores", &native, Format::Native, Some(&grants), true)
+    });
 
     // 2. CloudTrail: a Value parse counting calls per role (the session issuer of an assumed
     // role, else the principal's ARN), then the replay of the same fleet as CloudTrail.
@@ -162,8 +178,12 @@ fn main() {
         let role = user.pointer("/sessionContext/sessionIssuer/arn").unwrap_or(&user["arn"]);
         count(calls, role.as_str().unwrap());
     });
-    let trail_rate = replay_rate("overreach replay (CloudTrail)", &trail, Format::Cloudtrail, Some(&trail_grants));
-    println!("replay / Value parse (CloudTrail): {:>10.2}  (aim: 1.0)", trail_rate / trail_value_rate);
+    let trail_rate =
+        replay_rate("overreach replay (CloudTrail)", &trail, Format::Cloudtrail, Some(&trail_grants), false);
+    println!("replay / Value parse (CloudTrail):       {:>10.2}  (aim: 1.0)", trail_rate / trail_value_rate);
+    two_cores("CloudTrail", trail_rate, || {
+        replay_rate("overreach replay (CloudTrail), 2 cores", &trail, Format::Cloudtrail, Some(&trail_grants), true)
+    });
 
     // 3. Baseline memory.
     let mut engine = Engine::new(EngineConfig::default());

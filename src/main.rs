@@ -170,6 +170,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         engine,
         suppression: Suppression { rules, show: args.show_suppressed },
         progress: !args.quiet,
+        read_ahead: replay::more_than_one_core(),
     };
     let mut alerts = output(&args.alerts_out, Box::new(BufWriter::new(std::io::stdout().lock())))?;
     let mut rejects = output(&args.rejects_out, Box::new(std::io::stderr()))?;

@@ -70,6 +70,8 @@ pub struct Released {
     pub input: InputId,
     /// Earlier than a record released before it (see the module doc).
     pub late: bool,
+    /// What it counted for in the stage's bound on bytes held.
+    pub bytes: usize,
 }
 
 /// What the stage has counted.
@@ -199,7 +201,7 @@ impl Order {
         self.counts.late += u64::from(late);
         self.released = Some(self.released.map_or(held.time, |r| r.max(held.time)));
         let (record, origin) = *held.record;
-        Some(Released { record, origin, input: held.input, late })
+        Some(Released { record, origin, input: held.input, late, bytes: held.bytes })
     }
 
     /// Records held now.

@@ -102,7 +102,7 @@ pub fn run(inputs: &Inputs, engine_config: EngineConfig, rules: Rules) -> Result
     };
     for item in merge.by_ref() {
         match item {
-            Item::Record((record, origin)) => replay.feed(&record, &origin),
+            Item::Record((record, origin), _) => replay.feed(&record, &origin),
             Item::Reject(reject) => replay.summary.reject(&reject.origin, &reject.error),
         }
     }

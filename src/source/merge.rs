@@ -20,13 +20,14 @@ pub struct Reject {
     pub error: DecodeError,
 }
 
-/// What the merged stream yields: records in event-time order, and rejects as
-/// soon as they are read. (Boxing the record to even the variants out would
-/// cost an allocation per event for the sake of the rare reject.)
+/// What the merged stream yields: records in event-time order, each with the bytes
+/// it counted for in the order stage, and rejects as soon as they are read. (Boxing
+/// the record to even the variants out would cost an allocation per event for the
+/// sake of the rare reject.)
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
 pub enum Item {
-    Record(Sourced),
+    Record(Sourced, usize),
     Reject(Reject),
 }
 
@@ -159,7 +160,7 @@ impl Iterator for Merge {
                 return Some(Item::Reject(reject));
             }
             if let Some(released) = self.order.pop() {
-                return Some(Item::Record((released.record, released.origin)));
+                return Some(Item::Record((released.record, released.origin), released.bytes));
             }
             let id = self.order.lagging()?;
             let i = self.ids.iter().position(|&x| x == id).expect("every stage input is a file");
@@ -192,7 +193,7 @@ mod tests {
             most_held = most_held.max(merge.held());
             assert!(merge.held_bytes() <= merge.order.max_held.1, "{} bytes held", merge.held_bytes());
             match item {
-                Item::Record(_) => records += 1,
+                Item::Record(..) => records += 1,
                 Item::Reject(_) => rejects += 1,
             }
         }
@@ -255,8 +256,8 @@ mod tests {
         let mut out = Vec::new();
         for item in merge.by_ref() {
             out.push(match item {
-                Item::Record((Record::Access(e), _)) => e.action,
-                Item::Record(_) => unreachable!(),
+                Item::Record((Record::Access(e), _), _) => e.action,
+                Item::Record(..) => unreachable!(),
                 Item::Reject(r) => format!("reject {}", r.origin),
             });
         }
