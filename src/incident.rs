@@ -347,12 +347,12 @@ pub struct Episodes {
 impl Episodes {
     /// Adds one call's findings (already made into alerts) to the identity's
     /// episode, opening one when there is none or the last has gone quiet;
-    /// `id` is the `alert_id` a new episode takes (`alert::incident_id` of the
+    /// `id` makes the `alert_id` a new episode takes (`alert::incident_id` of the
     /// identity and event as logged, before any cut).
     pub fn accept(
         &mut self,
         identity: Sym,
-        id: String,
+        id: impl FnOnce() -> String,
         findings: Vec<(Finding, Alert)>,
         now: Millis,
         s: &Settings,
@@ -365,7 +365,7 @@ impl Episodes {
             accepted.alerts.extend(closed);
             accepted.release = held;
         }
-        let ep = self.open.entry(identity).or_insert_with(|| Episode::open(id, &findings[0].1, now));
+        let ep = self.open.entry(identity).or_insert_with(|| Episode::open(id(), &findings[0].1, now));
         for (finding, alert) in findings {
             let signal = Signal {
                 detector: finding.detector,
@@ -416,7 +416,7 @@ impl Episodes {
         s: &Settings,
     ) -> (Accepted, Option<Observation>) {
         let Some(id) = self.open.get(&identity).map(|ep| ep.id.clone()) else { return (Accepted::default(), None) };
-        let accepted = self.accept(identity, id, vec![finding], now, s);
+        let accepted = self.accept(identity, || id, vec![finding], now, s);
         (accepted, self.open.get(&identity).and_then(|ep| ep.call.clone()))
     }
 
@@ -611,13 +611,13 @@ mod episode_tests {
     fn one_weak_signal_stays_quiet_two_from_different_detectors_combine() {
         let (novel, hours) = (novel_call::SPEC.detector(), off_hours::SPEC.detector());
         let mut episodes = Episodes::default();
-        let a = episodes.accept(ID, "inc".into(), vec![weak(novel, 0.004, "e1")], 0, &settings());
+        let a = episodes.accept(ID, || "inc".into(), vec![weak(novel, 0.004, "e1")], 0, &settings());
         assert!(a.alerts.is_empty() && !a.hold);
         // The same detector again is the same evidence, not more.
-        let a = episodes.accept(ID, "inc".into(), vec![weak(novel, 0.004, "e2")], HOUR, &settings());
+        let a = episodes.accept(ID, || "inc".into(), vec![weak(novel, 0.004, "e2")], HOUR, &settings());
         assert!(a.alerts.is_empty());
         // Fisher of 0.004 and 0.01 is 5.6e-4, under 1e-3: one incident with both.
-        let a = episodes.accept(ID, "inc".into(), vec![weak(hours, 0.01, "e3")], 2 * HOUR, &settings());
+        let a = episodes.accept(ID, || "inc".into(), vec![weak(hours, 0.01, "e3")], 2 * HOUR, &settings());
         assert_eq!(a.alerts.len(), 1);
         let incident = a.alerts[0].incident.as_ref().unwrap();
         assert_eq!((incident.status, incident.update, incident.events), (IncidentStatus::Open, 0, 3));
@@ -631,7 +631,8 @@ mod episode_tests {
     fn an_incident_is_updated_under_its_id_and_closed_after_a_quiet_period() {
         let post = post_purpose::SPEC.detector();
         let mut episodes = Episodes::default();
-        let first = episodes.accept(ID, "inc".into(), vec![finding(post, Strength::Alert, None, "e0")], 0, &settings());
+        let first =
+            episodes.accept(ID, || "inc".into(), vec![finding(post, Strength::Alert, None, "e0")], 0, &settings());
         let id = first.alerts[0].alert_id.clone();
         // Every 10 minutes for two days: an update at least every 6 hours, never silent.
         let mut sends = vec![];
@@ -639,7 +640,7 @@ mod episode_tests {
             let at = i * HOUR / 6;
             let a = episodes.accept(
                 ID,
-                "inc".into(),
+                || "inc".into(),
                 vec![finding(post, Strength::Alert, None, &format!("e{i}"))],
                 at,
                 &settings(),
@@ -653,7 +654,7 @@ mod episode_tests {
         // A new detector joining is news at once.
         let a = episodes.accept(
             ID,
-            "inc".into(),
+            || "inc".into(),
             vec![weak(unusual_outcome::SPEC.detector(), 0.01, "x")],
             48 * HOUR,
             &settings(),
@@ -676,11 +677,11 @@ mod episode_tests {
         let post = post_purpose::SPEC.detector();
         let mut episodes = Episodes::default();
         let first =
-            episodes.accept(ID, "inc-e0".into(), vec![finding(post, Strength::Alert, None, "e0")], 0, &settings());
+            episodes.accept(ID, || "inc-e0".into(), vec![finding(post, Strength::Alert, None, "e0")], 0, &settings());
         assert!(first.hold);
         let later = episodes.accept(
             ID,
-            "inc-e1".into(),
+            || "inc-e1".into(),
             vec![finding(post, Strength::Alert, None, "e1")],
             7 * HOUR,
             &settings(),
