@@ -175,13 +175,17 @@ pub fn run(
                 if batch.is_empty() {
                     return Ok(());
                 }
-                judge.batch(batch, &read)?;
+                judge.batch(&batch, &read)?;
             }
         }
         let (ahead, batches) = std::sync::mpsc::sync_channel(BATCHES_AHEAD);
+        // Judged batches go back to be dropped on the reading thread, which allocated their
+        // records: freed on the engine's thread, they cost it a ninth of its time.
+        let (judged, to_drop) = std::sync::mpsc::channel::<Vec<Item>>();
         let merge = &mut merge;
         let read = &read;
         scope.spawn(move || loop {
+            to_drop.try_iter().for_each(drop);
             let batch = read_batch(merge, read);
             // Ended, or the engine stopped (its output failed) and let go of the channel.
             if batch.is_empty() || ahead.send(batch).is_err() {
@@ -189,7 +193,9 @@ pub fn run(
             }
         });
         for batch in batches {
-            judge.batch(batch, read)?;
+            judge.batch(&batch, read)?;
+            // The reading thread has ended when the last batch comes back: it is dropped here.
+            let _ = judged.send(batch);
         }
         Ok(())
     })?;
@@ -251,16 +257,16 @@ struct Judge<'a> {
 }
 
 impl Judge<'_> {
-    fn batch(&mut self, items: Vec<Item>, read: &AtomicU64) -> std::io::Result<()> {
+    fn batch(&mut self, items: &[Item], read: &AtomicU64) -> std::io::Result<()> {
         for item in items {
             let (record, origin) = match item {
                 Item::Record(sourced, _) => sourced,
                 Item::Reject(reject) => {
-                    write_reject(&reject, self.rejects, &mut self.summary)?;
+                    write_reject(reject, self.rejects, &mut self.summary)?;
                     continue;
                 }
             };
-            match self.engine.apply(&record, &origin) {
+            match self.engine.apply(record, origin) {
                 Ok(emitted_now) => {
                     for alert in emitted_now {
                         writeln!(self.alerts, "{}", (self.render)(&alert))?;
@@ -269,7 +275,8 @@ impl Judge<'_> {
                 }
                 // A verdict the engine cannot apply is a reject like a bad line, with its place.
                 Err(refused) => {
-                    write_reject(&Reject { origin, error: refused.into() }, self.rejects, &mut self.summary)?
+                    let reject = Reject { origin: origin.clone(), error: refused.into() };
+                    write_reject(&reject, self.rejects, &mut self.summary)?
                 }
             }
             let (engine, emitted) = (&self.engine, self.emitted);
