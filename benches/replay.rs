@@ -189,7 +189,7 @@ fn main() {
     let mut engine = Engine::new(EngineConfig::default());
     let origin = overreach::model::Origin::File { path: "bench".into(), line: 0 };
     for e in &sim.events {
-        engine.process(&overreach::model::Record::Access(e.clone()), &origin);
+        engine.process(&overreach::model::Record::Access(Box::new(e.clone())), &origin);
     }
     let n = engine.stats().identities.max(1) as usize;
     println!("baseline bytes/identity: {:>10.0} (mean over {n} identities)", engine.baseline_bytes() as f64 / n as f64);

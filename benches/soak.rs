@@ -49,7 +49,7 @@ fn held(n: u64) {
 }
 
 fn call(identity: String, time: i64, action: String, session: Option<String>) -> Record {
-    Record::Access(AccessEvent {
+    Record::Access(Box::new(AccessEvent {
         event_id: format!("{identity}-{time}"),
         time,
         identity,
@@ -59,7 +59,7 @@ fn call(identity: String, time: i64, action: String, session: Option<String>) ->
         source_ip: Some("10.0.0.5".into()),
         user_agent: Some("kubectl/1.30".into()),
         ..AccessEvent::default()
-    })
+    }))
 }
 
 fn main() {

@@ -251,7 +251,7 @@ impl Engine {
             Record::Lifecycle { time, fact, .. } => {
                 self.state.stats.lifecycle_events += 1;
                 let alerts = self.advance_to(*time);
-                self.state.facts.record(*time, None, Change::Lifecycle(fact.clone()));
+                self.state.facts.record(*time, None, Change::Lifecycle((**fact).clone()));
                 Ok(alerts)
             }
             Record::Access(event) => Ok(self.access(event, origin, shard)),
@@ -952,7 +952,7 @@ mod tests {
 
     fn feed(engine: &mut Engine, events: &[AccessEvent]) -> Vec<Alert> {
         let origin = Origin::File { path: "test".into(), line: 0 };
-        events.iter().flat_map(|e| engine.process(&Record::Access(e.clone()), &origin)).collect()
+        events.iter().flat_map(|e| engine.process(&Record::Access(Box::new(e.clone())), &origin)).collect()
     }
 
     /// Findings mode: these tests count what each detector says, and learn
@@ -1044,7 +1044,7 @@ mod tests {
         let call = |engine: &mut Engine, minutes: i64, action: &str, credential: &str| {
             let e =
                 AccessEvent { credential_id: Some(credential.into()), ..ev("ci", T0 + minutes * 60_000, "s3", action) };
-            engine.apply_in(&Record::Access(e), &origin, Some(7)).expect("an access is never refused");
+            engine.apply_in(&Record::Access(Box::new(e)), &origin, Some(7)).expect("an access is never refused");
             engine.take_fleet_news()
         };
         let ci = vec![(7, "ci".to_string())];

@@ -524,7 +524,7 @@ mod tests {
             action: action.into(),
             ..AccessEvent::default()
         };
-        Record::Access(event)
+        Record::Access(Box::new(event))
     }
 
     #[test]
@@ -534,7 +534,7 @@ mod tests {
         let t0 = 1_772_409_600_000;
         engine.process(&access("agent-1", t0, "ReadCustomer"), &origin);
         let gone = Lifecycle::IdentityOffboarded { identity: "agent-1".into() };
-        engine.process(&Record::Lifecycle { time: t0 + 60_000, event_id: "off".into(), fact: gone }, &origin);
+        engine.process(&Record::Lifecycle { time: t0 + 60_000, event_id: "off".into(), fact: Box::new(gone) }, &origin);
         let before = explain(&engine, "agent-1").unwrap();
         assert_eq!(before.open_incident, None);
         let alerts = engine.process(&access("agent-1", t0 + 120_000, "ExportCustomers"), &origin);

@@ -258,7 +258,7 @@ mod tests {
     fn rec(time: Millis, action: &str) -> Sourced {
         let e =
             AccessEvent { time, identity: "i".into(), target: "t".into(), action: action.into(), ..Default::default() };
-        (Record::Access(e), Origin::File { path: "f".into(), line: time as u64 })
+        (Record::Access(Box::new(e)), Origin::File { path: "f".into(), line: time as u64 })
     }
 
     fn drain(order: &mut Order) -> Vec<(String, bool)> {

@@ -361,7 +361,7 @@ fn an_alert_made_of_nothing_but_huge_fields_stays_under_a_fixed_ceiling() {
         ..AccessEvent::default()
     };
     let origin = Origin::File { path: huge("path").into(), line: 1 };
-    let alerts = engine.process(&Record::Access(event), &origin);
+    let alerts = engine.process(&Record::Access(Box::new(event)), &origin);
     let findings: Vec<Detector> = alerts.iter().filter(|a| a.incident.is_none()).map(|a| a.detector).collect();
     assert_eq!(findings, [detect::expired_credential::SPEC.detector(), detect::scope_violation::SPEC.detector()]);
     assert_eq!(alerts.iter().filter(|a| a.incident.is_some()).count(), 1, "and the incident that holds both");

@@ -157,7 +157,7 @@ fn decoded_calls(file: &str, format: Format) -> Vec<(Value, AccessEvent)> {
         .filter_map(|line| {
             let log = serde_json::from_str::<Value>(line).ok()?.get("log")?.clone();
             match decode_value(&log, format).into_iter().next() {
-                Some(Ok(Record::Access(event))) => Some((log, event)),
+                Some(Ok(Record::Access(event))) => Some((log, *event)),
                 _ => None,
             }
         })

@@ -90,7 +90,7 @@ fn native_lines_decode_back_to_the_same_events() {
     assert_eq!(lines.len(), sim.events.len());
     for (line, event) in lines.iter().zip(&sim.events) {
         match decode_line(line, Format::Native, &Limits::default()).as_slice() {
-            [Ok(Record::Access(decoded))] => assert_eq!(decoded, event),
+            [Ok(Record::Access(decoded))] => assert_eq!(&**decoded, event),
             other => panic!("{event:?} decoded to {other:?}"),
         }
     }
@@ -102,7 +102,7 @@ fn cloudtrail_records_decode_to_the_same_calls() {
     for event in &sim.events {
         let line = serde_json::to_vec(&simulate::cloudtrail::record(event)).unwrap();
         let decoded = match decode_line(&line, Format::Cloudtrail, &Limits::default()).as_slice() {
-            [Ok(Record::Access(decoded))] => decoded.clone(),
+            [Ok(Record::Access(decoded))] => (**decoded).clone(),
             other => panic!("{event:?} decoded to {other:?}"),
         };
         let call = |e: &AccessEvent| {

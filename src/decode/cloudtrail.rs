@@ -647,7 +647,7 @@ mod tests {
             .into_iter()
             .skip(1)
             .map(|r| match r {
-                Ok(Record::Lifecycle { fact, .. }) => Ok(fact),
+                Ok(Record::Lifecycle { fact, .. }) => Ok(*fact),
                 Ok(other) => panic!("unexpected {other:?}"),
                 Err(e) => Err(e.to_string()),
             })
@@ -708,7 +708,7 @@ mod tests {
         let Some(Ok(Record::Lifecycle { event_id, fact, .. })) = out.get(1) else { panic!("no lifecycle in {out:?}") };
         assert_eq!(event_id, "ev-1:credential_issued");
         assert_eq!(
-            fact,
+            &**fact,
             &Lifecycle::CredentialIssued {
                 credential_id: "ASIATEMP".into(),
                 identity: Some("arn:aws:iam::111122223333:role/deployer".into()),
@@ -765,7 +765,7 @@ mod fast_path_tests {
         let value: Value = serde_json::from_str(line).map_err(|e| format!("{e}: general path rejects {line}"))?;
         let general = decode(value.as_object().ok_or("not an object")?);
         match general.as_slice() {
-            [Ok(crate::model::Record::Access(e))] if *e == fast => Ok(true),
+            [Ok(crate::model::Record::Access(e))] if **e == fast => Ok(true),
             other => Err(format!("fast {fast:?}\ngeneral {other:?}\nline {line}")),
         }
     }

@@ -37,7 +37,7 @@ pub fn decode(obj: &Obj) -> Result<Record, DecodeError> {
         return Err(invalid("by", "is only whitespace".into()));
     }
     let note = opt_str(obj, "note")?.map(|n| bounded(n, "note", MAX_NOTE_BYTES)).transpose()?;
-    Ok(Record::Verdict(Verdict { time, alert_id: alert_id.to_string(), judgement, scope, by, note }))
+    Ok(Record::Verdict(Box::new(Verdict { time, alert_id: alert_id.to_string(), judgement, scope, by, note })))
 }
 
 fn invalid(field: &str, reason: String) -> DecodeError {
@@ -76,7 +76,7 @@ mod tests {
     fn a_good_verdict_decodes_whole() {
         let Ok(Record::Verdict(v)) = dec(with("note", json!("new deploy job"))) else { panic!() };
         assert_eq!(
-            v,
+            *v,
             Verdict {
                 time: 1_772_445_600_000,
                 alert_id: ID.into(),

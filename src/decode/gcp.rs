@@ -356,7 +356,7 @@ mod tests {
             let facts: Vec<Lifecycle> = dec(input)
                 .into_iter()
                 .filter_map(|r| match r {
-                    Ok(Record::Lifecycle { fact, .. }) => Some(fact),
+                    Ok(Record::Lifecycle { fact, .. }) => Some(*fact),
                     _ => None,
                 })
                 .collect();

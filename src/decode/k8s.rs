@@ -296,7 +296,7 @@ mod tests {
         for (input, expected) in cases {
             let out = dec(input);
             assert!(!format!("{out:?}").contains("SECRET"));
-            assert!(matches!(out.get(1), Some(Ok(Record::Lifecycle { fact, .. })) if *fact == expected), "{out:?}");
+            assert!(matches!(out.get(1), Some(Ok(Record::Lifecycle { fact, .. })) if **fact == expected), "{out:?}");
         }
         let mut refused = token;
         refused["responseStatus"] = json!({"code": 403});

@@ -190,14 +190,14 @@ pub fn decode_line(line: &[u8], format: Format, limits: &Limits) -> Decoded {
     let native_looking = || text.contains("\"identity\"") && text.contains("\"target\"");
     if format == Format::Native || (format == Format::Auto && native_looking()) {
         if let Some(ev) = native::decode_fast(text, format == Format::Auto) {
-            return vec![check_limits(&ev, limits).map(|()| Record::Access(ev))];
+            return vec![check_limits(&ev, limits).map(|()| Record::Access(Box::new(ev)))];
         }
     }
     // A CloudTrail record on its own line takes a typed path too; `auto` tries it
     // only on lines that name its event source.
     if format == Format::Cloudtrail || (format == Format::Auto && text.contains("\"eventSource\"")) {
         if let Some(ev) = cloudtrail::decode_fast(text) {
-            return vec![check_limits(&ev, limits).map(|()| Record::Access(ev))];
+            return vec![check_limits(&ev, limits).map(|()| Record::Access(Box::new(ev)))];
         }
     }
     if format == Format::Record {
@@ -286,10 +286,10 @@ fn access_with_lifecycle(
         fact.map(|fact| Record::Lifecycle {
             time: event.time,
             event_id: format!("{}:{}", event.event_id, lifecycle_kind(&fact)),
-            fact,
+            fact: Box::new(fact),
         })
     });
-    let mut out = vec![Ok(Record::Access(event))];
+    let mut out = vec![Ok(Record::Access(Box::new(event)))];
     out.extend(fact);
     out
 }
@@ -331,7 +331,7 @@ fn check_record(record: &Record, limits: &Limits) -> Result<(), DecodeError> {
         Record::Lifecycle { time, event_id, fact } => {
             out_of_range("time", *time)?;
             bounded("event_id", event_id)?;
-            match fact {
+            match &**fact {
                 Lifecycle::Grant(g) => {
                     bounded("grant_id", &g.grant_id)?;
                     bounded("identity", &g.identity)?;
@@ -444,7 +444,7 @@ pub(crate) mod testing {
     /// The access event a decoder yields first; panics with what it yielded instead.
     pub fn first_access(decode: fn(&Obj) -> Decoded, input: Value) -> AccessEvent {
         match run(decode, input).into_iter().next() {
-            Some(Ok(Record::Access(e))) => e,
+            Some(Ok(Record::Access(e))) => *e,
             other => panic!("expected an access event, got {other:?}"),
         }
     }

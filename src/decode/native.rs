@@ -9,7 +9,7 @@ pub fn decode(obj: &Obj) -> Result<Record, DecodeError> {
         Some(id) => id.to_string(),
         None => derived_id(obj),
     };
-    Ok(Record::Access(AccessEvent {
+    Ok(Record::Access(Box::new(AccessEvent {
         event_id,
         time: req_time(obj, "time")?,
         identity: req_str(obj, "identity")?.to_string(),
@@ -28,7 +28,7 @@ pub fn decode(obj: &Obj) -> Result<Record, DecodeError> {
         source_ip: opt_string(obj, "source_ip")?,
         user_agent: opt_string(obj, "user_agent")?,
         outcome: outcome(obj)?,
-    }))
+    })))
 }
 
 /// The fast path for well-formed native lines: parse straight into borrowed
@@ -320,7 +320,7 @@ mod fast_path_tests {
             taken += 1;
             let value: serde_json::Value = serde_json::from_str(line).unwrap();
             let general = decode(value.as_object().unwrap()).unwrap();
-            assert_eq!(Record::Access(fast), general, "{line}");
+            assert_eq!(Record::Access(Box::new(fast)), general, "{line}");
         }
         assert!(taken > 0, "no fixture line took the fast path");
     }

@@ -12,7 +12,7 @@ const API_ACTIVITY: i64 = 6003;
 const STATUS_FAILURE: i64 = 2;
 
 pub fn decode(event: &Obj) -> Decoded {
-    vec![access(event).map(Record::Access)]
+    vec![access(event).map(|e| Record::Access(Box::new(e)))]
 }
 
 fn access(event: &Obj) -> Result<AccessEvent, DecodeError> {

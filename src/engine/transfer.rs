@@ -325,7 +325,7 @@ mod tests {
     fn fleet(identities: usize, days: u32, seed: u64) -> (Vec<Record>, i64) {
         let config = SimConfig { identities, days, seed, ..SimConfig::default() };
         let sim = generate(&config);
-        let mut records: Vec<Record> = sim.events.into_iter().map(Record::Access).collect();
+        let mut records: Vec<Record> = sim.events.into_iter().map(|e| Record::Access(Box::new(e))).collect();
         for grant in &sim.grants {
             let line = grant.to_string();
             records.extend(decode_line(line.as_bytes(), Format::Grants, &Limits::default()).into_iter().flatten());

@@ -151,7 +151,7 @@ mod tests {
             action: "GetObject".into(),
             ..AccessEvent::default()
         };
-        engine.process(&Record::Access(event), &Origin::File { path: "t".into(), line: 1 });
+        engine.process(&Record::Access(Box::new(event)), &Origin::File { path: "t".into(), line: 1 });
         let snapshot = dir.path().join("state.snap");
         write(&snapshot, &engine, &Positions::new(), &HeldRecords::new()).unwrap();
         let replay = dir.path().join("state.json");
@@ -180,7 +180,7 @@ mod tests {
             AccessEvent { identity: "i".into(), target: "t".into(), action: "a".into(), ..AccessEvent::default() };
         let held: HeldRecords = [(
             TopicPartition { topic: "in".into(), partition: 3 },
-            vec![HeldRecord { offset: 41, record: Record::Access(event) }],
+            vec![HeldRecord { offset: 41, record: Record::Access(Box::new(event)) }],
         )]
         .into();
         let size = write(&path, &engine, &positions, &held).unwrap();

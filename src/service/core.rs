@@ -333,7 +333,7 @@ impl Core {
             match result {
                 Ok(record) => {
                     if let (Role::Access { .. }, Record::Lifecycle { time, event_id, fact }) = (input.role, &record) {
-                        let value = FactValue { version: handover::VERSION, time: *time, fact: fact.clone() };
+                        let value = FactValue { version: handover::VERSION, time: *time, fact: (**fact).clone() };
                         input.facts.push((event_id.clone(), value));
                     }
                     self.order.push(input.id, (record, origin.clone()), payload.len() / good.max(1));

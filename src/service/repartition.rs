@@ -206,7 +206,10 @@ impl Stage<'_> {
 fn routing_key(record: &Record) -> &str {
     match record {
         Record::Access(event) => &event.identity,
-        Record::Lifecycle { fact: Lifecycle::IdentityOffboarded { identity }, .. } => identity,
-        Record::Lifecycle { .. } | Record::Verdict(_) => "",
+        Record::Lifecycle { fact, .. } => match &**fact {
+            Lifecycle::IdentityOffboarded { identity } => identity,
+            _ => "",
+        },
+        Record::Verdict(_) => "",
     }
 }

@@ -93,7 +93,7 @@ fn call(record: &Value) -> Result<DetonationCall, String> {
     let event = decode_value(record, Format::Cloudtrail)
         .into_iter()
         .find_map(|decoded| match decoded {
-            Ok(Record::Access(event)) => Some(Ok(event)),
+            Ok(Record::Access(event)) => Some(Ok(*event)),
             Ok(Record::Lifecycle { .. } | Record::Verdict(_)) => None,
             Err(e) => Some(Err(e.to_string())),
         })

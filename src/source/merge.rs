@@ -21,11 +21,8 @@ pub struct Reject {
 }
 
 /// What the merged stream yields: records in event-time order, each with the bytes
-/// it counted for in the order stage, and rejects as soon as they are read. (Boxing
-/// the record to even the variants out would cost an allocation per event for the
-/// sake of the rare reject.)
+/// it counted for in the order stage, and rejects as soon as they are read.
 #[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
 pub enum Item {
     Record(Sourced, usize),
     Reject(Reject),

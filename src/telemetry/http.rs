@@ -361,7 +361,7 @@ mod tests {
             action: "GetObject".into(),
             ..AccessEvent::default()
         };
-        engine.process(&Record::Access(event), &Origin::File { path: "t".into(), line: 1 });
+        engine.process(&Record::Access(Box::new(event)), &Origin::File { path: "t".into(), line: 1 });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (identities, mut answers) = crate::explain::channel();

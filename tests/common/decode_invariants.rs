@@ -28,7 +28,7 @@ pub fn check(line: &[u8], format: Format, limits: &Limits) -> Result<(), String>
                 }
             }
             Ok(Record::Lifecycle { time, fact, .. }) => {
-                let times = match &fact {
+                let times = match &*fact {
                     Lifecycle::Grant(g) => vec![g.not_before, g.expires_at],
                     Lifecycle::CredentialIssued { expires_at, .. } => vec![Some(*expires_at)],
                     _ => vec![],

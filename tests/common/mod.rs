@@ -39,12 +39,12 @@ impl Scenario {
     }
 
     pub fn push(&mut self, e: AccessEvent) -> &mut Self {
-        self.records.push(Record::Access(e));
+        self.records.push(Record::Access(Box::new(e)));
         self
     }
 
     pub fn fact(&mut self, time: Millis, fact: Lifecycle) -> &mut Self {
-        self.records.push(Record::Lifecycle { time, event_id: format!("fact-{time}"), fact });
+        self.records.push(Record::Lifecycle { time, event_id: format!("fact-{time}"), fact: Box::new(fact) });
         self
     }
 

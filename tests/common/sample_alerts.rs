@@ -125,7 +125,7 @@ pub fn from_engine() -> Vec<Alert> {
     let start = parse_rfc3339("2026-03-02T00:00:00Z").expect("fixture time");
     let identity = "svc-reporting";
     let call = |n: usize, time: i64, target: &str, action: &str, ip: &str| {
-        Record::Access(AccessEvent {
+        Record::Access(Box::new(AccessEvent {
             event_id: format!("e{n}"),
             time,
             identity: identity.into(),
@@ -136,7 +136,7 @@ pub fn from_engine() -> Vec<Alert> {
             source_ip: Some(ip.into()),
             region: Some("eu-west-1".into()),
             ..AccessEvent::default()
-        })
+        }))
     };
     let grant = Grant {
         grant_id: "g-report".into(),
@@ -147,7 +147,8 @@ pub fn from_engine() -> Vec<Alert> {
         expires_at: None,
         windows: vec![],
     };
-    let mut records = vec![Record::Lifecycle { time: start, event_id: "grant".into(), fact: Lifecycle::Grant(grant) }];
+    let mut records =
+        vec![Record::Lifecycle { time: start, event_id: "grant".into(), fact: Box::new(Lifecycle::Grant(grant)) }];
     let routine = 10 * 24;
     records.extend((0..routine).map(|h| call(h, start + h as i64 * HOUR, "s3.amazonaws.com", "GetObject", "10.0.0.5")));
     let now = start + routine as i64 * HOUR;
@@ -160,7 +161,7 @@ pub fn from_engine() -> Vec<Alert> {
     records.push(Record::Lifecycle {
         time: now + 2 * HOUR,
         event_id: "end".into(),
-        fact: Lifecycle::GrantEnded { grant_id: "g-report".into(), reason: GrantEndReason::PurposeEnded },
+        fact: Box::new(Lifecycle::GrantEnded { grant_id: "g-report".into(), reason: GrantEndReason::PurposeEnded }),
     });
     records.push(call(routine + 2, now + 3 * HOUR, "s3.amazonaws.com", "GetObject", "10.0.0.5"));
 
