@@ -42,8 +42,9 @@ pub struct ReplayOptions {
 /// (as the order stage counts them) after which a batch is handed over sooner.
 const BATCH_RECORDS: usize = 512;
 const BATCH_BYTES: usize = 4 << 20;
-/// Batches read ahead and waiting for the engine. With the one being read and the one being
-/// judged, at most three batches (12 MiB of text) are between the order stage and the engine.
+/// Batches read ahead and waiting for the engine. With the one being read, the one being judged
+/// and those judged but not yet dropped, at most four batches (about 16 MiB of text) are held
+/// beyond the order stage.
 const BATCHES_AHEAD: usize = 1;
 
 /// Whether this process may run on more than one core (its CPU affinity counts: under
@@ -194,7 +195,7 @@ pub fn run(
         });
         for batch in batches {
             judge.batch(&batch, read)?;
-            // The reading thread has ended when the last batch comes back: it is dropped here.
+            // Once the reading thread has ended the send fails, and the batch is dropped here.
             let _ = judged.send(batch);
         }
         Ok(())
