@@ -221,7 +221,8 @@ impl Order {
 
 /// A held record, ordered by time, then by arrival. Boxed: the heap moves
 /// entries on every push and pop, and moving whole records there was 8% of a
-/// replay's time (perf, DWARF stacks).
+/// replay's time (perf, DWARF stacks). Now that a record's body is boxed itself,
+/// holding it inline was measured again: 0.4% more instructions, no faster.
 struct Held {
     time: Millis,
     seq: u64,
