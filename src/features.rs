@@ -245,7 +245,12 @@ pub struct Agent<'a> {
 
 impl<'a> Agent<'a> {
     pub fn parse(user_agent: &'a str) -> Agent<'a> {
-        let first = user_agent.trim().split([' ', '(', ';']).next().unwrap_or("");
+        // The first token ends at an ASCII delimiter, found by byte (a search for any of three
+        // characters decoded each one, a fiftieth of a replay); a byte equal to one is that
+        // character, so the cut is on a character boundary.
+        let agent = user_agent.trim();
+        let end = agent.bytes().position(|b| matches!(b, b' ' | b'(' | b';')).unwrap_or(agent.len());
+        let first = &agent[..end];
         let (name, version) = first.split_once('/').unwrap_or((first, ""));
         Agent { name: name.trim_matches(|c: char| c == '[' || c == ']' || c == '"'), version }
     }
@@ -358,6 +363,17 @@ mod tests {
             }
         }
         out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn an_agent_is_cut_where_a_split_at_its_delimiters_cuts_it(user_agent in "[a-z/.( ;é\t\"\\[\\]-]{0,30}") {
+            let first = user_agent.trim().split([' ', '(', ';']).next().unwrap_or("");
+            let (name, version) = first.split_once('/').unwrap_or((first, ""));
+            let name = name.trim_matches(|c: char| c == '[' || c == ']' || c == '"');
+            let agent = Agent::parse(&user_agent);
+            proptest::prop_assert_eq!((agent.name, agent.version), (name, version));
+        }
     }
 
     proptest::proptest! {
