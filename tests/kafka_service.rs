@@ -203,6 +203,19 @@ struct Running {
     task: tokio::task::JoinHandle<anyhow::Result<RunSummary>>,
 }
 
+/// A service on a fresh in-memory broker with its topics made, ready to read: `adjust` changes
+/// the test's config before it starts.
+async fn ready_service(label: &str, adjust: impl FnOnce(&mut ServiceConfig)) -> (Tansu, Names, Running) {
+    let broker = Tansu::memory();
+    let names = Names::new(label);
+    create_topics(&broker.brokers(), &names).await;
+    let mut config = config(&broker.brokers(), &names);
+    adjust(&mut config);
+    let service = Running::start(config);
+    service.wait_ready().await;
+    (broker, names, service)
+}
+
 impl Running {
     fn start(config: ServiceConfig) -> Running {
         let telemetry = Arc::new(Telemetry::new());
@@ -278,11 +291,7 @@ impl Running {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn alerts_reach_the_alert_topic_and_a_clean_stop_commits_the_end_of_input() {
-    let broker = Tansu::memory();
-    let names = Names::new("alerts");
-    create_topics(&broker.brokers(), &names).await;
-    let service = Running::start(config(&broker.brokers(), &names));
-    service.wait_ready().await;
+    let (broker, names, service) = ready_service("alerts", |_| {}).await;
 
     // A grant-topic fact first, read before the accesses it governs.
     produce(&broker.brokers(), &names.grants, &json_records(&[offboarded("agent-1", "2026-03-01T00:00:00Z")])).await;
@@ -327,14 +336,12 @@ async fn alerts_reach_the_alert_topic_and_a_clean_stop_commits_the_end_of_input(
 /// Checkpoints are an hour apart here, so a share on the fleet topic is that early publication.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_operation_and_credential_reach_the_fleet_topic_before_the_partitions_checkpoint() {
-    let broker = Tansu::memory();
-    let names = Names::new("news");
-    create_topics(&broker.brokers(), &names).await;
-    let mut config = config(&broker.brokers(), &names);
-    config.checkpoint_interval_s = 3600;
-    let fleet_topic = config.fleet_topic();
-    let service = Running::start(config);
-    service.wait_ready().await;
+    let mut fleet_topic = String::new();
+    let (broker, names, service) = ready_service("news", |config| {
+        config.checkpoint_interval_s = 3600;
+        fleet_topic = config.fleet_topic();
+    })
+    .await;
 
     let mut first = access("n-1", "ci-news", "2026-03-01T01:00:00Z", "s3.amazonaws.com", "GetObject");
     first["credential_id"] = json!("AKIANEWS00000001");
@@ -362,13 +369,7 @@ async fn a_new_operation_and_credential_reach_the_fleet_topic_before_the_partiti
 
 #[tokio::test(flavor = "multi_thread")]
 async fn poison_records_go_to_the_dead_letter_topic_and_good_ones_around_them_are_processed() {
-    let broker = Tansu::memory();
-    let names = Names::new("poison");
-    create_topics(&broker.brokers(), &names).await;
-    let mut config = config(&broker.brokers(), &names);
-    config.max_record_bytes = 64 * 1024;
-    let service = Running::start(config);
-    service.wait_ready().await;
+    let (broker, names, service) = ready_service("poison", |config| config.max_record_bytes = 64 * 1024).await;
 
     let good = |i: usize| {
         let v = access(&format!("late-{i}"), "agent-9", &format!("2026-03-01T0{i}:00:00Z"), "crm", "Export");
@@ -574,13 +575,8 @@ fn incident_sends(alerts: &[Value]) -> Vec<(String, String, u64)> {
 /// tells it from the same records.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_ongoing_incident_is_opened_updated_and_closed_under_one_id_as_replay_tells_it() {
-    let broker = Tansu::memory();
-    let names = Names::new("incident");
-    create_topics(&broker.brokers(), &names).await;
-    let mut service_config = config(&broker.brokers(), &names);
-    service_config.engine.alerts = overreach::engine::AlertMode::Incidents;
-    let service = Running::start(service_config);
-    service.wait_ready().await;
+    let (broker, names, service) =
+        ready_service("incident", |config| config.engine.alerts = overreach::engine::AlertMode::Incidents).await;
 
     let mut input = vec![offboarded("agent-1", "2026-03-01T00:00:00Z")];
     for i in 0..15 {
@@ -692,13 +688,10 @@ const SMALL_MESSAGE_MAX_BYTES: &str = "2000";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_alert_the_producer_refuses_is_noted_on_the_dead_letter_topic_and_the_partition_moves_on() {
-    let broker = Tansu::memory();
-    let names = Names::new("refused");
-    create_topics(&broker.brokers(), &names).await;
-    let mut config = config(&broker.brokers(), &names);
-    config.kafka_producer.insert("message.max.bytes".into(), SMALL_MESSAGE_MAX_BYTES.into());
-    let service = Running::start(config);
-    service.wait_ready().await;
+    let (broker, names, service) = ready_service("refused", |config| {
+        config.kafka_producer.insert("message.max.bytes".into(), SMALL_MESSAGE_MAX_BYTES.into());
+    })
+    .await;
 
     let late = |i: usize| access(&format!("late-{i}"), "agent-7", &format!("2026-03-01T0{i}:00:00Z"), "crm", "Export");
     let big_field = || "r".repeat(120 * 1024);
@@ -855,11 +848,7 @@ async fn a_failing_snapshot_turns_readiness_off_until_one_succeeds_and_a_failed_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hung_broker_turns_readiness_off_and_back_on_when_it_answers_again() {
-    let broker = Tansu::memory();
-    let names = Names::new("hung");
-    create_topics(&broker.brokers(), &names).await;
-    let service = Running::start(config(&broker.brokers(), &names));
-    service.wait_ready().await;
+    let (broker, _, service) = ready_service("hung", |_| {}).await;
 
     signal(broker.pid(), "-STOP");
     let why = service.wait_not_ready("not answering").await;
@@ -969,13 +958,9 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn identities_endpoint_explains_a_consumed_identity_and_404s_an_unknown_one() {
-    let broker = Tansu::memory();
-    let names = Names::new("explain");
-    create_topics(&broker.brokers(), &names).await;
-    let config = config(&broker.brokers(), &names);
-    let addr = config.http_addr;
-    let service = Running::start(config);
-    service.wait_ready().await;
+    let mut addr = None;
+    let (broker, names, service) = ready_service("explain", |config| addr = Some(config.http_addr)).await;
+    let addr = addr.expect("the config names its HTTP address");
 
     let identity = "arn:aws:iam::1:role/ci-explain";
     let mut input: Vec<Value> = (1..=5)
