@@ -869,7 +869,7 @@ impl Engine {
         }
         state.admission.rebuild(&state.identities);
         state.feedback.reindex();
-        Ok(Engine { config, state, suppression: Suppression::default(), fleet_news: None, scratch: String::new() })
+        Ok(Engine { state, ..Engine::new(config) })
     }
 }
 

@@ -21,7 +21,8 @@ pub fn resource_class(resource: &str) -> String {
 /// [`resource_class`], appended to a caller's buffer. One pass over the bytes: a token
 /// (between separators or `/`) is judged by what the pass counted in it, and the text
 /// between id-like tokens is copied in one piece; the third `/` ends the class. It runs on
-/// every call, where copying token by token was a fifteenth of a replay's instructions.
+/// every call: copying token by token, with three scans of each, cost 1.4% more of a replay's
+/// instructions.
 pub fn push_resource_class(out: &mut String, resource: &str) {
     let bytes = resource.as_bytes();
     // `copied` is where the text not yet in `out` starts; `token` where the current one does.
@@ -246,8 +247,8 @@ pub struct Agent<'a> {
 impl<'a> Agent<'a> {
     pub fn parse(user_agent: &'a str) -> Agent<'a> {
         // The first token ends at an ASCII delimiter, found by byte (a search for any of three
-        // characters decoded each one, a fiftieth of a replay); a byte equal to one is that
-        // character, so the cut is on a character boundary.
+        // characters decoded each one: 0.7% more of a replay's instructions); a byte equal to
+        // one is that character, so the cut is on a character boundary.
         let agent = user_agent.trim();
         let end = agent.bytes().position(|b| matches!(b, b' ' | b'(' | b';')).unwrap_or(agent.len());
         let first = &agent[..end];

@@ -32,8 +32,8 @@ pub struct ReplayOptions {
     /// The `[[suppress]]` rules of `--config`, and `--show-suppressed`.
     pub suppression: Suppression,
     pub progress: bool,
-    /// Read and decode the inputs on a thread of their own, a few batches ahead of the
-    /// engine (see [`BATCHES_AHEAD`]); the alerts are the same either way. Worth it with a
+    /// Read and decode the inputs on a thread of their own, a batch ahead of the engine (see
+    /// [`BATCHES_AHEAD`]); the alerts are the same either way. Worth it with a
     /// second core ([`more_than_one_core`]); on one it only adds hand-overs.
     pub read_ahead: bool,
 }
