@@ -176,6 +176,9 @@ struct RunTimes {
     /// Of `run`, the time the service spent decoding and in the engine (its own metric).
     processing: Duration,
     alerts: u64,
+    /// Records the order stage let go early (its bound on records held was reached) or judged
+    /// later than the lateness allowance: where these differ, so may the alerts.
+    order: overreach::order::OrderCounts,
 }
 
 async fn overreach_run(config: ServiceConfig, records: u64) -> RunTimes {
@@ -202,6 +205,7 @@ async fn overreach_run(config: ServiceConfig, records: u64) -> RunTimes {
         consumed: consumed_all,
         processing: Duration::from_secs_f64(telemetry.metrics.processing_seconds.get()),
         alerts: summary.alerts,
+        order: summary.order,
     }
 }
 
@@ -407,10 +411,12 @@ async fn compare(brokers: &str, format: &str, n: u64, make: fn(usize) -> (String
         rate_of(bare)
     );
     println!(
-        "{format}: overreach run: {total} records in {:.2} s = {:.0} records/s ({} alerts acked; start-up before the first record {:.2} s)",
+        "{format}: overreach run: {total} records in {:.2} s = {:.0} records/s ({} alerts acked, {} records released early, {} late; start-up before the first record {:.2} s)",
         times.run.as_secs_f64(),
         rate_of(times.run),
         times.alerts,
+        times.order.released_early,
+        times.order.late,
         times.start_up.as_secs_f64()
     );
     println!("{format}: ratio overreach / bare: {:.2}", rate_of(times.run) / rate_of(bare));

@@ -21,7 +21,7 @@
 use crate::alert::Alert;
 use crate::baseline::intern::FastMap;
 use crate::config::ServiceConfig;
-use crate::decode::{decode_line, DecodeError, Limits};
+use crate::decode::{decode_line, DecodeError, Decoded, Limits};
 use crate::engine::{Engine, Shard};
 use crate::feedback::Refused;
 use crate::kafka::delivery::{self, AlertInfo, Deliverer, Output};
@@ -310,23 +310,32 @@ impl Core {
         }
     }
 
-    /// Takes in one message of an input partition: its records go into the order stage (its
-    /// lifecycle facts also to the fleet topic, `publish_fleet_news`), its rejects are counted and
-    /// dead-lettered.
+    /// Decodes one message of an input partition and takes it in (see `take_in`).
     pub fn receive(&mut self, message: &BorrowedMessage<'_>) {
-        let consumed_at = Instant::now();
+        let format = self.config.format_of(message.topic());
+        let decoded = decode_line(message.payload().unwrap_or_default(), format, &self.limits);
+        self.take_in(message, decoded, Instant::now());
+    }
+
+    /// Takes in one message of an input partition, polled at `consumed_at`, as decoded: its
+    /// records go into the order stage (its lifecycle facts also to the fleet topic,
+    /// `publish_fleet_news`), its rejects are counted and dead-lettered.
+    pub fn take_in(&mut self, message: &BorrowedMessage<'_>, decoded: Decoded, consumed_at: Instant) {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         let Some(index) = self.input_index(topic, partition) else { return };
-        self.summary.records += 1;
-        let format = self.config.format_of(topic);
         let input = &mut self.inputs[index];
+        // Polled before a rebalance that took the partition away and gave it back: the
+        // restored position is past it, and the consumer reads it again from there.
+        if input.position.is_some_and(|next| offset < next) {
+            return;
+        }
+        self.summary.records += 1;
         input.consumed += 1;
         input.position = Some(offset + 1);
         input.at_end = false;
         input.last_message = consumed_at;
         let origin = Origin::Kafka { topic: Arc::clone(&input.topic), partition, offset };
         let payload = message.payload().unwrap_or_default();
-        let decoded = decode_line(payload, format, &self.limits);
         let good = decoded.iter().filter(|r| r.is_ok()).count();
         let mut errors = Vec::new();
         for result in decoded {
@@ -392,8 +401,11 @@ impl Core {
     }
 
     /// Hands every record the order stage lets out to the engine, and produces what it says.
-    pub fn run_engine(&mut self) {
+    /// Returns the judged records, for the caller to drop on the thread that decoded them
+    /// (see `decoder`); dropping them at once is fine too.
+    pub fn run_engine(&mut self) -> Vec<Record> {
         let started = Instant::now();
+        let mut judged = Vec::new();
         while let Some(released) = self.order.pop() {
             let Origin::Kafka { offset, .. } = released.origin else { continue };
             let Some(index) = self.inputs.iter().position(|i| i.id == released.input) else { continue };
@@ -438,9 +450,11 @@ impl Core {
                 let work = Work::Record { tp: input.tp.clone(), offset, consumed_at: input.last_message };
                 self.deliver(outputs, work);
             }
+            judged.push(released.record);
         }
         OrderCounted { counts: self.order.counts(), reported: &mut self.order_reported }.emit(&self.telemetry);
         self.telemetry.metrics.processing_seconds.inc_by(started.elapsed().as_secs_f64());
+        judged
     }
 
     /// A verdict the engine could not apply: rejected with its place like a bad record, and

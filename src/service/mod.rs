@@ -14,6 +14,7 @@
 //! at most [`CLOSE_TIMEOUT`].
 
 mod core;
+mod decoder;
 mod repartition;
 
 pub use self::core::RunSummary;
@@ -35,6 +36,7 @@ use anyhow::Context as _;
 use futures_util::future::FutureExt as _;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, TopicPartitionList};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -43,9 +45,12 @@ use std::time::{Duration, Instant};
 /// Input records whose outputs are not yet acknowledged; past this the consumer waits, so a
 /// slow or absent broker holds memory bounded instead of piling up deliveries.
 const MAX_IN_FLIGHT: usize = 10_000;
-/// Messages taken in from one wake-up of the loop when more are already fetched: the order
-/// stage, offsets and counters they touch are worked once per batch, not once per message.
-const MAX_BATCH: usize = 1_024;
+/// Messages decoded at a time, and batches taken in from one wake-up of the loop when more
+/// are already fetched: the order stage, offsets and counters they touch are worked once per
+/// wake-up, not once per message, and a batch is decoded while the one before it is judged
+/// (`decoder`).
+const BATCH: usize = 512;
+const MAX_BATCHES: usize = 16;
 /// How often gauges fed from the engine (identities, snapshot age) are refreshed.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
 /// How often the shares other instances judge by (a new operation or credential) and the
@@ -167,6 +172,7 @@ async fn run_pipeline(
     let mut idle_timer = ticker(Duration::from_millis((config.idle_ms / 2).max(10)));
     let (mut snapshot_due, mut checkpoint_due) = (false, false);
     let mut backoff = Backoff::default();
+    let mut decoder = decoder::Decoder::start(config.limits()).context("cannot start the decoding thread")?;
 
     loop {
         // A checkpoint or snapshot due waits for the deliveries in flight: consumption pauses.
@@ -196,32 +202,51 @@ async fn run_pipeline(
             },
             message = consumer.recv(), if accepting => {
                 let started = Instant::now();
-                let mut next = Some(message);
-                let mut taken = 0;
-                // What librdkafka has already fetched is taken now, without a turn of the loop
-                // per message; the lock is let go before each poll, in which a rebalance may
-                // run its callbacks.
-                while let Some(message) = next.take() {
-                    match message {
-                        Ok(message) => {
-                            backoff.reset();
-                            lock(&core).receive(&message);
+                let mut engine_time = Duration::ZERO;
+                let mut batches = 1;
+                // What librdkafka has already fetched is taken now, a batch at a time, without a
+                // turn of the loop per message. While the helper decodes a batch, this thread
+                // judges what the batch before it let out of the order stage and polls the next
+                // (the lock is let go before each poll, in which a rebalance may run its
+                // callbacks: see `Core::take_in` for messages polled before one).
+                let mut polled = Some(poll_batch(&consumer, message, &mut decoder, config));
+                while let Some(batch) = polled.take() {
+                    let judging = Instant::now();
+                    let judged = lock(&core).run_engine();
+                    engine_time += judging.elapsed();
+                    decoder.recycle(judged);
+                    if batch.error.is_none() && batches < MAX_BATCHES && lock(&core).accepting(MAX_IN_FLIGHT) {
+                        if let Some(first) = consumer.recv().now_or_never() {
+                            polled = Some(poll_batch(&consumer, first, &mut decoder, config));
+                            batches += 1;
                         }
-                        Err(KafkaError::PartitionEOF(partition)) => lock(&core).at_end(partition, true),
-                        Err(error) => {
+                    }
+                    let decoded = decoder.receive(payloads(&batch.messages, config));
+                    let failed = {
+                        let mut core = lock(&core);
+                        for (message, records) in batch.messages.iter().zip(decoded) {
+                            core.take_in(message, records, batch.polled_at);
+                        }
+                        match batch.error {
+                            None => None,
+                            Some(KafkaError::PartitionEOF(partition)) => {
+                                core.at_end(partition, true);
+                                None
+                            }
+                            Some(error) => Some(error),
+                        }
+                    };
+                    match failed {
+                        None => backoff.reset(),
+                        Some(error) => {
                             let retry_in = backoff.next_delay();
                             ConsumerFailed { error: &error, retry_in }.emit(&telemetry);
                             tokio::time::sleep(retry_in).await;
-                            break;
                         }
                     }
-                    taken += 1;
-                    if taken < MAX_BATCH && lock(&core).accepting(MAX_IN_FLIGHT) {
-                        next = consumer.recv().now_or_never();
-                    }
                 }
-                // Decoding counted here; the engine's time is counted where it runs.
-                BatchProcessed { elapsed: started.elapsed() }.emit(&telemetry);
+                // Taking in counted here; the engine's time is counted where it runs.
+                BatchProcessed { elapsed: started.elapsed().saturating_sub(engine_time) }.emit(&telemetry);
                 let mut core = lock(&core);
                 core.mark_idle();
                 core.run_engine();
@@ -280,6 +305,47 @@ async fn run_pipeline(
     }
     close(consumer).await;
     Ok(summary)
+}
+
+/// Messages polled at once, sent to the decoder and not yet taken in.
+struct Batch<'c> {
+    messages: Vec<BorrowedMessage<'c>>,
+    /// The consumer error (or end of a partition) that ended the batch.
+    error: Option<KafkaError>,
+    polled_at: Instant,
+}
+
+/// `first` and the messages librdkafka has already fetched after it, up to [`BATCH`] or the
+/// first consumer error, sent to the decoder.
+fn poll_batch<'c>(
+    consumer: &'c StreamConsumer<ServiceContext>,
+    first: Result<BorrowedMessage<'c>, KafkaError>,
+    decoder: &mut decoder::Decoder,
+    config: &ServiceConfig,
+) -> Batch<'c> {
+    let polled_at = Instant::now();
+    let mut messages = Vec::with_capacity(BATCH);
+    let mut error = None;
+    let mut next = Some(first);
+    while let Some(polled) = next.take() {
+        match polled {
+            Ok(message) => messages.push(message),
+            Err(e) => error = Some(e),
+        }
+        if error.is_none() && messages.len() < BATCH {
+            next = consumer.recv().now_or_never();
+        }
+    }
+    decoder.send(payloads(&messages, config));
+    Batch { messages, error, polled_at }
+}
+
+/// Each message's payload and the format of its topic, for the decoder.
+fn payloads<'m>(
+    messages: &'m [BorrowedMessage<'_>],
+    config: &'m ServiceConfig,
+) -> impl Iterator<Item = (&'m [u8], crate::decode::Format)> + use<'m> {
+    messages.iter().map(|m| (m.payload().unwrap_or_default(), config.format_of(m.topic())))
 }
 
 /// The partition counts of topics, asked of the brokers (retried while none answers).
