@@ -204,6 +204,12 @@ impl Order {
         Some(Released { record, origin, input: held.input, late, bytes: held.bytes })
     }
 
+    /// How full the stage is: the larger of its records' and its bytes' share of its bounds.
+    pub fn fill(&self) -> f64 {
+        let (records, bytes) = self.max_held;
+        (self.held.len() as f64 / records.max(1) as f64).max(self.held_bytes as f64 / bytes.max(1) as f64)
+    }
+
     /// Records held now.
     pub fn held(&self) -> usize {
         self.held.len()

@@ -445,6 +445,11 @@ impl ConsumerContext for ServiceContext {
                 if let Err(error) = result {
                     tracing::error!(%error, "Assigning partitions failed.");
                 }
+                // librdkafka keeps a partition paused across a revocation: one the owner paused
+                // (it was ahead of the others) starts unpaused when it comes back.
+                if let Err(error) = consumer.resume(tpl) {
+                    tracing::debug!(%error, "Assigned partitions not resumed.");
+                }
                 BrokerReachability { up: true }.emit(&self.telemetry);
                 PartitionsAssigned { count: tpl.count(), from_snapshot: from_state }.emit(&self.telemetry);
             }

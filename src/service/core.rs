@@ -47,6 +47,11 @@ use std::time::{Duration, Instant};
 /// How long restoring one partition from the state topic may wait for a broker.
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How full the order stage (`Order::fill`) gets before partitions ahead of the one it waits
+/// for are paused, and how empty before they are read again.
+const PAUSE_AT: f64 = 0.5;
+const RESUME_AT: f64 = 0.25;
+
 /// What an input partition is read for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -78,6 +83,8 @@ struct Input {
     stored: Option<i64>,
     /// Read to its end (the consumer said so) and when it last gave a message.
     at_end: bool,
+    /// Not fetched for now: ahead in event time of the input the order stage waits for (`pace`).
+    paused: bool,
     last_message: Instant,
     /// Lifecycle facts its logs stated, until they are published to the fleet topic
     /// (`publish_fleet_news`, or the partition's checkpoint if that comes first).
@@ -295,6 +302,7 @@ impl Core {
             checkpointed: None,
             stored: None,
             at_end: false,
+            paused: false,
             last_message: Instant::now(),
             facts: Vec::new(),
             ahead,
@@ -382,11 +390,12 @@ impl Core {
         }
     }
 
-    /// Inputs read to their end and quiet for `idle_ms` hold the stage back no longer.
+    /// Inputs read to their end and quiet for `idle_ms` hold the stage back no longer. A
+    /// paused input is quiet because it is paused: it still holds the stage back.
     pub fn mark_idle(&mut self) {
         let idle = Duration::from_millis(self.config.idle_ms);
         for input in &self.inputs {
-            let quiet = input.at_end && input.last_message.elapsed() >= idle;
+            let quiet = input.at_end && !input.paused && input.last_message.elapsed() >= idle;
             self.order.set_idle(input.id, quiet);
         }
     }
@@ -602,6 +611,43 @@ impl Core {
             }
         }
         self.report_suppressed();
+    }
+
+    /// Keeps the order stage from filling up when partitions deliver unevenly (a broker may
+    /// answer a fetch with one partition's backlog whole): past half full, every access
+    /// partition but the one the stage waits for is paused, so the stage lets records go in
+    /// event-time order instead of early; under a quarter full, all read again. The one the
+    /// stage waits for is never paused, so the stage always moves on.
+    pub fn pace(&mut self, consumer: &StreamConsumer<kafka::ServiceContext>) {
+        let fill = self.order.fill();
+        let waited_for = self.order.lagging();
+        let (mut pause, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
+        for input in self.inputs.iter_mut().filter(|i| matches!(i.role, Role::Access { .. })) {
+            // One read to its end has nothing to hold back, and must be free to go idle.
+            let ahead = !input.at_end && Some(input.id) != waited_for;
+            let paused = ahead && (fill >= PAUSE_AT || input.paused && fill > RESUME_AT);
+            if paused == input.paused {
+                continue;
+            }
+            input.paused = paused;
+            if !paused {
+                // Quiet while paused is not idle: a resumed partition has `idle_ms` to give again.
+                input.last_message = Instant::now();
+            }
+            // librdkafka resumes a partition at the message after the last one polled.
+            let list = if paused { &mut pause } else { &mut resume };
+            list.add_partition(&input.tp.topic, input.tp.partition);
+        }
+        let results = [
+            (pause.count() > 0).then(|| consumer.pause(&pause)),
+            (resume.count() > 0).then(|| consumer.resume(&resume)),
+        ];
+        for error in results.into_iter().flatten().filter_map(Result::err) {
+            // A partition revoked meanwhile: its next assignment starts it unpaused.
+            tracing::debug!(%error, "Partitions not paused or resumed.");
+        }
+        let paused = self.inputs.iter().filter(|i| i.paused).count();
+        self.telemetry.metrics.partitions_paused.set(paused as i64);
     }
 
     /// Adds what the suppression rules matched since the last report to their counter: once

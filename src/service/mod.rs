@@ -254,6 +254,7 @@ async fn run_pipeline(
         }
         let mut core = lock(&core);
         core.flush(&consumer);
+        core.pace(&consumer);
         if checkpoint_due && core.checkpoint_all() {
             checkpoint_due = false;
         }

@@ -42,6 +42,7 @@ pub struct Metrics {
     pub handovers: IntCounterVec,
     pub handover_seconds: Histogram,
     pub partition_identities: IntGaugeVec,
+    pub partitions_paused: IntGauge,
     pub checkpoint_bytes: IntGaugeVec,
     pub checkpoints: IntCounter,
     pub fleet_news: IntCounter,
@@ -182,6 +183,11 @@ impl Metrics {
             "Identities whose state this instance holds, per input partition.",
             &["topic", "partition"],
         )?;
+        let partitions_paused = IntGauge::new(
+            "overreach_partitions_paused",
+            "Input partitions not read for now: they are ahead in event time of one the order stage waits for.",
+        )?;
+        registry.register(Box::new(partitions_paused.clone()))?;
         let checkpoint_bytes = int_gauges(
             "overreach_checkpoint_state_bytes",
             "Bytes of identity state the last checkpoint of a partition wrote (only what changed is written).",
@@ -210,6 +216,7 @@ impl Metrics {
             handovers,
             handover_seconds,
             partition_identities,
+            partitions_paused,
             checkpoint_bytes,
             checkpoints,
             fleet_news,
