@@ -82,6 +82,12 @@ pub struct ServiceConfig {
     /// no longer. Default 200.
     #[serde(default = "default_idle_ms")]
     pub idle_ms: u64,
+    /// Pause input partitions that run ahead in event time of the one the order stage waits
+    /// for, so a backlog is judged in event-time order (`Core::pace`). Default off: a broker
+    /// that answers a fetch from the middle of a record batch with the next batch (tansu 0.6)
+    /// would skip records after each resume. Apache Kafka does not.
+    #[serde(default)]
+    pub pause_ahead: bool,
     /// Format of the input topics: `auto` (decided per record), `native`, `cloudtrail`. Default `auto`.
     #[serde(default = "default_format")]
     pub format: Format,

@@ -1418,7 +1418,9 @@ async fn a_partition_ahead_in_event_time_is_paused_and_the_backlog_is_judged_as_
     // after a pause is fetched from the message after the last one polled, wherever that is.
     let partition_of = |key: &str| Some(i32::from(key.starts_with("sparse")));
     produce_batched(&broker.brokers(), &names.input, &json_records(&records), "1", partition_of).await;
-    let service = Running::start(config(&broker.brokers(), &names));
+    let mut config = config(&broker.brokers(), &names);
+    config.pause_ahead = true;
+    let service = Running::start(config);
     service.wait_ready().await;
     service.wait_processed(&names.input, records.len() as u64).await;
     let summary = service.stop().await;

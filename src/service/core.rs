@@ -619,6 +619,9 @@ impl Core {
     /// event-time order instead of early; under a quarter full, all read again. The one the
     /// stage waits for is never paused, so the stage always moves on.
     pub fn pace(&mut self, consumer: &StreamConsumer<kafka::ServiceContext>) {
+        if !self.config.pause_ahead {
+            return;
+        }
         let fill = self.order.fill();
         let waited_for = self.order.lagging();
         let (mut pause, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
