@@ -617,7 +617,8 @@ impl Core {
     /// answer a fetch with one partition's backlog whole): past half full, every access
     /// partition but the one the stage waits for is paused, so the stage lets records go in
     /// event-time order instead of early; under a quarter full, all read again. The one the
-    /// stage waits for is never paused, so the stage always moves on.
+    /// stage waits for is never paused, so the stage always moves on. Only with `pause_ahead`
+    /// (off by default: `ServiceConfig::pause_ahead` says why).
     pub fn pace(&mut self, consumer: &StreamConsumer<kafka::ServiceContext>) {
         if !self.config.pause_ahead {
             return;
