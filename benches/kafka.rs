@@ -173,7 +173,8 @@ struct RunTimes {
     /// Of `run`, until the last record was consumed; the rest is the stop (the last alerts
     /// acknowledged, the final commit, leaving the group).
     consumed: Duration,
-    /// Of `run`, the time the service spent decoding and in the engine (its own metric).
+    /// Of `run`, the time the service's loop spent taking records in and in the engine (its own
+    /// metric; decoding runs on a helper thread, counted while the loop waits for it).
     processing: Duration,
     alerts: u64,
     /// Records the order stage let go early (its bound on records held was reached) or judged
@@ -421,7 +422,7 @@ async fn compare(brokers: &str, format: &str, n: u64, make: fn(usize) -> (String
     );
     println!("{format}: ratio overreach / bare: {:.2}", rate_of(times.run) / rate_of(bare));
     println!(
-        "{format}: of which consuming the last record at {:.2} s, decode + engine {:.2} s ({:.0}% of the run; {:.0} records per second of it)",
+        "{format}: of which consuming the last record at {:.2} s, taking in + engine {:.2} s ({:.0}% of the run; {:.0} records per second of it)",
         times.consumed.as_secs_f64(),
         times.processing.as_secs_f64(),
         100.0 * times.processing.as_secs_f64() / times.run.as_secs_f64(),

