@@ -18,6 +18,7 @@
 //! published to the state topic at quiescent points and when it is revoked;
 //! the instance it is assigned to next restores from there (`assigned`).
 
+use super::poll_times::PollTimes;
 use crate::alert::Alert;
 use crate::baseline::intern::FastMap;
 use crate::config::ServiceConfig;
@@ -86,6 +87,8 @@ struct Input {
     /// Not fetched for now: ahead in event time of the input the order stage waits for (`pace`).
     paused: bool,
     last_message: Instant,
+    /// When the records the order stage holds were polled.
+    polls: PollTimes,
     /// Lifecycle facts its logs stated, until they are published to the fleet topic
     /// (`publish_fleet_news`, or the partition's checkpoint if that comes first).
     facts: Vec<(String, FactValue)>,
@@ -304,6 +307,7 @@ impl Core {
             at_end: false,
             paused: false,
             last_message: Instant::now(),
+            polls: PollTimes::default(),
             facts: Vec::new(),
             ahead,
             outstanding,
@@ -345,6 +349,9 @@ impl Core {
         let origin = Origin::Kafka { topic: Arc::clone(&input.topic), partition, offset };
         let payload = message.payload().unwrap_or_default();
         let good = decoded.iter().filter(|r| r.is_ok()).count();
+        if good > 0 {
+            input.polls.polled(offset, consumed_at);
+        }
         let mut errors = Vec::new();
         for result in decoded {
             match result {
@@ -420,6 +427,7 @@ impl Core {
             let Some(index) = self.inputs.iter().position(|i| i.id == released.input) else { continue };
             let input = &mut self.inputs[index];
             input.processed += 1;
+            let polled_at = input.polls.released(offset).unwrap_or(input.last_message);
             let role = input.role;
             let shard = match role {
                 Role::Access { shard } => Some(shard),
@@ -455,8 +463,7 @@ impl Core {
                 self.record_done(index, offset);
             }
             if !outputs.is_empty() {
-                let input = &self.inputs[index];
-                let work = Work::Record { tp: input.tp.clone(), offset, consumed_at: input.last_message };
+                let work = Work::Record { tp: self.inputs[index].tp.clone(), offset, consumed_at: polled_at };
                 self.deliver(outputs, work);
             }
             judged.push(released.record);

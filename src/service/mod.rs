@@ -15,6 +15,7 @@
 
 mod core;
 mod decoder;
+mod poll_times;
 mod repartition;
 
 pub use self::core::RunSummary;
