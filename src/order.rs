@@ -25,7 +25,7 @@
 use crate::model::{Millis, Origin, Record};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 /// A decoded record and where it came from.
 pub type Sourced = (Record, Origin);
@@ -44,9 +44,10 @@ pub const RECORD_OVERHEAD_BYTES: usize = std::mem::size_of::<Held>() + std::mem:
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InputId(usize);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Running {
     /// Gives records; holds the others back until its watermark passes them.
+    #[default]
     Active,
     /// Read to its end for now (a quiet Kafka partition): holds nothing back
     /// until it gives a record again.
@@ -55,11 +56,51 @@ enum Running {
     Ended,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Clock {
+/// One input: its clock and the records it holds. A record that arrives at or
+/// after the input's last one in event time (nearly all of them: logs are
+/// written in time order) joins the back of `in_order`; an earlier one goes to
+/// `out_of_order`. The earliest of an input is at the front of one of the two,
+/// so a release looks at one record per input instead of sifting a heap of all
+/// of them: a Kafka backlog holds up to `MAX_HELD_RECORDS`, and a heap that
+/// large missed the cache on every level (`Order::pop` was a sixth of the
+/// service's thread, perf, 1M records on tansu).
+#[derive(Default)]
+struct Lane {
     /// Newest event time the input has given; `None` before its first record.
     newest: Option<Millis>,
     running: Running,
+    in_order: VecDeque<Held>,
+    out_of_order: BinaryHeap<Reverse<Held>>,
+}
+
+impl Lane {
+    /// The input's earliest held record.
+    fn first(&self) -> Option<&Held> {
+        match (self.in_order.front(), self.out_of_order.peek()) {
+            (Some(a), Some(Reverse(b))) => Some(a.min(b)),
+            (a, b) => a.or(b.map(|Reverse(b)| b)),
+        }
+    }
+
+    fn take_first(&mut self) -> Option<Held> {
+        let from_heap = match (self.in_order.front(), self.out_of_order.peek()) {
+            (Some(a), Some(Reverse(b))) => b < a,
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        if from_heap {
+            self.out_of_order.pop().map(|Reverse(h)| h)
+        } else {
+            self.in_order.pop_front()
+        }
+    }
+
+    /// Every held record, earliest first.
+    fn sorted(&self) -> Vec<&Held> {
+        let mut all: Vec<&Held> = self.in_order.iter().chain(self.out_of_order.iter().map(|r| &r.0)).collect();
+        all.sort();
+        all
+    }
 }
 
 /// A record let out of the stage.
@@ -84,8 +125,8 @@ pub struct OrderCounts {
 }
 
 pub struct Order {
-    inputs: Vec<Clock>,
-    held: BinaryHeap<Reverse<Held>>,
+    inputs: Vec<Lane>,
+    held: usize,
     held_bytes: usize,
     /// Bounds: `MAX_HELD_RECORDS` and `MAX_HELD_BYTES` unless set (`bound`).
     pub(crate) max_held: (usize, usize),
@@ -100,7 +141,7 @@ impl Order {
     pub fn new(lateness: Millis) -> Order {
         Order {
             inputs: Vec::new(),
-            held: BinaryHeap::new(),
+            held: 0,
             held_bytes: 0,
             max_held: (MAX_HELD_RECORDS, MAX_HELD_BYTES),
             lateness: lateness.max(0),
@@ -118,22 +159,28 @@ impl Order {
     /// A new input, active: nothing is released past it until it gives a
     /// record, goes idle or ends.
     pub fn add_input(&mut self) -> InputId {
-        self.inputs.push(Clock { newest: None, running: Running::Active });
+        self.inputs.push(Lane::default());
         InputId(self.inputs.len() - 1)
     }
 
     /// Holds a record of `input`; `bytes` is its share of the text it came from.
     pub fn push(&mut self, input: InputId, sourced: Sourced, bytes: usize) {
         let time = sourced.0.time();
-        let clock = &mut self.inputs[input.0];
-        clock.newest = Some(clock.newest.map_or(time, |n| n.max(time)));
-        if clock.running == Running::Idle {
-            clock.running = Running::Active;
+        let lane = &mut self.inputs[input.0];
+        lane.newest = Some(lane.newest.map_or(time, |n| n.max(time)));
+        if lane.running == Running::Idle {
+            lane.running = Running::Active;
         }
         self.seq += 1;
         let bytes = bytes + RECORD_OVERHEAD_BYTES;
+        self.held += 1;
         self.held_bytes += bytes;
-        self.held.push(Reverse(Held { time, seq: self.seq, input, bytes, record: Box::new(sourced) }));
+        let held = Held { time, seq: self.seq, bytes, record: Box::new(sourced) };
+        if lane.in_order.back().is_none_or(|last| last.time <= time) {
+            lane.in_order.push_back(held);
+        } else {
+            lane.out_of_order.push(Reverse(held));
+        }
     }
 
     /// The input has ended: it holds nothing back any more.
@@ -143,9 +190,9 @@ impl Order {
 
     /// The input is read to its end for now (`true`), or may give records again.
     pub fn set_idle(&mut self, input: InputId, idle: bool) {
-        let clock = &mut self.inputs[input.0];
-        if clock.running != Running::Ended {
-            clock.running = if idle { Running::Idle } else { Running::Active };
+        let lane = &mut self.inputs[input.0];
+        if lane.running != Running::Ended {
+            lane.running = if idle { Running::Idle } else { Running::Active };
         }
     }
 
@@ -153,28 +200,26 @@ impl Order {
     /// have been released: a revoked partition's records are its new owner's.
     pub fn remove(&mut self, input: InputId) -> Vec<Sourced> {
         self.end(input);
-        let (mine, others): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.held).into_iter().partition(|r| r.0.input == input);
-        self.held = others.into_iter().collect();
-        let mut mine: Vec<Held> = mine.into_iter().map(|Reverse(h)| h).collect();
+        let lane = &mut self.inputs[input.0];
+        let mut mine: Vec<Held> = lane.in_order.drain(..).collect();
+        mine.extend(std::mem::take(&mut lane.out_of_order).into_iter().map(|Reverse(h)| h));
         mine.sort();
+        self.held -= mine.len();
         self.held_bytes -= mine.iter().map(|h| h.bytes).sum::<usize>();
         mine.into_iter().map(|h| *h.record).collect()
     }
 
     /// The held records of one input, earliest first (for a checkpoint).
     pub fn held_of(&self, input: InputId) -> Vec<&Sourced> {
-        let mut mine: Vec<&Held> = self.held.iter().map(|r| &r.0).filter(|h| h.input == input).collect();
-        mine.sort();
-        mine.into_iter().map(|h| &*h.record).collect()
+        self.inputs[input.0].sorted().into_iter().map(|h| &*h.record).collect()
     }
 
     /// The time up to which every running input has given what it will
     /// (within the allowance): `None` while some input has given nothing.
     fn horizon(&self) -> Option<Millis> {
         let mut horizon = Millis::MAX;
-        for clock in self.inputs.iter().filter(|c| c.running == Running::Active) {
-            horizon = horizon.min(clock.newest?.saturating_sub(self.lateness));
+        for lane in self.inputs.iter().filter(|l| l.running == Running::Active) {
+            horizon = horizon.min(lane.newest?.saturating_sub(self.lateness));
         }
         Some(horizon)
     }
@@ -182,37 +227,39 @@ impl Order {
     /// The running input holding the others back (the one to read from next),
     /// for inputs that are read on demand; `None` when none is.
     pub fn lagging(&self) -> Option<InputId> {
-        let active = self.inputs.iter().enumerate().filter(|(_, c)| c.running == Running::Active);
-        active.min_by_key(|(i, c)| (c.newest.is_some(), c.newest, *i)).map(|(i, _)| InputId(i))
+        let active = self.inputs.iter().enumerate().filter(|(_, l)| l.running == Running::Active);
+        active.min_by_key(|(i, l)| (l.newest.is_some(), l.newest, *i)).map(|(i, _)| InputId(i))
     }
 
     /// The next record due, if any.
     pub fn pop(&mut self) -> Option<Released> {
-        let Reverse(next) = self.held.peek()?;
+        let (input, next) =
+            self.inputs.iter().enumerate().filter_map(|(i, l)| Some((i, l.first()?))).min_by_key(|(_, h)| *h)?;
         let due = self.horizon().is_some_and(|h| next.time <= h);
-        let full = self.held.len() > self.max_held.0 || self.held_bytes > self.max_held.1;
+        let full = self.held > self.max_held.0 || self.held_bytes > self.max_held.1;
         if !due && !full {
             return None;
         }
-        let Reverse(held) = self.held.pop().expect("peeked");
+        let held = self.inputs[input].take_first().expect("first");
+        self.held -= 1;
         self.held_bytes -= held.bytes;
         self.counts.released_early += u64::from(!due);
         let late = self.released.is_some_and(|r| held.time < r);
         self.counts.late += u64::from(late);
         self.released = Some(self.released.map_or(held.time, |r| r.max(held.time)));
         let (record, origin) = *held.record;
-        Some(Released { record, origin, input: held.input, late, bytes: held.bytes })
+        Some(Released { record, origin, input: InputId(input), late, bytes: held.bytes })
     }
 
     /// How full the stage is: the larger of its records' and its bytes' share of its bounds.
     pub fn fill(&self) -> f64 {
         let (records, bytes) = self.max_held;
-        (self.held.len() as f64 / records.max(1) as f64).max(self.held_bytes as f64 / bytes.max(1) as f64)
+        (self.held as f64 / records.max(1) as f64).max(self.held_bytes as f64 / bytes.max(1) as f64)
     }
 
     /// Records held now.
     pub fn held(&self) -> usize {
-        self.held.len()
+        self.held
     }
 
     /// Approximate bytes of the records held now.
@@ -232,7 +279,6 @@ impl Order {
 struct Held {
     time: Millis,
     seq: u64,
-    input: InputId,
     bytes: usize,
     record: Box<Sourced>,
 }

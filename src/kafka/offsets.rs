@@ -41,7 +41,15 @@ impl PartitionOffsets {
 
     /// Marks a message done. Returns the offset to store if the contiguous done prefix grew.
     pub fn complete(&mut self, offset: i64) -> Option<i64> {
-        let index = self.queue.binary_search_by_key(&offset, |e| e.offset).ok()?;
+        // Offsets of a partition are consecutive but where compaction or transaction markers
+        // left gaps: the message is where consecutive offsets would put it, or found by halving.
+        let first = self.queue.front()?.offset;
+        let guess =
+            usize::try_from(offset - first).ok().filter(|&i| self.queue.get(i).is_some_and(|e| e.offset == offset));
+        let index = match guess {
+            Some(index) => index,
+            None => self.queue.binary_search_by_key(&offset, |e| e.offset).ok()?,
+        };
         self.queue[index].done = true;
         let mut released = None;
         while self.queue.front().is_some_and(|e| e.done) {

@@ -20,7 +20,6 @@
 
 use super::poll_times::PollTimes;
 use crate::alert::Alert;
-use crate::baseline::intern::FastMap;
 use crate::config::ServiceConfig;
 use crate::decode::{decode_line, DecodeError, Decoded, Limits};
 use crate::engine::{Engine, Shard};
@@ -97,8 +96,10 @@ struct Input {
     ahead: HashMap<String, i64>,
     /// Per message offset: records the engine has not had yet, plus deliveries of its outputs
     /// in flight. At zero the message is done, in `offsets`. Both kept with the partition, so
-    /// that a record's bookkeeping copies and hashes no partition name.
-    outstanding: FastMap<i64, u32>,
+    /// that a record's bookkeeping copies and hashes no partition name. Ordered: offsets are
+    /// looked up nearly in order, so the tree's path stays in the cache, where a hash map of a
+    /// full order stage's messages missed it on every record (perf: 6% of the service's thread).
+    outstanding: BTreeMap<i64, u32>,
     offsets: PartitionOffsets,
 }
 
@@ -287,7 +288,7 @@ impl Core {
         let Restored { held, ahead, .. } = restored;
         let id = self.order.add_input();
         let topic: Arc<str> = tp.topic.as_str().into();
-        let mut outstanding = FastMap::default();
+        let mut outstanding = BTreeMap::new();
         for h in held {
             let origin = Origin::Kafka { topic: Arc::clone(&topic), partition: tp.partition, offset: h.offset };
             *outstanding.entry(h.offset).or_default() += 1;
