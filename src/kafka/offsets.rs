@@ -1,9 +1,10 @@
 //! Which input offsets may be committed: the at-least-once bookkeeping.
 //!
-//! A message is *done* once every record it caused (alerts, its dead-letter copy) has been
-//! acknowledged by the broker. Deliveries finish out of order, so per partition the tracker
-//! keeps the received offsets in order and releases only the highest contiguous done one:
-//! the offset to store is that one + 1 (a hand-built offset is last + 1).
+//! A message is *done* once every unit of work it caused (its records judged, their alerts
+//! and its dead-letter copy acknowledged by the broker) is. Deliveries finish out of order, so
+//! per partition the tracker keeps the received offsets in order, each with its units left,
+//! and releases only the highest contiguous done one: the offset to store is that one + 1 (a
+//! hand-built offset is last + 1).
 
 use super::TopicPartition;
 use std::collections::{HashMap, VecDeque};
@@ -15,7 +16,7 @@ pub struct OffsetTracker {
     partitions: HashMap<TopicPartition, PartitionOffsets>,
 }
 
-/// One partition's received offsets, in order, each done or not.
+/// One partition's received offsets, in order, each with the units of work it has left.
 #[derive(Debug, Default)]
 pub struct PartitionOffsets {
     queue: VecDeque<Entry>,
@@ -24,25 +25,45 @@ pub struct PartitionOffsets {
 #[derive(Debug)]
 struct Entry {
     offset: i64,
-    done: bool,
+    left: u32,
 }
 
 impl PartitionOffsets {
     /// Registers a received message. Offsets arrive increasing; one at or below the last seen
     /// means the partition was re-assigned and re-positioned, so what was pending belongs to
     /// the earlier assignment and is forgotten (its deliveries, when they finish, no longer
-    /// match and release nothing).
-    pub fn begin(&mut self, offset: i64) {
+    /// match and release nothing). It has `units` of work to finish (none: it is done at its
+    /// first `complete`).
+    pub fn begin(&mut self, offset: i64, units: u32) {
         if self.queue.back().is_some_and(|last| last.offset >= offset) {
             self.queue.clear();
         }
-        self.queue.push_back(Entry { offset, done: false });
+        self.queue.push_back(Entry { offset, left: units });
     }
 
-    /// Marks a message done. Returns the offset to store if the contiguous done prefix grew.
+    /// One more unit of work for a message received (an output of one of its records); none
+    /// for one not received here.
+    pub fn add_unit(&mut self, offset: i64) {
+        if let Some(entry) = self.entry(offset) {
+            entry.left += 1;
+        }
+    }
+
+    /// One unit of a message's work is done; at its last, the message is. Returns the offset
+    /// to store if the contiguous done prefix grew.
     pub fn complete(&mut self, offset: i64) -> Option<i64> {
-        // Offsets of a partition are consecutive but where compaction or transaction markers
-        // left gaps: the message is where consecutive offsets would put it, or found by halving.
+        let entry = self.entry(offset)?;
+        entry.left = entry.left.saturating_sub(1);
+        let mut released = None;
+        while self.queue.front().is_some_and(|e| e.left == 0) {
+            released = self.queue.pop_front().map(|e| e.offset + 1);
+        }
+        released
+    }
+
+    /// Offsets of a partition are consecutive but where compaction or transaction markers
+    /// left gaps: a message is where consecutive offsets would put it, or found by halving.
+    fn entry(&mut self, offset: i64) -> Option<&mut Entry> {
         let first = self.queue.front()?.offset;
         let guess =
             usize::try_from(offset - first).ok().filter(|&i| self.queue.get(i).is_some_and(|e| e.offset == offset));
@@ -50,23 +71,18 @@ impl PartitionOffsets {
             Some(index) => index,
             None => self.queue.binary_search_by_key(&offset, |e| e.offset).ok()?,
         };
-        self.queue[index].done = true;
-        let mut released = None;
-        while self.queue.front().is_some_and(|e| e.done) {
-            released = self.queue.pop_front().map(|e| e.offset + 1);
-        }
-        released
+        self.queue.get_mut(index)
     }
 }
 
 impl OffsetTracker {
-    /// [`PartitionOffsets::begin`] for `tp`.
+    /// [`PartitionOffsets::begin`] for `tp`, with one unit of work.
     pub fn begin(&mut self, tp: &TopicPartition, offset: i64) {
         // Looked up before it is inserted: the key's clone is paid once per partition, not per record.
         if !self.partitions.contains_key(tp) {
             self.partitions.insert(tp.clone(), PartitionOffsets::default());
         }
-        self.partitions.get_mut(tp).expect("inserted above").begin(offset);
+        self.partitions.get_mut(tp).expect("inserted above").begin(offset, 1);
     }
 
     /// [`PartitionOffsets::complete`] for `tp`.
@@ -132,6 +148,22 @@ mod tests {
         assert_eq!(t.complete(&tp(0), 100), None, "an old delivery finishing commits nothing");
         assert_eq!(t.complete(&tp(0), 150), Some(151), "not held behind 101, which will never finish here");
         assert_eq!(t.pending(), 0);
+    }
+
+    #[test]
+    fn a_message_is_done_at_its_last_unit_of_work() {
+        let mut p = PartitionOffsets::default();
+        p.begin(10, 2);
+        p.begin(11, 0);
+        p.begin(12, 1);
+        p.add_unit(12);
+        p.add_unit(99); // not received here: nothing to count
+        assert_eq!(p.complete(11), None, "done, but behind 10");
+        assert_eq!(p.complete(10), None, "one of its two units left");
+        assert_eq!(p.complete(10), Some(12));
+        assert_eq!(p.complete(12), None, "one of its two units left");
+        assert_eq!(p.complete(12), Some(13));
+        assert_eq!(p.complete(12), None, "already released");
     }
 
     #[test]

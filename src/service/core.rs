@@ -94,12 +94,11 @@ struct Input {
     /// After a restore: identities whose state already holds their records before an offset
     /// (a checkpoint cut short by a crash wrote them, not the partition's position).
     ahead: HashMap<String, i64>,
-    /// Per message offset: records the engine has not had yet, plus deliveries of its outputs
-    /// in flight. At zero the message is done, in `offsets`. Both kept with the partition, so
-    /// that a record's bookkeeping copies and hashes no partition name. Ordered: offsets are
-    /// looked up nearly in order, so the tree's path stays in the cache, where a hash map of a
-    /// full order stage's messages missed it on every record (perf: 6% of the service's thread).
-    outstanding: BTreeMap<i64, u32>,
+    /// Each message received, in offset order, with its units of work left: records the engine
+    /// has not had yet, plus deliveries of its outputs in flight. Kept with the partition, so
+    /// that a record's bookkeeping copies and hashes no partition name; a queue, where a hash
+    /// map of a full order stage's messages missed the cache on every record (perf: 6% of the
+    /// service's thread).
     offsets: PartitionOffsets,
 }
 
@@ -288,10 +287,10 @@ impl Core {
         let Restored { held, ahead, .. } = restored;
         let id = self.order.add_input();
         let topic: Arc<str> = tp.topic.as_str().into();
-        let mut outstanding = BTreeMap::new();
+        // A restored record's message is before the restored position: nothing of it is
+        // committed from here, so it has no place among the partition's pending offsets.
         for h in held {
             let origin = Origin::Kafka { topic: Arc::clone(&topic), partition: tp.partition, offset: h.offset };
-            *outstanding.entry(h.offset).or_default() += 1;
             self.order.push(id, (h.record, origin), 0);
         }
         self.inputs.push(Input {
@@ -311,7 +310,6 @@ impl Core {
             polls: PollTimes::default(),
             facts: Vec::new(),
             ahead,
-            outstanding,
             offsets: PartitionOffsets::default(),
         });
     }
@@ -378,10 +376,10 @@ impl Core {
         });
         // Only the group's partitions are committed; the ones read whole are not.
         if matches!(input.role, Role::Access { .. }) {
-            input.offsets.begin(offset);
-            match good as u32 + u32::from(dead_letter.is_some()) {
-                0 => self.release(index, offset),
-                units => _ = input.outstanding.insert(offset, units),
+            let units = good as u32 + u32::from(dead_letter.is_some());
+            input.offsets.begin(offset, units);
+            if units == 0 {
+                self.release(index, offset);
             }
         }
         if let Some((output, work)) = dead_letter {
@@ -459,9 +457,9 @@ impl Core {
             }
             if matches!(role, Role::Access { .. }) {
                 if !outputs.is_empty() {
-                    *self.inputs[index].outstanding.entry(offset).or_default() += 1;
+                    self.inputs[index].offsets.add_unit(offset);
                 }
-                self.record_done(index, offset);
+                self.release(index, offset);
             }
             if !outputs.is_empty() {
                 let work = Work::Record { tp: self.inputs[index].tp.clone(), offset, consumed_at: polled_at };
@@ -566,7 +564,7 @@ impl Core {
                     AlertsDelivered { alerts: &alerts, latency: consumed_at.elapsed() }.emit(&self.telemetry);
                     self.summary.alerts += alerts.len() as u64;
                     if let Some(i) = self.input_index(&tp.topic, tp.partition).filter(|&i| self.is_access(i)) {
-                        self.record_done(i, offset);
+                        self.release(i, offset);
                     }
                 }
             }
@@ -579,16 +577,6 @@ impl Core {
 
     /// One unit of the work of the message at `offset` of input `index` is done; at the
     /// last, the message is.
-    fn record_done(&mut self, index: usize, offset: i64) {
-        let outstanding = &mut self.inputs[index].outstanding;
-        let Some(left) = outstanding.get_mut(&offset) else { return };
-        *left -= 1;
-        if *left == 0 {
-            outstanding.remove(&offset);
-            self.release(index, offset);
-        }
-    }
-
     fn release(&mut self, index: usize, offset: i64) {
         let input = &mut self.inputs[index];
         if let Some(next) = input.offsets.complete(offset) {
