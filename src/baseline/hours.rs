@@ -75,10 +75,13 @@ impl Hours {
     /// as likely as this one (by `probability`). An identity active evenly
     /// around the clock gets about 1 for every hour; a pipeline that runs
     /// only in the afternoon gets a tiny value at 03:00.
-    pub fn hour_tail(&self, hour: usize) -> f64 {
+    ///
+    /// Returned with the hour's `probability`, from one computation of every hour's: the
+    /// detector wants both on every call.
+    pub fn hour_odds(&self, hour: usize) -> (f64, f64) {
         let all = self.probabilities();
         let here = all[hour % HOURS];
-        all.iter().filter(|&&p| p <= here * (1.0 + 1e-9)).sum::<f64>().min(1.0)
+        (here, all.iter().filter(|&&p| p <= here * (1.0 + 1e-9)).sum::<f64>().min(1.0))
     }
 
     /// The same tail over days of the week: the share of active hours on
@@ -173,8 +176,8 @@ mod tests {
         let saturday_night = monday + 5 * 1440 + 23 * 60;
         assert!(h.day_tail(saturday_night) < 0.05, "{}", h.day_tail(saturday_night));
         assert!(h.day_tail(monday + 2 * 1440) > 0.5);
-        assert!(h.hour_tail(23) < 0.02, "{}", h.hour_tail(23));
-        assert!(h.hour_tail(14) > 0.5);
+        assert!(h.hour_odds(23).1 < 0.02, "{}", h.hour_odds(23).1);
+        assert!(h.hour_odds(14).1 > 0.5);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! `off_hours_max_ratio` as likely as it would be for an identity active
 //! evenly around the clock. As a signal for an incident it weighs the hour
 //! and the day together: the hour's tail probability (the share of active
-//! hours in hours at most as likely, `Hours::hour_tail`) times the day's
+//! hours in hours at most as likely, `Hours::hour_odds`) times the day's
 //! (`Hours::day_tail`). A weekday pipeline at 23:00 on a Saturday gets both
 //! small; an identity that works every day at every hour gets both near 1.
 
@@ -39,8 +39,8 @@ pub fn check(ctx: &Context) -> Option<Finding> {
     }
     let hour = (ctx.now() / 60 % 24) as usize;
     let day = DAY_NAMES[weekday(ctx.now())];
-    let p_hour = hours.probability(hour);
-    let tail = hours.hour_tail(hour) * hours.day_tail(ctx.now());
+    let (p_hour, hour_tail) = hours.hour_odds(hour);
+    let tail = hour_tail * hours.day_tail(ctx.now());
     // Relative to an identity active evenly around the clock.
     let alone =
         hours.total() >= ctx.config.off_hours_min_active_hours && p_hour * 24.0 <= ctx.config.off_hours_max_ratio;
