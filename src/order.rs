@@ -40,6 +40,9 @@ pub const MAX_HELD_BYTES: usize = 128 << 20;
 /// heap entry, with an allowance for the allocations of its strings.
 pub const RECORD_OVERHEAD_BYTES: usize = std::mem::size_of::<Held>() + std::mem::size_of::<Sourced>() + 256;
 
+/// Records' room a lane keeps once empty.
+const LANE_ROOM_KEPT: usize = 1024;
+
 /// An input's place in the stage, as `Order::add_input` handed it out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InputId(usize);
@@ -88,11 +91,16 @@ impl Lane {
             (None, _) => true,
             (Some(_), None) => false,
         };
-        if from_heap {
-            self.out_of_order.pop().map(|Reverse(h)| h)
-        } else {
-            self.in_order.pop_front()
+        let first = if from_heap { self.out_of_order.pop().map(|Reverse(h)| h) } else { self.in_order.pop_front() };
+        // A lane emptied after a burst gives its room back: across many partitions, each
+        // keeping the room of its largest burst would add up to far more than the stage's bound.
+        if self.in_order.is_empty() && self.in_order.capacity() > LANE_ROOM_KEPT {
+            self.in_order = VecDeque::new();
         }
+        if self.out_of_order.is_empty() && self.out_of_order.capacity() > LANE_ROOM_KEPT {
+            self.out_of_order = BinaryHeap::new();
+        }
+        first
     }
 
     /// Every held record, earliest first.
@@ -201,7 +209,7 @@ impl Order {
     pub fn remove(&mut self, input: InputId) -> Vec<Sourced> {
         self.end(input);
         let lane = &mut self.inputs[input.0];
-        let mut mine: Vec<Held> = lane.in_order.drain(..).collect();
+        let mut mine: Vec<Held> = std::mem::take(&mut lane.in_order).into();
         mine.extend(std::mem::take(&mut lane.out_of_order).into_iter().map(|Reverse(h)| h));
         mine.sort();
         self.held -= mine.len();
@@ -357,6 +365,20 @@ mod tests {
         order.push(a, rec(500, "e"), 0);
         assert_eq!(drain(&mut order), [("late".to_string(), true), ("c".to_string(), false)]);
         assert_eq!(order.counts(), OrderCounts { late: 1, released_early: 0 });
+    }
+
+    #[test]
+    fn records_come_out_by_time_then_arrival_whichever_part_of_their_input_holds_them() {
+        let mut order = Order::new(100);
+        let (a, b) = (order.add_input(), order.add_input());
+        // a's 20s arrive after its 30, so they wait apart from its 10 and 30; b's 20 ties with them.
+        for (input, t, name) in [(a, 10, "a10"), (a, 30, "a30"), (a, 20, "a20"), (a, 20, "a20'"), (b, 20, "b20")] {
+            order.push(input, rec(t, name), 0);
+        }
+        order.push(a, rec(200, "a200"), 0);
+        order.push(b, rec(200, "b200"), 0);
+        assert_eq!(actions(&drain(&mut order)), ["a10", "a20", "a20'", "b20", "a30"]);
+        assert_eq!(order.counts(), OrderCounts::default());
     }
 
     #[test]
