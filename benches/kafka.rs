@@ -4,8 +4,8 @@
 //! cycle, which shows how much of the latency is the broker's).
 //!
 //! `cargo bench --bench kafka` (needs tansu, see `scripts/test.sh`). `KAFKA_BENCH_EVENTS`
-//! sets N (default 200000; 0 measures latency only), `KAFKA_BENCH_RATE` the fixed rate in events/s (default 2000; the issue
-//! asks for 10000).
+//! sets N (default 200000; 0 measures latency only), `KAFKA_BENCH_RATE` the fixed rate in
+//! events/s (default 2000; the issue asks for 10000).
 
 #[path = "common/events.rs"]
 mod events;
@@ -219,12 +219,8 @@ enum Pipeline {
     Service,
 }
 
-/// At a fixed input rate, time from sending an event to reading its alert. Measured twice, on
-/// fresh topics: through a bare relay (a consumer that forwards each alerting record with the
-/// service's producer settings, doing nothing else), then through the service, with its own
-/// consume-to-ack histogram. The relay is the floor two trips through this broker set.
 /// The broker a latency run goes through: tansu by its address, or the mock cluster, whose
-/// topics are made through its own interface (it answers no admin requests).
+/// topics are made through its own interface (admin requests to create them timed out).
 enum Broker<'a> {
     Tansu(&'a str),
     Mock(&'a rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>),
@@ -253,6 +249,10 @@ impl Broker<'_> {
     }
 }
 
+/// At a fixed input rate, time from sending an event to reading its alert, through `pipeline`
+/// on fresh topics: the bare relay (a consumer that forwards each alerting record with the
+/// service's producer settings, doing nothing else) or the service, with its own consume-to-ack
+/// histogram. The relay is the floor two trips through the broker set.
 async fn latency(broker: &Broker<'_>, rate: u64, pipeline: Pipeline) {
     let brokers = &broker.brokers();
     let label = match pipeline {
