@@ -1429,3 +1429,25 @@ async fn a_partition_ahead_in_event_time_is_paused_and_the_backlog_is_judged_as_
     let alerts = read_topic(&broker.brokers(), &names.alerts, |m| alert_ids(m).is_superset(&replayed)).await;
     assert_eq!(alert_ids(&alerts), replayed, "the service's alerts are replay's");
 }
+
+/// A broker that never answers the request creating the service's own topics (librdkafka's mock
+/// cluster creates topics only through its own interface): the service stops with an error that
+/// names the topics, once librdkafka's request timeout (`socket.timeout.ms`) has passed, instead
+/// of waiting for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_topics_the_broker_does_not_create_stop_the_start_naming_them() {
+    let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
+    for topic in ["in", "alerts"] {
+        mock.create_topic(topic, 3, 1).unwrap();
+    }
+    let brokers = mock.bootstrap_servers();
+    let config: ServiceConfig = toml::from_str(&format!(
+        "brokers = {brokers:?}\ninput_topics = [\"in\"]\nalert_topic = \"alerts\"\ngroup = \"g\"\n\
+         http_addr = \"127.0.0.1:0\"\n[kafka]\n\"socket.timeout.ms\" = \"3000\"\n"
+    ))
+    .unwrap();
+    let run = service::run(&config, Arc::new(Telemetry::new()), std::future::pending());
+    let outcome = tokio::time::timeout(Duration::from_secs(60), run).await.expect("the start ends within a minute");
+    let error = format!("{:#}", outcome.err().expect("the start fails"));
+    assert!(error.contains("cannot create the service topics g-state, g-fleet"), "{error}");
+}

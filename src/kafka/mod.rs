@@ -255,7 +255,12 @@ pub async fn ensure_service_topics(
             })
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        for result in admin.create_topics(&new, &options).await? {
+        let names: Vec<&str> = missing.iter().map(|t| t.name.as_str()).collect();
+        let results = admin
+            .create_topics(&new, &options)
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot create the service topics {}: {error}", names.join(", ")))?;
+        for result in results {
             match result {
                 Ok(topic) => tracing::info!(topic, partitions, "Created the service topic."),
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
