@@ -1448,6 +1448,6 @@ async fn service_topics_the_broker_does_not_create_stop_the_start_naming_them() 
     .unwrap();
     let run = service::run(&config, Arc::new(Telemetry::new()), std::future::pending());
     let outcome = tokio::time::timeout(Duration::from_secs(60), run).await.expect("the start ends within a minute");
-    let error = format!("{:#}", outcome.err().expect("the start fails"));
+    let error = format!("{:#}", outcome.expect_err("the start fails"));
     assert!(error.contains("cannot create the service topics g-state, g-fleet"), "{error}");
 }
