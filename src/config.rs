@@ -83,8 +83,8 @@ pub struct ServiceConfig {
     #[serde(default = "default_idle_ms")]
     pub idle_ms: u64,
     /// Pause input partitions that run ahead in event time of the one the order stage waits
-    /// for, so a backlog is judged in event-time order (`Core::pace`). Default off, for the
-    /// reason docs/service.md gives ("Order and lateness"): tansu 0.6 would skip records.
+    /// for, so a backlog is judged in event-time order (`Core::pace`). Default off: why is in
+    /// docs/service.md, "Order and lateness".
     #[serde(default)]
     pub pause_ahead: bool,
     /// Format of the input topics: `auto` (decided per record), `native`, `cloudtrail`. Default `auto`.

@@ -1431,9 +1431,9 @@ async fn a_partition_ahead_in_event_time_is_paused_and_the_backlog_is_judged_as_
 }
 
 /// A broker that never answers the request creating the service's own topics (librdkafka's mock
-/// cluster creates topics only through its own interface): the service stops with an error that
-/// names the topics, once librdkafka's request timeout (`socket.timeout.ms`) has passed, instead
-/// of waiting for ever.
+/// cluster creates topics only through its own interface): once librdkafka's request timeout
+/// (`socket.timeout.ms`) has passed, the service stops with an error that names the topics
+/// (librdkafka's own, `OperationTimedOut`, named none).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_topics_the_broker_does_not_create_stop_the_start_naming_them() {
     let mock = rdkafka::mocking::MockCluster::new(1).unwrap();

@@ -45,17 +45,12 @@ impl Hours {
         self.counts.iter().map(|&c| c as u64).sum()
     }
 
-    /// Probability that an active hour falls at `hour` of the day. Counts are
+    /// Probability that an active hour falls at each hour of the day. Counts are
     /// smoothed over two hours either side (a job at 14:00 may run at 13:58,
     /// a working day may run long), and mixed with the Good-Turing mass of "an
     /// hour not used before", (n1 + 1) / (N + 1) with n1 the hours used once,
     /// spread evenly: an identity that often turns up at new hours is not
     /// surprising when it does again.
-    pub fn probability(&self, hour: usize) -> f64 {
-        self.probabilities()[hour % HOURS]
-    }
-
-    /// `probability` of every hour, the totals counted once.
     fn probabilities(&self) -> [f64; HOURS] {
         let total = self.total() as f64;
         if total == 0.0 {
@@ -70,14 +65,13 @@ impl Hours {
         std::array::from_fn(|h| (1.0 - p_new) * near(h) / (2.5 * total) + p_new / HOURS as f64)
     }
 
-    /// How unusual this hour of the day is for the identity, as a tail
-    /// probability: the share of its active hours that fall in hours at most
-    /// as likely as this one (by `probability`). An identity active evenly
-    /// around the clock gets about 1 for every hour; a pipeline that runs
-    /// only in the afternoon gets a tiny value at 03:00.
-    ///
-    /// Returned with the hour's `probability`, from one computation of every hour's: the
-    /// detector wants both on every call.
+    /// How likely this hour of the day is for the identity (`probabilities`),
+    /// and how unusual, as a tail probability: the share of its active hours
+    /// that fall in hours at most as likely as this one. An identity active
+    /// evenly around the clock gets a tail of about 1 for every hour; a
+    /// pipeline that runs only in the afternoon gets a tiny one at 03:00.
+    /// Both from one computation of every hour's: the detector wants both on
+    /// every call.
     pub fn hour_odds(&self, hour: usize) -> (f64, f64) {
         let all = self.probabilities();
         let here = all[hour % HOURS];
@@ -145,9 +139,9 @@ mod tests {
             }
         }
         assert_eq!(h.total(), 56);
-        assert!(h.probability(14) * 24.0 > 5.0);
-        assert!(h.probability(16) > h.probability(17));
-        assert!(h.probability(3) * 24.0 < 0.05, "{}", h.probability(3));
+        assert!(h.hour_odds(14).0 * 24.0 > 5.0);
+        assert!(h.hour_odds(16).0 > h.hour_odds(17).0);
+        assert!(h.hour_odds(3).0 * 24.0 < 0.05, "{}", h.hour_odds(3).0);
         assert_eq!(h.active_ranges(), vec!["14:00-16:00"]);
     }
 
@@ -157,7 +151,7 @@ mod tests {
         for i in 0..60u32 {
             h.record(i * 1440 / 3 + (i * 7 % 24) * 60, 1e9);
         }
-        assert!((0..24).all(|hour| h.probability(hour) * 24.0 > 0.05));
+        assert!((0..24).all(|hour| h.hour_odds(hour).0 * 24.0 > 0.05));
     }
 
     #[test]

@@ -621,7 +621,8 @@ impl Core {
         }
         let fill = self.order.fill();
         let waited_for = self.order.lagging();
-        let (mut pause, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
+        // Lists made only when something changes: this runs at every turn of the loop.
+        let (mut pause, mut resume) = (None, None);
         for input in self.inputs.iter_mut().filter(|i| matches!(i.role, Role::Access { .. })) {
             // One read to its end has nothing to hold back, and must be free to go idle.
             let ahead = !input.at_end && Some(input.id) != waited_for;
@@ -636,12 +637,9 @@ impl Core {
             }
             // librdkafka resumes a partition at the message after the last one polled.
             let list = if paused { &mut pause } else { &mut resume };
-            list.add_partition(&input.tp.topic, input.tp.partition);
+            list.get_or_insert_with(TopicPartitionList::new).add_partition(&input.tp.topic, input.tp.partition);
         }
-        let results = [
-            (pause.count() > 0).then(|| consumer.pause(&pause)),
-            (resume.count() > 0).then(|| consumer.resume(&resume)),
-        ];
+        let results = [pause.map(|list| consumer.pause(&list)), resume.map(|list| consumer.resume(&list))];
         for error in results.into_iter().flatten().filter_map(Result::err) {
             // A partition revoked meanwhile: its next assignment starts it unpaused.
             tracing::debug!(%error, "Partitions not paused or resumed.");
