@@ -22,7 +22,7 @@ pub fn resource_class(resource: &str) -> String {
 /// (between separators or `/`) is judged by what the pass counted in it, and the text
 /// between id-like tokens is copied in one piece; the third `/` ends the class. It runs on
 /// every call: copying token by token, with three scans of each, cost 1.4% more of a replay's
-/// instructions.
+/// instructions, and testing each byte's kinds one by one instead of in [`BYTE_KINDS`] 6%.
 pub fn push_resource_class(out: &mut String, resource: &str) {
     let bytes = resource.as_bytes();
     // `copied` is where the text not yet in `out` starts; `token` where the current one does.
@@ -31,8 +31,9 @@ pub fn push_resource_class(out: &mut String, resource: &str) {
     let mut slashes = 0;
     for at in 0..=bytes.len() {
         let b = bytes.get(at).copied();
-        if let Some(b) = b.filter(|&b| b != b'/' && !is_separator(b)) {
-            counts.count(b);
+        let kinds = b.map_or(ENDS_TOKEN, |b| BYTE_KINDS[usize::from(b)]);
+        if kinds & ENDS_TOKEN == 0 {
+            counts.count(kinds);
             continue;
         }
         if counts.looks_like_id(at - token) {
@@ -65,28 +66,59 @@ pub fn resource_prefix(resource: &str) -> &str {
 
 /// What separates the tokens of a path segment. All ASCII, so splitting at
 /// these bytes splits at character boundaries.
-fn is_separator(b: u8) -> bool {
+const fn is_separator(b: u8) -> bool {
     matches!(b, b'-' | b'_' | b'.' | b':' | b'=' | b' ')
 }
+
+// The kinds of a byte a resource's tokens are judged by, as bits of `BYTE_KINDS`.
+const DIGIT: u8 = 1;
+const HEX: u8 = 2;
+const ALPHANUMERIC: u8 = 4;
+/// A separator or `/`.
+const ENDS_TOKEN: u8 = 8;
+
+/// Each byte's kinds, looked up once per byte of every call's resource.
+const BYTE_KINDS: [u8; 256] = {
+    let mut kinds = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        let mut k = 0;
+        if byte.is_ascii_digit() {
+            k |= DIGIT;
+        }
+        if byte.is_ascii_hexdigit() {
+            k |= HEX;
+        }
+        if byte.is_ascii_alphanumeric() {
+            k |= ALPHANUMERIC;
+        }
+        if byte == b'/' || is_separator(byte) {
+            k |= ENDS_TOKEN;
+        }
+        kinds[b] = k;
+        b += 1;
+    }
+    kinds
+};
 
 /// What a token of a resource held, counted as it is read.
 struct TokenCounts {
     digits: usize,
-    all_hex: bool,
-    all_alphanumeric: bool,
+    /// The kinds every byte so far had.
+    all: u8,
 }
 
 impl Default for TokenCounts {
     fn default() -> Self {
-        TokenCounts { digits: 0, all_hex: true, all_alphanumeric: true }
+        TokenCounts { digits: 0, all: HEX | ALPHANUMERIC }
     }
 }
 
 impl TokenCounts {
-    fn count(&mut self, b: u8) {
-        self.digits += usize::from(b.is_ascii_digit());
-        self.all_hex &= b.is_ascii_hexdigit();
-        self.all_alphanumeric &= b.is_ascii_alphanumeric();
+    fn count(&mut self, kinds: u8) {
+        self.digits += usize::from(kinds & DIGIT);
+        self.all &= kinds;
     }
 
     /// Whether a token of `len` bytes with these counts is an id: a digit run, mostly digits,
@@ -94,11 +126,12 @@ impl TokenCounts {
     /// belongs): a class never keeps them, so no call name carries one.
     fn looks_like_id(&self, len: usize) -> bool {
         let digits = self.digits;
+        let (all_hex, all_alphanumeric) = (self.all & HEX != 0, self.all & ALPHANUMERIC != 0);
         len > 0
             && (digits == len
                 || (len >= 6 && digits * 2 >= len)
-                || (digits > 0 && len >= 8 && self.all_hex)
-                || (digits > 0 && len >= 16 && self.all_alphanumeric))
+                || (digits > 0 && len >= 8 && all_hex)
+                || (digits > 0 && len >= 16 && all_alphanumeric))
     }
 }
 

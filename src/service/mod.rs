@@ -35,7 +35,8 @@ use crate::telemetry::{http, Telemetry};
 use crate::triage::recent::RecentAlerts;
 use anyhow::Context as _;
 use futures_util::future::FutureExt as _;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use futures_util::StreamExt as _;
+use rdkafka::consumer::{CommitMode, Consumer, MessageStream, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, TopicPartitionList};
@@ -174,6 +175,9 @@ async fn run_pipeline(
     let (mut snapshot_due, mut checkpoint_due) = (false, false);
     let mut backoff = Backoff::default();
     let mut decoder = decoder::Decoder::start(config.limits()).context("cannot start the decoding thread")?;
+    // One stream for the whole loop: `recv` makes a stream per message, and registering and
+    // dropping its waker took a lock twice per message (4% of the loop's thread).
+    let mut messages = consumer.stream();
 
     loop {
         // A checkpoint or snapshot due waits for the deliveries in flight: consumption pauses.
@@ -201,7 +205,8 @@ async fn run_pipeline(
                 Err(KafkaError::PartitionEOF(partition)) => lock(&core).at_end(partition, false),
                 Err(error) => tracing::debug!(%error, "Reader of the topics read whole: consumer error."),
             },
-            message = consumer.recv(), if accepting => {
+            message = messages.next(), if accepting => {
+                let message = message.expect("a consumer's stream never ends");
                 let started = Instant::now();
                 let mut engine_time = Duration::ZERO;
                 let mut batches = 1;
@@ -210,15 +215,15 @@ async fn run_pipeline(
                 // judges what the batch before it let out of the order stage and polls the next
                 // (the lock is let go before each poll, in which a rebalance may run its
                 // callbacks: see `Core::take_in` for messages polled before one).
-                let mut polled = Some(poll_batch(&consumer, message, &mut decoder, config));
+                let mut polled = Some(poll_batch(&mut messages, message, &mut decoder, config));
                 while let Some(batch) = polled.take() {
                     let judging = Instant::now();
                     let judged = lock(&core).run_engine();
                     engine_time += judging.elapsed();
                     decoder.recycle(judged);
                     if batch.error.is_none() && batches < MAX_BATCHES && lock(&core).accepting(MAX_IN_FLIGHT) {
-                        if let Some(first) = consumer.recv().now_or_never() {
-                            polled = Some(poll_batch(&consumer, first, &mut decoder, config));
+                        if let Some(first) = next_ready(&mut messages) {
+                            polled = Some(poll_batch(&mut messages, first, &mut decoder, config));
                             batches += 1;
                         }
                     }
@@ -305,6 +310,7 @@ async fn run_pipeline(
         let mut core = lock(&core);
         core.flush(&consumer);
     }
+    drop(messages);
     close(consumer).await;
     Ok(summary)
 }
@@ -320,7 +326,7 @@ struct Batch<'c> {
 /// `first` and the messages librdkafka has already fetched after it, up to [`BATCH`] or the
 /// first consumer error, sent to the decoder.
 fn poll_batch<'c>(
-    consumer: &'c StreamConsumer<ServiceContext>,
+    consumer: &mut MessageStream<'c, ServiceContext>,
     first: Result<BorrowedMessage<'c>, KafkaError>,
     decoder: &mut decoder::Decoder,
     config: &ServiceConfig,
@@ -335,11 +341,16 @@ fn poll_batch<'c>(
             Err(e) => error = Some(e),
         }
         if error.is_none() && messages.len() < BATCH {
-            next = consumer.recv().now_or_never();
+            next = next_ready(consumer);
         }
     }
     decoder.send(payloads(&messages, config));
     Batch { messages, error, polled_at }
+}
+
+/// A message (or consumer error) librdkafka already holds, without waiting.
+fn next_ready<'c>(messages: &mut MessageStream<'c, ServiceContext>) -> Option<Result<BorrowedMessage<'c>, KafkaError>> {
+    messages.next().now_or_never().map(|next| next.expect("a consumer's stream never ends"))
 }
 
 /// Each message's payload and the format of its topic, for the decoder.
