@@ -33,9 +33,11 @@ use crate::model::{AccessEvent, Grant, Judgement, Millis, Origin, Record, Verdic
 use crate::sanitize::sanitize;
 use crate::suppress::Rules;
 use crate::time::{format_rfc3339, DAY, HOUR};
+use agents::Agents;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+mod agents;
 pub mod transfer;
 
 /// The settings incidents read, from the engine's.
@@ -183,6 +185,8 @@ pub struct Engine {
     /// Where `observe` writes each derived name before interning it: one buffer for the
     /// engine's life instead of an allocation per call.
     scratch: String,
+    /// The names derived from user agents seen lately.
+    agents: Agents,
 }
 
 /// The suppression rules in force, and whether what they match is emitted
@@ -202,6 +206,7 @@ impl Engine {
             suppression: Suppression::default(),
             fleet_news: None,
             scratch: String::new(),
+            agents: Agents::default(),
         }
     }
 
@@ -595,6 +600,7 @@ impl Engine {
         self.state.visit_ids(&mut renumber);
         self.state.admission.rebuild(&self.state.identities);
         self.state.names_live = live.counts();
+        self.agents.forget();
     }
 
     /// Interns the features of a call that baselines learn on. Each derived name
@@ -616,19 +622,28 @@ impl Engine {
         let call_key = CallKey { target, action, class };
         let (call, op) = names.call(call_key);
         let source = e.source_ip.as_deref().map(Source::parse);
-        let agent = Agent::parse(e.user_agent.as_deref().unwrap_or(""));
+        let user_agent = e.user_agent.as_deref().unwrap_or("");
+        let known = self.agents.get(user_agent);
+        let mut agent = known;
         let client = (e.source_ip.is_some() || e.user_agent.is_some()).then(|| Client {
             network: match &source {
                 Some(source) => derived(names, &|out| source.push_network(out)),
                 None => names.intern("unknown"),
             },
-            agent: derived(names, &|out| agent.push_family(out)),
+            agent: *agent
+                .family
+                .get_or_insert_with(|| derived(names, &|out| Agent::parse(user_agent).push_family(out))),
         });
         let place = source.as_ref().map(|source| Place {
             wide_network: derived(names, &|out| source.push_wide_network(out)),
             scope: source.scope(),
-            agent_version: derived(names, &|out| agent.push_version(out)),
+            agent_version: *agent
+                .version
+                .get_or_insert_with(|| derived(names, &|out| Agent::parse(user_agent).push_version(out))),
         });
+        if agent != known {
+            self.agents.remember(user_agent, agent);
+        }
         let mut delegators = Vec::new();
         for d in e.on_behalf_of.iter().chain(&e.chain) {
             let sym = names.intern(d);
@@ -1160,7 +1175,7 @@ mod tests {
         engine.collect_names();
         let mut state = serde_json::to_value(&engine.state).unwrap();
         let fields = state.as_object_mut().unwrap();
-        for counter in ["stats", "names_live", "recorded"] {
+        for counter in ["stats", "names_live"] {
             fields.remove(counter);
         }
         state
