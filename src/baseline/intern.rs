@@ -81,14 +81,14 @@ impl<K, V> Default for TextMap<K, V> {
 
 impl<K: std::borrow::Borrow<str>, V> TextMap<K, V> {
     pub fn get(&self, key: &str) -> Option<&V> {
-        self.table.find(self.hasher.hash_one(key), |(k, _)| same(k.borrow(), key)).map(|(_, v)| v)
+        self.table.find(self.hasher.hash_one(key), |(k, _)| crate::text::same(k.borrow(), key)).map(|(_, v)| v)
     }
 
     /// Sets the value of `key`, in place of the one it had.
     pub fn insert(&mut self, key: K, value: V) {
         let hasher = &self.hasher;
         let hash = hasher.hash_one(key.borrow());
-        match self.table.find_mut(hash, |(k, _)| same(k.borrow(), key.borrow())) {
+        match self.table.find_mut(hash, |(k, _)| crate::text::same(k.borrow(), key.borrow())) {
             Some(entry) => entry.1 = value,
             None => {
                 self.table.insert_unique(hash, (key, value), |(k, _)| hasher.hash_one(k.borrow()));
@@ -107,18 +107,6 @@ impl<K: std::borrow::Borrow<str>, V> TextMap<K, V> {
     pub fn clear(&mut self) {
         self.table.clear();
     }
-}
-
-/// Whether two texts are the same, a word at a time.
-fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
-    let words = |c: &[u8]| u64::from_ne_bytes(c.try_into().expect("chunks of 8"));
-    (&mut x).zip(&mut y).all(|(p, q)| words(p) == words(q))
-        && x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q)
 }
 
 impl Serialize for Interner {
@@ -158,11 +146,6 @@ mod tests {
     }
 
     proptest::proptest! {
-        #[test]
-        fn names_are_the_same_exactly_when_equal(a in "[ab]{0,20}", b in "[ab]{0,20}") {
-            proptest::prop_assert_eq!(same(&a, &b), a == b);
-        }
-
         #[test]
         fn a_text_map_holds_what_a_hash_map_holds(keys in proptest::collection::vec("[a-c]{0,12}", 0..40)) {
             let (mut map, mut reference) = (TextMap::default(), std::collections::HashMap::new());

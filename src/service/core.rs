@@ -279,7 +279,7 @@ impl Core {
     }
 
     fn input_index(&self, topic: &str, partition: i32) -> Option<usize> {
-        self.inputs.iter().position(|i| i.tp.partition == partition && i.tp.topic == topic)
+        self.inputs.iter().position(|i| i.tp.partition == partition && crate::text::same(&i.tp.topic, topic))
     }
 
     /// Adds a partition read into the order stage, with what it already held.
