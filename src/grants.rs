@@ -126,22 +126,91 @@ impl GrantState {
 }
 
 /// The lifecycle facts known so far, in event time.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Registry {
-    #[serde(serialize_with = "crate::baseline::sorted::serialize")]
-    grants: FastMap<String, GrantState>,
+    grants: GrantTable,
     #[serde(serialize_with = "crate::baseline::sorted::serialize")]
     offboarded: FastMap<String, Millis>,
     #[serde(serialize_with = "crate::baseline::sorted::serialize")]
     revoked: FastMap<String, Millis>,
     #[serde(serialize_with = "crate::baseline::sorted::serialize")]
     expiries: FastMap<String, Millis>,
-    /// Grant ids by exact identity, and those whose identity is a glob: derived
-    /// from `grants`, so a call looks up its grants without a scan.
+    /// Grants (their places in `grants`) by exact identity, and those whose identity is a
+    /// glob: derived from `grants`, so a call looks up its grants without a scan.
     #[serde(skip)]
-    by_identity: FastMap<String, Vec<String>>,
+    by_identity: FastMap<String, Vec<usize>>,
     #[serde(skip)]
-    glob_grants: Vec<String>,
+    glob_grants: Vec<usize>,
+}
+
+/// Grants by id, each in a place of its own that never changes (grants are replaced, never
+/// removed): the identity index holds places, so a call finds its grants with one lookup
+/// of its identity, not one more of each grant's id. Saved as a map by id, sorted.
+#[derive(Debug, Clone, Default)]
+struct GrantTable {
+    states: Vec<GrantState>,
+    places: FastMap<String, usize>,
+}
+
+impl GrantTable {
+    fn get(&self, id: &str) -> Option<&GrantState> {
+        self.places.get(id).map(|&at| &self.states[at])
+    }
+
+    fn get_mut(&mut self, id: &str) -> Option<&mut GrantState> {
+        self.places.get(id).map(|&at| &mut self.states[at])
+    }
+
+    /// Puts `state` in its id's place: the place, and the grant it replaced if any.
+    fn insert(&mut self, state: GrantState) -> (usize, Option<GrantState>) {
+        match self.places.get(&state.grant.grant_id) {
+            Some(&at) => (at, Some(std::mem::replace(&mut self.states[at], state))),
+            None => {
+                self.places.insert(state.grant.grant_id.clone(), self.states.len());
+                self.states.push(state);
+                (self.states.len() - 1, None)
+            }
+        }
+    }
+}
+
+/// The same grants, whatever places they hold.
+impl PartialEq for GrantTable {
+    fn eq(&self, other: &GrantTable) -> bool {
+        self.states.len() == other.states.len()
+            && self.states.iter().all(|s| other.get(&s.grant.grant_id).is_some_and(|o| o == s))
+    }
+}
+
+impl Serialize for GrantTable {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let by_id: std::collections::BTreeMap<&str, &GrantState> =
+            self.states.iter().map(|state| (state.grant.grant_id.as_str(), state)).collect();
+        by_id.serialize(s)
+    }
+}
+
+/// In the order of their ids, as saved; `Registry::reindex` derives the rest.
+impl<'de> Deserialize<'de> for GrantTable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<GrantTable, D::Error> {
+        let by_id = std::collections::BTreeMap::<String, GrantState>::deserialize(d)?;
+        let mut table = GrantTable::default();
+        for state in by_id.into_values() {
+            table.insert(state);
+        }
+        Ok(table)
+    }
+}
+
+/// The same facts, whatever order the indexes derived from them hold (a registry read
+/// back from a save lists its grants by id, one built from events as they were declared).
+impl PartialEq for Registry {
+    fn eq(&self, other: &Registry) -> bool {
+        self.grants == other.grants
+            && self.offboarded == other.offboarded
+            && self.revoked == other.revoked
+            && self.expiries == other.expiries
+    }
 }
 
 /// Which of an identity's grants bear on one call.
@@ -161,34 +230,40 @@ impl Registry {
 
     fn insert(&mut self, mut state: GrantState) {
         state.patterns = ScopePatterns::of(&state.grant.scope);
-        let (id, identity) = (state.grant.grant_id.clone(), state.grant.identity.clone());
-        if let Some(old) = self.grants.insert(id.clone(), state) {
-            self.unindex(&old.grant.grant_id, &old.grant.identity);
+        let identity = state.grant.identity.clone();
+        let (at, old) = self.grants.insert(state);
+        if let Some(old) = old {
+            self.unindex(at, &old.grant.identity);
         }
+        self.index(at, identity);
+    }
+
+    fn index(&mut self, at: usize, identity: String) {
         if is_glob(&identity) {
-            self.glob_grants.push(id);
+            self.glob_grants.push(at);
         } else {
-            self.by_identity.entry(identity).or_default().push(id);
+            self.by_identity.entry(identity).or_default().push(at);
         }
     }
 
-    fn unindex(&mut self, id: &str, identity: &str) {
-        self.glob_grants.retain(|g| g != id);
-        if let Some(ids) = self.by_identity.get_mut(identity) {
-            ids.retain(|g| g != id);
+    fn unindex(&mut self, at: usize, identity: &str) {
+        self.glob_grants.retain(|&g| g != at);
+        if let Some(places) = self.by_identity.get_mut(identity) {
+            places.retain(|&g| g != at);
         }
     }
 
-    /// Rebuilds the lookup indexes after the registry was deserialized.
+    /// Rebuilds the lookup indexes after the registry was deserialized (in the order of
+    /// the grants' ids, as saved: the glob grants' order is the order `applicable` lists
+    /// them in), and each grant's patterns.
     pub fn reindex(&mut self) {
-        // In the order of their ids, as saved: the glob grants' order is the order
-        // `applicable` lists them in.
-        let mut grants: Vec<(String, GrantState)> = std::mem::take(&mut self.grants).into_iter().collect();
-        grants.sort_by(|a, b| a.0.cmp(&b.0));
         self.by_identity.clear();
         self.glob_grants.clear();
-        for (_, state) in grants {
-            self.insert(state);
+        for at in 0..self.grants.states.len() {
+            let state = &mut self.grants.states[at];
+            state.patterns = ScopePatterns::of(&state.grant.scope);
+            let identity = state.grant.identity.clone();
+            self.index(at, identity);
         }
     }
 
@@ -246,8 +321,9 @@ impl Registry {
         // Without the call's grant: grants indexed under the identity name it exactly; only
         // the globs need matching.
         let by_identity = by_id.is_none().then(|| {
-            let named = self.by_identity.get(identity).into_iter().flatten().filter_map(|id| self.grants.get(id));
-            let globbed = self.glob_grants.iter().filter_map(|id| self.grants.get(id));
+            let states = &self.grants.states;
+            let named = self.by_identity.get(identity).into_iter().flatten().map(|&at| &states[at]);
+            let globbed = self.glob_grants.iter().map(|&at| &states[at]);
             named.chain(globbed.filter(|s| glob_match(&s.grant.identity, identity))).filter(|s| {
                 match (&s.grant.on_behalf_of, on_behalf_of) {
                     (Some(declared), Some(actual)) => glob_match(declared, actual),
@@ -285,7 +361,7 @@ impl Registry {
     }
 
     pub fn grant_count(&self) -> usize {
-        self.grants.len()
+        self.grants.states.len()
     }
 }
 
@@ -536,5 +612,42 @@ mod tests {
         let role = "arn:aws:iam::111122223333:role/service-role/etl";
         r.apply(70, &Lifecycle::IdentityOffboarded { identity: "arn:aws:iam::111122223333:role/etl".into() });
         assert_eq!(r.offboarded_at(role, 80), Some(70));
+    }
+
+    /// A grant declared again under its id takes the old one's place, for its new identity
+    /// only; a saved registry reads back to the same grants, found the same way.
+    #[test]
+    fn redeclared_grants_replace_and_saved_registries_read_back() {
+        let grant = |id: &str, identity: &str| Grant {
+            grant_id: id.into(),
+            identity: identity.into(),
+            on_behalf_of: None,
+            scope: Default::default(),
+            not_before: None,
+            expires_at: None,
+            windows: vec![],
+        };
+        let mut r = Registry::default();
+        for (id, identity) in [("b", "ci"), ("a", "ci"), ("c", "deploy-*"), ("b", "etl")] {
+            r.apply(0, &Lifecycle::Grant(grant(id, identity)));
+        }
+        let ids = |r: &Registry, identity: &str| -> Vec<String> {
+            r.applicable(identity, None, None, 10).all.iter().map(|s| s.grant.grant_id.clone()).collect()
+        };
+        assert_eq!(r.grant_count(), 3);
+        assert_eq!(ids(&r, "ci"), ["a"]);
+        assert_eq!(ids(&r, "etl"), ["b"]);
+        assert_eq!(ids(&r, "deploy-7"), ["c"]);
+        assert_eq!(r.applicable("ci", Some("c"), None, 10).all[0].grant.identity, "deploy-*");
+
+        let saved = serde_json::to_string(&r).unwrap();
+        assert!(saved.starts_with(r#"{"grants":{"a":"#), "saved by id: {saved}");
+        let mut back: Registry = serde_json::from_str(&saved).unwrap();
+        back.reindex();
+        assert_eq!(back, r);
+        for identity in ["ci", "etl", "deploy-7", "other"] {
+            assert_eq!(ids(&back, identity), ids(&r, identity), "{identity}");
+        }
+        assert_eq!(serde_json::to_string(&back).unwrap(), saved);
     }
 }
