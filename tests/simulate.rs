@@ -62,6 +62,39 @@ fn labels_name_existing_events_of_their_identity_within_their_span() {
     }
 }
 
+/// What a revoked-or-expired-credential incident says happened did happen: each of its
+/// calls uses a credential revoked, or expired, before the call. A key rotation planned
+/// later than the incident's own once left the forgotten worker with the new, valid key.
+#[test]
+fn revoked_credential_incidents_use_credentials_that_ended_before() {
+    let mut checked = 0;
+    // Seed 3 holds a federated workload's replayed token, seed 15 (of 400) an integration's
+    // forgotten key whose identity had a rotation planned after the incident's.
+    for (identities, seed) in [(150, 1), (150, 2), (150, 3), (150, 4), (400, 15)] {
+        let sim = simulate::generate(&config(identities, 30, seed));
+        let revoked: HashMap<&str, i64> = sim
+            .grants
+            .iter()
+            .filter(|g| g["kind"] == "credential_revoked")
+            .map(|g| {
+                let at = overreach::time::parse_rfc3339(g["time"].as_str().unwrap()).unwrap();
+                (g["credential_id"].as_str().unwrap(), at)
+            })
+            .collect();
+        let by_id: HashMap<&str, &AccessEvent> = sim.events.iter().map(|e| (e.event_id.as_str(), e)).collect();
+        for label in sim.labels.iter().filter(|l| l.class == IncidentClass::RevokedOrExpiredCredential) {
+            for e in label.event_ids.iter().map(|id| by_id[id.as_str()]) {
+                let credential = e.credential_id.as_deref().expect("a credential");
+                let ended = revoked.get(credential).is_some_and(|&at| at <= e.time)
+                    || e.credential_expires_at.is_some_and(|at| at <= e.time);
+                assert!(ended, "seed {seed} {}: {credential} still valid at {}", label.incident_id, e.time);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 0, "no revoked-credential incident in the seeds");
+}
+
 #[test]
 fn events_are_ordered_and_the_fleet_mixes_all_five_kinds() {
     let sim = simulate::generate(&config(60, 10, 3));

@@ -132,9 +132,17 @@ fn prepare(incident: &Incident, identity: &mut Identity, silence: Millis, record
             // A key rotation; the old key is revoked, but one forgotten worker keeps it.
             if let Credentials::Keys(keys) = &mut identity.credentials {
                 let rotated = at - rng.range(DAY, 3 * DAY);
-                let old = keys.iter().rev().find(|k| k.from <= rotated).unwrap_or(&keys[0]).id.clone();
+                // This rotation replaces one planned after it (and that one's revocation of
+                // the first key): the keys stay one succession, the newest last, so the key
+                // the forgotten worker holds (`emit`) is the one revoked here. Kept, a later
+                // rotation made the worker use this rotation's new, unrevoked key.
+                if let Some(dropped) = keys.iter().find(|k| k.from > rotated) {
+                    let (first, revoked_at) = (keys[0].id.clone(), dropped.from + DAY);
+                    records.retain(|(t, r)| !(*t == revoked_at && r["credential_id"] == first.as_str()));
+                    keys.retain(|k| k.from <= rotated);
+                }
+                let old = keys[keys.len() - 1].id.clone();
                 keys.push(Key { id: key_id("AKIA", mix(rng.next_u64())), from: rotated });
-                keys.sort_by_key(|k| k.from);
                 records.push((rotated + 2 * HOUR, credential_revoked(rotated + 2 * HOUR, &old)));
             }
         }
@@ -214,9 +222,13 @@ pub fn realize(
             let mut ctx = identity.context(&plan, rng);
             ctx.source = hostile_source(rng);
             let issued = (at - rng.range(DAY, 5 * DAY)).div_euclid(HOUR) * HOUR;
-            ctx.credential = identity.sts_credential(issued, HOUR);
+            let lifted = identity.sts_credential(issued, HOUR);
+            ctx.credential = lifted.clone();
             events = identity.emit(&plan, &ctx, rng);
             for e in &mut events {
+                // The lifted token on every call: `emit` picks a refreshed credential per
+                // call, which left a federated workload's replay holding a valid one.
+                (e.credential_id, e.credential_expires_at) = (Some(lifted.id.clone()), lifted.expires_at);
                 e.outcome = Outcome::Failure;
             }
         }
