@@ -66,6 +66,34 @@ fn word(i: i64) -> String {
     format!("{}{}", letter(i / 26), letter(i))
 }
 
+/// Six weeks of a job reading eight objects at each working hour (09:00 to 17:00 on
+/// weekdays): eight calls in each active ten-minute window.
+fn steady_reader(s: &mut Scenario) {
+    for day in (0..LEARNED_DAYS).filter(|day| weekday(t0() + day * DAY) < 5) {
+        for hour in 9..17 {
+            for i in 0..8 {
+                s.push(AccessEvent {
+                    event_id: format!("h-{day}-{hour}-{i}"),
+                    ..ev("etl-reader", t0() + day * DAY + hour * HOUR + i * 30_000, "s3", "GetObject")
+                });
+            }
+        }
+    }
+}
+
+/// Forty reads ten seconds apart from the start of the ten-minute window `after` the
+/// probe's hour: five times the steady reader's usual window, under the eightfold one
+/// window alone needs.
+fn paced_reads(s: &mut Scenario, prefix: &str, after: i64) {
+    let start = probe_time() - 5 * MINUTE + after;
+    for i in 0..40 {
+        s.push(AccessEvent {
+            event_id: format!("{prefix}-{i}"),
+            ..ev("etl-reader", start + i * 10_000, "s3", "GetObject")
+        });
+    }
+}
+
 fn probe(s: &mut Scenario, e: AccessEvent) -> String {
     let id = "probe".to_string();
     s.push(AccessEvent { event_id: id.clone(), ..e });
@@ -286,6 +314,27 @@ const CASES: &[Case] = &[
                     ..ev("ci-payments", probe_time() + i * 1_000, "s3", "GetObject")
                 });
             }
+            "probe".into()
+        },
+    },
+    Case {
+        name: "forty calls in each of two windows in a row, under the ratio in each",
+        detector: detect::volume_spike::SPEC.detector(),
+        fires: true,
+        build: |s| {
+            steady_reader(s);
+            paced_reads(s, "lead", 10 * MINUTE);
+            paced_reads(s, "probe", 20 * MINUTE);
+            "probe".into()
+        },
+    },
+    Case {
+        name: "forty calls in one window, under the ratio",
+        detector: detect::volume_spike::SPEC.detector(),
+        fires: false,
+        build: |s| {
+            steady_reader(s);
+            paced_reads(s, "probe", 20 * MINUTE);
             "probe".into()
         },
     },
@@ -654,6 +703,25 @@ fn every_detector_has_a_case_that_fires_and_one_that_does_not() {
         assert!(fires, "{d} has no firing case");
         assert!(silent || d == detect::fanout_burst::SPEC.detector(), "{d} has no silent case");
     }
+}
+
+/// A burst held over two windows says so: the count of the window before, in the summary
+/// and beside the window's own count in the evidence.
+#[test]
+fn a_held_burst_names_the_window_before() {
+    let mut s = Scenario::new();
+    steady_reader(&mut s);
+    paced_reads(&mut s, "lead", 10 * MINUTE);
+    paced_reads(&mut s, "probe", 20 * MINUTE);
+    let alerts = s.run(findings());
+    let spike = alerts
+        .iter()
+        .find(|a| a.detector == detect::volume_spike::SPEC.detector())
+        .expect("a volume spike on the second window");
+    assert!(spike.event_ids[0].starts_with("probe-"), "{:?}", spike.event_ids);
+    assert!(spike.summary.contains("after 40 in the 10 minutes before"), "{}", spike.summary);
+    assert_eq!(spike.evidence.observed["in_window_before"], 40);
+    assert!(spike.evidence.observed["calls_in_window"].as_u64().unwrap() < 64, "under the eightfold ratio alone");
 }
 
 #[test]

@@ -73,6 +73,9 @@ pub struct Activity {
     /// Index of the current window (minute / window length).
     pub window: u32,
     pub calls: u32,
+    /// Calls of the window just before the current one (0 when that window had none).
+    #[serde(default)]
+    pub previous_calls: u32,
     /// Distinct keys reached in the window (sorted), capped at `MAX_DISTINCT`.
     pub reached: Vec<u64>,
     pub calls_history: Moments,
@@ -91,6 +94,16 @@ impl Activity {
         (self.calls + 1, self.reached.len() as u32 + u32::from(new))
     }
 
+    /// Calls of the window before `window`, as far as this activity knows: a burst held
+    /// over two windows in a row is judged on both (see `detect::window_burst`).
+    pub fn calls_before(&self, window: u32) -> u32 {
+        match window.checked_sub(self.window) {
+            Some(0) => self.previous_calls,
+            Some(1) => self.calls,
+            _ => 0,
+        }
+    }
+
     /// Adds a call to the current window, first folding a finished window into history.
     pub fn record(&mut self, window: u32, key: u64, now: Minute, decay: Decay) {
         if window != self.window {
@@ -100,6 +113,7 @@ impl Activity {
                 self.reach_history.add(self.reached.len() as f64, keep);
                 self.folded_at = now;
             }
+            self.previous_calls = if window.checked_sub(self.window) == Some(1) { self.calls } else { 0 };
             self.window = window;
             self.calls = 0;
             // A burst's keys are not kept past its window: without the
@@ -158,5 +172,20 @@ mod tests {
         assert_eq!(a.calls_history.mean, 3.0);
         assert_eq!(a.reach_history.mean, 2.0);
         assert_eq!((a.calls, a.reached.len()), (1, 1));
+    }
+
+    #[test]
+    fn the_window_before_is_known_only_when_adjacent() {
+        let mut a = Activity::default();
+        for minute in 10..13 {
+            a.record(1, 7, minute, DECAY);
+        }
+        assert_eq!(a.calls_before(1), 0);
+        assert_eq!(a.calls_before(2), 3);
+        assert_eq!(a.calls_before(3), 0);
+        a.record(2, 7, 20, DECAY);
+        assert_eq!((a.previous_calls, a.calls_before(2), a.calls_before(3)), (3, 3, 1));
+        a.record(4, 7, 40, DECAY);
+        assert_eq!((a.previous_calls, a.calls_before(4)), (0, 0));
     }
 }

@@ -33,6 +33,8 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         Burst {
             detector: SPEC.detector(),
             observed: reached,
+            // Distinct places are not kept past their window.
+            before: 0,
             history: &activity.reach_history,
             min_count: ctx.config.fanout_min_distinct,
             min_ratio: ctx.config.fanout_min_ratio,

@@ -255,6 +255,8 @@ pub struct Burst<'a> {
     pub detector: Detector,
     /// This window's count, including the call being judged.
     pub observed: u32,
+    /// The count of the window just before (0 when it had none, or when not tracked).
+    pub before: u32,
     pub history: &'a crate::baseline::window::Moments,
     /// Floors below which no burst is judged: an absolute count, and a
     /// multiple of the usual window.
@@ -270,23 +272,29 @@ pub struct Burst<'a> {
 /// A finding when the window's count has a tail probability of at most
 /// `burst_max_probability` under the identity's own history.
 pub fn window_burst(ctx: &Context, burst: Burst) -> Option<Finding> {
-    let Burst { detector, observed, history, min_count, min_ratio, verb, measure, evidence_key } = burst;
-    if history.windows < ctx.config.min_windows
-        || observed < min_count
-        || (observed as f64) < min_ratio * history.mean as f64
-    {
+    let Burst { detector, observed, before, history, min_count, min_ratio, verb, measure, evidence_key } = burst;
+    let (window_s, mean, sd) = (ctx.config.window_s, history.mean as f64, (history.var.max(0.0) as f64).sqrt());
+    let steep = observed as f64 >= min_ratio * mean;
+    // Paced to stay under the ratio in every window, exfiltration still moves far more
+    // than the identity ever does: two windows in a row, each at half the ratio, count too.
+    let held = !steep && before > 0 && before >= min_count && before.min(observed) as f64 >= min_ratio / 2.0 * mean;
+    if history.windows < ctx.config.min_windows || observed < min_count || !(steep || held) {
         return None;
     }
     let p = history.tail(observed);
     let strength = ctx.strength(p, ctx.config.burst_max_probability)?;
-    let (window_s, mean, sd) = (ctx.config.window_s, history.mean as f64, (history.var.max(0.0) as f64).sqrt());
+    let window = duration::exact(window_s);
+    let held_for = if held { format!(", after {before} in the {window} before") } else { String::new() };
     let summary = format!(
-        "{} {verb} {observed} {measure} within {}; its past active windows averaged {mean:.1} (sd {sd:.1}), so this many had an estimated probability of {p:.2e}.",
+        "{} {verb} {observed} {measure} within {window}{held_for}; its past active windows averaged {mean:.1} (sd {sd:.1}), so this many had an estimated probability of {p:.2e}.",
         ctx.event.identity,
-        duration::exact(window_s),
     );
+    let mut observed_json = serde_json::json!({ evidence_key: observed, "latest": ctx.names.call_name(ctx.obs.call) });
+    if held {
+        observed_json["in_window_before"] = before.into();
+    }
     let mut evidence = ctx.evidence(
-        serde_json::json!({ evidence_key: observed, "latest": ctx.names.call_name(ctx.obs.call) }),
+        observed_json,
         serde_json::json!({ "mean_per_window": round(mean, 2), "sd_per_window": round(sd, 2), "windows": history.windows }),
     );
     evidence.probability = Some(round(p, 10));

@@ -45,7 +45,8 @@ pub struct EngineConfig {
     /// ...and the step leaves an operation the identity has left this often.
     pub path_min_departures: f64,
     /// Rate and fan-out also need at least this multiple of the usual window:
-    /// legitimate load bursts are rarely this far above the mean.
+    /// legitimate load bursts are rarely this far above the mean. Calls held over two
+    /// windows in a row need half of it in each (`detect::window_burst`).
     pub volume_min_ratio: f64,
     pub fanout_min_ratio: f64,
     pub volume_min_calls: u32,

@@ -1,6 +1,8 @@
 //! `volume_spike`: in one window the identity makes far more calls than its
 //! past windows, judged by a negative-binomial tail fitted to its own history
-//! (a Poisson where its history is not bursty), as exfiltration does.
+//! (a Poisson where its history is not bursty), as exfiltration does; or keeps
+//! up a lesser burst over two windows in a row, as exfiltration paced to stay
+//! under the per-window ratio does.
 
 use super::{window_burst, Burst, Context, Finding, Kind, OcsfKind, Spec};
 
@@ -28,6 +30,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         Burst {
             detector: SPEC.detector(),
             observed: calls,
+            before: activity.calls_before(ctx.obs.window),
             history: &activity.calls_history,
             min_count: ctx.config.volume_min_calls,
             min_ratio: ctx.config.volume_min_ratio,
