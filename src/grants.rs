@@ -282,11 +282,20 @@ impl Registry {
                     state.ended = Some((time, *reason));
                 }
             }
+            // An end holds from the first time it was recorded: a second record of it, later
+            // in event time (a retry, a duplicate, a hostile grants stream), must not excuse
+            // the calls in between that are judged after it.
             Lifecycle::IdentityOffboarded { identity } => {
-                self.offboarded.insert(offboard_key(identity).into_owned(), time);
+                keep_earliest(&mut self.offboarded, offboard_key(identity).into_owned(), time);
+            }
+            Lifecycle::IdentityActivated { identity } => {
+                let key = offboard_key(identity);
+                if self.offboarded.get(key.as_ref()).is_some_and(|&at| at <= time) {
+                    self.offboarded.remove(key.as_ref());
+                }
             }
             Lifecycle::CredentialRevoked { credential_id } => {
-                self.revoked.insert(credential_id.clone(), time);
+                keep_earliest(&mut self.revoked, credential_id.clone(), time);
             }
             Lifecycle::CredentialIssued { credential_id, expires_at, .. } => {
                 self.expiries.insert(credential_id.clone(), *expires_at);
@@ -363,6 +372,11 @@ impl Registry {
     pub fn grant_count(&self) -> usize {
         self.grants.states.len()
     }
+}
+
+fn keep_earliest(ends: &mut FastMap<String, Millis>, key: String, time: Millis) {
+    let at = ends.entry(key).or_insert(time);
+    *at = (*at).min(time);
 }
 
 /// AWS role and user ARNs may carry a path (`role/service-role/x`) where the
@@ -612,6 +626,21 @@ mod tests {
         let role = "arn:aws:iam::111122223333:role/service-role/etl";
         r.apply(70, &Lifecycle::IdentityOffboarded { identity: "arn:aws:iam::111122223333:role/etl".into() });
         assert_eq!(r.offboarded_at(role, 80), Some(70));
+        // Recorded again later, an end keeps its first time; recorded earlier, it moves back.
+        r.apply(90, &Lifecycle::IdentityOffboarded { identity: role.into() });
+        assert_eq!(r.offboarded_at(role, 80), Some(70));
+        r.apply(100, &Lifecycle::CredentialRevoked { credential_id: "AKIA1".into() });
+        r.apply(300, &Lifecycle::CredentialRevoked { credential_id: "AKIA1".into() });
+        assert_eq!(r.revoked_at("AKIA1", 200), Some(100));
+        r.apply(60, &Lifecycle::CredentialRevoked { credential_id: "AKIA1".into() });
+        assert_eq!(r.revoked_at("AKIA1", 80), Some(60));
+        // Created again under its name (with or without the path), the identity acts anew;
+        // an activation recorded before the offboarding does not undo it.
+        r.apply(40, &Lifecycle::IdentityActivated { identity: "ci".into() });
+        assert_eq!(r.offboarded_at("ci", 60), Some(50));
+        r.apply(95, &Lifecycle::IdentityActivated { identity: "arn:aws:iam::111122223333:role/etl".into() });
+        assert_eq!(r.offboarded_at(role, 100), None);
+        assert_eq!(r.offboarded_at("ci", 100), Some(50));
     }
 
     /// A grant declared again under its id takes the old one's place, for its new identity

@@ -156,6 +156,11 @@ pub enum Lifecycle {
     IdentityOffboarded {
         identity: String,
     },
+    /// The identity was created, or enabled, again: an offboarding recorded before it no
+    /// longer holds (a role deleted and created under its name by a deployment is a new role).
+    IdentityActivated {
+        identity: String,
+    },
     CredentialRevoked {
         credential_id: String,
     },

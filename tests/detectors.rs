@@ -532,6 +532,17 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "a call after the identity was offboarded and created again",
+        detector: detect::post_purpose::SPEC.detector(),
+        fires: false,
+        build: |s| {
+            s.pipeline("ci-payments", 2, 1);
+            s.fact(t0() + 3 * DAY, Lifecycle::IdentityOffboarded { identity: "ci-payments".into() });
+            s.fact(t0() + 3 * DAY + HOUR, Lifecycle::IdentityActivated { identity: "ci-payments".into() });
+            probe(s, ev("ci-payments", t0() + 4 * DAY, "s3", "GetObject"))
+        },
+    },
+    Case {
         name: "a call before the offboarding",
         detector: detect::post_purpose::SPEC.detector(),
         fires: false,

@@ -391,6 +391,8 @@ pub(crate) fn error_outcome(code: &str) -> Outcome {
 /// The calls whose success may state a lifecycle fact.
 #[derive(Clone, Copy)]
 enum FactCall {
+    CreateRole,
+    CreateUser,
     DeleteRole,
     DeleteUser,
     DeleteAccessKey,
@@ -400,6 +402,8 @@ enum FactCall {
 
 fn fact_call(target: &str, action: &str) -> Option<FactCall> {
     match (target, action) {
+        ("iam.amazonaws.com", "CreateRole") => Some(FactCall::CreateRole),
+        ("iam.amazonaws.com", "CreateUser") => Some(FactCall::CreateUser),
         ("iam.amazonaws.com", "DeleteRole") => Some(FactCall::DeleteRole),
         ("iam.amazonaws.com", "DeleteUser") => Some(FactCall::DeleteUser),
         ("iam.amazonaws.com", "DeleteAccessKey") => Some(FactCall::DeleteAccessKey),
@@ -412,6 +416,9 @@ fn fact_call(target: &str, action: &str) -> Option<FactCall> {
 /// The lifecycle fact a successful call states, if any.
 fn lifecycle(obj: &Obj, event: &AccessEvent) -> Option<Result<Lifecycle, DecodeError>> {
     match fact_call(&event.target, &event.action)? {
+        // Only a named creation states a fact; one that names nothing is no reason to reject.
+        FactCall::CreateRole => activated(obj, "role", "roleName"),
+        FactCall::CreateUser => activated(obj, "user", "userName"),
         FactCall::DeleteRole => Some(offboarded(obj, "role", "roleName")),
         FactCall::DeleteUser => Some(offboarded(obj, "user", "userName")),
         FactCall::DeleteAccessKey => Some(revoked_key(obj)),
@@ -426,11 +433,21 @@ fn lifecycle(obj: &Obj, event: &AccessEvent) -> Option<Result<Lifecycle, DecodeE
     }
 }
 
+fn activated(obj: &Obj, kind: &str, name_parameter: &str) -> Option<Result<Lifecycle, DecodeError>> {
+    let identity = iam_identity(obj, kind, name_parameter).ok()?;
+    Some(Ok(Lifecycle::IdentityActivated { identity }))
+}
+
 fn offboarded(obj: &Obj, kind: &str, name_parameter: &str) -> Result<Lifecycle, DecodeError> {
+    iam_identity(obj, kind, name_parameter).map(|identity| Lifecycle::IdentityOffboarded { identity })
+}
+
+/// The ARN (without a path) of the role or user a `CreateRole`, `DeleteUser` ... names.
+fn iam_identity(obj: &Obj, kind: &str, name_parameter: &str) -> Result<String, DecodeError> {
     let params = req_obj(obj, "requestParameters")?;
     let name = req_str(params, name_parameter).map_err(|e| e.within("requestParameters"))?;
     let account = req_str(obj, "recipientAccountId")?;
-    Ok(Lifecycle::IdentityOffboarded { identity: format!("arn:aws:iam::{account}:{kind}/{name}") })
+    Ok(format!("arn:aws:iam::{account}:{kind}/{name}"))
 }
 
 fn revoked_key(obj: &Obj) -> Result<Lifecycle, DecodeError> {
@@ -665,12 +682,19 @@ mod tests {
     #[test]
     fn lifecycle_facts_from_iam_calls() {
         let offboarded = |identity: &str| Ok(Lifecycle::IdentityOffboarded { identity: identity.into() });
+        let activated = |identity: &str| Ok(Lifecycle::IdentityActivated { identity: identity.into() });
         let revoked = |key: &str| Ok(Lifecycle::CredentialRevoked { credential_id: key.into() });
         let cases = [
             (
                 iam_call("DeleteRole", json!({"roleName": "deployer"})),
                 vec![offboarded("arn:aws:iam::111122223333:role/deployer")],
             ),
+            (
+                iam_call("CreateRole", json!({"roleName": "deployer", "path": "/ci/"})),
+                vec![activated("arn:aws:iam::111122223333:role/deployer")],
+            ),
+            (iam_call("CreateUser", json!({"userName": "etl"})), vec![activated("arn:aws:iam::111122223333:user/etl")]),
+            (iam_call("CreateUser", Value::Null), vec![]),
             (
                 iam_call("DeleteUser", json!({"userName": "etl"})),
                 vec![offboarded("arn:aws:iam::111122223333:user/etl")],

@@ -154,6 +154,10 @@ fn lifecycle(entry: &Obj, event: &AccessEvent) -> Option<Result<Lifecycle, Decod
         "DeleteServiceAccount" | "DisableServiceAccount" => {
             Some(account(entry, event).map(|identity| Lifecycle::IdentityOffboarded { identity }))
         }
+        // A new account's resource name is its project's: only the label names it.
+        "CreateServiceAccount" | "EnableServiceAccount" | "UndeleteServiceAccount" => {
+            account(entry, event).ok().map(|identity| Ok(Lifecycle::IdentityActivated { identity }))
+        }
         "DeleteServiceAccountKey" | "DisableServiceAccountKey" => Some(match &event.resource {
             Some(name) => Ok(Lifecycle::CredentialRevoked { credential_id: key_id(name) }),
             None => Err(DecodeError::MissingField("protoPayload.resourceName".into())),
@@ -333,6 +337,12 @@ mod tests {
                 call("google.iam.admin.v1.DeleteServiceAccount", sa, json!({})),
                 Some(Lifecycle::IdentityOffboarded { identity: "ci@acme-prod.iam.gserviceaccount.com".into() }),
             ),
+            (
+                call("google.iam.admin.v1.EnableServiceAccount", sa, json!({})),
+                Some(Lifecycle::IdentityActivated { identity: "ci@acme-prod.iam.gserviceaccount.com".into() }),
+            ),
+            // Created, the account is named only by the entry's resource labels.
+            (call("google.iam.admin.v1.CreateServiceAccount", "projects/acme-prod", json!({})), None),
             (
                 call("google.iam.admin.v1.DisableServiceAccountKey", &format!("{sa}/keys/k1"), json!({})),
                 Some(Lifecycle::CredentialRevoked { credential_id: "k1".into() }),

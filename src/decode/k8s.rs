@@ -134,6 +134,11 @@ fn lifecycle(event: &Obj, access: &AccessEvent) -> Option<Result<Lifecycle, Deco
         ("core/serviceaccounts", "delete") => {
             Some(account().map(|identity| Lifecycle::IdentityOffboarded { identity }))
         }
+        // A create's name is often only in its request body, which most audit policies leave
+        // out: without one there is no fact, and nothing to reject.
+        ("core/serviceaccounts", "create") => {
+            account().ok().map(|identity| Ok(Lifecycle::IdentityActivated { identity }))
+        }
         ("core/serviceaccounts/token", "create") => {
             // A TokenRequest; `status.token` is the secret and is never read. Only
             // responses logged at RequestResponse level carry the expiry.
@@ -282,8 +287,12 @@ mod tests {
             "objectRef": {"resource": "serviceaccounts", "subresource": "token", "namespace": "ci", "name": "deployer"},
             "annotations": {"authentication.kubernetes.io/issued-credential-id": "JTI=7c1d"},
             "responseObject": {"status": {"token": "SECRET-JWT", "expirationTimestamp": "2026-03-02T11:00:00Z"}}}));
+        let created = event(
+            json!({"verb": "create", "objectRef": {"resource": "serviceaccounts", "namespace": "ci", "name": "old"}}),
+        );
         let cases = [
             (deleted, Lifecycle::IdentityOffboarded { identity: "system:serviceaccount:ci:old".into() }),
+            (created, Lifecycle::IdentityActivated { identity: "system:serviceaccount:ci:old".into() }),
             (
                 token.clone(),
                 Lifecycle::CredentialIssued {
@@ -301,5 +310,8 @@ mod tests {
         let mut refused = token;
         refused["responseStatus"] = json!({"code": 403});
         assert_eq!(dec(refused).len(), 1);
+        // A create without the account's name (left in the request body) states nothing.
+        let unnamed = event(json!({"verb": "create", "objectRef": {"resource": "serviceaccounts", "namespace": "ci"}}));
+        assert_eq!(dec(unnamed).len(), 1, "no fact and no reject");
     }
 }

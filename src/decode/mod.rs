@@ -300,6 +300,7 @@ fn lifecycle_kind(fact: &Lifecycle) -> &'static str {
         Lifecycle::Grant(_) => "grant",
         Lifecycle::GrantEnded { .. } => "grant_ended",
         Lifecycle::IdentityOffboarded { .. } => "identity_offboarded",
+        Lifecycle::IdentityActivated { .. } => "identity_activated",
         Lifecycle::CredentialRevoked { .. } => "credential_revoked",
         Lifecycle::CredentialIssued { .. } => "credential_issued",
     }
@@ -339,7 +340,9 @@ fn check_record(record: &Record, limits: &Limits) -> Result<(), DecodeError> {
                     g.not_before.into_iter().chain(g.expires_at).try_for_each(|t| out_of_range("grant time", t))
                 }
                 Lifecycle::GrantEnded { grant_id, .. } => bounded("grant_id", grant_id),
-                Lifecycle::IdentityOffboarded { identity } => bounded("identity", identity),
+                Lifecycle::IdentityOffboarded { identity } | Lifecycle::IdentityActivated { identity } => {
+                    bounded("identity", identity)
+                }
                 Lifecycle::CredentialRevoked { credential_id } => bounded("credential_id", credential_id),
                 Lifecycle::CredentialIssued { credential_id, identity, expires_at } => {
                     bounded("credential_id", credential_id)?;

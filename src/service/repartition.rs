@@ -207,7 +207,8 @@ fn routing_key(record: &Record) -> &str {
     match record {
         Record::Access(event) => &event.identity,
         Record::Lifecycle { fact, .. } => match &**fact {
-            Lifecycle::IdentityOffboarded { identity } => identity,
+            // Both with the identity, so that its deletion and its creation stay in order.
+            Lifecycle::IdentityOffboarded { identity } | Lifecycle::IdentityActivated { identity } => identity,
             _ => "",
         },
         Record::Verdict(_) => "",
