@@ -284,7 +284,8 @@ impl Registry {
             }
             // An end holds from the first time it was recorded: a second record of it, later
             // in event time (a retry, a duplicate, a hostile grants stream), must not excuse
-            // the calls in between that are judged after it.
+            // the calls in between that are judged after it. Only an activation, which the
+            // logs state for a create or enable call (never the grants file), lifts it.
             Lifecycle::IdentityOffboarded { identity } => {
                 keep_earliest(&mut self.offboarded, offboard_key(identity).into_owned(), time);
             }
@@ -296,6 +297,11 @@ impl Registry {
             }
             Lifecycle::CredentialRevoked { credential_id } => {
                 keep_earliest(&mut self.revoked, credential_id.clone(), time);
+            }
+            Lifecycle::CredentialActivated { credential_id } => {
+                if self.revoked.get(credential_id).is_some_and(|&at| at <= time) {
+                    self.revoked.remove(credential_id);
+                }
             }
             Lifecycle::CredentialIssued { credential_id, expires_at, .. } => {
                 self.expiries.insert(credential_id.clone(), *expires_at);
@@ -634,6 +640,11 @@ mod tests {
         assert_eq!(r.revoked_at("AKIA1", 200), Some(100));
         r.apply(60, &Lifecycle::CredentialRevoked { credential_id: "AKIA1".into() });
         assert_eq!(r.revoked_at("AKIA1", 80), Some(60));
+        // Set active again, the key is usable; an activation before the revocation is not.
+        r.apply(50, &Lifecycle::CredentialActivated { credential_id: "AKIA1".into() });
+        assert_eq!(r.revoked_at("AKIA1", 80), Some(60));
+        r.apply(310, &Lifecycle::CredentialActivated { credential_id: "AKIA1".into() });
+        assert_eq!(r.revoked_at("AKIA1", 400), None);
         // Created again under its name (with or without the path), the identity acts anew;
         // an activation recorded before the offboarding does not undo it.
         r.apply(40, &Lifecycle::IdentityActivated { identity: "ci".into() });

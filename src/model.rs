@@ -164,6 +164,11 @@ pub enum Lifecycle {
     CredentialRevoked {
         credential_id: String,
     },
+    /// A revoked credential was made usable again (an access key set back to active): a
+    /// revocation recorded before it no longer holds.
+    CredentialActivated {
+        credential_id: String,
+    },
     /// A credential was issued (e.g. by STS) and stops being valid at `expires_at`.
     CredentialIssued {
         credential_id: String,

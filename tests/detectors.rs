@@ -521,6 +521,19 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "a call with a credential revoked and set active again",
+        detector: detect::post_purpose::SPEC.detector(),
+        fires: false,
+        build: |s| {
+            s.fact(t0(), Lifecycle::CredentialRevoked { credential_id: "AKIAOLD".into() });
+            s.fact(t0() + MINUTE, Lifecycle::CredentialActivated { credential_id: "AKIAOLD".into() });
+            probe(
+                s,
+                AccessEvent { credential_id: Some("AKIAOLD".into()), ..ev("saas-sync", t0() + HOUR, "crm", "Sync") },
+            )
+        },
+    },
+    Case {
         name: "a call after the only grant ended",
         detector: detect::post_purpose::SPEC.detector(),
         fires: true,

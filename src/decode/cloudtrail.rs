@@ -422,9 +422,14 @@ fn lifecycle(obj: &Obj, event: &AccessEvent) -> Option<Result<Lifecycle, DecodeE
         FactCall::DeleteRole => Some(offboarded(obj, "role", "roleName")),
         FactCall::DeleteUser => Some(offboarded(obj, "user", "userName")),
         FactCall::DeleteAccessKey => Some(revoked_key(obj)),
-        FactCall::UpdateAccessKey => {
-            (path_str(obj, &["requestParameters", "status"]) == Some("Inactive")).then(|| revoked_key(obj))
-        }
+        FactCall::UpdateAccessKey => match path_str(obj, &["requestParameters", "status"]) {
+            Some("Inactive") => Some(revoked_key(obj)),
+            Some("Active") => {
+                let key = path_str(obj, &["requestParameters", "accessKeyId"])?;
+                Some(Ok(Lifecycle::CredentialActivated { credential_id: key.to_string() }))
+            }
+            _ => None,
+        },
         FactCall::IssueCredentials => {
             // A console sign-in or a redacted record carries no credentials: no fact.
             let credentials = path_obj(obj, &["responseElements", "credentials"])?;
@@ -704,7 +709,11 @@ mod tests {
                 iam_call("UpdateAccessKey", json!({"accessKeyId": "AKIAOLD", "status": "Inactive"})),
                 vec![revoked("AKIAOLD")],
             ),
-            (iam_call("UpdateAccessKey", json!({"accessKeyId": "AKIAOLD", "status": "Active"})), vec![]),
+            (
+                iam_call("UpdateAccessKey", json!({"accessKeyId": "AKIAOLD", "status": "Active"})),
+                vec![Ok(Lifecycle::CredentialActivated { credential_id: "AKIAOLD".into() })],
+            ),
+            (iam_call("UpdateAccessKey", json!({"status": "Active"})), vec![]),
             (
                 iam_call("DeleteRole", json!({})),
                 vec![Err("missing required field `requestParameters.roleName`".into())],

@@ -162,6 +162,9 @@ fn lifecycle(entry: &Obj, event: &AccessEvent) -> Option<Result<Lifecycle, Decod
             Some(name) => Ok(Lifecycle::CredentialRevoked { credential_id: key_id(name) }),
             None => Err(DecodeError::MissingField("protoPayload.resourceName".into())),
         }),
+        "EnableServiceAccountKey" => {
+            event.resource.as_deref().map(|name| Ok(Lifecycle::CredentialActivated { credential_id: key_id(name) }))
+        }
         "GenerateAccessToken" => {
             // The token itself is a secret and never logged; only its expiry is. The
             // issuing entry's id stands in for the token's id.
@@ -346,6 +349,10 @@ mod tests {
             (
                 call("google.iam.admin.v1.DisableServiceAccountKey", &format!("{sa}/keys/k1"), json!({})),
                 Some(Lifecycle::CredentialRevoked { credential_id: "k1".into() }),
+            ),
+            (
+                call("google.iam.admin.v1.EnableServiceAccountKey", &format!("{sa}/keys/k1"), json!({})),
+                Some(Lifecycle::CredentialActivated { credential_id: "k1".into() }),
             ),
             (
                 call(

@@ -302,6 +302,7 @@ fn lifecycle_kind(fact: &Lifecycle) -> &'static str {
         Lifecycle::IdentityOffboarded { .. } => "identity_offboarded",
         Lifecycle::IdentityActivated { .. } => "identity_activated",
         Lifecycle::CredentialRevoked { .. } => "credential_revoked",
+        Lifecycle::CredentialActivated { .. } => "credential_activated",
         Lifecycle::CredentialIssued { .. } => "credential_issued",
     }
 }
@@ -343,7 +344,9 @@ fn check_record(record: &Record, limits: &Limits) -> Result<(), DecodeError> {
                 Lifecycle::IdentityOffboarded { identity } | Lifecycle::IdentityActivated { identity } => {
                     bounded("identity", identity)
                 }
-                Lifecycle::CredentialRevoked { credential_id } => bounded("credential_id", credential_id),
+                Lifecycle::CredentialRevoked { credential_id } | Lifecycle::CredentialActivated { credential_id } => {
+                    bounded("credential_id", credential_id)
+                }
                 Lifecycle::CredentialIssued { credential_id, identity, expires_at } => {
                     bounded("credential_id", credential_id)?;
                     bounded("identity", identity.as_deref().unwrap_or_default())?;
