@@ -210,10 +210,16 @@ pub fn decode_line(line: &[u8], format: Format, limits: &Limits) -> Decoded {
     };
     let mut out = decode_value(&value, format);
     for r in &mut out {
-        if let Ok(Record::Access(ev)) = r {
-            if let Err(e) = check_limits(ev, limits) {
-                *r = Err(e);
-            }
+        let checked = match r {
+            Ok(Record::Access(ev)) => check_limits(ev, limits),
+            // A fact is kept (a deletion for good), so a fact from any format gets the bounds
+            // the repartition topic's records get: without them, a stream of deletions with
+            // long names cost memory without limit.
+            Ok(fact @ Record::Lifecycle { .. }) => check_record(fact, limits),
+            _ => Ok(()),
+        };
+        if let Err(e) = checked {
+            *r = Err(e);
         }
     }
     out
@@ -338,6 +344,9 @@ fn check_record(record: &Record, limits: &Limits) -> Result<(), DecodeError> {
                     bounded("grant_id", &g.grant_id)?;
                     bounded("identity", &g.identity)?;
                     bounded("on_behalf_of", g.on_behalf_of.as_deref().unwrap_or_default())?;
+                    let scope = &g.scope;
+                    let patterns = [&scope.targets, &scope.actions, &scope.resources, &scope.environments];
+                    patterns.into_iter().flatten().try_for_each(|p| bounded("scope", p))?;
                     g.not_before.into_iter().chain(g.expires_at).try_for_each(|t| out_of_range("grant time", t))
                 }
                 Lifecycle::GrantEnded { grant_id, .. } => bounded("grant_id", grant_id),
@@ -432,6 +441,39 @@ mod tests {
             assert!(!absent.contains("REGION"), "{absent}");
             assert_eq!(region_of(format, &absent, ""), Ok(None), "{format} {absent}");
         }
+    }
+
+    /// A fact is kept, so its names are bounded in every format, as the repartition topic's
+    /// are: an over-long one is rejected on its own, and the call that stated it still counts.
+    #[test]
+    fn facts_from_logs_and_grants_are_bounded() {
+        let deletion = |name: &str| {
+            format!(
+                r#"{{"eventTime":"2026-03-02T10:00:00Z","eventSource":"iam.amazonaws.com","eventName":"DeleteRole","recipientAccountId":"111122223333","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/admin"}},"requestParameters":{{"roleName":"{name}"}}}}"#
+            )
+        };
+        let decoded = decode_line(deletion("deployer").as_bytes(), Format::Auto, &Limits::default());
+        assert!(matches!(decoded.as_slice(), [Ok(Record::Access(_)), Ok(Record::Lifecycle { .. })]), "{decoded:?}");
+        let decoded = decode_line(deletion(&"r".repeat(2000)).as_bytes(), Format::Auto, &Limits::default());
+        match decoded.as_slice() {
+            [Ok(Record::Access(_)), Err(DecodeError::FieldTooLong { field: "identity", .. })] => {}
+            other => panic!("{other:?}"),
+        }
+        let revoked = format!(r#"{{"kind":"credential_revoked","time":1,"credential_id":"{}"}}"#, "k".repeat(1025));
+        let decoded = decode_line(revoked.as_bytes(), Format::Grants, &Limits::default());
+        assert!(
+            matches!(decoded.as_slice(), [Err(DecodeError::FieldTooLong { field: "credential_id", .. })]),
+            "{decoded:?}"
+        );
+        let grant = |resource: &str| {
+            format!(
+                r#"{{"kind":"grant","time":1,"grant_id":"g","identity":"ci","scope":{{"resources":["{resource}"]}}}}"#
+            )
+        };
+        let decoded = decode_line(grant("arn:aws:s3:::b/*").as_bytes(), Format::Grants, &Limits::default());
+        assert!(matches!(decoded.as_slice(), [Ok(Record::Lifecycle { .. })]), "{decoded:?}");
+        let decoded = decode_line(grant(&"b".repeat(1025)).as_bytes(), Format::Grants, &Limits::default());
+        assert!(matches!(decoded.as_slice(), [Err(DecodeError::FieldTooLong { field: "scope", .. })]), "{decoded:?}");
     }
 }
 
