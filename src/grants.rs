@@ -380,9 +380,31 @@ impl Registry {
     }
 }
 
+/// Most ends (offboarded identities, revoked credentials) of each kind the registry holds.
+/// Each is at most `max_field_bytes` long, so a stream of distinct hostile deletions costs
+/// a bounded map; an organisation's own ends over a state's lifetime are far fewer.
+const MAX_ENDS: usize = 200_000;
+
 fn keep_earliest(ends: &mut FastMap<String, Millis>, key: String, time: Millis) {
     let at = ends.entry(key).or_insert(time);
     *at = (*at).min(time);
+    forget_oldest(ends, MAX_ENDS);
+}
+
+/// Past `max` ends, forgets the oldest (then the lowest key: deterministic) down to `max`
+/// less a sixteenth, so that a flood costs one pass per sixteenth of `max` new ends.
+fn forget_oldest(ends: &mut FastMap<String, Millis>, max: usize) {
+    if ends.len() <= max {
+        return;
+    }
+    let mut by_age: Vec<(Millis, &String)> = ends.iter().map(|(key, &at)| (at, key)).collect();
+    let excess = ends.len() - (max - max / 16);
+    by_age.select_nth_unstable(excess - 1);
+    let gone: Vec<String> = by_age[..excess].iter().map(|(_, key)| (*key).clone()).collect();
+    for key in &gone {
+        ends.remove(key);
+    }
+    tracing::warn!(forgotten = gone.len(), kept = ends.len(), "Over {max} ends of one kind: the oldest forgotten.");
 }
 
 /// AWS role and user ARNs may carry a path (`role/service-role/x`) where the
@@ -652,6 +674,26 @@ mod tests {
         r.apply(95, &Lifecycle::IdentityActivated { identity: "arn:aws:iam::111122223333:role/etl".into() });
         assert_eq!(r.offboarded_at(role, 100), None);
         assert_eq!(r.offboarded_at("ci", 100), Some(50));
+    }
+
+    /// Past the bound, the oldest ends go first, and the same ones whatever the order they
+    /// came in.
+    #[test]
+    fn ends_past_the_bound_forget_the_oldest() {
+        let fill = |order: &[i64]| {
+            let mut ends = FastMap::default();
+            for &t in order {
+                ends.insert(format!("k{t:02}"), t);
+                forget_oldest(&mut ends, 16);
+            }
+            let mut kept: Vec<(String, Millis)> = ends.into_iter().collect();
+            kept.sort();
+            kept
+        };
+        let kept = fill(&(0..17).collect::<Vec<_>>());
+        assert_eq!(kept.len(), 15, "down to the bound less a sixteenth");
+        assert_eq!(kept.first().map(|(_, t)| *t), Some(2), "the two oldest went");
+        assert_eq!(fill(&(0..17).rev().collect::<Vec<_>>()), kept);
     }
 
     /// A grant declared again under its id takes the old one's place, for its new identity
