@@ -289,20 +289,11 @@ impl Registry {
             Lifecycle::IdentityOffboarded { identity } => {
                 keep_earliest(&mut self.offboarded, offboard_key(identity).into_owned(), time);
             }
-            Lifecycle::IdentityActivated { identity } => {
-                let key = offboard_key(identity);
-                if self.offboarded.get(key.as_ref()).is_some_and(|&at| at <= time) {
-                    self.offboarded.remove(key.as_ref());
-                }
-            }
+            Lifecycle::IdentityActivated { identity } => lift(&mut self.offboarded, &offboard_key(identity), time),
             Lifecycle::CredentialRevoked { credential_id } => {
                 keep_earliest(&mut self.revoked, credential_id.clone(), time);
             }
-            Lifecycle::CredentialActivated { credential_id } => {
-                if self.revoked.get(credential_id).is_some_and(|&at| at <= time) {
-                    self.revoked.remove(credential_id);
-                }
-            }
+            Lifecycle::CredentialActivated { credential_id } => lift(&mut self.revoked, credential_id, time),
             Lifecycle::CredentialIssued { credential_id, expires_at, .. } => {
                 self.expiries.insert(credential_id.clone(), *expires_at);
             }
@@ -389,6 +380,14 @@ fn keep_earliest(ends: &mut FastMap<String, Millis>, key: String, time: Millis) 
     let at = ends.entry(key).or_insert(time);
     *at = (*at).min(time);
     forget_oldest(ends, MAX_ENDS);
+}
+
+/// Forgets the end of `key` recorded by `time`: an activation lifts an end before it, never
+/// one after.
+fn lift(ends: &mut FastMap<String, Millis>, key: &str, time: Millis) {
+    if ends.get(key).is_some_and(|&at| at <= time) {
+        ends.remove(key);
+    }
 }
 
 /// Past `max` ends, forgets the oldest (then the lowest key: deterministic) down to `max`

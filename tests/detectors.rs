@@ -44,6 +44,12 @@ fn one_account_pipeline(s: &mut Scenario) {
     }
 }
 
+/// Two days of a pipeline, offboarded on the third.
+fn offboarded_pipeline(s: &mut Scenario) {
+    s.pipeline("ci-payments", 2, 1);
+    s.fact(t0() + 3 * DAY, Lifecycle::IdentityOffboarded { identity: "ci-payments".into() });
+}
+
 /// The default settings, alerting in incidents.
 fn incidents() -> EngineConfig {
     EngineConfig { alerts: AlertMode::Incidents, ..EngineConfig::default() }
@@ -503,8 +509,7 @@ const CASES: &[Case] = &[
         detector: detect::post_purpose::SPEC.detector(),
         fires: true,
         build: |s| {
-            s.pipeline("ci-payments", 2, 1);
-            s.fact(t0() + 3 * DAY, Lifecycle::IdentityOffboarded { identity: "ci-payments".into() });
+            offboarded_pipeline(s);
             probe(s, ev("ci-payments", t0() + 4 * DAY, "s3", "GetObject"))
         },
     },
@@ -549,8 +554,7 @@ const CASES: &[Case] = &[
         detector: detect::post_purpose::SPEC.detector(),
         fires: false,
         build: |s| {
-            s.pipeline("ci-payments", 2, 1);
-            s.fact(t0() + 3 * DAY, Lifecycle::IdentityOffboarded { identity: "ci-payments".into() });
+            offboarded_pipeline(s);
             s.fact(t0() + 3 * DAY + HOUR, Lifecycle::IdentityActivated { identity: "ci-payments".into() });
             probe(s, ev("ci-payments", t0() + 4 * DAY, "s3", "GetObject"))
         },

@@ -113,7 +113,7 @@ impl Activity {
                 self.reach_history.add(self.reached.len() as f64, keep);
                 self.folded_at = now;
             }
-            self.previous_calls = if window.checked_sub(self.window) == Some(1) { self.calls } else { 0 };
+            self.previous_calls = self.calls_before(window);
             self.window = window;
             self.calls = 0;
             // A burst's keys are not kept past its window: without the

@@ -273,7 +273,7 @@ pub struct Burst<'a> {
 /// `burst_max_probability` under the identity's own history.
 pub fn window_burst(ctx: &Context, burst: Burst) -> Option<Finding> {
     let Burst { detector, observed, before, history, min_count, min_ratio, verb, measure, evidence_key } = burst;
-    let (window_s, mean, sd) = (ctx.config.window_s, history.mean as f64, (history.var.max(0.0) as f64).sqrt());
+    let mean = history.mean as f64;
     let steep = observed as f64 >= min_ratio * mean;
     // Paced to stay under the ratio in every window, exfiltration still moves far more
     // than the identity ever does: two windows in a row, each at half the ratio, count too.
@@ -283,6 +283,7 @@ pub fn window_burst(ctx: &Context, burst: Burst) -> Option<Finding> {
     }
     let p = history.tail(observed);
     let strength = ctx.strength(p, ctx.config.burst_max_probability)?;
+    let (window_s, sd) = (ctx.config.window_s, (history.var.max(0.0) as f64).sqrt());
     let window = duration::exact(window_s);
     let held_for = if held { format!(", after {before} in the {window} before") } else { String::new() };
     let summary = format!(
