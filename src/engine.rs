@@ -18,26 +18,24 @@ use crate::baseline::counts::{minute, Minute};
 use crate::baseline::fleet::PeerGroups;
 use crate::baseline::intern::{FastMap, IdVisitor, Ids, Live, Names, RangeCheck, Sym};
 use crate::baseline::peer_group::{peer_family, peer_group};
-use crate::baseline::{
-    pairs, stable_hash, stable_hash_parts, Baselines, CallKey, Client, IdentityBaseline, Observation, Place,
-};
+use crate::baseline::{pairs, stable_hash, Baselines, CallKey, Client, IdentityBaseline, Observation, Place};
 use crate::detect::{self, Context, Detector, Finding, Strength};
 use crate::facts::{Change, Facts, Sensitive};
 // The settings live beside the detectors that read them; the engine's callers
 // build them here.
 pub use crate::detect::settings::{config_from_toml, AlertMode, EngineConfig, InvalidSetting};
-use crate::features::{push_resource_class, resource_prefix, Agent, Source};
+use crate::features::{push_resource_class, Agent, Source};
 use crate::feedback::{Feedback, FindingKey, Refused};
 use crate::incident::{self, Episodes};
 use crate::model::{AccessEvent, Grant, Judgement, Millis, Origin, Record, Verdict};
 use crate::sanitize::sanitize;
 use crate::suppress::Rules;
 use crate::time::{format_rfc3339, DAY, HOUR};
-use agents::Agents;
+use derived::{AgentNames, Derived};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-mod agents;
+mod derived;
 pub mod transfer;
 
 /// The settings incidents read, from the engine's.
@@ -186,7 +184,9 @@ pub struct Engine {
     /// engine's life instead of an allocation per call.
     scratch: String,
     /// The names derived from user agents seen lately.
-    agents: Agents,
+    agents: Derived<AgentNames>,
+    /// The resource classes derived from resources seen lately.
+    resources: Derived<Sym>,
 }
 
 /// The suppression rules in force, and whether what they match is emitted
@@ -206,7 +206,8 @@ impl Engine {
             suppression: Suppression::default(),
             fleet_news: None,
             scratch: String::new(),
-            agents: Agents::default(),
+            agents: Derived::default(),
+            resources: Derived::default(),
         }
     }
 
@@ -601,6 +602,7 @@ impl Engine {
         self.state.admission.rebuild(&self.state.identities);
         self.state.names_live = live.counts();
         self.agents.forget();
+        self.resources.forget();
     }
 
     /// Interns the features of a call that baselines learn on. Each derived name
@@ -616,14 +618,18 @@ impl Engine {
         };
         let (target, action) = (names.intern(&e.target), names.intern(&e.action));
         let class = match e.resource.as_deref() {
-            Some(resource) => derived(names, &|out| push_resource_class(out, resource)),
+            Some(resource) => self.resources.get(resource).unwrap_or_else(|| {
+                let class = derived(names, &|out| push_resource_class(out, resource));
+                self.resources.remember(resource, class);
+                class
+            }),
             None => names.intern(""),
         };
         let call_key = CallKey { target, action, class };
         let (call, op) = names.call(call_key);
         let source = e.source_ip.as_deref().map(Source::parse);
         let user_agent = e.user_agent.as_deref().unwrap_or("");
-        let known = self.agents.get(user_agent);
+        let known = self.agents.get(user_agent).unwrap_or_default();
         let mut agent = known;
         let client = (e.source_ip.is_some() || e.user_agent.is_some()).then(|| Client {
             network: match &source {
@@ -657,7 +663,7 @@ impl Engine {
             call,
             call_key,
             op,
-            reach: stable_hash_parts(&[&e.target, resource_prefix(names.name(class))]),
+            reach: names.reach_of(call),
             session: e.session_id.as_deref().map(stable_hash),
             client,
             place,
