@@ -287,15 +287,18 @@ impl Registry {
             // the calls in between that are judged after it. Only an activation, which the
             // logs state for a create or enable call (never the grants file), lifts it.
             Lifecycle::IdentityOffboarded { identity } => {
-                keep_earliest(&mut self.offboarded, offboard_key(identity).into_owned(), time);
+                keep_earliest(&mut self.offboarded, offboard_key(identity).into_owned(), time, "offboardings");
             }
             Lifecycle::IdentityActivated { identity } => lift(&mut self.offboarded, &offboard_key(identity), time),
             Lifecycle::CredentialRevoked { credential_id } => {
-                keep_earliest(&mut self.revoked, credential_id.clone(), time);
+                keep_earliest(&mut self.revoked, credential_id.clone(), time, "revocations");
             }
             Lifecycle::CredentialActivated { credential_id } => lift(&mut self.revoked, credential_id, time),
+            // Every session an STS or token endpoint hands out is one: a busy organisation
+            // issues hundreds of thousands a day, each kept until long past its expiry.
             Lifecycle::CredentialIssued { credential_id, expires_at, .. } => {
                 self.expiries.insert(credential_id.clone(), *expires_at);
+                forget_oldest(&mut self.expiries, MAX_FACTS, "credential expiries");
             }
         }
     }
@@ -371,15 +374,17 @@ impl Registry {
     }
 }
 
-/// Most ends (offboarded identities, revoked credentials) of each kind the registry holds.
-/// Each is at most `max_field_bytes` long, so a stream of distinct hostile deletions costs
-/// a bounded map; an organisation's own ends over a state's lifetime are far fewer.
-const MAX_ENDS: usize = 200_000;
+/// Most facts of each kind keyed by a name (offboarded identities, revoked credentials,
+/// credential expiries) the registry holds. Each name is at most `max_field_bytes` long, so
+/// a stream of distinct hostile facts costs a bounded map; an organisation's own ends over a
+/// state's lifetime are far fewer. Past it the oldest go, for expiries the credentials that
+/// expired longest ago: the least likely to be used again.
+const MAX_FACTS: usize = 200_000;
 
-fn keep_earliest(ends: &mut FastMap<String, Millis>, key: String, time: Millis) {
+fn keep_earliest(ends: &mut FastMap<String, Millis>, key: String, time: Millis, kind: &str) {
     let at = ends.entry(key).or_insert(time);
     *at = (*at).min(time);
-    forget_oldest(ends, MAX_ENDS);
+    forget_oldest(ends, MAX_FACTS, kind);
 }
 
 /// Forgets the end of `key` recorded by `time`: an activation lifts an end before it, never
@@ -390,9 +395,9 @@ fn lift(ends: &mut FastMap<String, Millis>, key: &str, time: Millis) {
     }
 }
 
-/// Past `max` ends, forgets the oldest (then the lowest key: deterministic) down to `max`
-/// less a sixteenth, so that a flood costs one pass per sixteenth of `max` new ends.
-fn forget_oldest(ends: &mut FastMap<String, Millis>, max: usize) {
+/// Past `max` facts, forgets the oldest (then the lowest key: deterministic) down to `max`
+/// less a sixteenth, so that a flood costs one pass per sixteenth of `max` new facts.
+fn forget_oldest(ends: &mut FastMap<String, Millis>, max: usize, kind: &str) {
     if ends.len() <= max {
         return;
     }
@@ -403,7 +408,12 @@ fn forget_oldest(ends: &mut FastMap<String, Millis>, max: usize) {
     for key in &gone {
         ends.remove(key);
     }
-    tracing::warn!(forgotten = gone.len(), kept = ends.len(), "Over {max} ends of one kind: the oldest forgotten.");
+    tracing::warn!(
+        kind,
+        forgotten = gone.len(),
+        kept = ends.len(),
+        "Over {max} lifecycle facts of one kind: the oldest forgotten."
+    );
 }
 
 /// AWS role and user ARNs may carry a path (`role/service-role/x`) where the
@@ -683,7 +693,7 @@ mod tests {
             let mut ends = FastMap::default();
             for &t in order {
                 ends.insert(format!("k{t:02}"), t);
-                forget_oldest(&mut ends, 16);
+                forget_oldest(&mut ends, 16, "test");
             }
             let mut kept: Vec<(String, Millis)> = ends.into_iter().collect();
             kept.sort();
@@ -693,6 +703,21 @@ mod tests {
         assert_eq!(kept.len(), 15, "down to the bound less a sixteenth");
         assert_eq!(kept.first().map(|(_, t)| *t), Some(2), "the two oldest went");
         assert_eq!(fill(&(0..17).rev().collect::<Vec<_>>()), kept);
+    }
+
+    /// Credential expiries are bounded like ends: past the bound the credentials that
+    /// expired longest ago are forgotten, recent ones kept.
+    #[test]
+    fn expiries_past_the_bound_forget_the_longest_expired() {
+        let mut r = Registry::default();
+        for i in 0..=MAX_FACTS as i64 {
+            let issued =
+                Lifecycle::CredentialIssued { credential_id: format!("ASIA{i}"), identity: None, expires_at: i };
+            r.apply(i, &issued);
+        }
+        assert_eq!(r.expiries.len(), MAX_FACTS - MAX_FACTS / 16);
+        assert_eq!(r.expiry("ASIA0"), None, "the longest expired went");
+        assert_eq!(r.expiry(&format!("ASIA{MAX_FACTS}")), Some(MAX_FACTS as i64));
     }
 
     /// A grant declared again under its id takes the old one's place, for its new identity
