@@ -7,6 +7,7 @@
 pub mod cloudtrail;
 pub mod feedback;
 mod fields;
+mod flat;
 pub mod gcp;
 pub mod grants;
 pub mod k8s;

@@ -10,6 +10,7 @@
 //! object, every value not read is parsed as the tree would parse it ([`Checked`]),
 //! and the last of a repeated key wins, as in the tree.
 
+use super::flat::{FromFlat, Value};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
@@ -95,6 +96,27 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
+impl<'a> FromFlat<'a> for Text<'a> {
+    fn from_flat(value: Value<'a>) -> Option<Self> {
+        match value {
+            Value::Str(s) => Some(Text(Cow::Borrowed(s))),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> FromFlat<'a> for Given {
+    fn from_flat(_: Value<'a>) -> Option<Self> {
+        Some(Given(true))
+    }
+}
+
+impl<'a> FromFlat<'a> for Checked {
+    fn from_flat(_: Value<'a>) -> Option<Self> {
+        Some(Checked)
+    }
+}
+
 /// The text of an optional string field when given and not empty: an empty string
 /// counts as absent, as in the general path's `opt_str`.
 pub fn present<'t>(field: &'t Option<Text<'_>>) -> Option<&'t str> {
@@ -148,6 +170,30 @@ macro_rules! json_object {
     };
 }
 pub(crate) use json_object;
+
+/// A [`json_object`] that can also be read by the flat reader (`flat`), for lines of that
+/// shape: `from_flat` fills the same fields from the same keys (the last if given twice), and
+/// returns `None` where the line is not flat or a value is not what its field takes.
+macro_rules! flat_json_object {
+    ($(#[$meta:meta])* $name:ident<$a:lifetime> { $($field:ident: $ty:ty = $key:literal,)* }) => {
+        $crate::decode::typed::json_object! { $(#[$meta])* $name<$a> { $($field: $ty = $key,)* } }
+
+        impl<$a> $name<$a> {
+            fn from_flat(text: &$a str) -> Option<Self> {
+                let mut out = $name::default();
+                $crate::decode::flat::pairs(text, |key, value| {
+                    match key {
+                        $($key => out.$field = $crate::decode::flat::FromFlat::from_flat(value)?,)*
+                        _ => {}
+                    }
+                    Some(())
+                })?;
+                Some(out)
+            }
+        }
+    };
+}
+pub(crate) use flat_json_object;
 
 #[cfg(test)]
 mod tests {
