@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
             action: "GetObject".into(),
             ..AccessEvent::default()
         };
-        engine.process(&Record::Access(event), &origin);
+        engine.process(&Record::Access(Box::new(event)), &origin);
     }
     let mut saved = Vec::new();
     engine.save_state(&mut saved).expect("an accepted state saves again");

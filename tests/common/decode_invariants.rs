@@ -1,7 +1,7 @@
 //! What every result of `decode_line` must satisfy, on any input: shared by the
 //! property tests (`tests/fuzz_decoders.rs`) and the cargo-fuzz targets (`fuzz/`).
 
-use overreach::decode::{decode_line, Format, Limits};
+use overreach::decode::{decode_line, decode_value, Decoded, Format, Limits};
 use overreach::model::{Lifecycle, Record};
 use overreach::time::in_range;
 
@@ -14,7 +14,9 @@ pub const MAX_REASON_BYTES: usize = 5000;
 /// reason is one printable line of bounded length. Panics (a fuzz finding)
 /// are left to the caller's harness to catch.
 pub fn check(line: &[u8], format: Format, limits: &Limits) -> Result<(), String> {
-    for result in decode_line(line, format, limits) {
+    let decoded = decode_line(line, format, limits);
+    same_as_the_general_path(line, format, &decoded)?;
+    for result in decoded {
         match result {
             Ok(Record::Access(e)) => {
                 let keys = [("identity", &e.identity), ("target", &e.target), ("action", &e.action)];
@@ -52,4 +54,17 @@ pub fn check(line: &[u8], format: Format, limits: &Limits) -> Result<(), String>
         }
     }
     Ok(())
+}
+
+/// A line a fast path (the flat and typed readers, which build no JSON tree) took must be
+/// what the general path makes of its tree: the same event, or a fast path stepped aside.
+fn same_as_the_general_path(line: &[u8], format: Format, decoded: &Decoded) -> Result<(), String> {
+    let [Ok(Record::Access(fast))] = decoded.as_slice() else { return Ok(()) };
+    let Ok(tree) = serde_json::from_slice::<serde_json::Value>(line) else {
+        return Err(format!("{fast:?} accepted from a line that is not JSON"));
+    };
+    match decode_value(&tree, format).as_slice() {
+        [Ok(Record::Access(general))] if general == fast => Ok(()),
+        general => Err(format!("a fast path took {fast:?}, the general path {general:?}")),
+    }
 }
