@@ -451,7 +451,8 @@ pub fn check_window(w: &TimeWindow) -> Result<(), String> {
 pub fn parse_hhmm(s: &str) -> Option<u32> {
     let (h, m) = s.split_once(':')?;
     let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-    (h < 24 && m < 60 && s.len() == 5).then_some(h * 60 + m)
+    // Lazily: `h` may be any `u32` here, and `h * 60` would overflow before the check.
+    (h < 24 && m < 60 && s.len() == 5).then(|| h * 60 + m)
 }
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -592,6 +593,16 @@ mod tests {
             let glob = Glob::new(&pattern);
             proptest::prop_assert_eq!(glob.matches(&text, false), glob_match(&pattern, &text));
             proptest::prop_assert_eq!(glob.matches(&text, true), glob_match_ignore_case(&pattern, &text));
+        }
+    }
+
+    #[test]
+    /// Only `HH:MM` is a time of day. An hour past `u32::MAX / 60` overflowed while the check
+    /// was being made (cargo-fuzz's `grants` target found it; a panic in a debug build).
+    fn times_of_day_are_hh_mm_only() {
+        assert_eq!(parse_hhmm("08:30"), Some(510));
+        for bad in ["24:00", "08:60", "8:30", "000000200000020:00", "4294967295:00", "08:30:00", "x"] {
+            assert_eq!(parse_hhmm(bad), None, "{bad}");
         }
     }
 

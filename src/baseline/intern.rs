@@ -329,7 +329,8 @@ pub struct Names {
 #[derive(Debug, Clone, Copy)]
 struct Derived {
     op: CallId,
-    /// Where the call lands (`reach`): hashing its text on every call cost 2% of a replay.
+    /// Where the call lands (`reach`): hashing its text on every call cost about 1% of a
+    /// replay's instructions.
     reach: u64,
 }
 

@@ -174,7 +174,6 @@ impl DecodeError {
 /// log file object, none for a blank line or a record the format says to skip.
 pub type Decoded = Vec<Result<Record, DecodeError>>;
 
-/// Decodes one line of input. Never panics; a bad line yields one `Err`.
 /// The quoted keys `auto` picks a fast path by, searched for with memchr's vectorised
 /// finders, built once: `str::contains` cost 2% of a replay's instructions, and building a
 /// finder per line more than that.
@@ -193,6 +192,7 @@ fn sniff() -> &'static Sniff {
     })
 }
 
+/// Decodes one line of input. Never panics; a bad line yields one `Err`.
 pub fn decode_line(line: &[u8], format: Format, limits: &Limits) -> Decoded {
     if line.len() > limits.max_line_bytes {
         return vec![Err(DecodeError::LineTooLong { len: line.len(), max: limits.max_line_bytes })];

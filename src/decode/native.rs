@@ -39,7 +39,7 @@ pub fn decode(obj: &Obj) -> Result<Record, DecodeError> {
 /// `event_id` (its derived id hashes the tree), or an unknown outcome; and with
 /// `auto`, a key by which `auto` takes the record for another format.
 pub fn decode_fast(text: &str, auto: bool) -> Option<AccessEvent> {
-    use super::flat::{FromFlat, Value};
+    use super::flat::{FromFlat, Reader};
     use super::typed::{flat_json_object, present, Checked, Given, Text};
     use serde::Deserialize;
     use std::borrow::Cow;
@@ -78,11 +78,10 @@ pub fn decode_fast(text: &str, auto: bool) -> Option<AccessEvent> {
     }
 
     impl<'a> FromFlat<'a> for Time<'a> {
-        fn from_flat(value: Value<'a>) -> Option<Self> {
-            match value {
-                Value::Int(ms) => Some(Time::Millis(ms)),
-                Value::Str(s) => Some(Time::Text(Cow::Borrowed(s))),
-                _ => None,
+        fn from_flat(at: &mut Reader<'a>) -> Option<Self> {
+            match at.at_string() {
+                true => at.string().map(|s| Time::Text(Cow::Borrowed(s))),
+                false => at.integer().map(Time::Millis),
             }
         }
     }
@@ -133,7 +132,7 @@ pub fn decode_fast(text: &str, auto: bool) -> Option<AccessEvent> {
         parsed.filter(|t| t.is_none_or(crate::time::in_range))
     };
     // Nearly every line is flat and read without serde; the rest as before.
-    let line = Line::from_flat(text).or_else(|| serde_json::from_str(text).ok())?;
+    let line = super::flat::line::<Line>(text).or_else(|| serde_json::from_str(text).ok())?;
     let other_format = [
         &line.event_source,
         &line.records,
@@ -408,7 +407,7 @@ mod fast_path_tests {
         write_events(&sim.events, EventFormat::Native, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         for line in text.lines() {
-            assert!(super::super::flat::pairs(line, |_, _| Some(())).is_some(), "{line}");
+            assert!(crate::decode::flat::line::<crate::decode::typed::Checked>(line).is_some(), "{line}");
             let fast = decode_fast(line, false).expect("the fast path takes it");
             let value: serde_json::Value = serde_json::from_str(line).unwrap();
             assert_eq!(Record::Access(Box::new(fast)), decode(value.as_object().unwrap()).unwrap());

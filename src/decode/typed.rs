@@ -10,7 +10,7 @@
 //! object, every value not read is parsed as the tree would parse it ([`Checked`]),
 //! and the last of a repeated key wins, as in the tree.
 
-use super::flat::{FromFlat, Value};
+use super::flat::{FromFlat, Reader};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
@@ -97,23 +97,20 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 }
 
 impl<'a> FromFlat<'a> for Text<'a> {
-    fn from_flat(value: Value<'a>) -> Option<Self> {
-        match value {
-            Value::Str(s) => Some(Text(Cow::Borrowed(s))),
-            _ => None,
-        }
+    fn from_flat(at: &mut Reader<'a>) -> Option<Self> {
+        at.string().map(|s| Text(Cow::Borrowed(s)))
     }
 }
 
 impl<'a> FromFlat<'a> for Given {
-    fn from_flat(_: Value<'a>) -> Option<Self> {
-        Some(Given(true))
+    fn from_flat(at: &mut Reader<'a>) -> Option<Self> {
+        at.skip().map(|()| Given(true))
     }
 }
 
 impl<'a> FromFlat<'a> for Checked {
-    fn from_flat(_: Value<'a>) -> Option<Self> {
-        Some(Checked)
+    fn from_flat(at: &mut Reader<'a>) -> Option<Self> {
+        at.skip().map(|()| Checked)
     }
 }
 
@@ -171,20 +168,21 @@ macro_rules! json_object {
 }
 pub(crate) use json_object;
 
-/// A [`json_object`] that can also be read by the flat reader (`flat`), for lines of that
-/// shape: `from_flat` fills the same fields from the same keys (the last if given twice), and
-/// returns `None` where the line is not flat or a value is not what its field takes.
+/// A [`json_object`] that can also be read by the flat reader (`flat`, `flat::line` for a
+/// line), into the same fields from the same keys (the last if given twice), every other value
+/// checked as it is passed; `None` where the line is not of that shape or a value is not what
+/// its field takes.
 macro_rules! flat_json_object {
     ($(#[$meta:meta])* $name:ident<$a:lifetime> { $($field:ident: $ty:ty = $key:literal,)* }) => {
         $crate::decode::typed::json_object! { $(#[$meta])* $name<$a> { $($field: $ty = $key,)* } }
 
-        impl<$a> $name<$a> {
-            fn from_flat(text: &$a str) -> Option<Self> {
+        impl<$a> $crate::decode::flat::FromFlat<$a> for $name<$a> {
+            fn from_flat(at: &mut $crate::decode::flat::Reader<$a>) -> Option<Self> {
                 let mut out = $name::default();
-                $crate::decode::flat::pairs(text, |key, value| {
+                at.object(|key, at| {
                     match key {
-                        $($key => out.$field = $crate::decode::flat::FromFlat::from_flat(value)?,)*
-                        _ => {}
+                        $($key => out.$field = $crate::decode::flat::FromFlat::from_flat(at)?,)*
+                        _ => at.skip()?,
                     }
                     Some(())
                 })?;
