@@ -77,9 +77,9 @@ fn decode_record(obj: &Obj) -> Decoded {
 /// a call that may state a lifecycle fact.
 pub fn decode_fast(text: &str) -> Option<AccessEvent> {
     use super::flat::{FromFlat, Reader};
-    use super::typed::{flat_json_object, present, Checked, Given, Text};
+    use super::typed::{json_object, present, Checked, Given, Text};
 
-    flat_json_object! {
+    json_object! {
         Record<'a> {
             user_identity: Option<User<'a>> = "userIdentity",
             source_identity: Option<Text<'a>> = "sourceIdentity",
@@ -98,7 +98,7 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
         }
     }
 
-    flat_json_object! {
+    json_object! {
         User<'a> {
             kind: Option<Text<'a>> = "type",
             arn: Option<Text<'a>> = "arn",
@@ -109,7 +109,7 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
         }
     }
 
-    flat_json_object! {
+    json_object! {
         SessionContext<'a> {
             source_identity: Option<Text<'a>> = "sourceIdentity",
             session_issuer: Option<Arn<'a>> = "sessionIssuer",
@@ -117,26 +117,26 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
         }
     }
 
-    flat_json_object! {
+    json_object! {
         Arn<'a> {
             arn: Option<Text<'a>> = "arn",
         }
     }
 
-    flat_json_object! {
+    json_object! {
         WebIdentity<'a> {
             federated_provider: Option<Text<'a>> = "federatedProvider",
             attributes: Option<Checked> = "attributes",
         }
     }
 
-    flat_json_object! {
+    json_object! {
         Resource<'a> {
             arn: Option<Text<'a>> = "ARN",
         }
     }
 
-    flat_json_object! {
+    json_object! {
         /// `bucketName`, `key`, then `RESOURCE_PARAMETERS` in their order.
         Parameters<'a> {
             bucket_name: Option<Text<'a>> = "bucketName",

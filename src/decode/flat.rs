@@ -59,9 +59,10 @@ impl<'a> Reader<'a> {
         (self.peek() == Some(b)).then(|| self.at += 1)
     }
 
-    /// JSON's whitespace: space, tab, line feed, carriage return.
+    /// Spaces: JSON's other whitespace (tab, line feed, carriage return) is a control
+    /// character, and a line holding one is not read here (see [`line`]).
     fn space(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+        while self.peek() == Some(b' ') {
             self.at += 1;
         }
     }

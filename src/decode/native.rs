@@ -40,7 +40,7 @@ pub fn decode(obj: &Obj) -> Result<Record, DecodeError> {
 /// `auto`, a key by which `auto` takes the record for another format.
 pub fn decode_fast(text: &str, auto: bool) -> Option<AccessEvent> {
     use super::flat::{FromFlat, Reader};
-    use super::typed::{flat_json_object, present, Checked, Given, Text};
+    use super::typed::{json_object, present, Checked, Given, Text};
     use serde::Deserialize;
     use std::borrow::Cow;
 
@@ -86,7 +86,7 @@ pub fn decode_fast(text: &str, auto: bool) -> Option<AccessEvent> {
         }
     }
 
-    flat_json_object! {
+    json_object! {
         Line<'a> {
             event_id: Option<Text<'a>> = "event_id",
             time: Option<Time<'a>> = "time",
@@ -335,7 +335,7 @@ mod fast_path_tests {
             r#""act""#,
             r#""verb""#,
             r#""x""#,
-            r#""time""#,
+            r#""t\u0069me""#,
         ])
     }
 

@@ -1,6 +1,6 @@
-//! Typed fast paths' building blocks: objects read straight from the parser into the
-//! few fields a decoder uses, accepting exactly the lines a parse into a
-//! `serde_json::Value` accepts.
+//! Typed fast paths' building blocks: objects read straight from the parser (serde_json's,
+//! or the flat reader's for lines without escapes) into the few fields a decoder uses,
+//! accepting exactly the lines a parse into a `serde_json::Value` accepts.
 //!
 //! A derived `Deserialize` would differ from the tree in three ways, each a line the
 //! general path rejects that a fast path would have taken: a struct also reads from
@@ -130,7 +130,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
 }
 
 /// Defines a struct read only from a JSON object: each field from its key (the last
-/// if given twice; `Default` if absent), every other value [`Checked`].
+/// if given twice; `Default` if absent), every other value [`Checked`]. Two readers fill it
+/// from the one key list: serde (`Deserialize`) for any line, and the flat reader
+/// (`FromFlat`, `flat::line` for a whole line) for the lines it takes.
 macro_rules! json_object {
     ($(#[$meta:meta])* $name:ident<$a:lifetime> { $($field:ident: $ty:ty = $key:literal,)* }) => {
         $(#[$meta])*
@@ -164,17 +166,6 @@ macro_rules! json_object {
                 d.deserialize_map(Fields(std::marker::PhantomData))
             }
         }
-    };
-}
-pub(crate) use json_object;
-
-/// A [`json_object`] that can also be read by the flat reader (`flat`, `flat::line` for a
-/// line), into the same fields from the same keys (the last if given twice), every other value
-/// checked as it is passed; `None` where the line is not of that shape or a value is not what
-/// its field takes.
-macro_rules! flat_json_object {
-    ($(#[$meta:meta])* $name:ident<$a:lifetime> { $($field:ident: $ty:ty = $key:literal,)* }) => {
-        $crate::decode::typed::json_object! { $(#[$meta])* $name<$a> { $($field: $ty = $key,)* } }
 
         impl<$a> $crate::decode::flat::FromFlat<$a> for $name<$a> {
             fn from_flat(at: &mut $crate::decode::flat::Reader<$a>) -> Option<Self> {
@@ -191,7 +182,7 @@ macro_rules! flat_json_object {
         }
     };
 }
-pub(crate) use flat_json_object;
+pub(crate) use json_object;
 
 #[cfg(test)]
 mod tests {
