@@ -38,8 +38,8 @@ pub struct ReplayOptions {
     pub read_ahead: bool,
 }
 
-/// Records handed from the reading side to the engine at a time, and the bytes of text
-/// (as the order stage counts them) after which a batch is handed over sooner.
+/// Records a thread reading ahead hands to the engine at a time, and the bytes of text (as
+/// the order stage counts them) after which a batch is handed over sooner, either way.
 const BATCH_RECORDS: usize = 512;
 const BATCH_BYTES: usize = 4 << 20;
 /// Records read at a time when one thread reads and judges (no read-ahead): a small batch

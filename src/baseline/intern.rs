@@ -322,12 +322,12 @@ pub struct Names {
     calls: (FastMap<CallKey, CallId>, Vec<CallKey>),
     /// What each call's key gives, by call id: derived (see `index`).
     #[serde(skip)]
-    derived: Vec<Derived>,
+    derived: Vec<CallDerived>,
 }
 
 /// What a call's key gives, worked out once when the call enters the table.
 #[derive(Debug, Clone, Copy)]
-struct Derived {
+struct CallDerived {
     op: CallId,
     /// Where the call lands (`reach`): hashing its text on every call cost about 1% of a
     /// replay's instructions.
@@ -356,7 +356,7 @@ impl Names {
         keys.push(key);
         ids.insert(key, id);
         let reach = reach(&self.strings, key);
-        self.derived.push(Derived { op: op.unwrap_or(id), reach });
+        self.derived.push(CallDerived { op: op.unwrap_or(id), reach });
         id
     }
 
@@ -402,7 +402,7 @@ impl Names {
 
     /// After loading: checks that the call table names only strings it has,
     /// holds no call twice and has every call's operation, and derives what each call's
-    /// key gives (`Derived`).
+    /// key gives (`CallDerived`).
     pub fn index(&mut self) -> Result<(), String> {
         let (ids, keys) = &self.calls;
         let strings = self.strings.len();
@@ -416,7 +416,7 @@ impl Names {
             }
             let op_key = CallKey { class: self.strings.get("").unwrap_or(Sym(u32::MAX)), ..*key };
             match ids.get(&op_key) {
-                Some(&op) => derived.push(Derived { op, reach: reach(&self.strings, *key) }),
+                Some(&op) => derived.push(CallDerived { op, reach: reach(&self.strings, *key) }),
                 None => return Err(format!("call {i}: its operation is not in the table")),
             }
         }

@@ -234,8 +234,7 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
         }
     }
 
-    // Most records have no escapes and are read without serde; the rest as before.
-    let record = super::flat::line::<Record>(text).or_else(|| serde_json::from_str(text).ok())?;
+    let record: Record = super::typed::read(text)?;
     let user = record.user_identity?;
     let context = user.session_context.as_ref();
     let web = context.and_then(|c| c.web_id_federation_data.as_ref());

@@ -131,8 +131,7 @@ pub fn decode_fast(text: &str, auto: bool) -> Option<AccessEvent> {
         };
         parsed.filter(|t| t.is_none_or(crate::time::in_range))
     };
-    // Nearly every line is flat and read without serde; the rest as before.
-    let line = super::flat::line::<Line>(text).or_else(|| serde_json::from_str(text).ok())?;
+    let line: Line = super::typed::read(text)?;
     let other_format = [
         &line.event_source,
         &line.records,

@@ -114,6 +114,12 @@ impl<'a> FromFlat<'a> for Checked {
     }
 }
 
+/// A whole line read into a typed object: by the flat reader when the line has its shape
+/// (nearly every line), else by serde_json as before.
+pub fn read<'a, T: FromFlat<'a> + Deserialize<'a>>(text: &'a str) -> Option<T> {
+    super::flat::line::<T>(text).or_else(|| serde_json::from_str(text).ok())
+}
+
 /// The text of an optional string field when given and not empty: an empty string
 /// counts as absent, as in the general path's `opt_str`.
 pub fn present<'t>(field: &'t Option<Text<'_>>) -> Option<&'t str> {
