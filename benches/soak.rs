@@ -50,12 +50,12 @@ fn held(n: u64) {
 
 fn call(identity: String, time: i64, action: String, session: Option<String>) -> Record {
     Record::Access(Box::new(AccessEvent {
-        event_id: format!("{identity}-{time}"),
+        event_id: format!("{identity}-{time}").into(),
         time,
-        identity,
+        identity: identity.into(),
         target: "k8s".into(),
-        action,
-        session_id: session,
+        action: action.into(),
+        session_id: session.map(Into::into),
         source_ip: Some("10.0.0.5".into()),
         user_agent: Some("kubectl/1.30".into()),
         ..AccessEvent::default()

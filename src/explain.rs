@@ -517,7 +517,7 @@ mod tests {
 
     fn access(identity: &str, time: Millis, action: &str) -> Record {
         let event = AccessEvent {
-            event_id: format!("{identity}-{time}"),
+            event_id: format!("{identity}-{time}").into(),
             time,
             identity: identity.into(),
             target: "crm.internal".into(),

@@ -325,7 +325,7 @@ mod tests {
     fn drain(order: &mut Order) -> Vec<(String, bool)> {
         std::iter::from_fn(|| order.pop())
             .map(|r| match r.record {
-                Record::Access(e) => (e.action, r.late),
+                Record::Access(e) => (e.action.to_string(), r.late),
                 _ => unreachable!(),
             })
             .collect()

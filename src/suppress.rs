@@ -399,7 +399,7 @@ mod tests {
         // 1 KiB of `a` against a pattern that a backtracking matcher would take
         // exponential time over: the answer, not the time, is what is checked.
         let mut e = event("10.0.0.1");
-        e.identity = "a".repeat(1024);
+        e.identity = "a".repeat(1024).into();
         let r = rules("[[suppress]]\nname = \"x\"\nreason = \"r\"\nidentity = \"*a*a*a*a*a*a*a*a*b\"\n").unwrap();
         assert!(r.matching(&finding("novel_call"), &e).is_none());
         e.identity.push('b');

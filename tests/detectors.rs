@@ -33,12 +33,12 @@ fn one_account_pipeline(s: &mut Scenario) {
         for run in 0..4 {
             s.push(AccessEvent {
                 environment: Some("111111111111".into()),
-                session_id: Some(format!("run-{day}-{run}")),
+                session_id: Some(format!("run-{day}-{run}").into()),
                 ..pipeline_call("ecs", "UpdateService")
             });
             let time = t0() + day * DAY + (10 + run) * HOUR;
             if let Some(overreach::model::Record::Access(e)) = s.records.last_mut() {
-                (e.time, e.event_id) = (time, format!("h-{day}-{run}"));
+                (e.time, e.event_id) = (time, format!("h-{day}-{run}").into());
             }
         }
     }
@@ -79,7 +79,7 @@ fn steady_reader(s: &mut Scenario) {
         for hour in 9..17 {
             for i in 0..8 {
                 s.push(AccessEvent {
-                    event_id: format!("h-{day}-{hour}-{i}"),
+                    event_id: format!("h-{day}-{hour}-{i}").into(),
                     ..ev("etl-reader", t0() + day * DAY + hour * HOUR + i * 30_000, "s3", "GetObject")
                 });
             }
@@ -94,7 +94,7 @@ fn paced_reads(s: &mut Scenario, prefix: &str, after: i64) {
     let start = probe_time() - 5 * MINUTE + after;
     for i in 0..40 {
         s.push(AccessEvent {
-            event_id: format!("{prefix}-{i}"),
+            event_id: format!("{prefix}-{i}").into(),
             ..ev("etl-reader", start + i * 10_000, "s3", "GetObject")
         });
     }
@@ -102,7 +102,7 @@ fn paced_reads(s: &mut Scenario, prefix: &str, after: i64) {
 
 fn probe(s: &mut Scenario, e: AccessEvent) -> String {
     let id = "probe".to_string();
-    s.push(AccessEvent { event_id: id.clone(), ..e });
+    s.push(AccessEvent { event_id: id.as_str().into(), ..e });
     id
 }
 
@@ -121,7 +121,7 @@ fn broad_agent(s: &mut Scenario) {
         let tool = if i % 5 == 0 { format!("tool-{}", i / 5) } else { format!("tool-{}", i % 20) };
         s.push(AccessEvent {
             identity_type: Some("ai_agent".into()),
-            session_id: Some(format!("task-{}", i / 4)),
+            session_id: Some(format!("task-{}", i / 4).into()),
             ..ev("agent-helpdesk", t0() + i * 67 * MINUTE, "tools", &tool)
         });
     }
@@ -261,9 +261,9 @@ const CASES: &[Case] = &[
                 for (i, (target, action)) in PIPELINE.iter().enumerate() {
                     let time = probe_time() - DAY + i as i64 * MINUTE;
                     let session_id = Some(format!("{newcomer}-run"));
-                    s.push(AccessEvent { session_id, ..pipeline_call(target, action) });
+                    s.push(AccessEvent { session_id: session_id.map(Into::into), ..pipeline_call(target, action) });
                     if let Some(Record::Access(e)) = s.records.last_mut() {
-                        (e.identity, e.time, e.event_id) = (newcomer.into(), time, format!("{newcomer}-{i}"));
+                        (e.identity, e.time, e.event_id) = (newcomer.into(), time, format!("{newcomer}-{i}").into());
                     }
                 }
             }
@@ -300,8 +300,8 @@ const CASES: &[Case] = &[
             learned_pipeline(s);
             for i in 0..40 {
                 s.push(AccessEvent {
-                    event_id: format!("probe-{i}"),
-                    resource: Some(format!("arn:aws:s3:::lake/{}/x", word(i))),
+                    event_id: format!("probe-{i}").into(),
+                    resource: Some(format!("arn:aws:s3:::lake/{}/x", word(i)).into()),
                     ..ev("ci-payments", probe_time() + i * 5_000, "s3", "ListObjects")
                 });
             }
@@ -316,7 +316,7 @@ const CASES: &[Case] = &[
             learned_pipeline(s);
             for i in 0..300 {
                 s.push(AccessEvent {
-                    event_id: format!("probe-{i}"),
+                    event_id: format!("probe-{i}").into(),
                     ..ev("ci-payments", probe_time() + i * 1_000, "s3", "GetObject")
                 });
             }
@@ -379,7 +379,7 @@ const CASES: &[Case] = &[
         build: |s| {
             for i in 0..400i64 {
                 s.push(AccessEvent {
-                    source_ip: Some(format!("10.{}.{}.7", i % 97, i % 13)),
+                    source_ip: Some(format!("10.{}.{}.7", i % 97, i % 13).into()),
                     ..ev("federated-etl", t0() + i * 97 * MINUTE, "bigquery", "Query")
                 });
             }
@@ -909,7 +909,7 @@ fn churning_runners(s: &mut Scenario) {
     learned_pipeline(s);
     for (i, record) in s.records.iter_mut().enumerate() {
         if let Record::Access(e) = record {
-            e.source_ip = Some(format!("10.20.{}.{}", (i / 6) % 250, 10 + i % 6));
+            e.source_ip = Some(format!("10.20.{}.{}", (i / 6) % 250, 10 + i % 6).into());
         }
     }
 }
@@ -997,7 +997,12 @@ fn path_incidents_after_run(rest: &[(&str, &str)]) -> Vec<Alert> {
         let time = probe_time() + i as i64 * MINUTE;
         // The release it uploads, as every run does: a call it knows.
         let resource = (target == "s3").then(|| "arn:aws:s3:::releases/ci-payments/build-42-0.zip".to_string());
-        s.push(AccessEvent { event_id: format!("step-{i}"), time, resource, ..pipeline_call(target, action) });
+        s.push(AccessEvent {
+            event_id: format!("step-{i}").into(),
+            time,
+            resource: resource.map(Into::into),
+            ..pipeline_call(target, action)
+        });
     }
     s.push(ev("other", probe_time() + 3 * HOUR, "s3", "GetObject"));
     let path = detect::rare_transition::SPEC.detector();

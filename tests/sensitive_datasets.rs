@@ -28,7 +28,7 @@ fn calls(records: impl IntoIterator<Item = Value>, format: Format) -> Vec<(Strin
         .into_iter()
         .flat_map(|record| decode_value(&record, format))
         .filter_map(|decoded| match decoded {
-            Ok(Record::Access(e)) => Some((e.target, e.action)),
+            Ok(Record::Access(e)) => Some((e.target.to_string(), e.action.to_string())),
             _ => None,
         })
         .collect()

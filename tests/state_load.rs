@@ -20,7 +20,7 @@ fn fixture() -> (Value, Vec<Record>) {
     for i in 0..40 {
         s.push(AccessEvent {
             identity_type: Some("ai_agent".into()),
-            session_id: Some(format!("task-{}", i / 4)),
+            session_id: Some(format!("task-{}", i / 4).into()),
             credential_id: Some("agent-key".into()),
             ..ev("agent-7", t0() + i * 5 * HOUR, "tools", &format!("tool-{}", i % 9))
         });

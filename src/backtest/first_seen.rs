@@ -49,13 +49,13 @@ impl FirstSeen {
     /// Records the event and says whether the rule alerts on it.
     pub fn observe(&mut self, e: &AccessEvent) -> bool {
         let lookback = self.config.lookback;
-        let history = self.identities.entry(e.identity.clone()).or_insert_with(|| History {
+        let history = self.identities.entry(e.identity.to_string()).or_insert_with(|| History {
             first: e.time,
             calls: HashMap::new(),
             networks: HashMap::new(),
         });
         let is_new = |last: Option<&Millis>| last.is_none_or(|&t| e.time - t > lookback);
-        let key = CallKey { target: e.target.clone(), action: e.action.clone() };
+        let key = CallKey { target: e.target.to_string(), action: e.action.to_string() };
         let mut new_term = is_new(history.calls.get(&key));
         history.calls.insert(key, e.time);
         if let Some(ip) = &e.source_ip {

@@ -156,12 +156,12 @@ impl Replay {
         match record {
             Record::Access(e) => {
                 self.summary.events += 1;
-                let span = self.spans.entry(e.identity.clone()).or_insert((e.time, e.time));
+                let span = self.spans.entry(e.identity.to_string()).or_insert((e.time, e.time));
                 *span = (span.0.min(e.time), span.1.max(e.time));
                 if self.reference.observe(e) {
-                    let incidents = self.index.incidents_of(std::slice::from_ref(&e.event_id));
                     // One alert per event: the event id serves as its alert id.
-                    let alert_id = e.event_id.clone();
+                    let alert_id = e.event_id.to_string();
+                    let incidents = self.index.incidents_of(std::slice::from_ref(&alert_id));
                     self.reference_hits.push(Hit { alert_id, detector: "first_seen".into(), time: e.time, incidents });
                 }
             }

@@ -6,7 +6,8 @@ use super::fields::{
     req_utc_time, type_name, Obj,
 };
 use super::{access_with_lifecycle, DecodeError, Decoded};
-use crate::model::{AccessEvent, Lifecycle, Millis, Outcome};
+use crate::model::{AccessEvent, EventText, Lifecycle, Millis, Outcome};
+use compact_str::format_compact;
 use serde_json::Value;
 
 /// Request parameters that name the resource of a call, most specific first. `bucketName`
@@ -163,11 +164,11 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
 
     impl Parameters<'_> {
         /// What `resource` reads from the parameters, in the same order.
-        fn resource(&self) -> Option<String> {
+        fn resource(&self) -> Option<EventText> {
             if let Some(bucket) = present(&self.bucket_name) {
                 return Some(match present(&self.key) {
-                    Some(key) => format!("arn:aws:s3:::{bucket}/{key}"),
-                    None => format!("arn:aws:s3:::{bucket}"),
+                    Some(key) => format_compact!("arn:aws:s3:::{bucket}/{key}"),
+                    None => format_compact!("arn:aws:s3:::{bucket}"),
                 });
             }
             let named = [
@@ -189,7 +190,7 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
                 &self.resource_arn,
                 &self.name,
             ];
-            named.into_iter().find_map(present).map(str::to_string)
+            named.into_iter().find_map(present).map(EventText::from)
         }
     }
 
@@ -251,33 +252,33 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
     let assumed_role = identity_type == Some("AssumedRole");
     let issuer = context.and_then(|c| c.session_issuer.as_ref()).and_then(|i| present(&i.arn));
     let identity = if assumed_role {
-        issuer.map(str::to_string).or_else(|| present(&user.arn).and_then(role_arn))?
+        issuer.map(EventText::from).or_else(|| present(&user.arn).and_then(role_arn))?
     } else {
-        [&user.arn, &user.principal_id, &user.invoked_by].into_iter().find_map(present)?.to_string()
+        [&user.arn, &user.principal_id, &user.invoked_by].into_iter().find_map(present)?.into()
     };
     let on_behalf_of = present(&record.source_identity)
         .or_else(|| context.and_then(|c| present(&c.source_identity)))
-        .map(str::to_string);
+        .map(EventText::from);
     // As `access`: outermost first.
     let mut chain = Vec::new();
-    chain.extend(present(&user.invoked_by).filter(|by| *by != identity).map(str::to_string));
-    chain.extend(issuer.map(str::to_string));
-    chain.extend(web.and_then(|w| present(&w.federated_provider)).map(str::to_string));
+    chain.extend(present(&user.invoked_by).filter(|by| *by != identity).map(EventText::from));
+    chain.extend(issuer.map(EventText::from));
+    chain.extend(web.and_then(|w| present(&w.federated_provider)).map(EventText::from));
     chain.extend(on_behalf_of.clone());
-    let listed = record.resources.as_ref().and_then(|r| present(&r.0)).map(str::to_string);
-    let owned = |t: &Option<Text>| present(t).map(str::to_string);
+    let listed = record.resources.as_ref().and_then(|r| present(&r.0)).map(EventText::from);
+    let owned = |t: &Option<Text>| present(t).map(EventText::from);
     Some(AccessEvent {
         event_id: owned(&record.event_id)?,
         time,
         identity,
-        identity_type: identity_type.map(str::to_string),
+        identity_type: identity_type.map(EventText::from),
         on_behalf_of,
         chain,
         grant_id: None,
         credential_id: owned(&user.access_key_id),
         credential_expires_at: None,
-        target: target.to_string(),
-        action: action.to_string(),
+        target: target.into(),
+        action: action.into(),
         resource: listed.or_else(|| record.request_parameters.as_ref().and_then(Parameters::resource)),
         environment: owned(&record.recipient_account_id),
         region: owned(&record.aws_region),
@@ -296,34 +297,36 @@ fn access(obj: &Obj) -> Result<AccessEvent, DecodeError> {
     let identity = principal(user, assumed_role).map_err(in_user)?;
 
     let on_behalf_of = match opt_str(obj, "sourceIdentity")? {
-        Some(source) => Some(source.to_string()),
-        None => path_str(user, &["sessionContext", "sourceIdentity"]).map(str::to_string).or_else(|| web_subject(user)),
+        Some(source) => Some(source.into()),
+        None => {
+            path_str(user, &["sessionContext", "sourceIdentity"]).map(EventText::from).or_else(|| web_subject(user))
+        }
     };
 
     // Outermost (nearest the call) first: the service that made the call for the
     // principal, the role or user that issued the session, the web identity provider,
     // and last the person or workload on whose behalf it all runs.
     let mut chain = Vec::new();
-    chain.extend(path_str(user, &["invokedBy"]).filter(|by| *by != identity).map(str::to_string));
-    chain.extend(path_str(user, &["sessionContext", "sessionIssuer", "arn"]).map(str::to_string));
-    chain.extend(path_str(user, &["sessionContext", "webIdFederationData", "federatedProvider"]).map(str::to_string));
+    chain.extend(path_str(user, &["invokedBy"]).filter(|by| *by != identity).map(EventText::from));
+    chain.extend(path_str(user, &["sessionContext", "sessionIssuer", "arn"]).map(EventText::from));
+    chain.extend(path_str(user, &["sessionContext", "webIdFederationData", "federatedProvider"]).map(EventText::from));
     chain.extend(on_behalf_of.clone());
 
     // The session ARN (`assumed-role/ROLE/SESSION`) groups the calls of one role session.
-    let session_id = if assumed_role { first_str(user, &["arn", "principalId"]).map(str::to_string) } else { None };
+    let session_id = if assumed_role { first_str(user, &["arn", "principalId"]).map(EventText::from) } else { None };
 
     Ok(AccessEvent {
         event_id: opt_string(obj, "eventID")?.unwrap_or_else(|| derived_id(obj)),
         time: req_utc_time(obj, "eventTime")?,
         identity,
-        identity_type: identity_type.map(str::to_string),
+        identity_type: identity_type.map(EventText::from),
         on_behalf_of,
         chain,
         grant_id: None,
         credential_id: opt_string(user, "accessKeyId").map_err(in_user)?,
         credential_expires_at: None,
-        target: req_str(obj, "eventSource")?.to_string(),
-        action: req_str(obj, "eventName")?.to_string(),
+        target: req_str(obj, "eventSource")?.into(),
+        action: req_str(obj, "eventName")?.into(),
         resource: resource(obj),
         environment: opt_string(obj, "recipientAccountId")?,
         region: opt_string(obj, "awsRegion")?,
@@ -336,16 +339,16 @@ fn access(obj: &Obj) -> Result<AccessEvent, DecodeError> {
 
 /// The delegate: the role behind an assumed-role session (so all its sessions share one
 /// baseline), else the principal itself. Errors name fields inside `userIdentity`.
-fn principal(user: &Obj, assumed_role: bool) -> Result<String, DecodeError> {
+fn principal(user: &Obj, assumed_role: bool) -> Result<EventText, DecodeError> {
     if assumed_role {
         return path_str(user, &["sessionContext", "sessionIssuer", "arn"])
-            .map(str::to_string)
+            .map(EventText::from)
             .or_else(|| path_str(user, &["arn"]).and_then(role_arn))
             .ok_or_else(|| DecodeError::MissingField("sessionContext.sessionIssuer.arn".into()));
     }
     for field in ["arn", "principalId", "invokedBy"] {
         if let Some(principal) = opt_str(user, field)? {
-            return Ok(principal.to_string());
+            return Ok(principal.into());
         }
     }
     Err(DecodeError::MissingField("arn".into()))
@@ -354,43 +357,43 @@ fn principal(user: &Obj, assumed_role: bool) -> Result<String, DecodeError> {
 /// Maps an assumed-role session ARN `arn:aws:sts::ACCT:assumed-role/NAME/SESSION` to the
 /// role ARN `arn:aws:iam::ACCT:role/NAME`. A role's path is not in the session ARN, so
 /// a role under a path comes out without it.
-pub(crate) fn role_arn(session_arn: &str) -> Option<String> {
+pub(crate) fn role_arn(session_arn: &str) -> Option<EventText> {
     let (prefix, rest) = session_arn.split_once(":assumed-role/")?;
     let (service, account) = prefix.rsplit_once(':')?;
     let partition = service.strip_prefix("arn:")?.strip_suffix(":sts:")?;
     let role = rest.split('/').next().filter(|r| !r.is_empty())?;
-    Some(format!("arn:{partition}:iam::{account}:role/{role}"))
+    Some(format_compact!("arn:{partition}:iam::{account}:role/{role}"))
 }
 
 /// The subject claim of a web identity token (`...:sub`, e.g. GitHub's
 /// `repo:ORG/REPO:ref:refs/heads/main`): the workload the role acts for.
-fn web_subject(user: &Obj) -> Option<String> {
+fn web_subject(user: &Obj) -> Option<EventText> {
     let attributes = path_obj(user, &["sessionContext", "webIdFederationData", "attributes"])?;
     attributes
         .iter()
         .find(|(claim, _)| claim.as_str() == "sub" || claim.ends_with(":sub"))
         .and_then(|(_, v)| v.as_str())
         .filter(|s| !s.is_empty())
-        .map(str::to_string)
+        .map(EventText::from)
 }
 
 /// The first `resources[].ARN`, else the call's main request parameter.
-fn resource(obj: &Obj) -> Option<String> {
+fn resource(obj: &Obj) -> Option<EventText> {
     let listed = obj
         .get("resources")
         .and_then(Value::as_array)
         .and_then(|resources| resources.iter().find_map(|r| r.as_object().and_then(|r| path_str(r, &["ARN"]))));
     if let Some(arn) = listed {
-        return Some(arn.to_string());
+        return Some(arn.into());
     }
     let params = path_obj(obj, &["requestParameters"])?;
     if let Some(bucket) = path_str(params, &["bucketName"]) {
         return Some(match path_str(params, &["key"]) {
-            Some(key) => format!("arn:aws:s3:::{bucket}/{key}"),
-            None => format!("arn:aws:s3:::{bucket}"),
+            Some(key) => format_compact!("arn:aws:s3:::{bucket}/{key}"),
+            None => format_compact!("arn:aws:s3:::{bucket}"),
         });
     }
-    first_str(params, &RESOURCE_PARAMETERS).map(str::to_string)
+    first_str(params, &RESOURCE_PARAMETERS).map(EventText::from)
 }
 
 /// Classifies an error code: refusals of authorization are `denied`, anything else
@@ -490,9 +493,10 @@ fn issued(obj: &Obj, credentials: &Obj, event: &AccessEvent) -> Result<Lifecycle
     let expires_at = in_range(&field, expires_at, &format_args!("{expiration:?}"))?;
     let identity = path_str(obj, &["responseElements", "assumedRoleUser", "arn"])
         .and_then(role_arn)
+        .map(String::from)
         .or_else(|| path_str(obj, &["requestParameters", "roleArn"]).map(str::to_string))
         .or_else(|| path_str(obj, &["responseElements", "federatedUser", "arn"]).map(str::to_string))
-        .or_else(|| (event.action == "GetSessionToken").then(|| event.identity.clone()));
+        .or_else(|| (event.action == "GetSessionToken").then(|| event.identity.to_string()));
     Ok(Lifecycle::CredentialIssued { credential_id, identity, expires_at })
 }
 

@@ -1,7 +1,7 @@
 //! Typed access to JSON fields, with errors that name the field and the types.
 
 use super::DecodeError;
-use crate::model::Millis;
+use crate::model::{EventText, Millis};
 use serde_json::{Map, Value};
 
 pub type Obj = Map<String, Value>;
@@ -39,18 +39,19 @@ pub fn opt_str<'a>(obj: &'a Obj, field: &str) -> Result<Option<&'a str>, DecodeE
     }
 }
 
-pub fn opt_string(obj: &Obj, field: &str) -> Result<Option<String>, DecodeError> {
-    Ok(opt_str(obj, field)?.map(str::to_string))
+/// `opt_str` owned, as a `String` or an event's text.
+pub fn opt_string<T: for<'a> From<&'a str>>(obj: &Obj, field: &str) -> Result<Option<T>, DecodeError> {
+    Ok(opt_str(obj, field)?.map(T::from))
 }
 
 /// An array of strings; absent or null is empty.
-pub fn str_list(obj: &Obj, field: &str) -> Result<Vec<String>, DecodeError> {
+pub fn str_list(obj: &Obj, field: &str) -> Result<Vec<EventText>, DecodeError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
             .iter()
             .map(|v| match v {
-                Value::String(s) => Ok(s.clone()),
+                Value::String(s) => Ok(EventText::from(s.as_str())),
                 other => Err(wrong(field, "an array of strings", other)),
             })
             .collect(),
@@ -163,12 +164,12 @@ pub fn first_str<'a>(obj: &'a Obj, fields: &[&str]) -> Option<&'a str> {
 }
 
 /// A stable id for a record that has none: a hash of its canonical JSON text.
-pub fn derived_id(obj: &Obj) -> String {
+pub fn derived_id(obj: &Obj) -> EventText {
     use sha2::{Digest, Sha256};
     // serde_json's Map keeps keys sorted, so the text is canonical for equal content.
     let text = serde_json::to_string(obj).unwrap_or_default();
     let digest = Sha256::digest(text.as_bytes());
-    format!("h:{}", crate::text::hex(&digest[..16]))
+    compact_str::format_compact!("h:{}", crate::text::hex(&digest[..16]))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use super::fields::{
     wrong, Obj,
 };
 use super::{access_with_lifecycle, DecodeError, Decoded};
-use crate::model::{AccessEvent, Lifecycle, Outcome};
+use crate::model::{AccessEvent, EventText, Lifecycle, Outcome};
 use serde_json::Value;
 
 /// `google.rpc.Code` values that mean the caller was refused.
@@ -45,29 +45,29 @@ fn access(entry: &Obj) -> Result<AccessEvent, DecodeError> {
     let chain = if hops.is_empty() {
         Vec::new()
     } else {
-        std::iter::once(identity.to_string()).chain(hops.into_iter().rev()).collect()
+        std::iter::once(EventText::from(identity)).chain(hops.into_iter().rev()).collect()
     };
 
     let metadata = opt_obj(payload, "requestMetadata").map_err(in_payload)?;
     Ok(AccessEvent {
         event_id: opt_string(entry, "insertId")?.unwrap_or_else(|| derived_id(entry)),
         time,
-        identity: identity.to_string(),
-        identity_type: Some(identity_type.to_string()),
+        identity: identity.into(),
+        identity_type: Some(identity_type.into()),
         on_behalf_of,
         chain,
         grant_id: None,
-        credential_id: path_str(auth, &["serviceAccountKeyName"]).map(key_id),
+        credential_id: path_str(auth, &["serviceAccountKeyName"]).map(|name| key_id(name).into()),
         credential_expires_at: None,
-        target: req_str(payload, "serviceName").map_err(in_payload)?.to_string(),
-        action: req_str(payload, "methodName").map_err(in_payload)?.to_string(),
+        target: req_str(payload, "serviceName").map_err(in_payload)?.into(),
+        action: req_str(payload, "methodName").map_err(in_payload)?.into(),
         resource: opt_string(payload, "resourceName").map_err(in_payload)?,
-        environment: path_str(entry, &["resource", "labels", "project_id"]).map(str::to_string),
+        environment: path_str(entry, &["resource", "labels", "project_id"]).map(EventText::from),
         region: region(entry),
         session_id: None,
         // The documented key is `callerIp`; some exporters write `callerIP`.
-        source_ip: metadata.and_then(|m| first_str(m, &["callerIp", "callerIP"])).map(str::to_string),
-        user_agent: metadata.and_then(|m| path_str(m, &["callerSuppliedUserAgent"])).map(str::to_string),
+        source_ip: metadata.and_then(|m| first_str(m, &["callerIp", "callerIP"])).map(EventText::from),
+        user_agent: metadata.and_then(|m| path_str(m, &["callerSuppliedUserAgent"])).map(EventText::from),
         outcome: outcome(payload).map_err(in_payload)?,
     })
 }
@@ -79,7 +79,7 @@ fn access(entry: &Obj) -> Result<AccessEvent, DecodeError> {
 /// CloudTrail's `awsRegion` is; a multi-region (`us`, `eu`) or `global` stays as it is.
 /// GCP names locations in lower case but some services log multi-regions in upper case
 /// (`US`), so every location is lower-cased.
-fn region(entry: &Obj) -> Option<String> {
+fn region(entry: &Obj) -> Option<EventText> {
     let labelled = path_obj(entry, &["resource", "labels"]).and_then(|l| first_str(l, &["zone", "region", "location"]));
     let location = labelled.or_else(|| {
         let current = path_obj(entry, &["protoPayload", "resourceLocation"])?.get("currentLocations")?;
@@ -89,7 +89,7 @@ fn region(entry: &Obj) -> Option<String> {
     if let Some(region) = zone_region(&location).map(str::len) {
         location.truncate(region);
     }
-    Some(location)
+    Some(location.into())
 }
 
 /// The region of a zone name (`REGION-X`: a region, which ends in a digit, and a one-letter
@@ -103,7 +103,7 @@ fn zone_region(location: &str) -> Option<&str> {
 /// Every hop of `serviceAccountDelegationInfo`, in log order. A first-party hop is named
 /// by its email, a third-party (federated) one by its principal subject or `sub` claim; a
 /// hop that names no one (`{}`) says nothing and is skipped.
-fn delegation_hops(auth: &Obj) -> Result<Vec<String>, DecodeError> {
+fn delegation_hops(auth: &Obj) -> Result<Vec<EventText>, DecodeError> {
     const FIELD: &str = "serviceAccountDelegationInfo";
     let hops = match auth.get(FIELD) {
         None | Some(Value::Null) => return Ok(Vec::new()),
@@ -118,7 +118,7 @@ fn delegation_hops(auth: &Obj) -> Result<Vec<String>, DecodeError> {
                 .or_else(|| path_str(hop, &["principalSubject"]))
                 .or_else(|| path_str(hop, &["thirdPartyPrincipal", "thirdPartyClaims", "sub"]))
         })
-        .map(str::to_string)
+        .map(EventText::from)
         .collect())
 }
 
@@ -171,7 +171,7 @@ fn lifecycle(entry: &Obj, event: &AccessEvent) -> Option<Result<Lifecycle, Decod
             let expiry = path_str(entry, &["protoPayload", "response", "expireTime"])?;
             let expires_at = super::fields::utc_time("protoPayload.response.expireTime", expiry, "an RFC 3339 time");
             Some(expires_at.map(|expires_at| Lifecycle::CredentialIssued {
-                credential_id: event.event_id.clone(),
+                credential_id: event.event_id.to_string(),
                 identity: account(entry, event).ok(),
                 expires_at,
             }))

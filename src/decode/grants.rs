@@ -41,7 +41,7 @@ pub fn decode(obj: &Obj) -> Result<Record, DecodeError> {
             })
         }
     };
-    let event_id = opt_string(obj, "event_id")?.unwrap_or_else(|| derived_id(obj));
+    let event_id = opt_string(obj, "event_id")?.unwrap_or_else(|| derived_id(obj).into());
     Ok(Record::Lifecycle { time, event_id, fact: Box::new(fact) })
 }
 

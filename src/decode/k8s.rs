@@ -4,7 +4,8 @@ use super::fields::{
     derived_id, opt_obj, opt_str, opt_string, opt_utc_time, path_obj, path_str, req_obj, req_str, Obj,
 };
 use super::{access_with_lifecycle, DecodeError, Decoded};
-use crate::model::{AccessEvent, Lifecycle, Outcome};
+use crate::model::{AccessEvent, EventText, Lifecycle, Outcome};
+use compact_str::format_compact;
 use serde_json::Value;
 
 /// The stage at which an event is a call: the API server has sent the whole response.
@@ -42,7 +43,7 @@ fn access(event: &Obj) -> Result<AccessEvent, DecodeError> {
         None => None,
     };
     let (identity, on_behalf_of, chain) = match impersonated {
-        Some(imp) => (imp, Some(username.to_string()), vec![imp.to_string(), username.to_string()]),
+        Some(imp) => (imp, Some(username.into()), vec![imp.into(), username.into()]),
         None => (username, None, Vec::new()),
     };
     let object = opt_obj(event, "objectRef")?;
@@ -51,13 +52,13 @@ fn access(event: &Obj) -> Result<AccessEvent, DecodeError> {
         // A non-resource request (`/healthz`, `/metrics`): the URL path is the target.
         None => {
             let uri = req_str(event, "requestURI").map_err(|_| DecodeError::MissingField("objectRef".into()))?;
-            (uri.split('?').next().unwrap_or(uri).to_string(), None)
+            (uri.split('?').next().unwrap_or(uri).into(), None)
         }
     };
     Ok(AccessEvent {
         event_id: opt_string(event, "auditID")?.unwrap_or_else(|| derived_id(event)),
         time,
-        identity: identity.to_string(),
+        identity: identity.into(),
         identity_type: Some(
             if identity.starts_with(SERVICE_ACCOUNT_PREFIX) { "serviceaccount" } else { "user" }.into(),
         ),
@@ -68,7 +69,7 @@ fn access(event: &Obj) -> Result<AccessEvent, DecodeError> {
         credential_id: first_extra(user, "authentication.kubernetes.io/credential-id"),
         credential_expires_at: None,
         target,
-        action: req_str(event, "verb")?.to_string(),
+        action: req_str(event, "verb")?.into(),
         resource,
         environment: None,
         region: None,
@@ -78,7 +79,7 @@ fn access(event: &Obj) -> Result<AccessEvent, DecodeError> {
             .and_then(Value::as_array)
             .and_then(|ips| ips.first())
             .and_then(Value::as_str)
-            .map(str::to_string),
+            .map(EventText::from),
         user_agent: opt_string(event, "userAgent")?,
         outcome: outcome(event)?,
     })
@@ -86,29 +87,29 @@ fn access(event: &Obj) -> Result<AccessEvent, DecodeError> {
 
 /// `GROUP/RESOURCE[/SUBRESOURCE]`, with `core` for the unnamed core group:
 /// `apps/deployments`, `core/pods/exec`, `core/serviceaccounts/token`.
-fn target(object: &Obj) -> Result<String, DecodeError> {
+fn target(object: &Obj) -> Result<EventText, DecodeError> {
     let group = opt_str(object, "apiGroup")?.unwrap_or("core");
     let resource = req_str(object, "resource")?;
     Ok(match opt_str(object, "subresource")? {
-        Some(sub) => format!("{group}/{resource}/{sub}"),
-        None => format!("{group}/{resource}"),
+        Some(sub) => format_compact!("{group}/{resource}/{sub}"),
+        None => format_compact!("{group}/{resource}"),
     })
 }
 
 /// `NAMESPACE/NAME`; a cluster-scoped object is its name, a namespace-wide request
 /// (list, watch, create without a name) is `NAMESPACE/*`.
-fn object_name(object: &Obj) -> Option<String> {
+fn object_name(object: &Obj) -> Option<EventText> {
     match (path_str(object, &["namespace"]), path_str(object, &["name"])) {
-        (Some(ns), Some(name)) => Some(format!("{ns}/{name}")),
-        (None, Some(name)) => Some(name.to_string()),
-        (Some(ns), None) => Some(format!("{ns}/*")),
+        (Some(ns), Some(name)) => Some(format_compact!("{ns}/{name}")),
+        (None, Some(name)) => Some(name.into()),
+        (Some(ns), None) => Some(format_compact!("{ns}/*")),
         (None, None) => None,
     }
 }
 
-fn first_extra(user: &Obj, key: &str) -> Option<String> {
+fn first_extra(user: &Obj, key: &str) -> Option<EventText> {
     let values = path_obj(user, &["extra"])?.get(key)?.as_array()?;
-    values.first()?.as_str().map(str::to_string)
+    values.first()?.as_str().map(EventText::from)
 }
 
 /// 401 and 403 are refusals; any other code from 400 up is a failure.
@@ -150,7 +151,7 @@ fn lifecycle(event: &Obj, access: &AccessEvent) -> Option<Result<Lifecycle, Deco
             };
             // Since Kubernetes 1.29 the issued token's id is an audit annotation.
             let credential_id = path_str(event, &["annotations", "authentication.kubernetes.io/issued-credential-id"])
-                .map_or_else(|| access.event_id.clone(), str::to_string);
+                .map_or_else(|| access.event_id.to_string(), str::to_string);
             Some(account().map(|identity| Lifecycle::CredentialIssued {
                 credential_id,
                 identity: Some(identity),

@@ -436,7 +436,7 @@ mod tests {
     fn region_of(format: Format, template: &str, region: &str) -> Result<Option<String>, String> {
         let line = template.replace("REGION", region);
         match decode_line(line.as_bytes(), format, &Limits::default()).as_slice() {
-            [Ok(Record::Access(e))] => Ok(e.region.clone()),
+            [Ok(Record::Access(e))] => Ok(e.region.as_deref().map(str::to_string)),
             [Err(e)] => Err(e.to_string()),
             other => panic!("{format} {line}: {other:?}"),
         }

@@ -2,25 +2,25 @@
 
 use super::fields::{derived_id, opt_obj, opt_str, opt_string, opt_time, req_str, req_time, str_list, Obj};
 use super::DecodeError;
-use crate::model::{AccessEvent, Outcome, Record};
+use crate::model::{AccessEvent, EventText, Outcome, Record};
 
 pub fn decode(obj: &Obj) -> Result<Record, DecodeError> {
     let event_id = match opt_str(obj, "event_id")? {
-        Some(id) => id.to_string(),
+        Some(id) => id.into(),
         None => derived_id(obj),
     };
     Ok(Record::Access(Box::new(AccessEvent {
         event_id,
         time: req_time(obj, "time")?,
-        identity: req_str(obj, "identity")?.to_string(),
+        identity: req_str(obj, "identity")?.into(),
         identity_type: opt_string(obj, "identity_type")?,
         on_behalf_of: opt_string(obj, "on_behalf_of")?,
         chain: chain(obj)?,
         grant_id: opt_string(obj, "grant_id")?,
         credential_id: opt_string(obj, "credential_id")?,
         credential_expires_at: opt_time(obj, "credential_expires_at")?,
-        target: req_str(obj, "target")?.to_string(),
-        action: req_str(obj, "action")?.to_string(),
+        target: req_str(obj, "target")?.into(),
+        action: req_str(obj, "action")?.into(),
         resource: opt_string(obj, "resource")?,
         environment: opt_string(obj, "environment")?,
         region: opt_string(obj, "region")?,
@@ -121,7 +121,7 @@ pub fn decode_fast(text: &str, auto: bool) -> Option<AccessEvent> {
     }
 
     // An empty string counts as absent, as in the general path.
-    let text_of = |v: Option<Text>| v.map(|t| t.0).filter(|s| !s.is_empty()).map(Cow::into_owned);
+    let text_of = |v: Option<Text>| v.map(|t| t.0).filter(|s| !s.is_empty()).map(EventText::from);
     // A time out of range steps aside too, for the general path to word.
     let time_of = |t: Option<Time>| {
         let parsed = match t {
@@ -158,7 +158,7 @@ pub fn decode_fast(text: &str, auto: bool) -> Option<AccessEvent> {
         identity: text_of(line.identity)?,
         identity_type: text_of(line.identity_type),
         on_behalf_of: text_of(line.on_behalf_of),
-        chain: line.chain.unwrap_or_default().into_iter().map(|t| t.0.into_owned()).collect(),
+        chain: line.chain.unwrap_or_default().into_iter().map(|t| EventText::from(t.0)).collect(),
         grant_id: text_of(line.grant_id),
         credential_id: text_of(line.credential_id),
         credential_expires_at: time_of(line.credential_expires_at)?,
@@ -180,7 +180,7 @@ pub fn decode_fast(text: &str, auto: bool) -> Option<AccessEvent> {
 /// `act` the one before it, so the nested-most is the earliest actor. Flattening from the
 /// outside in gives the chain order, outermost (nearest the call) first:
 /// `{"sub": "agent-b", "act": {"sub": "agent-a"}}` becomes `["agent-b", "agent-a"]`.
-fn chain(obj: &Obj) -> Result<Vec<String>, DecodeError> {
+fn chain(obj: &Obj) -> Result<Vec<EventText>, DecodeError> {
     let listed = str_list(obj, "chain")?;
     let Some(mut act) = opt_obj(obj, "act")? else {
         return Ok(listed);
@@ -194,7 +194,7 @@ fn chain(obj: &Obj) -> Result<Vec<String>, DecodeError> {
     let mut path = String::from("act");
     let mut hops = Vec::new();
     loop {
-        hops.push(req_str(act, "sub").map_err(|e| e.within(&path))?.to_string());
+        hops.push(req_str(act, "sub").map_err(|e| e.within(&path))?.into());
         match opt_obj(act, "act").map_err(|e| e.within(&path))? {
             Some(inner) => {
                 act = inner;
@@ -274,7 +274,7 @@ mod tests {
         let with =
             |extra: serde_json::Value| decode(&obj(testing::with(base.clone(), extra))).map_err(|e| e.to_string());
         let chain_of = |r: Result<Record, String>| match r {
-            Ok(Record::Access(e)) => Ok(e.chain),
+            Ok(Record::Access(e)) => Ok(e.chain.iter().map(|hop| hop.to_string()).collect::<Vec<_>>()),
             Ok(other) => panic!("unexpected {other:?}"),
             Err(e) => Err(e),
         };

@@ -4,7 +4,7 @@
 use super::cloudtrail::error_outcome;
 use super::fields::{derived_id, first_str, path_obj, path_str, req_obj, req_str, req_time, type_name, Obj};
 use super::{DecodeError, Decoded};
-use crate::model::{AccessEvent, Outcome, Record};
+use crate::model::{AccessEvent, EventText, Outcome, Record};
 use serde_json::Value;
 
 const API_ACTIVITY: i64 = 6003;
@@ -45,37 +45,37 @@ fn access(event: &Obj) -> Result<AccessEvent, DecodeError> {
 
     // Outermost (nearest the call) first, as for CloudTrail.
     let mut chain = Vec::new();
-    chain.extend(invoked_by.filter(|by| *by != identity).map(str::to_string));
-    chain.extend(issuer.map(str::to_string));
+    chain.extend(invoked_by.filter(|by| *by != identity).map(EventText::from));
+    chain.extend(issuer.map(EventText::from));
 
     let api = req_obj(event, "api")?;
     let service = req_obj(api, "service").map_err(|e| e.within("api"))?;
     Ok(AccessEvent {
-        event_id: path_str(event, &["metadata", "uid"]).map_or_else(|| derived_id(event), str::to_string),
+        event_id: path_str(event, &["metadata", "uid"]).map_or_else(|| derived_id(event), EventText::from),
         time: req_time(event, "time")?,
-        identity: identity.to_string(),
-        identity_type: user.and_then(|u| path_str(u, &["type"])).map(str::to_string),
+        identity: identity.into(),
+        identity_type: user.and_then(|u| path_str(u, &["type"])).map(EventText::from),
         on_behalf_of: None,
         chain,
         grant_id: None,
-        credential_id: user.and_then(|u| path_str(u, &["credential_uid"])).map(str::to_string),
+        credential_id: user.and_then(|u| path_str(u, &["credential_uid"])).map(EventText::from),
         credential_expires_at: None,
-        target: req_str(service, "name").map_err(|e| e.within("api.service"))?.to_string(),
-        action: req_str(api, "operation").map_err(|e| e.within("api"))?.to_string(),
+        target: req_str(service, "name").map_err(|e| e.within("api.service"))?.into(),
+        action: req_str(api, "operation").map_err(|e| e.within("api"))?.into(),
         resource: resource(event),
-        environment: path_str(event, &["cloud", "account", "uid"]).map(str::to_string),
-        region: path_str(event, &["cloud", "region"]).map(str::to_string),
-        session_id: path_str(actor, &["session", "uid"]).map(str::to_string),
-        source_ip: path_str(event, &["src_endpoint", "ip"]).map(str::to_string),
-        user_agent: path_str(event, &["http_request", "user_agent"]).map(str::to_string),
+        environment: path_str(event, &["cloud", "account", "uid"]).map(EventText::from),
+        region: path_str(event, &["cloud", "region"]).map(EventText::from),
+        session_id: path_str(actor, &["session", "uid"]).map(EventText::from),
+        source_ip: path_str(event, &["src_endpoint", "ip"]).map(EventText::from),
+        user_agent: path_str(event, &["http_request", "user_agent"]).map(EventText::from),
         outcome: outcome(event),
     })
 }
 
 /// The first resource's `uid` (an ARN or id), else its `name`.
-fn resource(event: &Obj) -> Option<String> {
+fn resource(event: &Obj) -> Option<EventText> {
     let first = event.get("resources")?.as_array()?.first()?.as_object()?;
-    first_str(first, &["uid", "name"]).map(str::to_string)
+    first_str(first, &["uid", "name"]).map(EventText::from)
 }
 
 /// OCSF has no "denied" status: a failure whose `status_code` or `status_detail` names

@@ -100,7 +100,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         detector: SPEC.detector(),
         strength,
         score: super::score_from_probability(p),
-        subject: ctx.event.session_id.clone().unwrap_or_default(),
+        subject: ctx.event.session_id.as_deref().unwrap_or_default().to_string(),
         summary,
         evidence,
     })

@@ -434,7 +434,7 @@ impl Core {
             };
             let already = match &released.record {
                 Record::Access(e) if !input.ahead.is_empty() => {
-                    input.ahead.get(&e.identity).is_some_and(|&upto| offset < upto)
+                    input.ahead.get(e.identity.as_str()).is_some_and(|&upto| offset < upto)
                 }
                 _ => false,
             };

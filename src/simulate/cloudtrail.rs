@@ -158,7 +158,7 @@ mod tests {
         };
         let r = record(&e);
         assert_eq!(r["userIdentity"]["type"], "AssumedRole");
-        assert_eq!(r["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"], e.identity);
+        assert_eq!(r["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"], e.identity.as_str());
         assert_eq!(r["userIdentity"]["sessionContext"]["sourceIdentity"], "github:acme/checkout");
         assert_eq!(r["userIdentity"]["arn"], "arn:aws:sts::104729384756:assumed-role/deploy-checkout-0001/run-1");
         assert_eq!(r["userIdentity"]["accessKeyId"], "ASIAEXAMPLE");
@@ -190,7 +190,7 @@ mod tests {
         };
         let r = record(&e);
         assert_eq!(r["userIdentity"]["type"], "IAMUser");
-        assert_eq!(r["userIdentity"]["arn"], e.identity);
+        assert_eq!(r["userIdentity"]["arn"], e.identity.as_str());
         assert_eq!(r["resources"][0]["accountId"], "427365901834", "S3 ARNs carry no account");
         assert!(r.get("errorCode").is_none());
         assert_eq!(r["readOnly"], true);

@@ -3,7 +3,7 @@
 //! identity's calls become [`AccessEvent`]s.
 
 use super::rng::{mix, Rng};
-use crate::model::{AccessEvent, Millis, Outcome};
+use crate::model::{AccessEvent, EventText, Millis, Outcome};
 use crate::time::{format_rfc3339, DAY, HOUR, MINUTE};
 use serde_json::{json, Value};
 
@@ -283,25 +283,25 @@ impl Identity {
             _ => ctx.credential.clone(),
         };
         AccessEvent {
-            event_id: self.event_id(self.events_made),
+            event_id: self.event_id(self.events_made).into(),
             time: t,
-            identity: self.name.clone(),
-            identity_type: Some(self.kind.identity_type().to_string()),
-            on_behalf_of: Some(delegation.on_behalf_of.clone()),
-            chain: delegation.chain.clone(),
-            grant_id: delegation.grant_id.clone(),
-            credential_id: Some(credential.id),
+            identity: self.name.as_str().into(),
+            identity_type: Some(self.kind.identity_type().into()),
+            on_behalf_of: Some(delegation.on_behalf_of.as_str().into()),
+            chain: delegation.chain.iter().map(|hop| hop.as_str().into()).collect(),
+            grant_id: delegation.grant_id.as_deref().map(EventText::from),
+            credential_id: Some(credential.id.into()),
             credential_expires_at: credential.expires_at,
-            target: call.target.to_string(),
-            action: call.action.to_string(),
-            resource: call.resource.clone(),
-            environment: ctx.environment.clone(),
+            target: call.target.into(),
+            action: call.action.into(),
+            resource: call.resource.as_deref().map(EventText::from),
+            environment: ctx.environment.as_deref().map(EventText::from),
             // Native output names no region, so simulated files stay as they were; the
             // CloudTrail form still writes `awsRegion` from the resource's ARN.
             region: None,
-            session_id: Some(ctx.session_id.clone()),
-            source_ip: Some(ctx.source.ip(rng)),
-            user_agent: Some(ctx.source.user_agent.clone()),
+            session_id: Some(ctx.session_id.as_str().into()),
+            source_ip: Some(ctx.source.ip(rng).into()),
+            user_agent: Some(ctx.source.user_agent.as_str().into()),
             outcome: Outcome::Success,
         }
     }

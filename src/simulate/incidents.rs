@@ -228,7 +228,7 @@ pub fn realize(
             for e in &mut events {
                 // The lifted token on every call: `emit` picks a refreshed credential per
                 // call, which left a federated workload's replay holding a valid one.
-                (e.credential_id, e.credential_expires_at) = (Some(lifted.id.clone()), lifted.expires_at);
+                (e.credential_id, e.credential_expires_at) = (Some(lifted.id.as_str().into()), lifted.expires_at);
                 e.outcome = Outcome::Failure;
             }
         }
@@ -322,7 +322,7 @@ pub fn realize(
         identity: identity.name.clone(),
         start: events.iter().map(|e| e.time).min().unwrap_or(at),
         end: events.iter().map(|e| e.time).max().unwrap_or(at),
-        event_ids: events.iter().map(|e| e.event_id.clone()).collect(),
+        event_ids: events.iter().map(|e| e.event_id.to_string()).collect(),
         technique: None,
         variant: None,
     };

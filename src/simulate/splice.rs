@@ -15,7 +15,7 @@ use super::incidents::{settled, BASELINE, HOSTILE_NETWORKS};
 use super::rng::Rng;
 use super::world::Member;
 use super::{AttackVariant, Attacks, IncidentClass, Label};
-use crate::model::{AccessEvent, Millis};
+use crate::model::{AccessEvent, EventText, Millis};
 use crate::time::{DAY, HOUR, MINUTE, SECOND};
 use std::collections::BTreeMap;
 
@@ -100,7 +100,7 @@ pub fn splice(
                 identity: identity.name.clone(),
                 start: events.first().map_or(start, |e| e.time),
                 end: events.last().map_or(start, |e| e.time),
-                event_ids: events.iter().map(|e| e.event_id.clone()).collect(),
+                event_ids: events.iter().map(|e| e.event_id.to_string()).collect(),
                 technique: Some(detonation.technique.clone()),
                 variant: Some(variant),
             });
@@ -155,16 +155,16 @@ fn foreign(
         }
     };
     let disguise = AccessEvent {
-        identity: identity.name.clone(),
-        identity_type: Some(identity.kind.identity_type().to_string()),
-        on_behalf_of: Some(delegation.on_behalf_of),
-        chain: delegation.chain,
-        grant_id: delegation.grant_id,
-        credential_id: Some(credential_id),
+        identity: identity.name.as_str().into(),
+        identity_type: Some(identity.kind.identity_type().into()),
+        on_behalf_of: Some(delegation.on_behalf_of.into()),
+        chain: delegation.chain.into_iter().map(EventText::from).collect(),
+        grant_id: delegation.grant_id.map(EventText::from),
+        credential_id: Some(credential_id.into()),
         credential_expires_at,
-        environment: usual_environment(own[member], at),
-        session_id: Some(session_id),
-        source_ip: Some(source_ip),
+        environment: usual_environment(own[member], at).map(EventText::from),
+        session_id: Some(session_id.into()),
+        source_ip: Some(source_ip.into()),
         ..AccessEvent::default()
     };
     Some(Chosen { member, start: at, disguise })
@@ -236,11 +236,15 @@ fn episode(
                 AttackVariant::Own => disguise.user_agent.clone(),
             };
             AccessEvent {
-                event_id: format!("{incident_id}-{:0width$}", n + 1),
+                event_id: compact_str::format_compact!("{incident_id}-{:0width$}", n + 1),
                 time: start + offset,
                 target: call.event.target.clone(),
                 action: call.event.action.clone(),
-                resource: call.event.resource.as_deref().map(|r| rehome(r, call, victim_account, identity.region)),
+                resource: call
+                    .event
+                    .resource
+                    .as_deref()
+                    .map(|r| rehome(r, call, victim_account, identity.region).into()),
                 outcome: call.event.outcome,
                 user_agent,
                 ..disguise.clone()
@@ -316,7 +320,7 @@ mod tests {
                 identity: "arn:aws:iam::229654561268:user/christophe".into(),
                 target: "iam.amazonaws.com".into(),
                 action: action.into(),
-                resource: resource.map(str::to_string),
+                resource: resource.map(str::to_string).map(Into::into),
                 user_agent: Some("stratus".into()),
                 outcome: Outcome::Denied,
                 ..AccessEvent::default()
@@ -342,7 +346,7 @@ mod tests {
         };
         let identity = Identity::new(0, Kind::Pipeline, "arn:aws:iam::104729384756:role/ci/x".into(), "eu-west-1", 1);
         let disguise = AccessEvent {
-            identity: identity.name.clone(),
+            identity: identity.name.as_str().into(),
             session_id: Some("run-1".into()),
             source_ip: Some("10.0.0.1".into()),
             user_agent: Some("own-client".into()),

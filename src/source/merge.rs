@@ -253,7 +253,7 @@ mod tests {
         let mut out = Vec::new();
         for item in merge.by_ref() {
             out.push(match item {
-                Item::Record((Record::Access(e), _), _) => e.action,
+                Item::Record((Record::Access(e), _), _) => e.action.to_string(),
                 Item::Record(..) => unreachable!(),
                 Item::Reject(r) => format!("reject {}", r.origin),
             });

@@ -18,11 +18,11 @@ pub fn t0() -> Millis {
 /// An event with the fields most tests need; adjust the rest with struct update.
 pub fn ev(identity: &str, time: Millis, target: &str, action: &str) -> AccessEvent {
     AccessEvent {
-        event_id: format!("{identity}-{time}-{target}-{action}"),
+        event_id: format!("{identity}-{time}-{target}-{action}").into(),
         time,
-        identity: identity.to_string(),
-        target: target.to_string(),
-        action: action.to_string(),
+        identity: identity.into(),
+        target: target.into(),
+        action: action.into(),
         source_ip: Some("10.0.0.5".into()),
         user_agent: Some("aws-cli/2.15".into()),
         ..AccessEvent::default()
@@ -60,11 +60,11 @@ impl Scenario {
                 let start = base + (9 + run) * HOUR + 5 * MINUTE;
                 for (i, (target, action)) in PIPELINE.iter().enumerate() {
                     self.push(AccessEvent {
-                        session_id: Some(format!("{identity}-run-{day}-{run}")),
+                        session_id: Some(format!("{identity}-run-{day}-{run}").into()),
                         identity_type: Some("ci_pipeline".into()),
                         on_behalf_of: Some("team-payments".into()),
                         resource: (*target == "s3")
-                            .then(|| format!("arn:aws:s3:::releases/{identity}/build-{day}-{run}.zip")),
+                            .then(|| format!("arn:aws:s3:::releases/{identity}/build-{day}-{run}.zip").into()),
                         ..ev(identity, start + i as i64 * MINUTE, target, action)
                     });
                 }

@@ -126,7 +126,7 @@ pub fn from_engine() -> Vec<Alert> {
     let identity = "svc-reporting";
     let call = |n: usize, time: i64, target: &str, action: &str, ip: &str| {
         Record::Access(Box::new(AccessEvent {
-            event_id: format!("e{n}"),
+            event_id: format!("e{n}").into(),
             time,
             identity: identity.into(),
             on_behalf_of: Some("finance-team".into()),
