@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let origin = Origin::File { path: "fuzz".into(), line: 1 };
     for (i, identity) in ["i", "ci-deployer"].into_iter().enumerate() {
         let event = AccessEvent {
-            event_id: format!("e{i}"),
+            event_id: format!("e{i}").into(),
             time: 1_772_445_600_000 + i as i64 * 86_400_000,
             identity: identity.into(),
             target: "s3".into(),
