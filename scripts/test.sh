@@ -25,4 +25,4 @@ if ! command -v chromium >/dev/null 2>&1; then
   $sudo apt-get update && $sudo apt-get install -y --no-install-recommends chromium
 fi
 
-cargo test --release "$@"
+cargo test --profile test-release "$@"

@@ -8,7 +8,7 @@
 //! The default run is short (256 cases a property, a few seconds in all). A long run:
 //!
 //! ```sh
-//! PROPTEST_CASES=200000 cargo test --release --test fuzz_decoders
+//! PROPTEST_CASES=200000 cargo test --profile test-release --test fuzz_decoders
 //! ```
 //!
 //! The cargo-fuzz targets in `fuzz/` cover the same decoders with coverage guidance.

@@ -5,7 +5,7 @@
 //! After a deliberate change to detection, regenerate the goldens and review the diff:
 //!
 //! ```sh
-//! UPDATE_GOLDEN=1 cargo test --release --test replay_golden
+//! UPDATE_GOLDEN=1 cargo test --profile test-release --test replay_golden
 //! git diff --stat tests/fixtures/replay/
 //! ```
 //!
@@ -76,7 +76,7 @@ fn difference(golden: &Path, expected: &str, actual: &str) -> String {
     format!(
         "replay output differs from {} ({} lines expected, {} found); first difference at line {}:\n\
          - {}\n+ {}\nalerts by detector, golden -> actual:{}\n\
-         If the change is intended: UPDATE_GOLDEN=1 cargo test --release --test replay_golden",
+         If the change is intended: UPDATE_GOLDEN=1 cargo test --profile test-release --test replay_golden",
         golden.display(),
         exp.len(),
         act.len(),

@@ -1,7 +1,7 @@
 //! The state loader against corrupted states: a property test mutates a valid
 //! saved state (ids flipped, names dropped, arrays cut) and checks that loading
 //! either refuses it or gives an engine that goes on processing without panic.
-//! `PROPTEST_CASES=5000 cargo test --release --test state_load` runs it longer.
+//! `PROPTEST_CASES=5000 cargo test --profile test-release --test state_load` runs it longer.
 
 mod common;
 
