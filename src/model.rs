@@ -54,9 +54,10 @@ pub enum Outcome {
 }
 
 /// A decoded field's text. Most fields of a call (a target, an action, an IP address, a
-/// credential id) are 24 bytes or less and are kept inside the event, not in a heap
-/// block of their own: an event's fields then sit together in memory, which is what
-/// a record held in the order stage for a while and judged later costs least as.
+/// credential id) are 24 bytes or less, and those are kept inside the event instead of in
+/// a heap block each: fewer allocations per record, and an event's fields sit together in
+/// memory, so a record that waits in the order stage is cheaper to judge when its turn
+/// comes. A longer text goes to the heap as a `String` would.
 pub type EventText = compact_str::CompactString;
 
 /// One downstream call made by a delegate: the unit every detector judges.

@@ -320,7 +320,7 @@ mod tests {
                 identity: "arn:aws:iam::229654561268:user/christophe".into(),
                 target: "iam.amazonaws.com".into(),
                 action: action.into(),
-                resource: resource.map(str::to_string).map(Into::into),
+                resource: resource.map(Into::into),
                 user_agent: Some("stratus".into()),
                 outcome: Outcome::Denied,
                 ..AccessEvent::default()
