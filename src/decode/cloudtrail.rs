@@ -166,10 +166,7 @@ pub fn decode_fast(text: &str) -> Option<AccessEvent> {
         /// What `resource` reads from the parameters, in the same order.
         fn resource(&self) -> Option<EventText> {
             if let Some(bucket) = present(&self.bucket_name) {
-                return Some(match present(&self.key) {
-                    Some(key) => format_compact!("arn:aws:s3:::{bucket}/{key}"),
-                    None => format_compact!("arn:aws:s3:::{bucket}"),
-                });
+                return Some(s3_arn(bucket, present(&self.key)));
             }
             let named = [
                 &self.function_name,
@@ -388,12 +385,17 @@ fn resource(obj: &Obj) -> Option<EventText> {
     }
     let params = path_obj(obj, &["requestParameters"])?;
     if let Some(bucket) = path_str(params, &["bucketName"]) {
-        return Some(match path_str(params, &["key"]) {
-            Some(key) => format_compact!("arn:aws:s3:::{bucket}/{key}"),
-            None => format_compact!("arn:aws:s3:::{bucket}"),
-        });
+        return Some(s3_arn(bucket, path_str(params, &["key"])));
     }
     first_str(params, &RESOURCE_PARAMETERS).map(EventText::from)
+}
+
+/// The ARN of an S3 bucket, or of an object in it, from the names a call's parameters give.
+fn s3_arn(bucket: &str, key: Option<&str>) -> EventText {
+    match key {
+        Some(key) => format_compact!("arn:aws:s3:::{bucket}/{key}"),
+        None => format_compact!("arn:aws:s3:::{bucket}"),
+    }
 }
 
 /// Classifies an error code: refusals of authorization are `denied`, anything else
