@@ -24,14 +24,14 @@ use crate::facts::{Change, Facts, Sensitive};
 // The settings live beside the detectors that read them; the engine's callers
 // build them here.
 pub use crate::detect::settings::{config_from_toml, AlertMode, EngineConfig, InvalidSetting};
-use crate::features::{push_resource_class, Agent, Source};
+use crate::features::{push_resource_class, Agent, Source, Width};
 use crate::feedback::{Feedback, FindingKey, Refused};
 use crate::incident::{self, Episodes};
 use crate::model::{AccessEvent, EventText, Grant, Judgement, Millis, Origin, Record, Verdict};
 use crate::sanitize::sanitize;
 use crate::suppress::Rules;
 use crate::time::{format_rfc3339, DAY, HOUR};
-use derived::{AgentNames, Derived};
+use derived::{AgentNames, Derived, Networks};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -187,6 +187,8 @@ pub struct Engine {
     agents: Derived<AgentNames>,
     /// The resource classes derived from resources seen lately.
     resources: Derived<Sym>,
+    /// The networks derived from addresses seen lately.
+    networks: Networks,
 }
 
 /// The suppression rules in force, and whether what they match is emitted
@@ -208,6 +210,7 @@ impl Engine {
             scratch: String::new(),
             agents: Derived::default(),
             resources: Derived::default(),
+            networks: Networks::default(),
         }
     }
 
@@ -338,7 +341,7 @@ impl Engine {
                 names: &s.names,
                 fleet: &s.facts.fleet,
                 registry: &s.facts.registry,
-                grants: &grants,
+                grants,
                 credential_sharers: &sharers,
             };
             detect::run_all(&ctx)
@@ -603,6 +606,7 @@ impl Engine {
         self.state.names_live = live.counts();
         self.agents.forget();
         self.resources.forget();
+        self.networks.forget();
     }
 
     /// Interns the features of a call that baselines learn on. Each derived name
@@ -623,7 +627,7 @@ impl Engine {
                 self.resources.remember(resource, class);
                 class
             }),
-            None => names.intern(""),
+            None => names.no_class(),
         };
         let call_key = CallKey { target, action, class };
         let (call, op) = names.call(call_key);
@@ -633,7 +637,9 @@ impl Engine {
         let mut agent = known;
         let client = (e.source_ip.is_some() || e.user_agent.is_some()).then(|| Client {
             network: match &source {
-                Some(source) => derived(names, &|out| source.push_network(out)),
+                Some(source) => self
+                    .networks
+                    .of(source, Width::Network, || derived(names, &|out| source.push_prefix(out, Width::Network))),
                 None => names.intern("unknown"),
             },
             agent: *agent
@@ -641,7 +647,9 @@ impl Engine {
                 .get_or_insert_with(|| derived(names, &|out| Agent::parse(user_agent).push_family(out))),
         });
         let place = source.as_ref().map(|source| Place {
-            wide_network: derived(names, &|out| source.push_wide_network(out)),
+            wide_network: self
+                .networks
+                .of(source, Width::WideNetwork, || derived(names, &|out| source.push_prefix(out, Width::WideNetwork))),
             scope: source.scope(),
             agent_version: *agent
                 .version

@@ -150,35 +150,47 @@ impl<'a> Source<'a> {
     /// The network the address belongs to: /24 for IPv4, /48 for IPv6; a
     /// non-address source (a service name such as `lambda.amazonaws.com`) as is.
     pub fn push_network(&self, out: &mut String) {
-        self.push_prefix(out, 3, 3);
+        self.push_prefix(out, Width::Network);
     }
 
     /// The wider network: /16 for IPv4, /32 for IPv6; a non-address source as
     /// is. Runners and autoscaled nodes churn through /24s inside one provider
     /// block; a call from another block is a different place.
     pub fn push_wide_network(&self, out: &mut String) {
-        self.push_prefix(out, 2, 2);
+        self.push_prefix(out, Width::WideNetwork);
     }
 
-    /// The address's network of its first `octets` (IPv4) or `segments` (IPv6),
-    /// as `10.1.2.0/24` or `2001:db8:1::/48`; a non-address source lower-cased.
-    fn push_prefix(&self, out: &mut String, octets: usize, segments: usize) {
+    /// The address's network of its first `width.parts()` octets (IPv4) or segments
+    /// (IPv6), as `10.1.2.0/24` or `2001:db8:1::/48`; a non-address source lower-cased.
+    pub fn push_prefix(&self, out: &mut String, width: Width) {
+        let parts = width.parts();
         match self.addr {
             Some(IpAddr::V4(v4)) => {
-                push_octets(out, &v4.octets()[..octets]);
-                (octets..4).for_each(|_| out.push_str(".0"));
+                push_octets(out, &v4.octets()[..parts]);
+                (parts..4).for_each(|_| out.push_str(".0"));
                 out.push('/');
-                push_decimal(out, octets * 8);
+                push_decimal(out, parts * 8);
             }
             Some(IpAddr::V6(v6)) => {
-                for segment in &v6.segments()[..segments] {
+                for segment in &v6.segments()[..parts] {
                     let _ = write!(out, "{segment:x}:");
                 }
                 out.push_str(":/");
-                push_decimal(out, segments * 16);
+                push_decimal(out, parts * 16);
             }
             None => push_lowercase(out, self.text),
         }
+    }
+
+    /// The network `push_prefix` writes, as a value: two addresses have the same prefix
+    /// exactly when it writes the same text for them. `None` for a non-address source.
+    pub fn prefix(&self, width: Width) -> Option<Prefix> {
+        let parts = width.parts() as u32;
+        let addr = match self.addr? {
+            IpAddr::V4(v4) => IpAddr::V4((u32::from(v4) & !(u32::MAX >> (8 * parts))).into()),
+            IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !(u128::MAX >> (16 * parts))).into()),
+        };
+        Some(Prefix { addr, width })
     }
 
     pub fn scope(&self) -> AddressScope {
@@ -202,6 +214,32 @@ impl<'a> Source<'a> {
             None => AddressScope::NotAnAddress,
         }
     }
+}
+
+/// Which of a source's two networks (`Source::push_prefix`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Width {
+    /// /24 for IPv4, /48 for IPv6.
+    Network,
+    /// /16 for IPv4, /32 for IPv6.
+    WideNetwork,
+}
+
+impl Width {
+    /// The octets (IPv4) or segments (IPv6) the network keeps.
+    fn parts(self) -> usize {
+        match self {
+            Width::Network => 3,
+            Width::WideNetwork => 2,
+        }
+    }
+}
+
+/// An address's network as a value (`Source::prefix`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Prefix {
+    addr: IpAddr,
+    width: Width,
 }
 
 /// The network of a source (`Source::push_network`), as a string.
@@ -414,6 +452,32 @@ mod tests {
         #[test]
         fn one_pass_classes_match_the_split_reading(resource in "[a-fA-Z0-9/:._= xé-]{0,60}") {
             proptest::prop_assert_eq!(resource_class(&resource), class_by_splitting(&resource));
+        }
+    }
+
+    /// An address from a small space, so that pairs often share a network and often do not.
+    fn address() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let v4 = (0u8..3, 0u8..3, 0u8..3, 0u8..3).prop_map(|(a, b, c, d)| format!("10.{a}.{b}.{}", c * 100 + d));
+        let v6 = (0u16..3, 0u16..3, 0u16..3, 0u16..3).prop_map(|(a, b, c, d)| format!("2001:{a:x}:{b:x}:{c:x}::{d:x}"));
+        prop_oneof![v4, v6, Just("ec2.amazonaws.com".to_string())]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn two_addresses_share_a_prefix_exactly_when_they_share_its_text(a in address(), b in address()) {
+            for width in [Width::Network, Width::WideNetwork] {
+                let (a, b) = (Source::parse(&a), Source::parse(&b));
+                let text = |s: &Source| {
+                    let mut out = String::new();
+                    s.push_prefix(&mut out, width);
+                    out
+                };
+                proptest::prop_assert_eq!(a.prefix(width).is_some(), a.addr.is_some(), "a prefix is an address's");
+                if let (Some(pa), Some(pb)) = (a.prefix(width), b.prefix(width)) {
+                    proptest::prop_assert_eq!(pa == pb, text(&a) == text(&b));
+                }
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 use crate::baseline::intern::FastMap;
 use crate::model::{Grant, GrantEndReason, Lifecycle, Millis, Scope, TimeWindow};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 /// A grant as the registry knows it: when it was declared, and whether it ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -213,12 +214,14 @@ impl PartialEq for Registry {
     }
 }
 
-/// Which of an identity's grants bear on one call.
+/// Which of an identity's grants bear on one call. Kept inline up to a few grants (an
+/// identity mostly has one or two): asked on every call, two vectors on the heap were
+/// two of its dozen allocations.
 pub struct Applicable<'a> {
     /// Grants naming this identity (or the call's `grant_id`) declared by the call's time.
-    pub all: Vec<&'a GrantState>,
+    pub all: SmallVec<[&'a GrantState; 4]>,
     /// Those not ended or expired at the call's time.
-    pub live: Vec<&'a GrantState>,
+    pub live: SmallVec<[&'a GrantState; 4]>,
 }
 
 impl Registry {
@@ -340,7 +343,7 @@ impl Registry {
                 }
             })
         });
-        let all: Vec<&GrantState> =
+        let all: SmallVec<[&GrantState; 4]> =
             by_id.into_iter().chain(by_identity.into_iter().flatten()).filter(|s| s.declared_by(t)).collect();
         let live = all.iter().copied().filter(|s| s.ended_by(t).is_none()).collect();
         Applicable { all, live }

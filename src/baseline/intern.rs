@@ -323,6 +323,10 @@ pub struct Names {
     /// What each call's key gives, by call id: derived (see `index`).
     #[serde(skip)]
     derived: Vec<CallDerived>,
+    /// The id of the empty string, the class of an operation, once interned: every call
+    /// looked it up.
+    #[serde(skip)]
+    no_class: Option<Sym>,
 }
 
 /// What a call's key gives, worked out once when the call enters the table.
@@ -339,9 +343,17 @@ impl Names {
         self.strings.intern(s)
     }
 
+    /// The class of a call without a resource, and of an operation: the empty string.
+    pub fn no_class(&mut self) -> Sym {
+        match self.no_class {
+            Some(id) => id,
+            None => *self.no_class.insert(self.strings.intern("")),
+        }
+    }
+
     /// The ids of a call and of its operation, adding them to the table when new.
     pub fn call(&mut self, key: CallKey) -> (CallId, CallId) {
-        let no_class = self.intern("");
+        let no_class = self.no_class();
         let op = self.add_call(CallKey { class: no_class, ..key }, None);
         (self.add_call(key, Some(op)), op)
     }
@@ -421,6 +433,7 @@ impl Names {
             }
         }
         self.derived = derived;
+        self.no_class = self.strings.get("");
         Ok(())
     }
 
@@ -430,6 +443,7 @@ impl Names {
     pub fn retain(&mut self, live: &Live) -> Renumber {
         let mut renumber = Renumber { strings: new_ids(&live.strings), calls: new_ids(&live.calls) };
         self.strings.retain(&live.strings);
+        self.no_class = self.strings.get("");
         let (ids, keys) = &mut self.calls;
         let (old_keys, old_derived) = (std::mem::take(keys), std::mem::take(&mut self.derived));
         ids.clear();

@@ -101,7 +101,7 @@ pub struct Context<'a> {
     pub fleet: &'a Fleet,
     pub registry: &'a Registry,
     /// The grants that bear on this call, looked up once for all detectors.
-    pub grants: &'a Applicable<'a>,
+    pub grants: Applicable<'a>,
     /// Other identities that used this call's credential within `credential_reuse_window_s`.
     pub credential_sharers: &'a [Sym],
 }

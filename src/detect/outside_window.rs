@@ -24,7 +24,7 @@ pub const SPEC: Spec = Spec {
 
 pub fn check(ctx: &Context) -> Option<Finding> {
     let e = ctx.event;
-    let grants = ctx.grants;
+    let grants = &ctx.grants;
     if grants.live.is_empty() || grants.live.iter().any(|g| g.admits_time(e.time)) {
         return None;
     }

@@ -48,7 +48,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         let baseline = json!({ "credential_id": credential, "revoked_at": format_rfc3339(at) });
         return Some(finding(ctx, 0.95, "credential revoked", summary, baseline));
     }
-    let grants = ctx.grants;
+    let grants = &ctx.grants;
     if grants.all.is_empty() || !grants.live.is_empty() {
         return None;
     }

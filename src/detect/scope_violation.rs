@@ -25,7 +25,7 @@ pub const SPEC: Spec = Spec {
 
 pub fn check(ctx: &Context) -> Option<Finding> {
     let e = ctx.event;
-    let grants = ctx.grants;
+    let grants = &ctx.grants;
     // Most calls are in scope: stop at the first grant that allows every axis,
     // before naming the axes each grant fails on.
     if grants.live.is_empty() || grants.live.iter().any(|g| allows(g, e)) {
