@@ -142,6 +142,11 @@ pub struct Registry {
     by_identity: FastMap<String, Vec<usize>>,
     #[serde(skip)]
     glob_grants: Vec<usize>,
+    /// The last segment of each offboarded key (`last_segment`), and some of keys no
+    /// longer held: asked on every call, building an identity's key cost an allocation
+    /// each time; an identity whose last segment is not here was not offboarded.
+    #[serde(skip)]
+    offboarded_names: FastMap<String, ()>,
 }
 
 /// Grants by id, each in a place of its own that never changes (grants are replaced, never
@@ -268,6 +273,11 @@ impl Registry {
             let identity = state.grant.identity.clone();
             self.index(at, identity);
         }
+        self.index_offboarded_names();
+    }
+
+    fn index_offboarded_names(&mut self) {
+        self.offboarded_names = self.offboarded.keys().map(|key| (last_segment(key).to_string(), ())).collect();
     }
 
     pub fn apply(&mut self, time: Millis, fact: &Lifecycle) {
@@ -290,7 +300,14 @@ impl Registry {
             // the calls in between that are judged after it. Only an activation, which the
             // logs state for a create or enable call (never the grants file), lifts it.
             Lifecycle::IdentityOffboarded { identity } => {
-                keep_earliest(&mut self.offboarded, offboard_key(identity).into_owned(), time, "offboardings");
+                let key = offboard_key(identity).into_owned();
+                self.offboarded_names.insert(last_segment(&key).to_string(), ());
+                keep_earliest(&mut self.offboarded, key, time, "offboardings");
+                // Activations and the bound forget keys and leave their names, which cost
+                // only a lookup each, until there are many more names than keys.
+                if self.offboarded_names.len() > 2 * self.offboarded.len() + 64 {
+                    self.index_offboarded_names();
+                }
             }
             Lifecycle::IdentityActivated { identity } => lift(&mut self.offboarded, &offboard_key(identity), time),
             Lifecycle::CredentialRevoked { credential_id } => {
@@ -307,8 +324,8 @@ impl Registry {
     }
 
     pub fn offboarded_at(&self, identity: &str, t: Millis) -> Option<Millis> {
-        // Asked for every call: the key is not built while nothing was offboarded.
-        if self.offboarded.is_empty() {
+        // Asked for every call: the key is built only for a name that was offboarded.
+        if self.offboarded.is_empty() || !self.offboarded_names.contains_key(last_segment(identity)) {
             return None;
         }
         self.offboarded.get(offboard_key(identity).as_ref()).copied().filter(|at| *at <= t)
@@ -435,6 +452,12 @@ fn offboard_key(identity: &str) -> std::borrow::Cow<'_, str> {
         }
         _ => identity.into(),
     }
+}
+
+/// What follows an identity's last `/` (all of it without one): the same for an identity
+/// and its `offboard_key`.
+fn last_segment(identity: &str) -> &str {
+    identity.rsplit('/').next().unwrap_or(identity)
 }
 
 /// Checks a window's times are `HH:MM`; returns the reason when not.
@@ -769,5 +792,24 @@ mod tests {
             assert_eq!(ids(&back, identity), ids(&r, identity), "{identity}");
         }
         assert_eq!(serde_json::to_string(&back).unwrap(), saved);
+    }
+
+    /// The names that spare a call building its key hold every offboarded identity, after a
+    /// save too, and do not grow with offboardings lifted again and again.
+    #[test]
+    fn offboarded_names_follow_the_offboardings() {
+        let role = |n: usize| format!("arn:aws:iam::111122223333:role/ci/runner-{n}");
+        let mut r = Registry::default();
+        for n in 0..1_000 {
+            r.apply(10, &Lifecycle::IdentityOffboarded { identity: role(n) });
+            r.apply(20, &Lifecycle::IdentityActivated { identity: role(n) });
+        }
+        r.apply(30, &Lifecycle::IdentityOffboarded { identity: "arn:aws:iam::111122223333:role/etl".into() });
+        assert!(r.offboarded_names.len() <= 2 * r.offboarded.len() + 64, "{} names", r.offboarded_names.len());
+        assert_eq!(r.offboarded_at(&role(7), 40), None);
+        assert_eq!(r.offboarded_at("arn:aws:iam::111122223333:role/data/etl", 40), Some(30));
+        let mut back: Registry = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        back.reindex();
+        assert_eq!(back.offboarded_at("arn:aws:iam::111122223333:role/data/etl", 40), Some(30));
     }
 }

@@ -83,23 +83,27 @@ impl<'a> Reader<'a> {
     }
 
     /// An integer as serde_json reads it into an `i64`: no leading zero, no fraction or
-    /// exponent, in range, and not `-0` (which it reads as a float).
+    /// exponent, in range, and not `-0` (which it reads as a float). Its value is summed up
+    /// as its digits are read (parsing the digits again as text cost a tenth of a line).
     pub fn integer(&mut self) -> Option<i64> {
-        let start = self.at;
         let negative = self.eat(b'-').is_some();
-        let digits = self.at;
-        while let Some(b'0'..=b'9') = self.peek() {
+        let start = self.at;
+        let mut value: i64 = 0;
+        while let Some(digit @ b'0'..=b'9') = self.peek() {
+            let digit = i64::from(digit - b'0');
+            // Summed with the number's sign, so that `i64::MIN` is in range as it is for serde.
+            value = value.checked_mul(10)?.checked_add(if negative { -digit } else { digit })?;
             self.at += 1;
         }
-        let digits = &self.text[digits..self.at];
-        let leading_zero = digits.len() > 1 && digits.starts_with('0');
-        if digits.is_empty() || leading_zero || (negative && digits == "0") {
+        let digits = self.at - start;
+        let leading_zero = digits > 1 && self.text.as_bytes()[start] == b'0';
+        if digits == 0 || leading_zero || (negative && digits == 1 && value == 0) {
             return None;
         }
         if let Some(b'.' | b'e' | b'E') = self.peek() {
             return None;
         }
-        self.text[start..self.at].parse().ok()
+        Some(value)
     }
 
     /// Whether a string starts here (the other values start with another byte).
