@@ -147,21 +147,8 @@ impl<'a> Source<'a> {
         Source { text, addr: text.parse().ok() }
     }
 
-    /// The network the address belongs to: /24 for IPv4, /48 for IPv6; a
-    /// non-address source (a service name such as `lambda.amazonaws.com`) as is.
-    pub fn push_network(&self, out: &mut String) {
-        self.push_prefix(out, Width::Network);
-    }
-
-    /// The wider network: /16 for IPv4, /32 for IPv6; a non-address source as
-    /// is. Runners and autoscaled nodes churn through /24s inside one provider
-    /// block; a call from another block is a different place.
-    pub fn push_wide_network(&self, out: &mut String) {
-        self.push_prefix(out, Width::WideNetwork);
-    }
-
-    /// The address's network of its first `width.parts()` octets (IPv4) or segments
-    /// (IPv6), as `10.1.2.0/24` or `2001:db8:1::/48`; a non-address source lower-cased.
+    /// The address's network of `width`, as `10.1.2.0/24` or `2001:db8:1::/48`; a
+    /// non-address source (a service name such as `lambda.amazonaws.com`) lower-cased.
     pub fn push_prefix(&self, out: &mut String, width: Width) {
         let parts = width.parts();
         match self.addr {
@@ -219,9 +206,10 @@ impl<'a> Source<'a> {
 /// Which of a source's two networks (`Source::push_prefix`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Width {
-    /// /24 for IPv4, /48 for IPv6.
+    /// The network the address belongs to: /24 for IPv4, /48 for IPv6.
     Network,
-    /// /16 for IPv4, /32 for IPv6.
+    /// The wider network: /16 for IPv4, /32 for IPv6. Runners and autoscaled nodes churn
+    /// through /24s inside one provider block; a call from another block is a different place.
     WideNetwork,
 }
 
@@ -242,17 +230,17 @@ pub struct Prefix {
     width: Width,
 }
 
-/// The network of a source (`Source::push_network`), as a string.
+/// The network of a source (`Width::Network`), as a string.
 pub fn network(source: &str) -> String {
     let mut out = String::new();
-    Source::parse(source).push_network(&mut out);
+    Source::parse(source).push_prefix(&mut out, Width::Network);
     out
 }
 
-/// The wider network of a source (`Source::push_wide_network`), as a string.
+/// The wider network of a source (`Width::WideNetwork`), as a string.
 pub fn wide_network(source: &str) -> String {
     let mut out = String::new();
-    Source::parse(source).push_wide_network(&mut out);
+    Source::parse(source).push_prefix(&mut out, Width::WideNetwork);
     out
 }
 
