@@ -1,8 +1,9 @@
 //! Alerts: what an analyst and a SIEM receive (`schemas/alert.v1.schema.json`).
 
-use crate::detect::Detector;
 /// An alert's evidence is its finding's, as the detector wrote it.
 pub use crate::detect::Evidence;
+use crate::detect::{round, Detector, Finding};
+use crate::sanitize::sanitize_finding;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -212,6 +213,28 @@ pub fn alert_id_parts(parts: &[&str]) -> String {
 }
 
 impl Alert {
+    /// A finding of a call as an alert without an id of its own: the alert of the call
+    /// (its identity, event and source, already sanitized by `sanitize_call`) with the
+    /// finding's fields, sanitized alike. An incident weighs every finding but keeps only
+    /// the strongest of each detector, so only those are made into alerts.
+    pub fn of_finding(call: &Alert, f: Finding) -> Alert {
+        let score = round(f.score, 4);
+        let spec = f.detector.spec();
+        let mut alert = Alert {
+            detector: f.detector,
+            severity: Severity::from_score(score),
+            score,
+            summary: f.summary,
+            evidence: f.evidence,
+            owasp_nhi: spec.owasp_nhi.iter().map(|s| s.to_string()).collect(),
+            attack: spec.attack.iter().map(|s| s.to_string()).collect(),
+            recommended_action: spec.recommended_action.to_string(),
+            ..call.clone()
+        };
+        sanitize_finding(&mut alert);
+        alert
+    }
+
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).expect("an alert always serializes")
     }

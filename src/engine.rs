@@ -19,7 +19,7 @@ use crate::baseline::fleet::PeerGroups;
 use crate::baseline::intern::{FastMap, IdVisitor, Ids, Live, Names, RangeCheck, Sym};
 use crate::baseline::peer_group::{peer_family, peer_group};
 use crate::baseline::{pairs, stable_hash, Baselines, CallKey, Client, IdentityBaseline, Observation, Place};
-use crate::detect::{self, Context, Detector, Finding, Strength};
+use crate::detect::{self, Context, Detector, Evidence, Finding, Strength};
 use crate::facts::{Change, Facts, Sensitive};
 // The settings live beside the detectors that read them; the engine's callers
 // build them here.
@@ -28,7 +28,7 @@ use crate::features::{push_resource_class, Agent, Source, Width};
 use crate::feedback::{Feedback, FindingKey, Refused};
 use crate::incident::{self, Episodes};
 use crate::model::{AccessEvent, EventText, Grant, Judgement, Millis, Origin, Record, Verdict};
-use crate::sanitize::sanitize;
+use crate::sanitize::{sanitize, sanitize_call};
 use crate::suppress::Rules;
 use crate::time::{format_rfc3339, DAY, HOUR};
 use derived::{AgentNames, Derived, Networks};
@@ -356,7 +356,14 @@ impl Engine {
         let first_alert = alerts.len();
 
         let mode = self.config.alerts;
-        let findings = self.set_aside_suppressed(findings, event, origin, &mut alerts);
+        // What every finding's alert takes from the call, made once (and only for a call
+        // with findings): most findings are weak signals, and making each a whole alert
+        // was a twentieth of a replay.
+        let call = findings.first().map(|f| self.call_alert(event, origin, f.detector));
+        let mut findings = match &call {
+            Some(call) => self.set_aside_suppressed(findings, event, call, &mut alerts),
+            None => findings,
+        };
         let mut hold = false;
         // Only a learned baseline is held back from: an identity still
         // learning learns everything, and its history must start somewhere.
@@ -365,11 +372,15 @@ impl Engine {
         // No findings, no incident to open or add to (`accept` would return nothing). The
         // incident id is hashed only for an episode that opens: on every quiet event it cost
         // 15% of a replay.
-        if mode.incidents() && !findings.is_empty() {
-            let signals = findings.iter().map(|f| (f.clone(), self.signal_alert(f, event, origin))).collect();
+        let call = call.filter(|_| !findings.is_empty());
+        if let (true, Some(call)) = (mode.incidents(), &call) {
+            let signals = match mode.findings() {
+                true => findings.clone(),
+                false => std::mem::take(&mut findings),
+            };
             let id = || incident_id(&event.identity, &event.event_id);
             let settings = incident_settings(&self.config);
-            let accepted = self.state.episodes.accept(identity, id, signals, event.time, &settings);
+            let accepted = self.state.episodes.accept(identity, id, signals, call.clone(), event.time, &settings);
             self.state.episodes.note_call(identity, &obs);
             for held in accepted.release {
                 self.learn(identity, &held, event.time);
@@ -378,10 +389,10 @@ impl Engine {
             alerts.extend(accepted.alerts);
             hold = accepted.hold && learned;
         }
-        if mode.findings() {
+        if let (true, Some(call)) = (mode.findings(), &call) {
             for f in findings.into_iter().filter(|f| f.strength == Strength::Alert) {
                 let named = [(f.detector, f.subject.clone())];
-                if let Some(alert) = self.suppress_or_alert(f, identity, event, origin) {
+                if let Some(alert) = self.suppress_or_alert(f, identity, event, call) {
                     self.state.feedback.remember(&alert.alert_id, identity, named, &obs, event.time, false);
                     alerts.push(alert);
                 }
@@ -497,7 +508,8 @@ impl Engine {
         let mut alerts = Vec::new();
         let mut hold = false;
         if let Some(finding) = judged {
-            let (accepted, call) = self.state.episodes.add(identity, finding, now, &incident_settings(&self.config));
+            let settings = incident_settings(&self.config);
+            let (accepted, call) = self.state.episodes.add(identity, finding, signal.clone(), now, &settings);
             match call {
                 Some(call) => self.sent_incident_alerts(identity, &accepted.alerts, &call, now),
                 None => self.count_incidents(&accepted.alerts),
@@ -708,7 +720,7 @@ impl Engine {
         &mut self,
         findings: Vec<Finding>,
         e: &AccessEvent,
-        origin: &Origin,
+        call: &Alert,
         alerts: &mut Vec<Alert>,
     ) -> Vec<Finding> {
         if self.suppression.rules.is_empty() {
@@ -729,7 +741,7 @@ impl Engine {
                 alerts.push(Alert {
                     status: Some(AlertStatus::Suppressed),
                     suppression_rule: rule,
-                    ..self.finding_alert(&f, e, origin)
+                    ..finding_alert(f, e, call)
                 });
             }
         }
@@ -738,7 +750,7 @@ impl Engine {
 
     /// A finding as an alert of its own, unless it repeats one sent within the
     /// suppression window (then it is counted, and reported with the next).
-    fn suppress_or_alert(&mut self, f: Finding, identity: Sym, e: &AccessEvent, origin: &Origin) -> Option<Alert> {
+    fn suppress_or_alert(&mut self, f: Finding, identity: Sym, e: &AccessEvent, call: &Alert) -> Option<Alert> {
         let key = FindingKey { identity, detector: f.detector, subject: f.subject.clone() };
         let window = self.config.suppression_window_s * 1000;
         let repeats = match self.state.emitted.get_mut(&key) {
@@ -752,24 +764,19 @@ impl Engine {
         };
         self.state.emitted.insert(key, Emitted { at: e.time, repeats: 0 });
         *self.state.stats.alerts.entry(f.detector).or_default() += 1;
-        Some(Alert { suppressed_repeats: repeats, ..self.finding_alert(&f, e, origin) })
+        Some(Alert { suppressed_repeats: repeats, ..finding_alert(f, e, call) })
     }
 
-    /// A finding as an alert, redacted and bounded.
-    fn finding_alert(&self, f: &Finding, e: &AccessEvent, origin: &Origin) -> Alert {
-        Alert { alert_id: alert_id(f.detector, &e.identity, &e.event_id), ..self.signal_alert(f, e, origin) }
-    }
-
-    /// A finding as an incident's signal: an alert without an id of its own. An incident is
+    /// What every alert of a call takes from it (`Alert::of_finding` adds a finding's part,
+    /// `detector` among it), redacted and bounded; without an id of its own. An incident is
     /// sent under its own id: not hashing one per finding (weak ones included), with the
     /// incident id hashed only when an episode opens, saved 1.2% of a replay's instructions.
-    fn signal_alert(&self, f: &Finding, e: &AccessEvent, origin: &Origin) -> Alert {
-        let score = detect::round(f.score, 4);
+    fn call_alert(&self, e: &AccessEvent, origin: &Origin, detector: Detector) -> Alert {
         let mut alert = Alert {
             alert_id: String::new(),
-            detector: f.detector,
-            severity: Severity::from_score(score),
-            score,
+            detector,
+            severity: Severity::Info,
+            score: 0.0,
             time: format_rfc3339(e.time),
             identity: e.identity.to_string(),
             identity_type: owned(&e.identity_type),
@@ -790,11 +797,11 @@ impl Engine {
                 outcome: e.outcome,
             },
             source: origin.to_string(),
-            summary: f.summary.clone(),
-            evidence: f.evidence.clone(),
-            owasp_nhi: f.detector.spec().owasp_nhi.iter().map(|s| s.to_string()).collect(),
-            attack: f.detector.spec().attack.iter().map(|s| s.to_string()).collect(),
-            recommended_action: f.detector.spec().recommended_action.to_string(),
+            summary: String::new(),
+            evidence: Evidence::default(),
+            owasp_nhi: Vec::new(),
+            attack: Vec::new(),
+            recommended_action: String::new(),
             suppressed_repeats: 0,
             truncated: Vec::new(),
             incident: None,
@@ -803,7 +810,7 @@ impl Engine {
             compromised: None,
         };
         // Every alert leaves the engine redacted and bounded, whatever the sink or format.
-        sanitize(&mut alert);
+        sanitize_call(&mut alert);
         alert
     }
 
@@ -931,6 +938,11 @@ impl State {
         self.feedback.check()?;
         self.admission.check(&self.identities)
     }
+}
+
+/// A finding of a call as an alert of its own.
+fn finding_alert(f: Finding, e: &AccessEvent, call: &Alert) -> Alert {
+    Alert { alert_id: alert_id(f.detector, &e.identity, &e.event_id), ..Alert::of_finding(call, f) }
 }
 
 /// An event's optional field as an alert's.

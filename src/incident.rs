@@ -80,9 +80,17 @@ impl Signal {
     /// The stronger of two signals of one detector: alert strength first, then
     /// the smaller probability, then the higher score, then the earlier.
     fn stronger_than(&self, other: &Signal) -> bool {
-        let key = |s: &Signal| (s.strength == Strength::Alert, -s.probability.unwrap_or(0.0), s.alert.score);
-        key(self) > key(other)
+        self.rank() > other.rank()
     }
+
+    fn rank(&self) -> (bool, f64, f64) {
+        rank(self.strength, self.probability, self.alert.score)
+    }
+}
+
+/// What `Signal::stronger_than` compares, from a signal's parts.
+fn rank(strength: Strength, probability: Option<f64>, score: f64) -> (bool, f64, f64) {
+    (strength == Strength::Alert, -probability.unwrap_or(0.0), score)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -104,7 +112,8 @@ pub struct Episode {
     signals: Vec<Signal>,
     event_ids: Vec<String>,
     events: u64,
-    /// The alert of the latest evidence: the incident's `event`, `time` and `source`.
+    /// The alert of the latest evidence's call (`Alert::of_finding`): the incident's
+    /// `event`, `time` and `source`. What it holds of a finding is not read.
     latest: Alert,
     raised: Option<Raised>,
     /// Calls not learned while the incident is open, and how many were dropped.
@@ -159,7 +168,7 @@ impl Episode {
 }
 
 impl Episode {
-    fn open(id: String, first: &Alert, now: Millis) -> Episode {
+    fn open(id: String, call: Alert, now: Millis) -> Episode {
         Episode {
             id,
             opened: now,
@@ -167,7 +176,7 @@ impl Episode {
             signals: Vec::new(),
             event_ids: Vec::new(),
             events: 0,
-            latest: first.clone(),
+            latest: call,
             raised: None,
             held: Vec::new(),
             dropped: 0,
@@ -186,22 +195,33 @@ impl Episode {
         self.signals.iter().any(|s| s.strength == Strength::Alert)
     }
 
-    fn add(&mut self, signal: Signal, now: Millis) {
-        let event_id = signal.alert.event_ids[0].clone();
-        if !self.event_ids.contains(&event_id) {
+    /// Adds a finding of `call` (its alert: `Alert::of_finding`) as evidence. The finding
+    /// becomes an alert only when it is its detector's strongest signal so far.
+    fn add(&mut self, finding: Finding, call: &Alert, now: Millis) {
+        let event_id = &call.event_ids[0];
+        if !self.event_ids.contains(event_id) {
             self.events += 1;
             if self.event_ids.len() < MAX_EVENT_IDS {
-                self.event_ids.push(event_id);
+                self.event_ids.push(event_id.clone());
             }
         }
         self.last_evidence = self.last_evidence.max(now);
-        self.latest = signal.alert.clone();
-        match self.signals.iter().position(|s| s.detector == signal.detector) {
-            Some(i) if signal.stronger_than(&self.signals[i]) => self.signals[i] = signal,
+        let (detector, strength, probability) = (finding.detector, finding.strength, finding.probability());
+        let signal = |mut finding: Finding| Signal {
+            detector,
+            strength,
+            probability,
+            subject: std::mem::take(&mut finding.subject),
+            alert: Alert::of_finding(call, finding),
+        };
+        match self.signals.iter().position(|s| s.detector == detector) {
+            Some(i) if rank(strength, probability, detect::round(finding.score, 4)) > self.signals[i].rank() => {
+                self.signals[i] = signal(finding)
+            }
             Some(_) => {}
             None => {
-                let at = self.signals.partition_point(|s| s.detector < signal.detector);
-                self.signals.insert(at, signal);
+                let at = self.signals.partition_point(|s| s.detector < detector);
+                self.signals.insert(at, signal(finding));
             }
         }
     }
@@ -345,15 +365,16 @@ pub struct Episodes {
 }
 
 impl Episodes {
-    /// Adds one call's findings (already made into alerts) to the identity's
-    /// episode, opening one when there is none or the last has gone quiet;
-    /// `id` makes the `alert_id` a new episode takes (`alert::incident_id` of the
-    /// identity and event as logged, before any cut).
+    /// Adds one call's findings to the identity's episode, opening one when there is none
+    /// or the last has gone quiet; `call` is the call's alert (`Alert::of_finding`), `id`
+    /// makes the `alert_id` a new episode takes (`alert::incident_id` of the identity and
+    /// event as logged, before any cut).
     pub fn accept(
         &mut self,
         identity: Sym,
         id: impl FnOnce() -> String,
-        findings: Vec<(Finding, Alert)>,
+        findings: Vec<Finding>,
+        call: Alert,
         now: Millis,
         s: &Settings,
     ) -> Accepted {
@@ -365,17 +386,11 @@ impl Episodes {
             accepted.alerts.extend(closed);
             accepted.release = held;
         }
-        let ep = self.open.entry(identity).or_insert_with(|| Episode::open(id(), &findings[0].1, now));
-        for (finding, alert) in findings {
-            let signal = Signal {
-                detector: finding.detector,
-                strength: finding.strength,
-                probability: finding.probability(),
-                subject: finding.subject,
-                alert,
-            };
-            ep.add(signal, now);
+        let ep = self.open.entry(identity).or_insert_with(|| Episode::open(id(), call.clone(), now));
+        for finding in findings {
+            ep.add(finding, &call, now);
         }
+        ep.latest = call;
         if let Some(status) = ep.due(now, s) {
             accepted.alerts.push(ep.alert(status));
             let (probability, detectors) = ep.combined();
@@ -411,12 +426,13 @@ impl Episodes {
     pub fn add(
         &mut self,
         identity: Sym,
-        finding: (Finding, Alert),
+        finding: Finding,
+        call: Alert,
         now: Millis,
         s: &Settings,
     ) -> (Accepted, Option<Observation>) {
         let Some(id) = self.open.get(&identity).map(|ep| ep.id.clone()) else { return (Accepted::default(), None) };
-        let accepted = self.accept(identity, || id, vec![finding], now, s);
+        let accepted = self.accept(identity, || id, vec![finding], call, now, s);
         (accepted, self.open.get(&identity).and_then(|ep| ep.call.clone()))
     }
 
@@ -562,22 +578,29 @@ mod episode_tests {
         Settings { incident_max_probability: 1e-3, close_after_ms: 6 * HOUR, update_interval_ms: 6 * HOUR }
     }
 
-    /// A finding of `detector` on event `id` with probability `p`, and its alert.
-    fn finding(detector: Detector, strength: Strength, p: Option<f64>, id: &str) -> (Finding, Alert) {
-        let evidence = Evidence { probability: p, ..Evidence::default() };
-        let f = Finding {
+    /// A finding of `detector` with probability `p`.
+    fn finding(detector: Detector, strength: Strength, p: Option<f64>) -> Finding {
+        Finding {
             detector,
             strength,
             score: 0.5,
             subject: String::new(),
-            summary: format!("{detector} on {id}."),
-            evidence: evidence.clone(),
-        };
-        let alert = Alert {
+            summary: format!("{detector} on the call."),
+            evidence: Evidence { probability: p, ..Evidence::default() },
+        }
+    }
+
+    fn weak(detector: Detector, p: f64) -> Finding {
+        finding(detector, Strength::Signal, Some(p))
+    }
+
+    /// The alert of the call with event id `id` (`Alert::of_finding`).
+    fn call(id: &str) -> Alert {
+        Alert {
             alert_id: String::new(),
-            detector,
-            severity: Severity::Low,
-            score: 0.5,
+            detector: novel_call::SPEC.detector(),
+            severity: Severity::Info,
+            score: 0.0,
             time: "2026-03-02T00:00:00Z".into(),
             identity: "ci".into(),
             identity_type: None,
@@ -586,65 +609,67 @@ mod episode_tests {
             event_ids: vec![id.into()],
             event: AlertEvent::default(),
             source: "test:1".into(),
-            summary: f.summary.clone(),
-            evidence,
-            owasp_nhi: detector.spec().owasp_nhi.iter().map(|s| s.to_string()).collect(),
-            attack: detector.spec().attack.iter().map(|s| s.to_string()).collect(),
-            recommended_action: detector.spec().recommended_action.into(),
+            summary: String::new(),
+            evidence: Evidence::default(),
+            owasp_nhi: vec![],
+            attack: vec![],
+            recommended_action: String::new(),
             suppressed_repeats: 0,
             truncated: vec![],
             incident: None,
             status: None,
             suppression_rule: None,
             compromised: None,
-        };
-        (f, alert)
-    }
-
-    fn weak(detector: Detector, p: f64, id: &str) -> (Finding, Alert) {
-        finding(detector, Strength::Signal, Some(p), id)
+        }
     }
 
     const ID: Sym = Sym(1);
+
+    /// A `post_purpose` finding (alert strength) of the call `event` at `at`.
+    fn declared(episodes: &mut Episodes, incident: &str, event: &str, at: Millis) -> Accepted {
+        let post = finding(post_purpose::SPEC.detector(), Strength::Alert, None);
+        episodes.accept(ID, || incident.into(), vec![post], call(event), at, &settings())
+    }
 
     #[test]
     fn one_weak_signal_stays_quiet_two_from_different_detectors_combine() {
         let (novel, hours) = (novel_call::SPEC.detector(), off_hours::SPEC.detector());
         let mut episodes = Episodes::default();
-        let a = episodes.accept(ID, || "inc".into(), vec![weak(novel, 0.004, "e1")], 0, &settings());
+        let a = episodes.accept(ID, || "inc".into(), vec![weak(novel, 0.004)], call("e1"), 0, &settings());
         assert!(a.alerts.is_empty() && !a.hold);
         // The same detector again is the same evidence, not more.
-        let a = episodes.accept(ID, || "inc".into(), vec![weak(novel, 0.004, "e2")], HOUR, &settings());
+        let a = episodes.accept(ID, || "inc".into(), vec![weak(novel, 0.004)], call("e2"), HOUR, &settings());
         assert!(a.alerts.is_empty());
         // Fisher of 0.004 and 0.01 is 5.6e-4, under 1e-3: one incident with both.
-        let a = episodes.accept(ID, || "inc".into(), vec![weak(hours, 0.01, "e3")], 2 * HOUR, &settings());
+        let a = episodes.accept(ID, || "inc".into(), vec![weak(hours, 0.01)], call("e3"), 2 * HOUR, &settings());
         assert_eq!(a.alerts.len(), 1);
         let incident = a.alerts[0].incident.as_ref().unwrap();
         assert_eq!((incident.status, incident.update, incident.events), (IncidentStatus::Open, 0, 3));
         assert_eq!(incident.signals.len(), 2);
         assert!((incident.combined_probability - fisher(&[0.004, 0.01])).abs() < 1e-9);
         assert_eq!(a.alerts[0].event_ids, ["e1", "e2", "e3"]);
+        // A finding no stronger than its detector's signal leaves the signal (made from e1) as it was.
+        let novel_signal = incident.signals.iter().find(|s| s.detector == novel).unwrap();
+        assert_eq!(novel_signal.event_id, "e1");
+        // A stronger one takes its place.
+        let a = episodes.accept(ID, || "inc".into(), vec![weak(novel, 0.0001)], call("e4"), 3 * HOUR, &settings());
+        let incident = a.alerts[0].incident.as_ref().unwrap();
+        assert_eq!(incident.status, IncidentStatus::Updated);
+        let novel_signal = incident.signals.iter().find(|s| s.detector == novel).unwrap();
+        assert_eq!((novel_signal.event_id.as_str(), novel_signal.probability), ("e4", Some(0.0001)));
         assert!(a.hold, "calls of an open incident are held");
     }
 
     #[test]
     fn an_incident_is_updated_under_its_id_and_closed_after_a_quiet_period() {
-        let post = post_purpose::SPEC.detector();
         let mut episodes = Episodes::default();
-        let first =
-            episodes.accept(ID, || "inc".into(), vec![finding(post, Strength::Alert, None, "e0")], 0, &settings());
+        let first = declared(&mut episodes, "inc", "e0", 0);
         let id = first.alerts[0].alert_id.clone();
         // Every 10 minutes for two days: an update at least every 6 hours, never silent.
         let mut sends = vec![];
         for i in 1..288 {
             let at = i * HOUR / 6;
-            let a = episodes.accept(
-                ID,
-                || "inc".into(),
-                vec![finding(post, Strength::Alert, None, &format!("e{i}"))],
-                at,
-                &settings(),
-            );
+            let a = declared(&mut episodes, "inc", &format!("e{i}"), at);
             sends.extend(a.alerts.into_iter().map(|alert| (at, alert)));
         }
         assert_eq!(sends.len(), 7, "one update per 6 hours of ongoing evidence");
@@ -655,7 +680,8 @@ mod episode_tests {
         let a = episodes.accept(
             ID,
             || "inc".into(),
-            vec![weak(unusual_outcome::SPEC.detector(), 0.01, "x")],
+            vec![weak(unusual_outcome::SPEC.detector(), 0.01)],
+            call("x"),
             48 * HOUR,
             &settings(),
         );
@@ -674,18 +700,10 @@ mod episode_tests {
 
     #[test]
     fn evidence_after_the_quiet_period_opens_a_new_incident_and_releases_the_held_calls() {
-        let post = post_purpose::SPEC.detector();
         let mut episodes = Episodes::default();
-        let first =
-            episodes.accept(ID, || "inc-e0".into(), vec![finding(post, Strength::Alert, None, "e0")], 0, &settings());
+        let first = declared(&mut episodes, "inc-e0", "e0", 0);
         assert!(first.hold);
-        let later = episodes.accept(
-            ID,
-            || "inc-e1".into(),
-            vec![finding(post, Strength::Alert, None, "e1")],
-            7 * HOUR,
-            &settings(),
-        );
+        let later = declared(&mut episodes, "inc-e1", "e1", 7 * HOUR);
         assert_eq!(later.alerts.len(), 2, "the old one closes, a new one opens");
         assert_eq!(later.alerts[0].incident.as_ref().unwrap().status, IncidentStatus::Closed);
         assert_eq!(later.alerts[1].incident.as_ref().unwrap().status, IncidentStatus::Open);

@@ -47,37 +47,9 @@ pub const SIGNAL_EVIDENCE_MAX_BYTES: usize = EVIDENCE_MAX_BYTES / 4;
 /// Cuts already listed stay listed, so an alert made from sanitized ones (an
 /// incident) still says what its parts lost.
 pub fn sanitize(alert: &mut Alert) {
-    let mut cuts = Cuts { fields: std::mem::take(&mut alert.truncated) };
-    cuts.text("identity", &mut alert.identity, PRINCIPAL_MAX_BYTES);
-    cuts.optional("identity_type", &mut alert.identity_type, ID_MAX_BYTES);
-    cuts.optional("on_behalf_of", &mut alert.on_behalf_of, PRINCIPAL_MAX_BYTES);
-    cuts.list("chain", &mut alert.chain, MAX_ITEMS, PRINCIPAL_MAX_BYTES);
-    // A finding names one event; an incident the first `incident::MAX_EVENT_IDS`
-    // of its evidence (its `events` counts them all).
-    let max_ids = if alert.incident.is_some() { crate::incident::MAX_EVENT_IDS } else { MAX_ITEMS };
-    cuts.list("event_ids", &mut alert.event_ids, max_ids, ID_MAX_BYTES);
-
-    let event = &mut alert.event;
-    cuts.text("event.target", &mut event.target, ID_MAX_BYTES);
-    cuts.text("event.action", &mut event.action, ID_MAX_BYTES);
-    cuts.optional("event.resource", &mut event.resource, TEXT_MAX_BYTES);
-    cuts.optional("event.environment", &mut event.environment, ID_MAX_BYTES);
-    cuts.optional("event.region", &mut event.region, ID_MAX_BYTES);
-    cuts.optional("event.session_id", &mut event.session_id, ID_MAX_BYTES);
-    cuts.optional("event.grant_id", &mut event.grant_id, ID_MAX_BYTES);
-    cuts.optional("event.credential_id", &mut event.credential_id, ID_MAX_BYTES);
-    cuts.optional("event.source_ip", &mut event.source_ip, ID_MAX_BYTES);
-    cuts.optional("event.user_agent", &mut event.user_agent, TEXT_MAX_BYTES);
-
-    cuts.text("source", &mut alert.source, TEXT_MAX_BYTES);
-    cuts.text("summary", &mut alert.summary, SUMMARY_MAX_BYTES);
-
-    let evidence = &mut alert.evidence;
-    cuts.evidence("evidence.observed", &mut evidence.observed);
-    cuts.evidence("evidence.baseline", &mut evidence.baseline);
-    if let Some(peers) = &mut evidence.peers {
-        cuts.evidence("evidence.peers", peers);
-    }
+    let mut cuts = Cuts::of(alert);
+    cuts.call(alert);
+    cuts.finding(alert);
     for signal in alert.incident.iter_mut().flat_map(|i| i.signals.iter_mut()) {
         cuts.text("incident.signals.summary", &mut signal.summary, SIGNAL_SUMMARY_MAX_BYTES);
         cuts.text("incident.signals.event_id", &mut signal.event_id, ID_MAX_BYTES);
@@ -90,6 +62,23 @@ pub fn sanitize(alert: &mut Alert) {
     alert.truncated = cuts.fields;
 }
 
+/// `sanitize` of the fields an alert takes from its call (the identity, the event and
+/// where it was read): what every finding of one call shares, done once per call.
+pub fn sanitize_call(alert: &mut Alert) {
+    let mut cuts = Cuts::of(alert);
+    cuts.call(alert);
+    alert.truncated = cuts.fields;
+}
+
+/// `sanitize` of the fields an alert takes from its finding (summary and evidence), for an
+/// alert made from a call's already sanitized (`sanitize_call`): together the two cut and
+/// list exactly what `sanitize` would.
+pub fn sanitize_finding(alert: &mut Alert) {
+    let mut cuts = Cuts::of(alert);
+    cuts.finding(alert);
+    alert.truncated = cuts.fields;
+}
+
 /// The fields cut so far, each named once by its path in the native alert
 /// (array items by the array's path), in the order they were visited.
 #[derive(Default)]
@@ -98,6 +87,45 @@ struct Cuts {
 }
 
 impl Cuts {
+    /// The cuts `alert` already lists, taken to be added to.
+    fn of(alert: &mut Alert) -> Cuts {
+        Cuts { fields: std::mem::take(&mut alert.truncated) }
+    }
+
+    fn call(&mut self, alert: &mut Alert) {
+        self.text("identity", &mut alert.identity, PRINCIPAL_MAX_BYTES);
+        self.optional("identity_type", &mut alert.identity_type, ID_MAX_BYTES);
+        self.optional("on_behalf_of", &mut alert.on_behalf_of, PRINCIPAL_MAX_BYTES);
+        self.list("chain", &mut alert.chain, MAX_ITEMS, PRINCIPAL_MAX_BYTES);
+        // A finding names one event; an incident the first `incident::MAX_EVENT_IDS`
+        // of its evidence (its `events` counts them all).
+        let max_ids = if alert.incident.is_some() { crate::incident::MAX_EVENT_IDS } else { MAX_ITEMS };
+        self.list("event_ids", &mut alert.event_ids, max_ids, ID_MAX_BYTES);
+
+        let event = &mut alert.event;
+        self.text("event.target", &mut event.target, ID_MAX_BYTES);
+        self.text("event.action", &mut event.action, ID_MAX_BYTES);
+        self.optional("event.resource", &mut event.resource, TEXT_MAX_BYTES);
+        self.optional("event.environment", &mut event.environment, ID_MAX_BYTES);
+        self.optional("event.region", &mut event.region, ID_MAX_BYTES);
+        self.optional("event.session_id", &mut event.session_id, ID_MAX_BYTES);
+        self.optional("event.grant_id", &mut event.grant_id, ID_MAX_BYTES);
+        self.optional("event.credential_id", &mut event.credential_id, ID_MAX_BYTES);
+        self.optional("event.source_ip", &mut event.source_ip, ID_MAX_BYTES);
+        self.optional("event.user_agent", &mut event.user_agent, TEXT_MAX_BYTES);
+        self.text("source", &mut alert.source, TEXT_MAX_BYTES);
+    }
+
+    fn finding(&mut self, alert: &mut Alert) {
+        self.text("summary", &mut alert.summary, SUMMARY_MAX_BYTES);
+        let evidence = &mut alert.evidence;
+        self.evidence("evidence.observed", &mut evidence.observed);
+        self.evidence("evidence.baseline", &mut evidence.baseline);
+        if let Some(peers) = &mut evidence.peers {
+            self.evidence("evidence.peers", peers);
+        }
+    }
+
     fn note(&mut self, path: &str) {
         if !self.fields.iter().any(|f| f == path) {
             self.fields.push(path.to_string());
@@ -258,8 +286,8 @@ mod tests {
         assert!(!sanitized.to_json_line().contains("truncated"));
     }
 
-    #[test]
-    fn every_long_field_is_cut_to_its_bound_and_named() {
+    /// An alert with every field of its call and of its finding past its bound.
+    fn long_alert() -> Alert {
         let long = |n: usize| "x".repeat(n);
         let mut a = alert();
         a.identity = long(5_000);
@@ -273,6 +301,12 @@ mod tests {
         // Keys in sorted order: the visiting order is the same whether or not serde_json keeps insertion order.
         a.evidence.observed = json!({ "many": (0..1000).collect::<Vec<_>>(), "resource": long(400_000) });
         a.evidence.baseline = json!({ "grants": (0..MAX_ITEMS).map(|_| json!({ "scope": vec![long(2_000); MAX_ITEMS] })).collect::<Vec<_>>() });
+        a
+    }
+
+    #[test]
+    fn every_long_field_is_cut_to_its_bound_and_named() {
+        let mut a = long_alert();
         sanitize(&mut a);
 
         assert!(a.identity.len() <= PRINCIPAL_MAX_BYTES && a.identity.ends_with("…[truncated 4520 bytes]"));
@@ -309,6 +343,20 @@ mod tests {
                 "evidence.baseline",
             ]
         );
+    }
+
+    /// The engine sanitizes a call's part once and each finding's part on its own.
+    #[test]
+    fn a_call_then_its_finding_sanitize_as_the_whole_alert_does() {
+        let mut whole = long_alert();
+        whole.event.user_agent = Some("curl Authorization: Bearer R7kQ2mVx9Lp4Wz8Nn3Ys".into());
+        let mut parts = whole.clone();
+        sanitize(&mut whole);
+        sanitize_call(&mut parts);
+        assert!(parts.summary.len() > SUMMARY_MAX_BYTES, "the finding's part is left to sanitize_finding");
+        sanitize_finding(&mut parts);
+        assert_eq!(parts, whole);
+        assert!(whole.truncated.len() > 5 && whole.event.user_agent.unwrap().contains("[redacted:"));
     }
 
     #[test]

@@ -26,7 +26,7 @@
 //! session's, and the episode's signal is replaced by the stronger one.
 
 use super::{round, Context, Finding, Kind, OcsfKind, Spec};
-use crate::alert::{Alert, Severity};
+use crate::alert::Alert;
 use crate::baseline::counts::{Decay, Minute, Novelty};
 use crate::baseline::intern::Names;
 use crate::baseline::{CallId, IdentityBaseline, SessionState};
@@ -110,7 +110,7 @@ pub fn check(ctx: &Context) -> Option<Finding> {
 /// of, once the session has ended (`IdentityBaseline::ended_session`) after
 /// an operation its sessions never end after (`novelty` of that step): the
 /// signal again, with the end's surprise added to the path's. `signal` is
-/// the episode's alert for the path, whose call and event it keeps.
+/// the episode's alert for the path, whose call and event its alert keeps.
 pub fn session_end(
     b: &IdentityBaseline,
     signal: &Alert,
@@ -119,7 +119,7 @@ pub fn session_end(
     config: &EngineConfig,
     names: &Names,
     now: Minute,
-) -> Option<(Finding, Alert)> {
+) -> Option<Finding> {
     let decay = config.decay();
     if departures(b, session.last_op, now, decay) < config.path_min_departures {
         return None;
@@ -142,14 +142,7 @@ pub fn session_end(
     });
     evidence.probability = Some(round(p, 10));
     let score = super::score_from_probability(p);
-    let finding = Finding { detector: SPEC.detector(), strength, score, subject: session_id, summary, evidence };
-    let mut alert = signal.clone();
-    alert.score = round(score, 4);
-    alert.severity = Severity::from_score(alert.score);
-    alert.summary = finding.summary.clone();
-    alert.evidence = finding.evidence.clone();
-    crate::sanitize::sanitize(&mut alert);
-    Some((finding, alert))
+    Some(Finding { detector: SPEC.detector(), strength, score, subject: session_id, summary, evidence })
 }
 
 /// The decayed number of steps the identity took out of `from`.
