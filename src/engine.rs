@@ -33,6 +33,7 @@ use crate::suppress::Rules;
 use crate::time::{format_rfc3339, DAY, HOUR};
 use derived::{AgentNames, Derived, Networks};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use std::collections::BTreeMap;
 
 mod derived;
@@ -670,7 +671,7 @@ impl Engine {
         if agent != known {
             self.agents.remember(user_agent, agent);
         }
-        let mut delegators = Vec::new();
+        let mut delegators = SmallVec::new();
         for d in e.on_behalf_of.iter().chain(&e.chain) {
             let sym = names.intern(d);
             if !delegators.contains(&sym) {

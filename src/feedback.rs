@@ -340,7 +340,7 @@ mod tests {
             session: None,
             client: None,
             place: None,
-            delegators: vec![],
+            delegators: Default::default(),
             peer_group: Sym(4),
             peer_family: None,
             environment: None,

@@ -19,6 +19,7 @@ use fleet::{Adoptions, PeerGroups};
 use hours::Hours;
 use intern::{IdVisitor, Ids, Sym};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use window::Activity;
 
 /// One kind of downstream call: target, action and resource class.
@@ -72,7 +73,8 @@ pub struct Observation {
     /// The wider network (IPv4 /16, IPv6 /32), the address scope and the
     /// client's version, when the call names a source.
     pub place: Option<Place>,
-    pub delegators: Vec<Sym>,
+    /// Most calls name a delegator or two: inline, not a heap block per call.
+    pub delegators: SmallVec<[Sym; 4]>,
     pub peer_group: Sym,
     /// The group's family (`fleet::PeerGroups`); states saved before it
     /// was kept have none, and their group is its own family.

@@ -209,10 +209,38 @@ mod tests {
         }
     }
 
-    fn read(line: &str) -> Option<(Option<String>, Option<String>, bool)> {
-        let p: Pair = serde_json::from_str(line).ok()?;
+    type Read = Option<(Option<String>, Option<String>, bool)>;
+
+    fn read(line: &str) -> Read {
+        shown(serde_json::from_str(line).ok()?)
+    }
+
+    fn read_flat(line: &str) -> Read {
+        shown(crate::decode::flat::line(line)?)
+    }
+
+    fn shown(p: Pair) -> Read {
         let inner = p.inner.and_then(|i| i.id).map(|t| t.0.into_owned());
         Some((p.name.map(|t| t.0.into_owned()), inner, p.flag.0))
+    }
+
+    /// In any order, with keys missing, repeated or unknown, the flat reader reads what serde reads.
+    #[test]
+    fn the_flat_reader_takes_keys_in_any_order() {
+        let lines = [
+            r#"{"name":"a","inner":{"id":"x"},"flag":1}"#,
+            r#"{"flag":1,"inner":{"id":"x"},"name":"a"}"#,
+            r#"{"inner":{"id":"x"},"name":"a"}"#,
+            r#"{"name":"a","other":"inner","inner":{"id":"x"},"name":"b"}"#,
+            r#"{"nam":"a","names":"b","name":"c","inner":{"idx":"y","id":"x"}}"#,
+            r#"{ "name" : "a" , "inner" : { "id" : "x" } }"#,
+            r#"{"name":"a","inner":null,"flag":null}"#,
+            r#"{"name":"a","inner":{"id":"x"},"flag""#,
+        ];
+        for line in lines {
+            assert_eq!(read_flat(line), read(line), "{line}");
+        }
+        assert_eq!(read_flat(lines[4]), Some((Some("c".into()), Some("x".into()), false)));
     }
 
     #[test]
