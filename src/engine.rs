@@ -357,10 +357,13 @@ impl Engine {
         let first_alert = alerts.len();
 
         let mode = self.config.alerts;
-        // What every finding's alert takes from the call, made once (and only for a call
-        // with findings): most findings are weak signals, and making each a whole alert
-        // was a twentieth of a replay.
-        let call = findings.first().map(|f| self.call_alert(event, origin, f.detector));
+        // What every finding's alert takes from the call, made once, and only when a finding
+        // may become an alert: any in incidents mode, one of alert strength otherwise. Most
+        // findings are weak signals, and making each a whole alert was a twentieth of a replay.
+        let call = findings
+            .iter()
+            .find(|f| mode.incidents() || f.strength == Strength::Alert)
+            .map(|f| self.call_alert(event, origin, f.detector));
         let mut findings = match &call {
             Some(call) => self.set_aside_suppressed(findings, event, call, &mut alerts),
             None => findings,
