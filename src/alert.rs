@@ -2,7 +2,7 @@
 
 /// An alert's evidence is its finding's, as the detector wrote it.
 pub use crate::detect::Evidence;
-use crate::detect::{round, Detector, Finding};
+use crate::detect::{Detector, Finding};
 use crate::sanitize::sanitize_finding;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -218,7 +218,7 @@ impl Alert {
     /// finding's fields, sanitized alike. An incident weighs every finding but keeps only
     /// the strongest of each detector, so only those are made into alerts.
     pub fn of_finding(call: &Alert, f: Finding) -> Alert {
-        let score = round(f.score, 4);
+        let score = f.shown_score();
         let spec = f.detector.spec();
         let mut alert = Alert {
             detector: f.detector,

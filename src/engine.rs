@@ -4,8 +4,9 @@
 //!
 //! Per call: intern its features (`observe`), let every detector judge it
 //! against the identity's baseline as it was (`detect::run_all`), then learn
-//! from it (`IdentityBaseline::learn`), and turn findings into alerts
-//! (`finding_alert`; an episode's signals combine in `incident`), counting
+//! from it (`IdentityBaseline::learn`), and turn findings into alerts (the
+//! call's part once, `call_alert`, then each finding's, `Alert::of_finding`;
+//! an episode's signals combine in `incident`), counting
 //! repeats within the suppression window. Findings an analyst's benign verdict
 //! allowed (`feedback`) or a suppression rule matches (`suppress`) are set
 //! aside before either.
@@ -376,15 +377,18 @@ impl Engine {
         // No findings, no incident to open or add to (`accept` would return nothing). The
         // incident id is hashed only for an episode that opens: on every quiet event it cost
         // 15% of a replay.
-        let call = call.filter(|_| !findings.is_empty());
-        if let (true, Some(call)) = (mode.incidents(), &call) {
-            let signals = match mode.findings() {
-                true => findings.clone(),
-                false => std::mem::take(&mut findings),
-            };
+        let mut call = call.filter(|_| !findings.is_empty());
+        // In `both` mode the findings and the call's part are also sent alone, so the
+        // incident takes copies; in incidents mode it takes them.
+        let incident = match (mode.incidents(), mode.findings()) {
+            (false, _) => None,
+            (true, true) => call.clone().map(|call| (findings.clone(), call)),
+            (true, false) => call.take().map(|call| (std::mem::take(&mut findings), call)),
+        };
+        if let Some((signals, call)) = incident {
             let id = || incident_id(&event.identity, &event.event_id);
             let settings = incident_settings(&self.config);
-            let accepted = self.state.episodes.accept(identity, id, signals, call.clone(), event.time, &settings);
+            let accepted = self.state.episodes.accept(identity, id, signals, call, event.time, &settings);
             self.state.episodes.note_call(identity, &obs);
             for held in accepted.release {
                 self.learn(identity, &held, event.time);

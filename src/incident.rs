@@ -215,7 +215,7 @@ impl Episode {
             alert: Alert::of_finding(call, finding),
         };
         match self.signals.iter().position(|s| s.detector == detector) {
-            Some(i) if rank(strength, probability, detect::round(finding.score, 4)) > self.signals[i].rank() => {
+            Some(i) if rank(strength, probability, finding.shown_score()) > self.signals[i].rank() => {
                 self.signals[i] = signal(finding)
             }
             Some(_) => {}

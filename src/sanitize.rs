@@ -47,35 +47,38 @@ pub const SIGNAL_EVIDENCE_MAX_BYTES: usize = EVIDENCE_MAX_BYTES / 4;
 /// Cuts already listed stay listed, so an alert made from sanitized ones (an
 /// incident) still says what its parts lost.
 pub fn sanitize(alert: &mut Alert) {
-    let mut cuts = Cuts::of(alert);
-    cuts.call(alert);
-    cuts.finding(alert);
-    for signal in alert.incident.iter_mut().flat_map(|i| i.signals.iter_mut()) {
-        cuts.text("incident.signals.summary", &mut signal.summary, SIGNAL_SUMMARY_MAX_BYTES);
-        cuts.text("incident.signals.event_id", &mut signal.event_id, ID_MAX_BYTES);
-        cuts.evidence_within("incident.signals.observed", &mut signal.observed, SIGNAL_EVIDENCE_MAX_BYTES);
-        cuts.evidence_within("incident.signals.baseline", &mut signal.baseline, SIGNAL_EVIDENCE_MAX_BYTES);
-    }
-    if let Some(mark) = &mut alert.compromised {
-        cuts.text("compromised.by", &mut mark.by, ID_MAX_BYTES);
-    }
-    alert.truncated = cuts.fields;
+    cut(alert, |cuts, alert| {
+        cuts.call(alert);
+        cuts.finding(alert);
+        for signal in alert.incident.iter_mut().flat_map(|i| i.signals.iter_mut()) {
+            cuts.text("incident.signals.summary", &mut signal.summary, SIGNAL_SUMMARY_MAX_BYTES);
+            cuts.text("incident.signals.event_id", &mut signal.event_id, ID_MAX_BYTES);
+            cuts.evidence_within("incident.signals.observed", &mut signal.observed, SIGNAL_EVIDENCE_MAX_BYTES);
+            cuts.evidence_within("incident.signals.baseline", &mut signal.baseline, SIGNAL_EVIDENCE_MAX_BYTES);
+        }
+        if let Some(mark) = &mut alert.compromised {
+            cuts.text("compromised.by", &mut mark.by, ID_MAX_BYTES);
+        }
+    });
 }
 
 /// `sanitize` of the fields an alert takes from its call (the identity, the event and
 /// where it was read): what every finding of one call shares, done once per call.
 pub fn sanitize_call(alert: &mut Alert) {
-    let mut cuts = Cuts::of(alert);
-    cuts.call(alert);
-    alert.truncated = cuts.fields;
+    cut(alert, Cuts::call);
 }
 
 /// `sanitize` of the fields an alert takes from its finding (summary and evidence), for an
 /// alert made from a call's already sanitized (`sanitize_call`): together the two cut and
 /// list exactly what `sanitize` would.
 pub fn sanitize_finding(alert: &mut Alert) {
-    let mut cuts = Cuts::of(alert);
-    cuts.finding(alert);
+    cut(alert, Cuts::finding);
+}
+
+/// Runs `visit` over `alert` with the cuts it already lists, and lists them with the new.
+fn cut(alert: &mut Alert, visit: impl FnOnce(&mut Cuts, &mut Alert)) {
+    let mut cuts = Cuts { fields: std::mem::take(&mut alert.truncated) };
+    visit(&mut cuts, alert);
     alert.truncated = cuts.fields;
 }
 
@@ -87,11 +90,6 @@ struct Cuts {
 }
 
 impl Cuts {
-    /// The cuts `alert` already lists, taken to be added to.
-    fn of(alert: &mut Alert) -> Cuts {
-        Cuts { fields: std::mem::take(&mut alert.truncated) }
-    }
-
     fn call(&mut self, alert: &mut Alert) {
         self.text("identity", &mut alert.identity, PRINCIPAL_MAX_BYTES);
         self.optional("identity_type", &mut alert.identity_type, ID_MAX_BYTES);

@@ -154,6 +154,11 @@ impl Finding {
     pub fn probability(&self) -> Option<f64> {
         self.evidence.probability.filter(|_| self.detector.is_learned())
     }
+
+    /// The score as an alert shows it (and an incident ranks its signals by).
+    pub fn shown_score(&self) -> f64 {
+        round(self.score, 4)
+    }
 }
 
 impl Context<'_> {
