@@ -326,6 +326,8 @@ impl Engine {
         let obs = self.observe(event, groups);
         let sharers = self.credential_sharers(event, identity);
 
+        let mode = self.config.alerts;
+        let settings = incident_settings(&self.config);
         let mut findings = {
             let s = &self.state;
             let grants = s.facts.registry.applicable(
@@ -345,8 +347,20 @@ impl Engine {
                 registry: &s.facts.registry,
                 grants,
                 credential_sharers: &sharers,
+                words: false,
             };
-            detect::run_all(&ctx)
+            let mut findings = detect::run_all(&ctx);
+            // Worded only when shown: alone (alert strength), or as the signal the identity's
+            // incident keeps (a weak finding no stronger than the one it holds is not).
+            let ctx = Context { words: true, ..ctx };
+            for f in findings.iter_mut().filter(|f| !f.is_worded()) {
+                let shown = f.strength == Strength::Alert
+                    || (mode.incidents() && s.episodes.would_keep(identity, f, event.time, &settings));
+                if let Some(worded) = shown.then(|| detect::worded(&ctx, f.detector)).flatten() {
+                    *f = worded;
+                }
+            }
+            findings
         };
         if self.state.feedback.allows_anything() {
             findings.retain(|f| {
@@ -357,7 +371,6 @@ impl Engine {
         let compromised = self.state.feedback.compromised(identity).is_some();
         let first_alert = alerts.len();
 
-        let mode = self.config.alerts;
         // What every finding's alert takes from the call, made once, and only when a finding
         // may become an alert: any in incidents mode, one of alert strength otherwise. Most
         // findings are weak signals, and making each a whole alert was a twentieth of a replay.
@@ -387,7 +400,6 @@ impl Engine {
         };
         if let Some((signals, call)) = incident {
             let id = || incident_id(&event.identity, &event.event_id);
-            let settings = incident_settings(&self.config);
             let accepted = self.state.episodes.accept(identity, id, signals, call, event.time, &settings);
             self.state.episodes.note_call(identity, &obs);
             for held in accepted.release {

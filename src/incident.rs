@@ -206,6 +206,10 @@ impl Episode {
             }
         }
         self.last_evidence = self.last_evidence.max(now);
+        if !self.keeps(&finding) {
+            return;
+        }
+        debug_assert!(finding.is_worded(), "a kept finding is shown, so the engine worded it");
         let (detector, strength, probability) = (finding.detector, finding.strength, finding.probability());
         let signal = |mut finding: Finding| Signal {
             detector,
@@ -215,15 +219,23 @@ impl Episode {
             alert: Alert::of_finding(call, finding),
         };
         match self.signals.iter().position(|s| s.detector == detector) {
-            Some(i) if rank(strength, probability, finding.shown_score()) > self.signals[i].rank() => {
-                self.signals[i] = signal(finding)
-            }
-            Some(_) => {}
+            Some(i) => self.signals[i] = signal(finding),
             None => {
                 let at = self.signals.partition_point(|s| s.detector < detector);
                 self.signals.insert(at, signal(finding));
             }
         }
+    }
+
+    /// Whether `finding` would be its detector's signal: it is the first, or stronger.
+    fn keeps(&self, finding: &Finding) -> bool {
+        let rank = rank(finding.strength, finding.probability(), finding.shown_score());
+        self.signals.iter().find(|s| s.detector == finding.detector).is_none_or(|s| rank > s.rank())
+    }
+
+    /// No evidence joined it for `close_after`: it closes before taking more.
+    fn quiet(&self, now: Millis, s: &Settings) -> bool {
+        now - self.last_evidence > s.close_after_ms
     }
 
     /// Whether this evidence is reason to send the incident (again), and how.
@@ -401,6 +413,16 @@ impl Episodes {
         accepted
     }
 
+    /// Whether `accept`, given `finding` of the identity's call now, would keep it as its
+    /// detector's signal (and so show it): when it opens an episode, or is the first or
+    /// the strongest of its detector in the open one. The engine words only such findings.
+    pub fn would_keep(&self, identity: Sym, finding: &Finding, now: Millis, s: &Settings) -> bool {
+        match self.open.get(&identity) {
+            Some(ep) if !ep.quiet(now, s) => ep.keeps(finding),
+            _ => true,
+        }
+    }
+
     /// Remembers the call whose findings `accept` just took.
     pub fn note_call(&mut self, identity: Sym, call: &Observation) {
         if let Some(ep) = self.open.get_mut(&identity) {
@@ -445,7 +467,7 @@ impl Episodes {
         now: Millis,
         s: &Settings,
     ) -> Option<(Option<Alert>, Vec<Observation>)> {
-        if self.open.get(&identity).is_none_or(|ep| now - ep.last_evidence <= s.close_after_ms) {
+        if self.open.get(&identity).is_none_or(|ep| !ep.quiet(now, s)) {
             return None;
         }
         let ep = self.open.remove(&identity)?;
@@ -467,8 +489,7 @@ impl Episodes {
     /// Closes the episodes quiet for `close_after`: the alerts that say so
     /// (for raised ones) and every identity's held calls, in identity order.
     pub fn close_quiet(&mut self, now: Millis, s: &Settings) -> Vec<(Sym, Option<Alert>, Vec<Observation>)> {
-        let mut quiet: Vec<Sym> =
-            self.open.iter().filter(|(_, ep)| now - ep.last_evidence > s.close_after_ms).map(|(&id, _)| id).collect();
+        let mut quiet: Vec<Sym> = self.open.iter().filter(|(_, ep)| ep.quiet(now, s)).map(|(&id, _)| id).collect();
         quiet.sort_unstable();
         quiet
             .into_iter()
@@ -696,6 +717,34 @@ mod episode_tests {
             (id.as_str(), IncidentStatus::Closed)
         );
         assert!(episodes.is_empty());
+    }
+
+    /// The engine words a finding only when `would_keep` says the episode keeps it: it must
+    /// say so exactly when `accept` then makes the finding its detector's signal.
+    #[test]
+    fn would_keep_says_what_accept_then_keeps() {
+        let (novel, hours) = (novel_call::SPEC.detector(), off_hours::SPEC.detector());
+        let signal_event = |episodes: &Episodes, detector| {
+            let ep = &episodes.open[&ID];
+            ep.signals.iter().find(|s| s.detector == detector).map(|s| s.alert.event_ids[0].clone())
+        };
+        let mut episodes = Episodes::default();
+        let steps = [
+            (weak(novel, 0.004), 0, true),                                  // no episode: opens one
+            (weak(novel, 0.004), HOUR, false),                              // as strong as the signal held
+            (weak(novel, 0.01), 2 * HOUR, false),                           // weaker
+            (weak(hours, 0.01), 2 * HOUR, true),                            // the detector's first
+            (weak(novel, 0.001), 3 * HOUR, true),                           // stronger
+            (finding(novel, Strength::Alert, Some(0.001)), 3 * HOUR, true), // alert strength ranks first
+            (weak(novel, 0.5), 10 * HOUR, true),                            // quiet for 7 h: a new episode
+        ];
+        for (i, (finding, at, kept)) in steps.into_iter().enumerate() {
+            let event = format!("e{i}");
+            assert_eq!(episodes.would_keep(ID, &finding, at, &settings()), kept, "step {i}");
+            let detector = finding.detector;
+            episodes.accept(ID, || format!("inc{i}"), vec![finding], call(&event), at, &settings());
+            assert_eq!(signal_event(&episodes, detector) == Some(event), kept, "step {i}");
+        }
     }
 
     #[test]

@@ -104,6 +104,13 @@ pub struct Context<'a> {
     pub grants: Applicable<'a>,
     /// Other identities that used this call's credential within `credential_reuse_window_s`.
     pub credential_sharers: &'a [Sym],
+    /// Whether findings are wanted with their words (summary and evidence). The engine
+    /// first judges a call without them, then words only the findings it will show
+    /// ([`worded`]): most findings are weak signals that rank no higher than one the
+    /// identity's open incident already holds, and wording each (`off_hours` above all,
+    /// every call in a quiet hour) was a twentieth of a replay. A detector whose findings
+    /// are rare may word them anyway.
+    pub words: bool,
 }
 
 impl Context<'_> {
@@ -158,6 +165,30 @@ impl Finding {
     /// The score as an alert shows it (and an incident ranks its signals by).
     pub fn shown_score(&self) -> f64 {
         round(self.score, 4)
+    }
+
+    /// A finding judged without its words (`Context::words` false): what ranks it
+    /// (strength, score, probability) and what names it (subject), nothing to show.
+    pub fn unworded(
+        detector: Detector,
+        strength: Strength,
+        score: f64,
+        subject: String,
+        probability: Option<f64>,
+    ) -> Finding {
+        Finding {
+            detector,
+            strength,
+            score,
+            subject,
+            summary: String::new(),
+            evidence: Evidence { probability, ..Evidence::default() },
+        }
+    }
+
+    /// Whether the finding has its words (every detector gives a summary when asked).
+    pub fn is_worded(&self) -> bool {
+        !self.summary.is_empty()
     }
 }
 
@@ -252,6 +283,13 @@ pub fn run_all(ctx: &Context) -> Vec<Finding> {
         }
     }
     findings
+}
+
+/// The finding `detector` makes of the call again, with its words: `ctx` as the call was
+/// judged, with `words` set. A detector judges a call the same each time it is asked.
+pub fn worded(ctx: &Context, detector: Detector) -> Option<Finding> {
+    debug_assert!(ctx.words);
+    (detector.spec().check)(ctx)
 }
 
 /// One window's count against the identity's past windows, shared by the

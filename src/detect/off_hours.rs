@@ -48,6 +48,10 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         true => (Strength::Alert, p_hour),
         false => (ctx.strength(tail, 0.0)?, tail),
     };
+    let (score, probability) = (score_from_probability(p), Some(round(p, 8)));
+    if !ctx.words {
+        return Some(Finding::unworded(SPEC.detector(), strength, score, String::new(), probability));
+    }
     let usual = hours.active_ranges();
     let days: Vec<String> =
         hours.days().iter().zip(DAY_NAMES).filter(|(&n, _)| n > 0).map(|(_, d)| d.to_string()).collect();
@@ -62,13 +66,6 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         json!({ "hour_utc": hour, "day": day, "call": ctx.names.call_name(ctx.obs.call) }),
         json!({ "active_hours_utc": usual, "active_days": days, "active_hours_counted": hours.total() }),
     );
-    evidence.probability = Some(round(p, 8));
-    Some(Finding {
-        detector: SPEC.detector(),
-        strength,
-        score: score_from_probability(p),
-        subject: String::new(),
-        summary,
-        evidence,
-    })
+    evidence.probability = probability;
+    Some(Finding { detector: SPEC.detector(), strength, score, subject: String::new(), summary, evidence })
 }
