@@ -83,27 +83,25 @@ impl<'a> Reader<'a> {
     }
 
     /// An integer as serde_json reads it into an `i64`: no leading zero, no fraction or
-    /// exponent, in range, and not `-0` (which it reads as a float). Its value is summed up
-    /// as its digits are read (parsing the digits again as text cost a tenth of a line).
+    /// exponent, in range, and not `-0` (which it reads as a float). Read eight digits at a
+    /// time (`digits`): an event's times are 13 digits, and a digit at a time was a fifth
+    /// of reading a line's values.
     pub fn integer(&mut self) -> Option<i64> {
         let negative = self.eat(b'-').is_some();
-        let start = self.at;
-        let mut value: i64 = 0;
-        while let Some(digit @ b'0'..=b'9') = self.peek() {
-            let digit = i64::from(digit - b'0');
-            // Summed with the number's sign, so that `i64::MIN` is in range as it is for serde.
-            value = value.checked_mul(10)?.checked_add(if negative { -digit } else { digit })?;
-            self.at += 1;
-        }
-        let digits = self.at - start;
-        let leading_zero = digits > 1 && self.text.as_bytes()[start] == b'0';
-        if digits == 0 || leading_zero || (negative && digits == 1 && value == 0) {
+        let (digits, magnitude) = digits(&self.text.as_bytes()[self.at..]);
+        let leading_zero = digits > 1 && self.text.as_bytes()[self.at] == b'0';
+        // Past 19 digits a number is out of an `i64`'s range (and `magnitude` wrapped).
+        if digits == 0 || digits > 19 || leading_zero || (negative && magnitude == 0) {
             return None;
         }
+        self.at += digits;
         if let Some(b'.' | b'e' | b'E') = self.peek() {
             return None;
         }
-        Some(value)
+        match negative {
+            true => 0i64.checked_sub_unsigned(magnitude),
+            false => i64::try_from(magnitude).ok(),
+        }
     }
 
     /// Whether a string starts here (the other values start with another byte).
@@ -190,6 +188,31 @@ fn find_quote(bytes: &[u8]) -> Option<usize> {
     chunks.remainder().iter().position(|&b| b == b'"').map(|p| at + p)
 }
 
+/// How many ASCII digits `bytes` starts with, and their value (wrapped past `u64`), eight at
+/// a time while eight are digits. Eight bytes are all digits when each byte's high half is 3
+/// and stays 3 with 6 added (`0x3A`..`0x3F` carry into it); their value then comes in three
+/// multiplies, pairing digits, then pairs, then fours (first byte most significant).
+fn digits(bytes: &[u8]) -> (usize, u64) {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    let (mut n, mut value) = (0, 0u64);
+    while let Some(chunk) = bytes.get(n..n + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        if (x & HIGH) | ((x.wrapping_add(0x0606_0606_0606_0606) & HIGH) >> 4) != 0x3333_3333_3333_3333 {
+            break;
+        }
+        let pairs = ((x & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(10 << 8 | 1)) >> 8;
+        let fours = ((pairs & 0x00FF_00FF_00FF_00FF).wrapping_mul(100 << 16 | 1)) >> 16;
+        let eight = ((fours & 0x0000_FFFF_0000_FFFF).wrapping_mul(10_000 << 32 | 1)) >> 32;
+        value = value.wrapping_mul(100_000_000).wrapping_add(eight);
+        n += 8;
+    }
+    while let Some(&digit @ b'0'..=b'9') = bytes.get(n) {
+        value = value.wrapping_mul(10).wrapping_add(u64::from(digit - b'0'));
+        n += 1;
+    }
+    (n, value)
+}
+
 /// A field's type as read from the flat reader; `None` where serde would refuse the value
 /// (the line then goes to serde, which words what is wrong).
 pub trait FromFlat<'a>: Sized {
@@ -274,6 +297,25 @@ mod tests {
             parts.push(inner[start..].to_string());
         }
         Some(parts)
+    }
+
+    /// Integers as serde_json reads them into an `i64`: to its bounds, and not past them.
+    #[test]
+    fn reads_integers_to_the_bounds_of_an_i64() {
+        let read = |text: &str| {
+            let mut at = Reader { text, at: 0, depth: 0 };
+            at.integer().filter(|_| at.at == text.len())
+        };
+        for n in [0, 7, -7, 1_772_409_617_000, i64::MAX, i64::MIN, i64::MAX / 10, i64::MIN / 10] {
+            assert_eq!(read(&n.to_string()), Some(n), "{n}");
+        }
+        for text in ["9223372036854775808", "-9223372036854775809", "9999999999999999999", "10000000000000000000"] {
+            assert_eq!(read(text), None, "{text} is out of range");
+            assert!(serde_json::from_str::<i64>(text).is_err(), "{text}");
+        }
+        for text in ["", "-", "-0", "01", "-01", "1.5", "1e3", "2E1", "x"] {
+            assert_eq!(read(text), None, "{text:?}");
+        }
     }
 
     #[test]
