@@ -67,9 +67,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Reads `null` if that is the value here.
+    /// Reads `null` if that is the value here (most optional values are given, so their first
+    /// byte rules it out).
     pub fn null(&mut self) -> bool {
-        self.word("null").is_some()
+        self.peek() == Some(b'n') && self.word("null").is_some()
     }
 
     /// A string (the line has no escapes: see [`line`]).

@@ -400,7 +400,8 @@ fn check_limits(ev: &AccessEvent, limits: &Limits) -> Result<(), DecodeError> {
         if value.len() > limits.max_field_bytes {
             return Err(DecodeError::FieldTooLong { field, len: value.len(), max: limits.max_field_bytes });
         }
-        if value.trim().is_empty() {
+        // `trim().is_empty()`, decided at the first character that is not white space.
+        if value.chars().all(char::is_whitespace) {
             return Err(DecodeError::InvalidValue {
                 field: field.into(),
                 reason: "is empty or only whitespace".into(),
