@@ -352,12 +352,17 @@ impl Engine {
             let mut findings = detect::run_all(&ctx);
             // Worded only when shown: alone (alert strength), or as the signal the identity's
             // incident keeps (a weak finding no stronger than the one it holds is not).
-            let ctx = Context { words: true, ..ctx };
-            for f in findings.iter_mut().filter(|f| !f.is_worded()) {
-                let shown = f.strength == Strength::Alert
-                    || (mode.incidents() && s.episodes.would_keep(identity, f, event.time, &settings));
-                if let Some(worded) = shown.then(|| detect::worded(&ctx, f.detector)).flatten() {
-                    *f = worded;
+            let to_word = |f: &Finding| {
+                !f.is_worded()
+                    && (f.strength == Strength::Alert
+                        || (mode.incidents() && s.episodes.would_keep(identity, f, event.time, &settings)))
+            };
+            if findings.iter().any(to_word) {
+                let ctx = Context { words: true, ..ctx };
+                for f in findings.iter_mut().filter(|f| to_word(f)) {
+                    if let Some(worded) = detect::worded(&ctx, f.detector) {
+                        *f = worded;
+                    }
                 }
             }
             findings
