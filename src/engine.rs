@@ -3,7 +3,8 @@
 //! only from the records, so the same input gives the same alerts.
 //!
 //! Per call: intern its features (`observe`), let every detector judge it
-//! against the identity's baseline as it was (`detect::run_all`), then learn
+//! against the identity's baseline as it was (`detect::run_all`, without words;
+//! `detect::worded` for the findings that will be shown), then learn
 //! from it (`IdentityBaseline::learn`), and turn findings into alerts (the
 //! call's part once, `call_alert`, then each finding's, `Alert::of_finding`;
 //! an episode's signals combine in `incident`), counting
