@@ -108,8 +108,8 @@ pub struct Context<'a> {
     /// first judges a call without them, then words only the findings it will show
     /// ([`worded`]): most findings are weak signals that rank no higher than one the
     /// identity's open incident already holds, and wording each (`off_hours` above all,
-    /// every call in a quiet hour) was a twentieth of a replay. A detector whose findings
-    /// are rare may word them anyway.
+    /// every call in a quiet hour) was 1.5% of a replay's instructions. A detector whose
+    /// findings are rare may word them anyway.
     pub words: bool,
 }
 

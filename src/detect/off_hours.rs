@@ -48,9 +48,10 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         true => (Strength::Alert, p_hour),
         false => (ctx.strength(tail, 0.0)?, tail),
     };
-    let (score, probability) = (score_from_probability(p), Some(round(p, 8)));
+    let unworded =
+        Finding::unworded(SPEC.detector(), strength, score_from_probability(p), String::new(), Some(round(p, 8)));
     if !ctx.words {
-        return Some(Finding::unworded(SPEC.detector(), strength, score, String::new(), probability));
+        return Some(unworded);
     }
     let usual = hours.active_ranges();
     let days: Vec<String> =
@@ -66,6 +67,6 @@ pub fn check(ctx: &Context) -> Option<Finding> {
         json!({ "hour_utc": hour, "day": day, "call": ctx.names.call_name(ctx.obs.call) }),
         json!({ "active_hours_utc": usual, "active_days": days, "active_hours_counted": hours.total() }),
     );
-    evidence.probability = probability;
-    Some(Finding { detector: SPEC.detector(), strength, score, subject: String::new(), summary, evidence })
+    evidence.probability = unworded.evidence.probability;
+    Some(Finding { summary, evidence, ..unworded })
 }
