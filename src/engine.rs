@@ -32,6 +32,7 @@ use crate::incident::{self, Episodes};
 use crate::model::{AccessEvent, EventText, Grant, Judgement, Millis, Origin, Record, Verdict};
 use crate::sanitize::{sanitize, sanitize_call};
 use crate::suppress::Rules;
+use crate::text;
 use crate::time::{format_rfc3339, DAY, HOUR};
 use derived::{AgentNames, Derived, Networks};
 use serde::{Deserialize, Serialize};
@@ -696,13 +697,7 @@ impl Engine {
         if agent != known {
             self.agents.remember(user_agent, agent);
         }
-        let mut delegators = SmallVec::new();
-        for d in e.on_behalf_of.iter().chain(&e.chain) {
-            let sym = names.intern(d);
-            if !delegators.contains(&sym) {
-                delegators.push(sym);
-            }
-        }
+        let delegators = delegators(e, names);
         Observation {
             minute: minute(e.time),
             window: (e.time.max(0) / (self.config.window_s.max(1) * 1000)) as u32,
@@ -727,8 +722,8 @@ impl Engine {
         let Some(credential) = e.credential_id.as_deref() else { return Vec::new() };
         let window = self.config.credential_reuse_window_s * 1000;
         let facts = &mut self.state.facts;
-        let sharers = facts.credential_sharers(credential, identity, e.time, window);
         let credential = stable_hash(credential);
+        let sharers = facts.credential_sharers(credential, identity, e.time, window);
         facts.record(e.time, Some(identity), Change::CredentialUse { credential });
         let new = self.state.identities.get_mut(&identity).is_some_and(|b| b.used_credential(credential, e.time));
         if new {
@@ -972,6 +967,36 @@ fn finding_alert(f: Finding, e: &AccessEvent, call: &Alert) -> Alert {
 }
 
 /// An event's optional field as an alert's.
+/// Delegation hops an observation takes: the delegator, then the chain. Real chains have a
+/// few; a record of thousands of distinct hops (a 1 MiB line holds about 100,000) cost a
+/// second to judge, each hop compared with every one before it, and filled the name table.
+/// Past this many, the rest count as one more delegator, [`LONG_CHAIN`], so that an
+/// identity's first overlong chain is itself news (`new_delegator`), not a hiding place.
+const MAX_HOPS: usize = 16;
+const LONG_CHAIN: &str = "[more than 16 delegation hops]";
+
+/// The distinct delegators of a call, in order (see [`MAX_HOPS`]). The delegator is usually
+/// the chain's first hop too: a name met before is not looked up again (the table's entry
+/// for it is seldom in the cache).
+fn delegators(e: &AccessEvent, names: &mut Names) -> SmallVec<[Sym; 4]> {
+    let mut hops = e.on_behalf_of.iter().chain(&e.chain);
+    let mut seen: SmallVec<[&str; MAX_HOPS]> = SmallVec::new();
+    let mut delegators = SmallVec::new();
+    for hop in hops.by_ref().take(MAX_HOPS) {
+        if !seen.iter().any(|before| text::same(before, hop)) {
+            seen.push(hop);
+            delegators.push(names.intern(hop));
+        }
+    }
+    if hops.next().is_some() {
+        let more = names.intern(LONG_CHAIN);
+        if !delegators.contains(&more) {
+            delegators.push(more);
+        }
+    }
+    delegators
+}
+
 fn owned(text: &Option<EventText>) -> Option<String> {
     text.as_deref().map(str::to_string)
 }
@@ -1124,6 +1149,42 @@ mod tests {
         assert_eq!(call(&mut engine, 1, "GetObject", "AKIA1"), [], "the same call again: nothing new");
         assert_eq!(call(&mut engine, 2, "GetObject", "AKIA2"), ci, "a new credential");
         assert_eq!(call(&mut engine, 3, "PutObject", "AKIA2"), ci, "a new operation");
+    }
+
+    /// A call through thousands of distinct hops costs what one through `MAX_HOPS` does (it
+    /// took a second of comparisons and a name per hop), and its cut is itself news: an
+    /// identity that never had so long a chain gets a `new_delegator` finding for it, even
+    /// with only known delegators among the hops taken.
+    #[test]
+    fn an_overlong_chain_is_cut_at_the_hop_limit_and_its_cut_is_news() {
+        assert!(LONG_CHAIN.contains(&MAX_HOPS.to_string()), "the marker names the limit");
+        // Two weeks of one delegator make a new one a signal; here any new one alerts.
+        let mut engine = Engine::new(EngineConfig { novelty_max_probability: 0.5, ..capped(1000) });
+        feed(&mut engine, &pipeline("ci-payments", 14));
+        let names_before = engine.state.names.strings.len();
+        let known = std::iter::repeat_n("team-payments".to_string(), MAX_HOPS);
+        let chain = known.chain((0..5_000).map(|i| format!("hop-{i}"))).map(EventText::from).collect();
+        let probe = AccessEvent {
+            identity_type: Some("ci_pipeline".into()),
+            on_behalf_of: Some("team-payments".into()),
+            chain,
+            ..ev("ci-payments", T0 + 14 * DAY + 9 * HOUR, "sts", "AssumeRole")
+        };
+        let alerts = feed(&mut engine, &[probe]);
+        let grown = engine.state.names.strings.len() - names_before;
+        assert!(grown <= MAX_HOPS + 1, "{grown} names added by one call");
+        let id = engine.state.names.strings.get("ci-payments").unwrap();
+        let delegators: Vec<&str> =
+            engine.state.identities[&id].delegators.iter().map(|(d, _)| engine.state.names.name(d)).collect();
+        assert_eq!(delegators.len(), 2, "{delegators:?}");
+        assert!(delegators.contains(&LONG_CHAIN), "{delegators:?}");
+        let new_delegator = detect::new_delegator::SPEC.detector();
+        let named: Vec<&str> = alerts
+            .iter()
+            .filter(|a| a.detector == new_delegator)
+            .filter_map(|a| a.evidence.observed["delegator"].as_str())
+            .collect();
+        assert_eq!(named, [LONG_CHAIN], "{alerts:#?}");
     }
 
     #[test]

@@ -14,7 +14,7 @@
 use crate::baseline::counts::Minute;
 use crate::baseline::fleet::{Adoptions, Fleet, PeerGroups};
 use crate::baseline::intern::{FastMap, IdVisitor, Ids, Names, Sym};
-use crate::baseline::{pairs, stable_hash, CallId, CallKey};
+use crate::baseline::{pairs, CallId, CallKey};
 use crate::grants::Registry;
 use crate::model::{Lifecycle, Millis};
 use serde::{Deserialize, Serialize};
@@ -152,9 +152,15 @@ impl Facts {
             Change::CredentialUse { credential } => {
                 let identity = identity();
                 let users = self.credentials.entry(credential).or_default();
-                users.retain(|(who, _)| *who != identity);
-                users.insert(0, (identity, at));
-                users.truncate(MAX_CREDENTIAL_USERS);
+                match users.first_mut() {
+                    // Nearly always: the identity that used the credential last uses it again.
+                    Some((last, when)) if *last == identity => *when = at,
+                    _ => {
+                        users.retain(|(who, _)| *who != identity);
+                        users.insert(0, (identity, at));
+                        users.truncate(MAX_CREDENTIAL_USERS);
+                    }
+                }
             }
             Change::Lifecycle(fact) => self.registry.apply(at, &fact),
         }
@@ -227,8 +233,9 @@ impl Facts {
     }
 
     /// Other identities that used `credential` within `window` ms before `now`.
-    pub fn credential_sharers(&self, credential: &str, identity: Sym, now: Millis, window: Millis) -> Vec<Sym> {
-        let Some(users) = self.credentials.get(&stable_hash(credential)) else { return Vec::new() };
+    /// `credential`: the `stable_hash` of the credential's id, as its uses are recorded.
+    pub fn credential_sharers(&self, credential: u64, identity: Sym, now: Millis, window: Millis) -> Vec<Sym> {
+        let Some(users) = self.credentials.get(&credential) else { return Vec::new() };
         // Uses at `now` or later are left out: they come only in another instance's share,
         // from further on in event time than this record (see `Fleet::peers`).
         users
@@ -306,6 +313,7 @@ mod pending_list {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::baseline::stable_hash;
 
     fn offboarded(identity: &str) -> Change {
         Change::Lifecycle(Lifecycle::IdentityOffboarded { identity: identity.into() })
@@ -356,7 +364,7 @@ mod tests {
         };
         facts.set_remote(&mut names, "elsewhere", Some(remote(5_000)));
         let me = names.intern("me");
-        assert!(facts.credential_sharers("AKIA1", me, 5_000, 60_000).is_empty(), "same millisecond");
-        assert_eq!(facts.credential_sharers("AKIA1", me, 5_001, 60_000), [names.intern("elsewhere")]);
+        assert!(facts.credential_sharers(stable_hash("AKIA1"), me, 5_000, 60_000).is_empty(), "same millisecond");
+        assert_eq!(facts.credential_sharers(stable_hash("AKIA1"), me, 5_001, 60_000), [names.intern("elsewhere")]);
     }
 }
