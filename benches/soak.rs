@@ -1,10 +1,15 @@
 //! Memory under hostile churn, printed as numbers (never asserted).
 //!
-//! `cargo bench --bench soak -- [IDENTITIES] [ACTIONS]` (defaults 5,000,000 and 100,000):
+//! `cargo bench --bench soak -- [IDENTITIES] [ACTIONS] [CALLS]` (defaults 5,000,000, 100,000
+//! and 2,000,000):
 //! 1. IDENTITIES distinct identities, one call each, under `max_identities = 100000`:
 //!    resident memory (VmRSS) and its peak (VmHWM) every 500,000 identities, and time;
 //!    memory should stay flat once the cap is reached.
 //! 2. ACTIONS distinct actions by one learned identity (in sessions): memory and time.
+//! 3. CALLS calls by three identities within a day, each naming a credential, a delegator, a
+//!    client and an agent never seen before (default 2,000,000, past the 1,000,000
+//!    credentials remembered): memory and time every 500,000; memory should stay flat past
+//!    the cap, and the time per call even.
 //!
 //! `cargo bench --bench soak -- held N` instead holds N identities (no eviction) that each
 //! make three distinct calls in one session, and prints peak resident memory per identity.
@@ -71,6 +76,7 @@ fn main() {
     let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let identities = args.first().copied().unwrap_or(5_000_000);
     let actions = args.get(1).copied().unwrap_or(100_000);
+    let calls = args.get(2).copied().unwrap_or(2_000_000);
     let origin = Origin::File { path: "soak".into(), line: 0 };
 
     let mut engine = Engine::new(EngineConfig { max_identities: 100_000, ..EngineConfig::default() });
@@ -112,4 +118,25 @@ fn main() {
         secs * 1e6 / actions as f64,
         engine.baseline_bytes()
     );
+    drop(engine);
+
+    // Every call names what was never seen: a credential, a delegator, a client, an agent.
+    let mut engine = Engine::new(EngineConfig::default());
+    let started = Instant::now();
+    println!("{calls} calls by 3 identities, each with a new credential, delegator, client and agent");
+    println!("{:>10} {:>10} {:>10} {:>10}", "calls", "rss MiB", "peak MiB", "seconds");
+    for n in 0..calls {
+        let mut record = call(format!("svc-{}", n % 3), T0 + n as i64 * 40, "get".into(), None);
+        if let Record::Access(e) = &mut record {
+            e.credential_id = Some(format!("ASIA{n:016}").into());
+            e.on_behalf_of = Some(format!("user-{n}").into());
+            e.source_ip = Some(format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255).into());
+            e.user_agent = Some(format!("agent-{n}/1.0").into());
+        }
+        engine.process(&record, &origin);
+        if (n + 1) % 500_000 == 0 || n + 1 == calls {
+            let (rss, peak) = memory();
+            println!("{:>10} {rss:>10.1} {peak:>10.1} {:>10.2}", n + 1, started.elapsed().as_secs_f64());
+        }
+    }
 }

@@ -629,7 +629,12 @@ impl Engine {
     /// are interned), and renumbers in order, so detection cannot tell.
     fn collect_names_if_grown(&mut self) {
         let (strings, calls) = self.state.names_live;
-        let grown = |len: usize, live: usize| len > 2 * live.max(MIN_NAMES_COLLECTED);
+        // A collection visits every id the state holds, each credential's recent users too:
+        // after one, at least an eighth as many new names as credentials held, or a flood of
+        // distinct credentials and names made each collection a pass over all of them for a
+        // few new names (45% of such a replay).
+        let floor = MIN_NAMES_COLLECTED.max(self.state.facts.credentials_held() / 8);
+        let grown = |len: usize, live: usize| len > 2 * live.max(floor);
         if grown(self.state.names.strings.len(), strings) || grown(self.state.names.call_count(), calls) {
             self.collect_names();
         }

@@ -22,6 +22,11 @@ use std::collections::VecDeque;
 
 /// Identities a credential remembers for reuse.
 const MAX_CREDENTIAL_USERS: usize = 4;
+/// Credentials whose recent users are remembered, the most recently used kept
+/// ([`Facts::shed_credentials`]). A record names any credential it likes: without a bound,
+/// distinct credential ids held the fleet's memory for the whole reuse window (a day), 1.2
+/// million of them 200 MB, and at 10,000 records a second a day holds 864 million.
+const MAX_CREDENTIALS: usize = 1_000_000;
 
 /// One identity's share of the fleet facts, in names: what an instance
 /// publishes for each identity it holds, and what every other instance counts
@@ -161,6 +166,7 @@ impl Facts {
                         users.truncate(MAX_CREDENTIAL_USERS);
                     }
                 }
+                self.shed_credentials(MAX_CREDENTIALS);
             }
             Change::Lifecycle(fact) => self.registry.apply(at, &fact),
         }
@@ -208,12 +214,15 @@ impl Facts {
         self.fleet.shift_adoptions(c.adoptions, add);
         if !add {
             self.fleet.leave(groups, ops.into_iter().map(|(op, _)| op));
+            // Only the credentials this share names can be left without users: the others
+            // are not looked at (the whole map was, on every share taken back).
             for (credential, _) in &c.credentials {
-                if let Some(users) = self.credentials.get_mut(credential) {
-                    users.retain(|(who, _)| *who != identity);
+                let Some(users) = self.credentials.get_mut(credential) else { continue };
+                users.retain(|(who, _)| *who != identity);
+                if users.is_empty() {
+                    self.credentials.remove(credential);
                 }
             }
-            self.credentials.retain(|_, users| !users.is_empty());
             return;
         }
         self.fleet.join(groups);
@@ -230,6 +239,29 @@ impl Facts {
             users.insert(place, (identity, at));
             users.truncate(MAX_CREDENTIAL_USERS);
         }
+        self.shed_credentials(MAX_CREDENTIALS);
+    }
+
+    /// Past `max` credentials, forgets the least recently used (ties by id) down to `max` less
+    /// a sixteenth: one pass per sixteenth of `max` new credentials, so a flood of distinct
+    /// ones costs a bounded map and bounded work per record, and a credential in use stays.
+    fn shed_credentials(&mut self, max: usize) {
+        if self.credentials.len() <= max {
+            return;
+        }
+        let last_use = |users: &[(Sym, Millis)]| users.iter().map(|&(_, at)| at).max().unwrap_or(Millis::MIN);
+        let mut by_last_use: Vec<(Millis, u64)> =
+            self.credentials.iter().map(|(&credential, users)| (last_use(users), credential)).collect();
+        let excess = by_last_use.len() - (max - max / 16);
+        by_last_use.select_nth_unstable(excess - 1);
+        for (_, credential) in &by_last_use[..excess] {
+            self.credentials.remove(credential);
+        }
+    }
+
+    /// How many credentials have their recent users remembered.
+    pub fn credentials_held(&self) -> usize {
+        self.credentials.len()
     }
 
     /// Other identities that used `credential` within `window` ms before `now`.
@@ -260,7 +292,9 @@ impl Facts {
 impl Ids for Facts {
     fn visit_ids(&mut self, v: &mut dyn IdVisitor) {
         self.fleet.visit_ids(v);
-        self.credentials.visit_ids(v);
+        // Keyed by a hash, not an id: visited in place (a map is rebuilt when visited whole,
+        // which for up to `MAX_CREDENTIALS` of them was most of a collection's work).
+        self.credentials.values_mut().for_each(|users| users.visit_ids(v));
         self.remote.visit_ids(v);
         for p in &mut self.pending {
             p.by.visit_ids(v);
@@ -350,6 +384,33 @@ mod tests {
         }
         assert_eq!(ab.credentials, ba.credentials);
         assert_eq!(ab.credentials[&7], [(b, 5), (a, 5)], "both users, the later name first");
+    }
+
+    /// A flood of distinct credentials keeps the map bounded, and the credentials kept are
+    /// the most recently used: an old one used again outlives newer ones used once.
+    #[test]
+    fn past_the_cap_the_least_recently_used_credentials_are_forgotten() {
+        let mut names = Names::default();
+        let me = names.intern("svc");
+        let mut facts = Facts::default();
+        let use_at = |facts: &mut Facts, credential: u64, at: Millis| {
+            facts.apply(Pending { at, by: Some(me), change: Change::CredentialUse { credential } });
+            facts.shed_credentials(64);
+        };
+        use_at(&mut facts, 0, 0);
+        for credential in 1..=100 {
+            use_at(&mut facts, credential, credential as Millis * 10);
+            if credential == 50 {
+                use_at(&mut facts, 0, 505);
+            }
+            assert!(facts.credentials.len() <= 64, "{} credentials", facts.credentials.len());
+        }
+        let mut kept: Vec<u64> = facts.credentials.keys().copied().collect();
+        kept.sort_unstable();
+        // Past 64, down to 60 (the five least recently used go), every fifth new one from the
+        // 65th: the last shed, at 99, left 0 (used at 505) and 41 to 99 (used at 410 to 990).
+        let want: Vec<u64> = std::iter::once(0).chain(41..=100).collect();
+        assert_eq!(kept, want);
     }
 
     #[test]
