@@ -18,7 +18,7 @@ use crate::alert::{
 use crate::baseline::admission::{Admission, Eviction};
 use crate::baseline::counts::{minute, Minute};
 use crate::baseline::fleet::PeerGroups;
-use crate::baseline::intern::{FastMap, IdVisitor, Ids, Live, Names, RangeCheck, Sym};
+use crate::baseline::intern::{forget_least_recent, FastMap, IdVisitor, Ids, Live, Names, RangeCheck, Sym};
 use crate::baseline::peer_group::{peer_family, peer_group};
 use crate::baseline::{pairs, stable_hash, Baselines, CallKey, Client, IdentityBaseline, Observation, Place};
 use crate::detect::{self, Context, Detector, Evidence, Finding, Strength};
@@ -171,6 +171,11 @@ const STATE_VERSION: u32 = 1;
 const MAX_FLEET_NEWS: usize = 1_024;
 /// Evicted identities remembered for their shard's next checkpoint, at most.
 const MAX_GONE: usize = 65_536;
+/// Alerts remembered to suppress their repeats (findings and both modes), at most; past it
+/// the least recently sent are forgotten. One per identity, detector and subject, and a
+/// record chooses the subject (a target and action, a delegator): the suppression window
+/// alone let a stream of distinct ones grow without end.
+const MAX_SUPPRESSION_ENTRIES: usize = 1_000_000;
 /// Names are collected once a table holds twice what was in use at the last
 /// collection, and never while it is smaller than twice this: the work of a
 /// collection is paid for by the names added since the last.
@@ -789,6 +794,7 @@ impl Engine {
             None => 0,
         };
         self.state.emitted.insert(key, Emitted { at: e.time, repeats: 0 });
+        forget_least_recent(&mut self.state.emitted, MAX_SUPPRESSION_ENTRIES, |e| e.at);
         *self.state.stats.alerts.entry(f.detector).or_default() += 1;
         Some(Alert { suppressed_repeats: repeats, ..finding_alert(f, e, call) })
     }

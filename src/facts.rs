@@ -13,7 +13,7 @@
 
 use crate::baseline::counts::Minute;
 use crate::baseline::fleet::{Adoptions, Fleet, PeerGroups};
-use crate::baseline::intern::{FastMap, IdVisitor, Ids, Names, Sym};
+use crate::baseline::intern::{forget_least_recent, FastMap, IdVisitor, Ids, Names, Sym};
 use crate::baseline::{pairs, CallId, CallKey};
 use crate::grants::Registry;
 use crate::model::{Lifecycle, Millis};
@@ -242,21 +242,10 @@ impl Facts {
         self.shed_credentials(MAX_CREDENTIALS);
     }
 
-    /// Past `max` credentials, forgets the least recently used (ties by id) down to `max` less
-    /// a sixteenth: one pass per sixteenth of `max` new credentials, so a flood of distinct
-    /// ones costs a bounded map and bounded work per record, and a credential in use stays.
+    /// Past `max` credentials, forgets the least recently used ([`forget_least_recent`]).
     fn shed_credentials(&mut self, max: usize) {
-        if self.credentials.len() <= max {
-            return;
-        }
-        let last_use = |users: &[(Sym, Millis)]| users.iter().map(|&(_, at)| at).max().unwrap_or(Millis::MIN);
-        let mut by_last_use: Vec<(Millis, u64)> =
-            self.credentials.iter().map(|(&credential, users)| (last_use(users), credential)).collect();
-        let excess = by_last_use.len() - (max - max / 16);
-        by_last_use.select_nth_unstable(excess - 1);
-        for (_, credential) in &by_last_use[..excess] {
-            self.credentials.remove(credential);
-        }
+        let last_use = |users: &Vec<(Sym, Millis)>| users.iter().map(|&(_, at)| at).max().unwrap_or(Millis::MIN);
+        forget_least_recent(&mut self.credentials, max, last_use);
     }
 
     /// How many credentials have their recent users remembered.

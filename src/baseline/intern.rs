@@ -133,6 +133,22 @@ impl<'de> Deserialize<'de> for Interner {
 mod tests {
     use super::*;
 
+    /// Ties in last use are broken by key, so which entries go does not depend on the map's
+    /// order (its seed is random per process).
+    #[test]
+    fn the_least_recently_used_go_first_and_ties_go_by_key() {
+        for _ in 0..5 {
+            let mut map: FastMap<String, i64> = (0..40).map(|i| (format!("k{i:02}"), i / 4)).collect();
+            forget_least_recent(&mut map, 32, |&at| at);
+            // 40 entries (last used at 0 to 9, four keys each) past a bound of 32 leave 30: the
+            // ten oldest go, those used at 0 and 1, and of those used at 2 the keys k08, k09.
+            let mut kept: Vec<&str> = map.keys().map(String::as_str).collect();
+            kept.sort_unstable();
+            let want: Vec<String> = (10..40).map(|i| format!("k{i:02}")).collect();
+            assert_eq!(kept, want);
+        }
+    }
+
     #[test]
     fn ids_are_stable_and_survive_a_round_trip() {
         let mut i = Interner::default();
@@ -284,6 +300,27 @@ no_ids!(u32, u64, i64, String);
 /// in logs) cannot be aimed at one bucket in advance; iteration order was
 /// never relied on (state files sort, see `pairs`).
 pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Past `max` entries, forgets the least recently used (`last_use`, ties by key, so the same
+/// input forgets the same entries) down to `max` less a sixteenth: one pass per sixteenth of
+/// `max` new entries, so a map whose keys a record chooses costs bounded memory and bounded
+/// work per record, and an entry in use stays.
+pub fn forget_least_recent<K: Ord + Clone + Hash + Eq, V>(
+    map: &mut FastMap<K, V>,
+    max: usize,
+    last_use: impl Fn(&V) -> i64,
+) {
+    if map.len() <= max {
+        return;
+    }
+    let mut by_last_use: Vec<(i64, &K)> = map.iter().map(|(key, value)| (last_use(value), key)).collect();
+    let excess = by_last_use.len() - (max - max / 16);
+    by_last_use.select_nth_unstable(excess - 1);
+    let forgotten: Vec<K> = by_last_use[..excess].iter().map(|&(_, key)| key.clone()).collect();
+    for key in forgotten {
+        map.remove(&key);
+    }
+}
 
 /// A map keyed by call id, hashed by one multiplication: ids are small
 /// integers handed out in order, and per-call scratch maps are hot.
