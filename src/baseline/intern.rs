@@ -8,6 +8,7 @@
 //! live names, to renumber them after a collection, and to check a loaded state.
 
 use super::{CallId, CallKey};
+use crate::model::Millis;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
@@ -134,11 +135,11 @@ mod tests {
     use super::*;
 
     /// Ties in last use are broken by key, so which entries go does not depend on the map's
-    /// order (its seed is random per process).
+    /// order (each map's seed is random: five maps, five orders).
     #[test]
     fn the_least_recently_used_go_first_and_ties_go_by_key() {
         for _ in 0..5 {
-            let mut map: FastMap<String, i64> = (0..40).map(|i| (format!("k{i:02}"), i / 4)).collect();
+            let mut map: FastMap<String, Millis> = (0..40).map(|i| (format!("k{i:02}"), i / 4)).collect();
             forget_least_recent(&mut map, 32, |&at| at);
             // 40 entries (last used at 0 to 9, four keys each) past a bound of 32 leave 30: the
             // ten oldest go, those used at 0 and 1, and of those used at 2 the keys k08, k09.
@@ -308,12 +309,12 @@ pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub fn forget_least_recent<K: Ord + Clone + Hash + Eq, V>(
     map: &mut FastMap<K, V>,
     max: usize,
-    last_use: impl Fn(&V) -> i64,
+    last_use: impl Fn(&V) -> Millis,
 ) {
     if map.len() <= max {
         return;
     }
-    let mut by_last_use: Vec<(i64, &K)> = map.iter().map(|(key, value)| (last_use(value), key)).collect();
+    let mut by_last_use: Vec<(Millis, &K)> = map.iter().map(|(key, value)| (last_use(value), key)).collect();
     let excess = by_last_use.len() - (max - max / 16);
     by_last_use.select_nth_unstable(excess - 1);
     let forgotten: Vec<K> = by_last_use[..excess].iter().map(|&(_, key)| key.clone()).collect();
