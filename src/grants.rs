@@ -513,6 +513,11 @@ pub fn glob_match_ignore_case(pattern: &str, text: &str) -> bool {
 }
 
 fn glob_match_by(p: &[u8], t: &[u8], same: impl Fn(u8, u8) -> bool) -> bool {
+    // Most globs end in `*` (`arn:aws:s3:::bucket/*`), and what is left once their literal
+    // start matched is that star: it takes any text at once, not a byte at a time.
+    if p.first() == Some(&b'*') && p.iter().all(|&c| c == b'*') {
+        return true;
+    }
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
@@ -612,7 +617,23 @@ mod tests {
         assert!(!glob_match_ignore_case("s3:Get?", "s3:Get"));
     }
 
+    /// `*` any run of characters, `?` any one, the rest itself: glob matching by its definition.
+    fn glob_by_definition(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('*', rest)) => (0..=t.len()).any(|skip| glob_by_definition(rest, &t[skip..])),
+            Some((&c, rest)) => t.first().is_some_and(|&d| c == '?' || c == d) && glob_by_definition(rest, &t[1..]),
+        }
+    }
+
     proptest::proptest! {
+        /// The matcher and its shortcuts (a glob of stars alone) agree with the definition.
+        #[test]
+        fn globs_match_by_their_definition(pattern in "[ab*?]{0,6}", text in "[ab]{0,8}") {
+            let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+            proptest::prop_assert_eq!(glob_match(&pattern, &text), glob_by_definition(&p, &t));
+        }
+
         /// A scope's glob, its literal start compared apart, matches as `glob_match` does.
         #[test]
         fn scope_globs_match_as_glob_match(pattern in "[aAb*?é]{0,6}", text in "[aAbBé]{0,8}") {
