@@ -397,7 +397,8 @@ mod tests {
         let mut kept: Vec<u64> = facts.credentials.keys().copied().collect();
         kept.sort_unstable();
         // Past 64, down to 60 (the five least recently used go), every fifth new one from the
-        // 65th: the last shed, at 99, left 0 (used at 505) and 41 to 99 (used at 410 to 990).
+        // 65th: the last shed, at 99, left 0 (used at 505) and 41 to 99 (used at 410 to 990);
+        // 100 came after it.
         let want: Vec<u64> = std::iter::once(0).chain(41..=100).collect();
         assert_eq!(kept, want);
     }
